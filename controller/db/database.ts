@@ -1,0 +1,72 @@
+import { mkdirSync } from 'node:fs';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+
+export interface DatabaseHandle {
+  readonly db: Db;
+  /** Which engine backs `db`. */
+  readonly kind: 'pglite' | 'postgres';
+  /** Closes the pool or the embedded database. Idempotent. */
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+/**
+ * bigint and numeric values (byte sizes, counts, sums) come back as JavaScript numbers on both
+ * engines. Values stay below 2^53 (9 PB), so nothing is lost.
+ */
+const toNumber = (value: string) => Number(value);
+
+/**
+ * Opens the database: a `pg` pool when `databaseUrl` is set, otherwise embedded PGlite with its
+ * files under `dataDir` (`memory://` keeps it in memory, for tests).
+ */
+export async function openDatabase(options: { databaseUrl?: string | undefined; dataDir: string; poolSize?: number }): Promise<DatabaseHandle> {
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID || oid === NUMERIC_OID ? toNumber : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+      },
+    });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return onceClose('postgres', db, async () => {
+      await db.destroy();
+    });
+  }
+  const location = options.dataDir === 'memory://' ? 'memory://' : pgliteDir(options.dataDir);
+  const pglite = await PGlite.create(location, {
+    parsers: { [INT8_OID]: toNumber, [NUMERIC_OID]: toNumber },
+  });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  return onceClose('pglite', db, async () => {
+    await db.destroy();
+    if (!pglite.closed) await pglite.close();
+  });
+}
+
+function pgliteDir(dataDir: string): string {
+  const dir = `${dataDir.replace(/\/+$/, '')}/pglite`;
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function onceClose(kind: DatabaseHandle['kind'], db: Db, close: () => Promise<void>): DatabaseHandle {
+  let closing: Promise<void> | undefined;
+  return {
+    db,
+    kind,
+    close: () => (closing ??= close()),
+  };
+}

@@ -1,0 +1,223 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+// Table types for Kysely. Column names are snake_case as in SQL; bigint columns are parsed to
+// JavaScript numbers by the dialects (see database.ts), so sizes up to 2^53 bytes are exact.
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export type UserRole = 'admin' | 'user';
+export type HostLiveness = 'online' | 'offline';
+export type HostAdminState = 'active' | 'cordoned' | 'draining';
+export type DesiredState = 'running' | 'stopped' | 'deleted';
+export type EnvStatus =
+  | 'pending'
+  | 'creating'
+  | 'starting'
+  | 'running'
+  | 'stopping'
+  | 'stopped'
+  | 'restarting'
+  | 'deleting'
+  | 'error'
+  | 'lost';
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  email: string | null;
+  role: ColumnType<UserRole, UserRole | undefined, UserRole>;
+  created_at: Timestamp;
+  disabled_at: NullableTimestamp;
+}
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  token_hash: string;
+  prefix: string;
+  created_at: Timestamp;
+  last_used_at: NullableTimestamp;
+  expires_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface WorkspacesTable {
+  id: Generated<number>;
+  name: string;
+  owner_id: number;
+  created_at: Timestamp;
+}
+
+export interface WorkspaceMembersTable {
+  workspace_id: number;
+  user_id: number;
+  role: ColumnType<'owner' | 'member', 'owner' | 'member' | undefined, 'owner' | 'member'>;
+  created_at: Timestamp;
+}
+
+export interface SshKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  public_key: string;
+  fingerprint: string;
+  created_at: Timestamp;
+}
+
+export interface ImagesTable {
+  id: Generated<number>;
+  name: string;
+  docker_ref: string;
+  description: Generated<string>;
+  ssh_port: Generated<number>;
+  jupyter_port: number | null;
+  data_path: Generated<string>;
+  created_at: Timestamp;
+}
+
+export interface HostsTable {
+  id: string;
+  hostname: string;
+  public_address: string;
+  agent_address: string;
+  agent_version: Generated<string>;
+  credential_hash: string;
+  liveness: ColumnType<HostLiveness, HostLiveness | undefined, HostLiveness>;
+  admin_state: ColumnType<HostAdminState, HostAdminState | undefined, HostAdminState>;
+  os: Generated<string>;
+  kernel: Generated<string>;
+  cpu_model: Generated<string>;
+  cpu_cores: Generated<number>;
+  memory_bytes: Generated<number>;
+  disk_total_bytes: Generated<number>;
+  disk_free_bytes: Generated<number>;
+  driver_version: Generated<string>;
+  cuda_version: Generated<string>;
+  gpu_mode: Generated<string>;
+  gpu_condition: Generated<string>;
+  last_report_at: NullableTimestamp;
+  last_seq: Generated<number>;
+  registered_at: Timestamp;
+}
+
+export interface HostGpusTable {
+  host_id: string;
+  uuid: string;
+  index: number;
+  model: string;
+  memory_bytes: Generated<number>;
+  memory_used_bytes: Generated<number>;
+  utilization_percent: Generated<number>;
+  temperature_c: Generated<number>;
+  pci_bus_id: Generated<string>;
+  health: ColumnType<'healthy' | 'unhealthy', 'healthy' | 'unhealthy' | undefined, 'healthy' | 'unhealthy'>;
+  health_reason: Generated<string>;
+  mig_enabled: Generated<boolean>;
+  present: Generated<boolean>;
+  updated_at: Timestamp;
+}
+
+export interface DatasetsTable {
+  id: Generated<number>;
+  name: string;
+  description: Generated<string>;
+  host_path: string;
+  owner_id: number | null;
+  workspace_id: number | null;
+  created_at: Timestamp;
+}
+
+export interface EnvironmentsTable {
+  id: string;
+  owner_id: number;
+  workspace_id: number | null;
+  name: string;
+  description: Generated<string>;
+  image_id: number;
+  image: string;
+  cpu: number;
+  memory_bytes: number;
+  gpu: Generated<number>;
+  storage_bytes: number;
+  gpu_model: string | null;
+  desired_state: DesiredState;
+  status: EnvStatus;
+  status_reason: Generated<string>;
+  host_id: string | null;
+  reserved_cpu: Generated<number>;
+  reserved_memory_bytes: Generated<number>;
+  reserved_storage_bytes: Generated<number>;
+  ssh_port: number | null;
+  jupyter_port: number | null;
+  jupyter_token: string;
+  idempotency_key: string | null;
+  spec_generation: Generated<number>;
+  applied_generation: Generated<number>;
+  observed_state: Generated<string>;
+  observed_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  started_at: NullableTimestamp;
+  stopped_at: NullableTimestamp;
+  deleted_at: NullableTimestamp;
+}
+
+export interface GpuReservationsTable {
+  host_id: string;
+  gpu_uuid: string;
+  env_id: string;
+  created_at: Timestamp;
+}
+
+export interface PortReservationsTable {
+  host_id: string;
+  port: number;
+  env_id: string;
+  purpose: 'ssh' | 'jupyter';
+  created_at: Timestamp;
+}
+
+export interface EnvironmentMountsTable {
+  env_id: string;
+  dataset_id: number;
+  mount_path: string;
+  readonly: Generated<boolean>;
+  created_at: Timestamp;
+}
+
+export interface EnvironmentEventsTable {
+  id: Generated<number>;
+  env_id: string;
+  at: Timestamp;
+  source: 'platform' | 'agent';
+  kind: string;
+  message: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  workspaces: WorkspacesTable;
+  workspace_members: WorkspaceMembersTable;
+  ssh_keys: SshKeysTable;
+  images: ImagesTable;
+  hosts: HostsTable;
+  host_gpus: HostGpusTable;
+  datasets: DatasetsTable;
+  environments: EnvironmentsTable;
+  gpu_reservations: GpuReservationsTable;
+  port_reservations: PortReservationsTable;
+  environment_mounts: EnvironmentMountsTable;
+  environment_events: EnvironmentEventsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type HostRow = Selectable<HostsTable>;
+export type HostGpuRow = Selectable<HostGpusTable>;
+export type EnvironmentRow = Selectable<EnvironmentsTable>;
+export type NewEnvironment = Insertable<EnvironmentsTable>;
+export type EnvironmentUpdate = Updateable<EnvironmentsTable>;
+export type ImageRow = Selectable<ImagesTable>;
+export type DatasetRow = Selectable<DatasetsTable>;
