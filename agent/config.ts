@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { intVar, logLevelVar, parseEnv } from '../common/config.js';
+
+const hostPort = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => /^[^\s:]+:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v), 'expected HOST:PORT');
+
+/** Every environment variable the agent reads, with defaults. Documented in README.md. */
+const schema = z.object({
+  REMOTEGPU_CONTROLLER: hostPort('127.0.0.1:9090'),
+  REMOTEGPU_JOIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  REMOTEGPU_AGENT_LISTEN: hostPort('0.0.0.0:9091'),
+  REMOTEGPU_AGENT_ADVERTISE: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected HOST:PORT').optional(),
+  REMOTEGPU_PUBLIC_ADDRESS: z.string().optional(),
+  REMOTEGPU_DATA_DIR: z.string().default('./data'),
+  REMOTEGPU_GPU_MODE: z.enum(['auto', 'nvidia', 'cdi', 'devices']).default('auto'),
+  REMOTEGPU_NVIDIA_SMI: z.string().default('nvidia-smi'),
+  REMOTEGPU_FAKE_GPUS: z.string().optional(),
+  REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
+  REMOTEGPU_DISCOVERY_INTERVAL_MS: intVar(30_000, 1_000),
+  REMOTEGPU_PIDS_LIMIT: intVar(4096, 64),
+  REMOTEGPU_SHM_BYTES: intVar(0, 0),
+  DOCKER_HOST: z.string().default('unix:///var/run/docker.sock'),
+  REMOTEGPU_LOG_LEVEL: logLevelVar,
+});
+
+export interface AgentConfig {
+  readonly controller: string;
+  readonly joinToken: string | undefined;
+  readonly listen: string;
+  /** Address the controller uses to reach this agent; defaults to the public address + listen port. */
+  readonly advertise: string | undefined;
+  readonly publicAddress: string | undefined;
+  readonly dataDir: string;
+  readonly gpuMode: 'auto' | 'nvidia' | 'cdi' | 'devices';
+  readonly nvidiaSmi: string;
+  readonly fakeGpus: string | undefined;
+  readonly reportIntervalMs: number;
+  readonly discoveryIntervalMs: number;
+  readonly pidsLimit: number;
+  /** /dev/shm size for every environment; 0 = half the environment's memory. */
+  readonly shmBytes: number;
+  readonly dockerHost: string;
+  readonly logLevel: string;
+}
+
+/** Reads and validates the agent's configuration. Throws ConfigError (one line) when bad. */
+export function loadAgentConfig(env: Record<string, string | undefined> = process.env): AgentConfig {
+  const e = parseEnv(schema, env);
+  return Object.freeze({
+    controller: e.REMOTEGPU_CONTROLLER,
+    joinToken: e.REMOTEGPU_JOIN_TOKEN,
+    listen: e.REMOTEGPU_AGENT_LISTEN,
+    advertise: e.REMOTEGPU_AGENT_ADVERTISE,
+    publicAddress: e.REMOTEGPU_PUBLIC_ADDRESS,
+    dataDir: e.REMOTEGPU_DATA_DIR,
+    gpuMode: e.REMOTEGPU_GPU_MODE,
+    nvidiaSmi: e.REMOTEGPU_NVIDIA_SMI,
+    fakeGpus: e.REMOTEGPU_FAKE_GPUS,
+    reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
+    discoveryIntervalMs: e.REMOTEGPU_DISCOVERY_INTERVAL_MS,
+    pidsLimit: e.REMOTEGPU_PIDS_LIMIT,
+    shmBytes: e.REMOTEGPU_SHM_BYTES,
+    dockerHost: e.DOCKER_HOST,
+    logLevel: e.REMOTEGPU_LOG_LEVEL,
+  });
+}

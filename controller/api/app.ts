@@ -1,0 +1,76 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { Logger } from '../../common/logger.js';
+import { AppError } from '../../common/errors.js';
+import { errorResponse } from './envelope.js';
+
+export type AppEnv = { Variables: Record<string, unknown> };
+
+/**
+ * Creates the Hono app with the contract's error handling: every error, unknown route and wrong
+ * method is answered with an envelope; internal faults are logged with their stack and answered
+ * without it.
+ */
+export function createBaseApp(logger: Logger): OpenAPIHono<any> {
+  const app = new OpenAPIHono<any>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        const fields = result.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+        return errorResponse(c, new AppError('invalid_argument', describeFields(fields), { fields }));
+      }
+      return undefined;
+    },
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof AppError) return errorResponse(c, err);
+    if (err instanceof HTTPException) {
+      // Hono raises these for bodies it cannot parse (malformed JSON) and similar client faults.
+      const status = err.status;
+      if (status === 400) return errorResponse(c, new AppError('malformed_json', `request body is not valid JSON: ${err.message}`));
+      if (status === 413) return errorResponse(c, new AppError('payload_too_large', 'request body is too large'));
+      if (status === 401) return errorResponse(c, new AppError('unauthenticated', err.message));
+    }
+    if (err instanceof SyntaxError && /JSON/i.test(err.message)) {
+      return errorResponse(c, new AppError('malformed_json', `request body is not valid JSON: ${err.message}`));
+    }
+    logger.error({ err, method: c.req.method, path: c.req.path }, 'internal error while handling a request');
+    return errorResponse(c, new AppError('internal', 'internal error; it has been logged, please retry or report it'));
+  });
+
+  app.notFound((c) => notFoundOrWrongMethod(app, c));
+  return app;
+}
+
+function describeFields(fields: { field: string; message: string }[]): string {
+  return `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`;
+}
+
+function notFoundOrWrongMethod(app: OpenAPIHono<any>, c: Context) {
+  const path = c.req.path;
+  const allowed = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue;
+    if (patternToRegex(route.path).test(path)) allowed.add(route.method);
+  }
+  if (allowed.size > 0 && !allowed.has(c.req.method)) {
+    c.header('Allow', [...allowed].sort().join(', '));
+    return errorResponse(c, new AppError('method_not_allowed', `method ${c.req.method} is not allowed on ${path}; allowed: ${[...allowed].sort().join(', ')}`));
+  }
+  return errorResponse(c, new AppError('not_found', `no route ${c.req.method} ${path}; see /api/v1/openapi.json`));
+}
+
+const regexCache = new Map<string, RegExp>();
+function patternToRegex(pattern: string): RegExp {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    const body = pattern
+      .split('/')
+      .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    re = new RegExp(`^${body}/?$`);
+    regexCache.set(pattern, re);
+  }
+  return re;
+}

@@ -1,0 +1,17 @@
+import { Hono } from 'hono';
+import { sql } from 'kysely';
+import type { ApiDeps } from './routes.js';
+
+/** `GET /healthz`: 200 when the database answers, 503 otherwise. No authentication. */
+export function healthRoutes(deps: ApiDeps) {
+  const app = new Hono();
+  app.get('/healthz', async (c) => {
+    try {
+      await sql`select 1`.execute(deps.services.db);
+      return c.json({ code: 0, message: 'ok', data: { database: 'ok' } });
+    } catch {
+      return c.json({ code: 50301, message: 'database unavailable', data: { database: 'unavailable' } }, 503);
+    }
+  });
+  return app;
+}

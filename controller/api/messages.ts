@@ -1,0 +1,41 @@
+/**
+ * Success messages. Chinese by default, as in the seed API page; English when the request's
+ * Accept-Language prefers English. Error messages are English: they name fields and values and
+ * say what to do, and stay stable for scripts.
+ */
+const MESSAGES = {
+  success: { zh: 'success', en: 'success' },
+  created: { zh: '创建成功', en: 'created' },
+  updated: { zh: '更新成功', en: 'updated' },
+  deleted: { zh: '删除成功', en: 'deleted' },
+  env_created: { zh: '环境创建成功', en: 'Environment created' },
+  env_queued: { zh: '环境已排队等待资源', en: 'Environment queued until capacity frees' },
+  env_starting: { zh: '环境启动中', en: 'Environment starting' },
+  env_stopping: { zh: '环境停止中', en: 'Environment stopping' },
+  env_restarting: { zh: '环境重启中', en: 'Environment restarting' },
+  env_deleted: { zh: '环境删除成功', en: 'Environment deleted' },
+  dataset_mounted: { zh: '数据集挂载成功', en: 'Dataset mounted' },
+  dataset_unmounted: { zh: '数据集卸载成功', en: 'Dataset unmounted' },
+  host_cordoned: { zh: '主机已停止调度', en: 'Host cordoned' },
+  host_uncordoned: { zh: '主机已恢复调度', en: 'Host uncordoned' },
+  host_draining: { zh: '主机排空中', en: 'Host draining' },
+} as const;
+
+export type MessageKey = keyof typeof MESSAGES;
+
+/** The message for `key` in the language the Accept-Language header prefers (zh by default). */
+export function translate(key: MessageKey, acceptLanguage: string | undefined): string {
+  return prefersEnglish(acceptLanguage) ? MESSAGES[key].en : MESSAGES[key].zh;
+}
+
+function prefersEnglish(header: string | undefined): boolean {
+  if (!header) return false;
+  let best = { lang: '', q: -1 };
+  for (const part of header.split(',')) {
+    const [tag = '', ...params] = part.trim().toLowerCase().split(';');
+    const qParam = params.find((p) => p.trim().startsWith('q='));
+    const q = qParam ? Number(qParam.trim().slice(2)) : 1;
+    if (Number.isFinite(q) && q > best.q && (tag.startsWith('en') || tag.startsWith('zh'))) best = { lang: tag, q };
+  }
+  return best.lang.startsWith('en');
+}

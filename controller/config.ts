@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { intVar, logLevelVar, parseEnv, portRangeVar, portVar } from '../common/config.js';
+
+/** Every environment variable the controller reads, with defaults. Documented in README.md. */
+const schema = z.object({
+  REMOTEGPU_HTTP_PORT: portVar(8080),
+  REMOTEGPU_HTTP_HOST: z.string().default('0.0.0.0'),
+  REMOTEGPU_GRPC_PORT: portVar(9090),
+  REMOTEGPU_GRPC_HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+    .optional(),
+  REMOTEGPU_DATA_DIR: z.string().default('./data'),
+  REMOTEGPU_BOOTSTRAP_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  REMOTEGPU_JOIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  REMOTEGPU_HOST_TIMEOUT_MS: intVar(30_000, 1_000),
+  REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
+  REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
+  REMOTEGPU_AGENT_TIMEOUT_MS: intVar(30_000, 100),
+  REMOTEGPU_SSH_PORT_RANGE: portRangeVar('30000-39999'),
+  REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('50000-59999'),
+  REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
+  REMOTEGPU_LOG_LEVEL: logLevelVar,
+});
+
+export type ControllerEnv = z.infer<typeof schema>;
+
+export interface ControllerConfig {
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly grpcPort: number;
+  readonly grpcHost: string;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly bootstrapToken: string | undefined;
+  readonly joinToken: string | undefined;
+  readonly hostTimeoutMs: number;
+  readonly reportIntervalMs: number;
+  readonly reconcileIntervalMs: number;
+  readonly agentTimeoutMs: number;
+  readonly sshPortRange: { readonly from: number; readonly to: number };
+  readonly jupyterPortRange: { readonly from: number; readonly to: number };
+  readonly jupyterUrlTemplate: string;
+  readonly logLevel: string;
+}
+
+/** Reads and validates the controller's configuration. Throws ConfigError (one line) when bad. */
+export function loadControllerConfig(env: Record<string, string | undefined> = process.env): ControllerConfig {
+  const e = parseEnv(schema, env);
+  return Object.freeze({
+    httpPort: e.REMOTEGPU_HTTP_PORT,
+    httpHost: e.REMOTEGPU_HTTP_HOST,
+    grpcPort: e.REMOTEGPU_GRPC_PORT,
+    grpcHost: e.REMOTEGPU_GRPC_HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.REMOTEGPU_DATA_DIR,
+    bootstrapToken: e.REMOTEGPU_BOOTSTRAP_TOKEN,
+    joinToken: e.REMOTEGPU_JOIN_TOKEN,
+    hostTimeoutMs: e.REMOTEGPU_HOST_TIMEOUT_MS,
+    reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
+    reconcileIntervalMs: e.REMOTEGPU_RECONCILE_INTERVAL_MS,
+    agentTimeoutMs: e.REMOTEGPU_AGENT_TIMEOUT_MS,
+    sshPortRange: e.REMOTEGPU_SSH_PORT_RANGE,
+    jupyterPortRange: e.REMOTEGPU_JUPYTER_PORT_RANGE,
+    jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
+    logLevel: e.REMOTEGPU_LOG_LEVEL,
+  });
+}
