@@ -83,7 +83,7 @@ export interface HostsTable {
   public_address: string;
   agent_address: string;
   agent_version: Generated<string>;
-  credential_hash: string;
+  credential: string;
   liveness: ColumnType<HostLiveness, HostLiveness | undefined, HostLiveness>;
   admin_state: ColumnType<HostAdminState, HostAdminState | undefined, HostAdminState>;
   os: Generated<string>;

@@ -80,7 +80,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('public_address', 'text', (c) => c.notNull())
     .addColumn('agent_address', 'text', (c) => c.notNull())
     .addColumn('agent_version', 'text', (c) => c.notNull().defaultTo(''))
-    .addColumn('credential_hash', 'text', (c) => c.notNull())
+    // Secret shared with the agent: it presents it on ReportStatus, the controller on AgentService calls.
+    .addColumn('credential', 'text', (c) => c.notNull())
     // Liveness from reports: online | offline.
     .addColumn('liveness', 'text', (c) => c.notNull().defaultTo('online').check(sql`liveness in ('online', 'offline')`))
     // Admin's scheduling state: active | cordoned | draining.

@@ -1,0 +1,92 @@
+// Domain types at the boundary between the hosts component (gRPC with agents) and the
+// environments component. Proto messages never cross this boundary: the gRPC edges convert.
+
+/** Container state an agent observed for one environment. */
+export type ObservedState = 'absent' | 'created' | 'running' | 'exited' | 'restarting' | 'paused' | 'failed' | 'unknown';
+
+export interface ObservedEnvironment {
+  readonly envId: string;
+  readonly state: ObservedState;
+  readonly containerId: string;
+  readonly specHash: string;
+  readonly gpuUuids: readonly string[];
+  readonly exitCode: number;
+  readonly oomKilled: boolean;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly message: string;
+  readonly sshReady: boolean;
+}
+
+/** A lifecycle event reported by an agent. */
+export interface AgentEvent {
+  readonly envId: string;
+  readonly at: Date;
+  readonly kind: string;
+  readonly message: string;
+}
+
+/** What the controller sends an agent to run one environment (converted to EnvironmentSpec at the edge). */
+export interface AgentEnvSpec {
+  readonly envId: string;
+  readonly image: string;
+  readonly cpuCores: number;
+  readonly memoryBytes: number;
+  readonly gpuUuids: readonly string[];
+  readonly storageBytes: number;
+  readonly dataPath: string;
+  readonly ports: readonly { name: string; containerPort: number; hostPort: number }[];
+  readonly sshAuthorizedKeys: readonly string[];
+  readonly mounts: readonly { datasetId: string; hostPath: string; containerPath: string; readonly: boolean }[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly jupyterToken: string;
+  readonly desiredState: 'running' | 'stopped';
+}
+
+export interface AgentLogLine {
+  readonly at: Date;
+  readonly stream: 'stdout' | 'stderr';
+  readonly text: string;
+}
+
+/**
+ * The controller's view of one agent's AgentService. Every method has a deadline (configured
+ * REMOTEGPU_AGENT_TIMEOUT_MS) and throws AppError: `unavailable` (50201) when the agent cannot be
+ * reached, otherwise the code matching the agent's gRPC status with the agent's message.
+ */
+export interface AgentApi {
+  /** Idempotent: makes the container match the spec; returns what the agent observed after. */
+  apply(spec: AgentEnvSpec): Promise<{ status: ObservedEnvironment; action: string }>;
+  /** Idempotent: stops the container, keeping data. */
+  stop(envId: string, timeoutS?: number): Promise<ObservedEnvironment | null>;
+  /** Idempotent: removes container and data; false when nothing was there. */
+  remove(envId: string): Promise<boolean>;
+  /** The container's observed state ('absent' when none). */
+  inspect(envId: string): Promise<ObservedEnvironment>;
+  /**
+   * The container's output: the last `tail` lines, then (when `follow`) new lines until `signal`
+   * aborts, which cancels the agent's stream.
+   */
+  logs(envId: string, options: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<AgentLogLine>;
+}
+
+/** Resolves the AgentApi of a host (connection pooled, credential attached). */
+export interface AgentPool {
+  /** Throws AppError not_found for an unknown host. */
+  forHost(hostId: string): Promise<AgentApi>;
+  /** Closes every connection. */
+  close(): void;
+}
+
+/**
+ * Implemented by the environments component; called by the hosts component. Each call runs after
+ * the host's own rows were updated and must not throw for unknown environment ids (agents may
+ * report containers the controller already forgot: those are reported as orphans and removed).
+ */
+export interface HostObserver {
+  /** A report arrived (after the host's facts and GPUs were saved). */
+  onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[]): Promise<void>;
+  /** The host missed reports for REMOTEGPU_HOST_TIMEOUT_MS and is now offline. */
+  onHostOffline(hostId: string): Promise<void>;
+}
