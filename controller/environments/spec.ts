@@ -1,0 +1,66 @@
+import type { Db } from '../db/database.js';
+import type { AgentEnvSpec } from '../hosts/types.js';
+
+/**
+ * Builds what the agent must run for an environment from the database: image reference and
+ * ports from the catalog, reserved GPUs and ports, the owner's SSH keys, mounted datasets.
+ */
+export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpec> {
+  const env = await db
+    .selectFrom('environments as e')
+    .innerJoin('images as i', 'i.id', 'e.image_id')
+    .select([
+      'e.id',
+      'e.owner_id',
+      'e.cpu',
+      'e.memory_bytes',
+      'e.storage_bytes',
+      'e.desired_state',
+      'e.ssh_port',
+      'e.jupyter_port',
+      'e.jupyter_token',
+      'e.workspace_id',
+      'i.docker_ref',
+      'i.ssh_port as image_ssh_port',
+      'i.jupyter_port as image_jupyter_port',
+      'i.data_path',
+    ])
+    .where('e.id', '=', envId)
+    .executeTakeFirstOrThrow();
+  const [gpus, keys, mounts] = await Promise.all([
+    db.selectFrom('gpu_reservations as r')
+      .leftJoin('host_gpus as g', (j) => j.onRef('g.host_id', '=', 'r.host_id').onRef('g.uuid', '=', 'r.gpu_uuid'))
+      .select('r.gpu_uuid')
+      .where('r.env_id', '=', envId)
+      .orderBy('g.index')
+      .execute(),
+    db.selectFrom('ssh_keys').select('public_key').where('user_id', '=', env.owner_id).orderBy('id').execute(),
+    db.selectFrom('environment_mounts as m')
+      .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
+      .select(['m.dataset_id', 'd.host_path', 'm.mount_path', 'm.readonly'])
+      .where('m.env_id', '=', envId)
+      .orderBy('m.mount_path')
+      .execute(),
+  ]);
+  const ports: { name: string; containerPort: number; hostPort: number }[] = [];
+  if (env.ssh_port !== null) ports.push({ name: 'ssh', containerPort: env.image_ssh_port, hostPort: env.ssh_port });
+  if (env.jupyter_port !== null && env.image_jupyter_port !== null) {
+    ports.push({ name: 'jupyter', containerPort: env.image_jupyter_port, hostPort: env.jupyter_port });
+  }
+  return {
+    envId: env.id,
+    image: env.docker_ref,
+    cpuCores: env.cpu,
+    memoryBytes: env.memory_bytes,
+    gpuUuids: gpus.map((g) => g.gpu_uuid),
+    storageBytes: env.storage_bytes,
+    dataPath: env.data_path,
+    ports,
+    sshAuthorizedKeys: keys.map((k) => k.public_key),
+    mounts: mounts.map((m) => ({ datasetId: String(m.dataset_id), hostPath: m.host_path, containerPath: m.mount_path, readonly: m.readonly })),
+    env: { REMOTEGPU_ENV_ID: env.id },
+    labels: { 'remotegpu.owner-id': String(env.owner_id), ...(env.workspace_id !== null ? { 'remotegpu.workspace-id': String(env.workspace_id) } : {}) },
+    jupyterToken: env.jupyter_token,
+    desiredState: env.desired_state === 'stopped' ? 'stopped' : 'running',
+  };
+}
