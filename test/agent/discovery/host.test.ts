@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { hostname, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { discoverHost, pickAddresses, pickMount } from '../../../agent/discovery/host.js';
+
+describe('pickMount', () => {
+  const mounts = [
+    { mount: '/', size: 1, available: 1 },
+    { mount: '/var', size: 2, available: 2 },
+    { mount: '/var/lib/remotegpu', size: 3, available: 3 },
+    { mount: '/var/lib/remote', size: 4, available: 4 },
+  ];
+
+  it('takes the longest mount point that holds the path', () => {
+    expect(pickMount(mounts, '/var/lib/remotegpu/envs')?.size).toBe(3);
+    expect(pickMount(mounts, '/var/lib/remotegpu')?.size).toBe(3);
+    expect(pickMount(mounts, '/var/log')?.size).toBe(2);
+    expect(pickMount(mounts, '/home/x')?.size).toBe(1);
+  });
+
+  it('matches whole path components only', () => {
+    expect(pickMount(mounts, '/var/lib/remotegpu2')?.size).toBe(2);
+    expect(pickMount(mounts, '/variable')?.size).toBe(1);
+  });
+
+  it('finds nothing without a root mount', () => {
+    expect(pickMount(mounts.slice(1), '/home')).toBeUndefined();
+  });
+});
+
+describe('pickAddresses', () => {
+  it('drops loopback, link-local and container plumbing; IPv4 first', () => {
+    const nets = [
+      { iface: 'lo', ip4: '127.0.0.1', ip6: '::1', internal: true, virtual: false },
+      { iface: 'eth0', ip4: '10.0.0.5', ip6: 'fd00::5', internal: false, virtual: false },
+      { iface: 'docker0', ip4: '172.17.0.1', ip6: 'fe80::42:aeff:fe00:1', internal: false, virtual: false },
+      { iface: 'veth1234', ip4: '', ip6: 'fe80::1', internal: false, virtual: true },
+      { iface: 'ib0', ip4: '192.168.10.5', ip6: 'fe80::2', internal: false, virtual: false },
+    ];
+    expect(pickAddresses(nets)).toEqual(['10.0.0.5', '192.168.10.5', 'fd00::5']);
+  });
+});
+
+describe('discoverHost', () => {
+  it('describes this machine', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'host-'));
+    try {
+      const host = await discoverHost(join(dir, 'not-yet-created', 'data'));
+      expect(host.hostname).toBe(hostname());
+      expect(host.memoryBytes).toBe(totalmem());
+      expect(host.cpuCores).toBeGreaterThan(0);
+      expect(host.cpuModel).not.toBe('');
+      expect(host.kernel).toMatch(/^\d+\.\d+/);
+      expect(host.os).not.toBe('');
+      for (const address of host.addresses) expect(address).not.toMatch(/^(127\.|::1$|fe80:)/i);
+      const fs = statfsSync(dir);
+      const total = fs.blocks * fs.bsize;
+      expect(Math.abs(host.diskTotalBytes - total)).toBeLessThanOrEqual(total * 0.01);
+      expect(host.diskFreeBytes).toBeGreaterThan(0);
+      expect(host.diskFreeBytes).toBeLessThanOrEqual(host.diskTotalBytes);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
