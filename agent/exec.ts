@@ -1,0 +1,50 @@
+import { spawn, type IPty } from 'node-pty';
+
+/** A terminal session: a process under a pseudo-terminal. */
+export interface TerminalSession {
+  write(data: Uint8Array | string): void;
+  resize(cols: number, rows: number): void;
+  /** Ends the session (SIGHUP to the process group, as when a terminal closes). */
+  kill(): void;
+  onData(listener: (data: Buffer) => void): void;
+  onExit(listener: (exitCode: number) => void): void;
+}
+
+const clamp = (n: number, fallback: number) => (Number.isInteger(n) && n > 0 && n <= 1000 ? n : fallback);
+
+/**
+ * Starts `argv` (e.g. a `docker exec -it` command line from ContainerRuntime.execArgs) under a
+ * pseudo-terminal of the given size.
+ */
+export function openTerminal(argv: readonly string[], size: { cols: number; rows: number }): TerminalSession {
+  const [file, ...args] = argv;
+  if (!file) throw new Error('empty command');
+  const pty: IPty = spawn(file, args, {
+    name: 'xterm-256color',
+    cols: clamp(size.cols, 80),
+    rows: clamp(size.rows, 24),
+    env: {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      TERM: 'xterm-256color',
+      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+    },
+    encoding: null,
+  });
+  return {
+    write: (data) => pty.write(typeof data === 'string' ? data : Buffer.from(data)),
+    resize: (cols, rows) => pty.resize(clamp(cols, 80), clamp(rows, 24)),
+    kill: () => {
+      try {
+        pty.kill('SIGHUP');
+      } catch {
+        // already gone
+      }
+    },
+    onData: (listener) => {
+      pty.onData((d: string | Buffer) => listener(typeof d === 'string' ? Buffer.from(d) : d));
+    },
+    onExit: (listener) => {
+      pty.onExit(({ exitCode }) => listener(exitCode));
+    },
+  };
+}

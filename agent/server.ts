@@ -1,0 +1,137 @@
+import type { Metadata, ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import { AppError } from '../common/errors.js';
+import { bearerFromMetadata, toGrpcError } from '../common/grpc.js';
+import type { Logger } from '../common/logger.js';
+import type { AgentServiceServer, ExecInput, ExecOutput, StreamLogsRequest, LogLine } from '../gen/remotegpu/v1/agent.js';
+import { openTerminal, type TerminalSession } from './exec.js';
+import { sameSecret } from './secret.js';
+import { logLineToProto, specFromProto, statusToProto } from './grpc/convert.js';
+import { RUNTIME_TO_APP_CODE, RuntimeError } from './runtime/errors.js';
+import type { ContainerRuntime, ObservedStatus } from './runtime/types.js';
+
+/** What the AgentService needs besides the runtime. */
+export interface AgentServiceDeps {
+  readonly runtime: ContainerRuntime;
+  readonly logger: Logger;
+  /** The host credential the controller must present; undefined until registered (then every call is refused). */
+  readonly credential: () => string | undefined;
+  /** Whether SSH answered in this environment since its container last started. */
+  readonly sshReady: (envId: string) => boolean;
+  /** Told after every successful apply (to watch for SSH readiness and report soon). */
+  readonly applied: (status: ObservedStatus, spec: { ports: readonly { name: string; hostPort: number }[] }) => void;
+}
+
+/**
+ * The AgentService: thin. It checks the host credential, converts proto to domain, calls the
+ * runtime and converts errors (RuntimeError → AppError → gRPC status with Docker's message).
+ */
+export function agentService(deps: AgentServiceDeps): AgentServiceServer {
+  const authorize = (md: Metadata) => {
+    const expected = deps.credential();
+    const presented = bearerFromMetadata(md);
+    if (!expected || !presented || !sameSecret(presented, expected)) {
+      throw new AppError('unauthenticated', 'missing or wrong host credential');
+    }
+  };
+  const unary = <Req, Res>(name: string, fn: (req: Req) => Promise<Res>) =>
+    ((call: { request: Req; metadata: Metadata }, cb: (err: unknown, res?: Res) => void) => {
+      Promise.resolve()
+        .then(() => authorize(call.metadata))
+        .then(() => fn(call.request))
+        .then(
+          (res) => cb(null, res),
+          (err: unknown) => {
+            const app = toAppError(err);
+            if (app.code === 'internal') deps.logger.error({ err, rpc: name }, 'AgentService call failed');
+            cb(toGrpcError(app));
+          },
+        );
+    }) as never;
+
+  return {
+    applyEnvironment: unary('ApplyEnvironment', async (req: { spec?: Parameters<typeof specFromProto>[0] }) => {
+      if (!req.spec) throw new AppError('invalid_argument', 'spec is required');
+      const spec = specFromProto(req.spec);
+      const result = await deps.runtime.apply(spec);
+      deps.applied(result.status, spec);
+      deps.logger.info({ envId: spec.envId, action: result.action, state: result.status.state }, 'environment applied');
+      return { status: statusToProto(result.status, deps.sshReady(spec.envId)), action: result.action };
+    }),
+    stopEnvironment: unary('StopEnvironment', async (req: { envId: string; timeoutS: number }) => {
+      const status = await deps.runtime.stop(req.envId, req.timeoutS);
+      return { status: statusToProto(status, false) };
+    }),
+    removeEnvironment: unary('RemoveEnvironment', async (req: { envId: string }) => ({ removed: await deps.runtime.remove(req.envId) })),
+    inspectEnvironment: unary('InspectEnvironment', async (req: { envId: string }) => {
+      const status = await deps.runtime.inspect(req.envId);
+      return { status: statusToProto(status, deps.sshReady(req.envId)) };
+    }),
+    streamLogs: (call: ServerWritableStream<StreamLogsRequest, LogLine>) => void streamLogs(call, deps, authorize),
+    exec: (call: ServerDuplexStream<ExecInput, ExecOutput>) => exec(call, deps, authorize),
+  };
+}
+
+async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>, deps: AgentServiceDeps, authorize: (md: Metadata) => void) {
+  const abort = new AbortController();
+  call.on('cancelled', () => abort.abort());
+  call.on('close', () => abort.abort());
+  try {
+    authorize(call.metadata);
+    const { envId, tailLines, follow } = call.request;
+    for await (const line of deps.runtime.logs(envId, { tail: tailLines, follow, signal: abort.signal })) {
+      if (abort.signal.aborted) break;
+      if (!call.write(logLineToProto(line))) await new Promise((resolve) => call.once('drain', resolve));
+    }
+    if (!abort.signal.aborted) call.end();
+  } catch (err) {
+    if (!abort.signal.aborted) call.destroy(toGrpcError(toAppError(err)) as Error);
+  } finally {
+    abort.abort();
+  }
+}
+
+function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServiceDeps, authorize: (md: Metadata) => void) {
+  let session: TerminalSession | undefined;
+  const fail = (err: unknown) => {
+    session?.kill();
+    call.destroy(toGrpcError(toAppError(err)) as Error);
+  };
+  try {
+    authorize(call.metadata);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  call.on('data', (msg: ExecInput) => {
+    const input = msg.input;
+    if (!input) return;
+    if (input.$case === 'start') {
+      if (session) return fail(new AppError('invalid_argument', 'exec already started'));
+      try {
+        session = openTerminal(deps.runtime.execArgs(input.value.envId, input.value.command), { cols: input.value.cols, rows: input.value.rows });
+      } catch (err) {
+        return fail(err);
+      }
+      session.onData((data) => call.write({ output: { $case: 'data', value: data } }));
+      session.onExit((code) => {
+        call.write({ output: { $case: 'exitCode', value: code } });
+        call.end();
+      });
+    } else if (!session) {
+      fail(new AppError('invalid_argument', 'the first Exec message must be start'));
+    } else if (input.$case === 'stdin') {
+      session.write(input.value);
+    } else if (input.$case === 'resize') {
+      session.resize(input.value.cols, input.value.rows);
+    }
+  });
+  call.on('end', () => session?.kill());
+  call.on('cancelled', () => session?.kill());
+}
+
+/** RuntimeError → AppError with the product-wide code; AppError passes; anything else is internal. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof RuntimeError) return new AppError(RUNTIME_TO_APP_CODE[err.code], err.message, { cause: err });
+  return new AppError('internal', err instanceof Error ? err.message : String(err), { cause: err });
+}

@@ -1,0 +1,70 @@
+import { connect } from 'node:net';
+
+/**
+ * Watches for each environment's SSH server to answer (an `SSH-` banner on its published port),
+ * and calls `onReady` once per container start. Probes stop after `giveUpMs`.
+ */
+export class SshWatch {
+  private readonly ready = new Set<string>();
+  private readonly probing = new Map<string, AbortController>();
+
+  constructor(private readonly options: { address: string; onReady: (envId: string) => void; intervalMs?: number; giveUpMs?: number }) {}
+
+  isReady(envId: string): boolean {
+    return this.ready.has(envId);
+  }
+
+  /** Starts probing `port` for `envId` unless it is already ready or being probed. */
+  watch(envId: string, port: number): void {
+    if (this.ready.has(envId) || this.probing.has(envId)) return;
+    const abort = new AbortController();
+    this.probing.set(envId, abort);
+    const deadline = Date.now() + (this.options.giveUpMs ?? 120_000);
+    const attempt = async () => {
+      while (!abort.signal.aborted && Date.now() < deadline) {
+        if (await hasSshBanner(this.options.address, port, 2000)) {
+          this.probing.delete(envId);
+          this.ready.add(envId);
+          this.options.onReady(envId);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, this.options.intervalMs ?? 250));
+      }
+      this.probing.delete(envId);
+    };
+    void attempt();
+  }
+
+  /** Forgets readiness (the container stopped, restarted or was removed). */
+  reset(envId: string): void {
+    this.ready.delete(envId);
+    this.probing.get(envId)?.abort();
+    this.probing.delete(envId);
+  }
+
+  stop(): void {
+    for (const a of this.probing.values()) a.abort();
+    this.probing.clear();
+  }
+}
+
+/** True when something at address:port answers with an SSH protocol banner within `timeoutMs`. */
+export function hasSshBanner(address: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port });
+    let buf = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      clearTimeout(timer);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.startsWith('SSH-')) done(true);
+      else if (buf.length >= 4) done(false);
+    });
+    socket.on('error', () => done(false));
+    socket.on('close', () => done(false));
+  });
+}
