@@ -43,7 +43,7 @@ export async function startController(config: ControllerConfig, logger: Logger):
     const boot = await bootstrapAdmin(database.db, config.bootstrapToken);
     const joinToken = config.joinToken ?? randomBytes(24).toString('base64url');
 
-    const services = new ControllerServices({ db: database.db, config, logger, joinToken });
+    const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, joinToken });
     stops.push(() => services.stop());
 
     const grpc = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });

@@ -9,7 +9,7 @@ import type { EnvStatus } from '../db/schema.js';
 import { visibleDatasets } from '../access.js';
 import { schedule, type PlacementRequest } from '../scheduler/index.js';
 import type { Principal } from '../users/users.repo.js';
-import { loadHostSnapshots } from './capacity.repo.js';
+import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import { findVisible, listVisible, type EnvWithHost } from './environments.repo.js';
 import { addEvent } from './events.repo.js';
 import { newId } from './ids.js';
@@ -115,7 +115,7 @@ export class EnvironmentsService {
 
     let lastMessage = 'no host is registered yet; install an agent on a GPU server (see README)';
     for (let round = 0; round < PLACEMENT_ROUNDS; round++) {
-      const result = schedule(request, await loadHostSnapshots(this.db));
+      const result = schedule(request, await snapshotForScheduling(this.db));
       if (!result.ok) {
         lastMessage = result.message;
         break;
@@ -217,7 +217,7 @@ export class EnvironmentsService {
         existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       });
       if (!reserved) {
-        const [snap] = await loadHostSnapshots(trx, current.host_id);
+        const [snap] = await snapshotForScheduling(trx, { hostIds: [current.host_id] });
         const free = snap ? snap.gpus.filter((g) => g.healthy && !g.allocated).length : 0;
         throw new AppError(
           'no_capacity',

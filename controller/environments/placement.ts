@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { schedule, type PlacementRequest } from '../scheduler/index.js';
-import { loadHostSnapshots } from './capacity.repo.js';
+import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 
 export interface PortRanges {
   readonly ssh: { readonly from: number; readonly to: number };
@@ -36,7 +36,7 @@ export async function reserveOnHost(
 ): Promise<Reservation | null> {
   const locked = await trx.selectFrom('hosts').select('id').where('id', '=', args.hostId).forUpdate().executeTakeFirst();
   if (!locked) return null;
-  const snapshots = await loadHostSnapshots(trx, args.hostId);
+  const snapshots = await snapshotForScheduling(trx, { hostIds: [args.hostId] });
   const result = schedule(args.request, snapshots);
   if (!result.ok) return null;
   const candidate = result.candidates[0]!;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { schedule, type PlacementRequest } from '../scheduler/index.js';
-import { loadHostSnapshots } from './capacity.repo.js';
+import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import { addEvent } from './events.repo.js';
 import { isUniqueViolation, reserveOnHost, type PortRanges } from './placement.js';
 
@@ -41,7 +41,7 @@ export class QueuePlacer {
         storageBytes: env.storage_bytes,
         ...(env.gpu_model ? { gpuModel: env.gpu_model } : {}),
       };
-      const result = schedule(request, await loadHostSnapshots(db));
+      const result = schedule(request, await snapshotForScheduling(db));
       if (!result.ok) continue;
       for (const candidate of result.candidates) {
         if (await this.tryPlace(env.id, candidate.hostId, request, env.jupyter_port !== null)) {

@@ -1,0 +1,55 @@
+import { join } from 'node:path';
+import { RuntimeError } from './errors.js';
+
+/** Labels the agent puts on what it manages; the only source of truth after an agent restart. */
+export const LABEL = Object.freeze({
+  managed: 'remotegpu.managed',
+  envId: 'remotegpu.env-id',
+  specHash: 'remotegpu.spec-hash',
+  gpuUuids: 'remotegpu.gpu-uuids',
+  /** The catalog image the environment was first created from (a recreate may run a committed image). */
+  image: 'remotegpu.image',
+});
+
+export const LABEL_PREFIX = 'remotegpu.';
+
+/**
+ * Environment ids name containers, volumes and image repositories, so they are restricted to what
+ * all three accept. No underscore: `_` marks the agent's transient names (see replacedName).
+ */
+const ENV_ID_RE = /^[a-z0-9]+(?:[.-][a-z0-9]+)*$/;
+
+/** Throws RuntimeError 'invalid_spec' unless `envId` can name Docker objects. */
+export function assertEnvId(envId: string): void {
+  if (envId.length > 63 || !ENV_ID_RE.test(envId)) {
+    throw new RuntimeError(
+      'invalid_spec',
+      `invalid environment id ${JSON.stringify(envId)}: use 1-63 lowercase letters, digits, '.' and '-'`,
+    );
+  }
+}
+
+/** The container's name. */
+export function containerName(envId: string): string {
+  return `remotegpu-${envId}`;
+}
+
+/** Name of the previous container while a recreate replaces it; no env id can produce it. */
+export function replacedName(envId: string): string {
+  return `remotegpu-${envId}_replaced`;
+}
+
+/** The environment's storage volume (the user's data). */
+export function volumeName(envId: string): string {
+  return `remotegpu-${envId}-data`;
+}
+
+/** Repository of the private images a recreate commits the writable layer to. */
+export function committedRepo(envId: string): string {
+  return `remotegpu-env/${envId}`;
+}
+
+/** Host path of the authorized_keys file bind-mounted into the container. */
+export function authorizedKeysPath(stateDir: string, envId: string): string {
+  return join(stateDir, 'envs', envId, 'authorized_keys');
+}

@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import type { ContainerCreateOptions, MountSettings } from 'dockerode';
+import { RuntimeError } from './errors.js';
+import { gpuPassthrough, type GpuMode } from './gpu.js';
+import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysPath, containerName, volumeName } from './docker-names.js';
+import type { EnvSpec } from './types.js';
+
+export const DEFAULT_PIDS_LIMIT = 4096;
+/** Docker refuses smaller memory limits. */
+const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+const AUTHORIZED_KEYS_TARGET = '/root/.ssh/authorized_keys';
+
+/** Host facts and agent settings that shape a container besides its spec. */
+export interface CreateContext {
+  /** The agent's state directory (authorized_keys files live under `<stateDir>/envs/<envId>/`). */
+  readonly stateDir: string;
+  readonly gpuMode: GpuMode;
+  /** The host's GPUs: UUID → index (N of /dev/nvidiaN). */
+  readonly gpuIndexes: ReadonlyMap<string, number>;
+  /** Host directory of the NVIDIA device nodes ('devices' mode); default /dev. */
+  readonly deviceDir?: string;
+  /** Control nodes present in deviceDir ('devices' mode). */
+  readonly controlNodes?: readonly string[];
+  /** Host address ports are published on; default 0.0.0.0. */
+  readonly publishAddress?: string;
+  /** PidsLimit when the spec says 0; default 4096. */
+  readonly defaultPidsLimit?: number;
+  /** Image to create from when not spec.image (a committed image of this environment). */
+  readonly image?: string;
+}
+
+/**
+ * Checks what Docker would otherwise reject late or misread, throwing RuntimeError 'invalid_spec'
+ * naming the field. Pure.
+ */
+export function validateSpec(spec: EnvSpec): void {
+  assertEnvId(spec.envId);
+  const bad = (msg: string): never => {
+    throw new RuntimeError('invalid_spec', `environment ${spec.envId}: ${msg}`);
+  };
+  if (!spec.image.trim()) bad('image is empty');
+  if (!Number.isFinite(spec.cpuCores) || spec.cpuCores < 0) bad('cpuCores must be 0 (no limit) or positive');
+  if (!Number.isSafeInteger(spec.memoryBytes) || spec.memoryBytes < 0) bad('memoryBytes must be a whole number');
+  if (spec.memoryBytes > 0 && spec.memoryBytes < MIN_MEMORY_BYTES) bad('memoryBytes must be at least 6 MiB');
+  if (!Number.isSafeInteger(spec.shmBytes) || spec.shmBytes < 0) bad('shmBytes must be 0 or positive');
+  if (!Number.isSafeInteger(spec.pidsLimit) || spec.pidsLimit < 0) bad('pidsLimit must be 0 or positive');
+  if (!isAbsoluteClean(spec.dataPath) || spec.dataPath === '/') bad(`dataPath ${JSON.stringify(spec.dataPath)} must be an absolute path below /`);
+
+  const containerPorts = new Set<number>();
+  const hostPorts = new Set<number>();
+  for (const p of spec.ports) {
+    if (!isPort(p.containerPort) || !isPort(p.hostPort)) bad(`port ${p.name}: ports must be 1-65535`);
+    if (containerPorts.has(p.containerPort)) bad(`container port ${p.containerPort} is published twice`);
+    if (hostPorts.has(p.hostPort)) bad(`host port ${p.hostPort} is used twice`);
+    containerPorts.add(p.containerPort);
+    hostPorts.add(p.hostPort);
+  }
+
+  const targets = new Set<string>([spec.dataPath, AUTHORIZED_KEYS_TARGET]);
+  for (const m of spec.mounts) {
+    if (!posix.isAbsolute(m.hostPath)) bad(`dataset ${m.datasetId}: hostPath must be absolute`);
+    if (!isAbsoluteClean(m.containerPath) || m.containerPath === '/') bad(`dataset ${m.datasetId}: containerPath must be an absolute path below /`);
+    if (targets.has(m.containerPath)) bad(`dataset ${m.datasetId}: ${m.containerPath} is already mounted`);
+    targets.add(m.containerPath);
+  }
+
+  for (const key of Object.keys(spec.env)) {
+    if (!key || key.includes('=') || key.includes('\0')) bad(`environment variable name ${JSON.stringify(key)} is invalid`);
+  }
+  for (const value of Object.values(spec.env)) if (value.includes('\0')) bad('environment variable values must not contain NUL');
+  for (const key of Object.keys(spec.labels)) {
+    if (key.startsWith(LABEL_PREFIX)) bad(`label ${key}: the remotegpu. prefix is reserved`);
+  }
+  for (const key of spec.sshAuthorizedKeys) if (/[\r\n]/.test(key)) bad('an SSH key must be one line');
+}
+
+/**
+ * A stable hash of every spec field that needs a new container to change: image, CPU, memory,
+ * GPUs (as a set), data path, ports, mounts, env, labels, Jupyter token, shm and pids limits.
+ * Not desiredState, not storageBytes, not the SSH keys (their file is rewritten in place). Pure.
+ */
+export function specHash(spec: EnvSpec): string {
+  const canonical = {
+    v: 1,
+    image: spec.image,
+    cpuCores: spec.cpuCores,
+    memoryBytes: spec.memoryBytes,
+    gpuUuids: [...spec.gpuUuids].sort(),
+    dataPath: spec.dataPath,
+    ports: [...spec.ports]
+      .sort((a, b) => a.containerPort - b.containerPort)
+      .map((p) => [p.name, p.containerPort, p.hostPort]),
+    mounts: [...spec.mounts]
+      .sort((a, b) => compare(a.containerPath, b.containerPath))
+      .map((m) => [m.datasetId, m.hostPath, m.containerPath, m.readonly]),
+    env: sortedEntries(spec.env),
+    labels: sortedEntries(spec.labels),
+    jupyterToken: spec.jupyterToken,
+    shmBytes: spec.shmBytes,
+    pidsLimit: spec.pidsLimit,
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16);
+}
+
+/**
+ * The dockerode create options for `spec` on this host. Pure; validates the spec first (throws
+ * RuntimeError 'invalid_spec'). Never privileged, no added capabilities, no swap, the storage
+ * volume at dataPath, authorized_keys bind-mounted read-only, restart policy unless-stopped.
+ */
+export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): ContainerCreateOptions {
+  validateSpec(spec);
+  const gpu = gpuPassthrough({
+    mode: ctx.gpuMode,
+    gpuUuids: spec.gpuUuids,
+    gpuIndexes: ctx.gpuIndexes,
+    deviceDir: ctx.deviceDir,
+    controlNodes: ctx.controlNodes,
+  });
+  const publishAddress = ctx.publishAddress ?? '0.0.0.0';
+
+  const env: Record<string, string> = { ...spec.env };
+  if (spec.jupyterToken) env.JUPYTER_TOKEN = spec.jupyterToken;
+  // The agent decides which GPUs are visible; a user value must not widen it.
+  env.NVIDIA_VISIBLE_DEVICES = gpu.env.NVIDIA_VISIBLE_DEVICES;
+
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of spec.ports) {
+    exposed[`${p.containerPort}/tcp`] = {};
+    bindings[`${p.containerPort}/tcp`] = [{ HostIp: publishAddress, HostPort: String(p.hostPort) }];
+  }
+
+  const mounts: MountSettings[] = [
+    { Type: 'volume', Source: volumeName(spec.envId), Target: spec.dataPath },
+    { Type: 'bind', Source: authorizedKeysPath(ctx.stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
+    ...[...spec.mounts]
+      .sort((a, b) => compare(a.containerPath, b.containerPath))
+      .map((m): MountSettings => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readonly })),
+  ];
+
+  const labels: Record<string, string> = {
+    ...spec.labels,
+    [LABEL.managed]: 'true',
+    [LABEL.envId]: spec.envId,
+    [LABEL.specHash]: specHash(spec),
+    [LABEL.gpuUuids]: gpu.gpuUuids.join(','),
+    [LABEL.image]: spec.image,
+  };
+
+  const memory = spec.memoryBytes;
+  const shm = spec.shmBytes > 0 ? spec.shmBytes : memory > 0 ? Math.floor(memory / 2) : 0;
+  return {
+    name: containerName(spec.envId),
+    Image: ctx.image ?? spec.image,
+    Hostname: spec.envId,
+    Env: sortedEntries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: labels,
+    ExposedPorts: exposed,
+    Tty: false,
+    HostConfig: {
+      ...(spec.cpuCores > 0 ? { NanoCpus: Math.round(spec.cpuCores * 1e9) } : {}),
+      ...(memory > 0 ? { Memory: memory, MemorySwap: memory } : {}),
+      ...(shm > 0 ? { ShmSize: shm } : {}),
+      PidsLimit: spec.pidsLimit > 0 ? spec.pidsLimit : (ctx.defaultPidsLimit ?? DEFAULT_PIDS_LIMIT),
+      Privileged: false,
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+      PortBindings: bindings,
+      Mounts: mounts,
+      ...(gpu.devices.length > 0 ? { Devices: gpu.devices } : {}),
+      ...(gpu.deviceRequests.length > 0 ? { DeviceRequests: gpu.deviceRequests } : {}),
+      RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+    },
+  };
+}
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+function isAbsoluteClean(p: string): boolean {
+  return posix.isAbsolute(p) && posix.normalize(p) === p && (p === '/' || !p.endsWith('/'));
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sortedEntries(record: Readonly<Record<string, string>>): [string, string][] {
+  return Object.entries(record).sort(([a], [b]) => compare(a, b));
+}

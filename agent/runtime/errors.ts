@@ -1,0 +1,33 @@
+import type { ErrorCode } from '../../common/errors.js';
+
+/** Why a runtime call failed, stable for callers to branch on. */
+export type RuntimeErrorCode =
+  | 'image_not_found'
+  | 'port_conflict'
+  | 'gpu_driver_missing'
+  | 'invalid_spec'
+  | 'not_found'
+  | 'docker_unavailable'
+  | 'internal';
+
+/** The product-wide code for each runtime code, for the gRPC edge that turns it into a status. */
+export const RUNTIME_TO_APP_CODE: Readonly<Record<RuntimeErrorCode, ErrorCode>> = Object.freeze({
+  image_not_found: 'invalid_argument',
+  port_conflict: 'conflict',
+  gpu_driver_missing: 'wrong_state',
+  invalid_spec: 'invalid_argument',
+  not_found: 'not_found',
+  docker_unavailable: 'unavailable',
+  internal: 'internal',
+});
+
+/** The one error the container runtime throws. `message` carries Docker's own words where there are any. */
+export class RuntimeError extends Error {
+  readonly code: RuntimeErrorCode;
+
+  constructor(code: RuntimeErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'RuntimeError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,150 @@
+import { credentials, status as GrpcStatus, type CallOptions, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  AgentServiceClient,
+  type ApplyEnvironmentResponse,
+  type InspectEnvironmentResponse,
+  type LogLine,
+  type RemoveEnvironmentResponse,
+  type StopEnvironmentResponse,
+} from '../../gen/remotegpu/v1/agent.js';
+import { AppError } from '../../common/errors.js';
+import { bearerMetadata, fromGrpcError } from '../../common/grpc.js';
+import type { Logger } from '../../common/logger.js';
+import type { ControllerConfig } from '../config.js';
+import type { Db } from '../db/database.js';
+import { absentObservation, logLineFromProto, observedFromProto, specToProto } from './convert.js';
+import { findAgentEndpoint } from './hosts.repo.js';
+import type { AgentApi, AgentEnvSpec, AgentLogLine, AgentPool, ObservedEnvironment } from './types.js';
+
+export interface AgentPoolDeps {
+  readonly db: Db;
+  readonly logger: Logger;
+  /** `agentTimeoutMs`: deadline of every unary call and of non-following log reads (REMOTEGPU_AGENT_TIMEOUT_MS). */
+  readonly config: Pick<ControllerConfig, 'agentTimeoutMs'>;
+}
+
+interface Entry {
+  readonly address: string;
+  readonly credential: string;
+  readonly client: AgentServiceClient;
+  readonly api: AgentApi;
+}
+
+/**
+ * One AgentService client per host, created on first use and replaced when the host's agent
+ * address or credential changes (the agent moved or registered again).
+ */
+export class GrpcAgentPool implements AgentPool {
+  private readonly entries = new Map<string, Entry>();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: AgentPoolDeps) {
+    this.log = deps.logger.child({ component: 'agent-pool' });
+  }
+
+  /** The host's AgentApi. Throws AppError not_found for an unknown host. */
+  async forHost(hostId: string): Promise<AgentApi> {
+    const endpoint = await findAgentEndpoint(this.deps.db, hostId);
+    if (!endpoint) {
+      // The host was removed: drop its connection too.
+      this.entries.get(hostId)?.client.close();
+      this.entries.delete(hostId);
+      throw new AppError('not_found', `host ${hostId} not found`);
+    }
+    // Synchronous from here on, so concurrent callers share one client.
+    const current = this.entries.get(hostId);
+    if (current && current.address === endpoint.agentAddress && current.credential === endpoint.credential) return current.api;
+    if (current) {
+      this.log.info({ hostId, agentAddress: endpoint.agentAddress }, 'agent address or credential changed; reconnecting');
+      current.client.close();
+    }
+    const client = new AgentServiceClient(endpoint.agentAddress, credentials.createInsecure());
+    const api = new GrpcAgentApi(hostId, client, endpoint.credential, this.deps.config.agentTimeoutMs);
+    this.entries.set(hostId, { address: endpoint.agentAddress, credential: endpoint.credential, client, api });
+    return api;
+  }
+
+  /** Closes every connection. Idempotent; later forHost calls connect again. */
+  close(): void {
+    for (const entry of this.entries.values()) entry.client.close();
+    this.entries.clear();
+  }
+}
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+/** AgentApi over one gRPC client: credential on every call, deadline on unary calls, errors mapped. */
+class GrpcAgentApi implements AgentApi {
+  constructor(
+    private readonly hostId: string,
+    private readonly client: AgentServiceClient,
+    private readonly credential: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async apply(spec: AgentEnvSpec): Promise<{ status: ObservedEnvironment; action: string }> {
+    const res = await this.unary<ApplyEnvironmentResponse>((md, o, cb) => this.client.applyEnvironment({ spec: specToProto(spec) }, md, o, cb));
+    return { status: res.status ? observedFromProto(res.status) : absentObservation(spec.envId), action: res.action };
+  }
+
+  async stop(envId: string, timeoutS = 0): Promise<ObservedEnvironment | null> {
+    const res = await this.unary<StopEnvironmentResponse>((md, o, cb) => this.client.stopEnvironment({ envId, timeoutS }, md, o, cb));
+    return res.status ? observedFromProto(res.status) : null;
+  }
+
+  async remove(envId: string): Promise<boolean> {
+    const res = await this.unary<RemoveEnvironmentResponse>((md, o, cb) => this.client.removeEnvironment({ envId }, md, o, cb));
+    return res.removed;
+  }
+
+  async inspect(envId: string): Promise<ObservedEnvironment> {
+    const res = await this.unary<InspectEnvironmentResponse>((md, o, cb) => this.client.inspectEnvironment({ envId }, md, o, cb));
+    return res.status ? observedFromProto(res.status) : absentObservation(envId);
+  }
+
+  async *logs(envId: string, options: { tail: number; follow: boolean; signal: AbortSignal }): AsyncGenerator<AgentLogLine> {
+    const { signal } = options;
+    if (signal.aborted) return;
+    const call = this.client.streamLogs(
+      { envId, tailLines: Math.max(0, Math.floor(options.tail)), follow: options.follow },
+      bearerMetadata(this.credential),
+      options.follow ? {} : { deadline: Date.now() + this.timeoutMs },
+    );
+    const onAbort = () => call.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const line of call as AsyncIterable<LogLine>) yield logLineFromProto(line);
+    } catch (err) {
+      // Our own cancel ends the stream with CANCELLED: that is the normal end of a follow.
+      if (signal.aborted) return;
+      throw this.mapError(err);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      call.cancel();
+    }
+  }
+
+  private unary<T>(invoke: (md: Metadata, options: Partial<CallOptions>, cb: Callback<T>) => unknown): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      invoke(bearerMetadata(this.credential), { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+        err ? reject(this.mapError(err)) : resolve(res),
+      );
+    });
+  }
+
+  /**
+   * Unreachable agents (UNAVAILABLE, DEADLINE_EXCEEDED) are `unavailable`; so is an agent refusing
+   * the host credential, which is a fault between controller and agent, never the API caller's.
+   */
+  private mapError(err: unknown): AppError {
+    const code = (err as Partial<ServiceError>)?.code;
+    if (code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED) {
+      return fromGrpcError(err, `agent on ${this.hostId} unreachable`);
+    }
+    if (code === GrpcStatus.UNAUTHENTICATED || code === GrpcStatus.PERMISSION_DENIED) {
+      const e = fromGrpcError(err, `agent on ${this.hostId} refused the controller's host credential (the agent must register again)`);
+      return new AppError('unavailable', e.message, { cause: err });
+    }
+    return fromGrpcError(err, `agent on ${this.hostId}`);
+  }
+}

@@ -1,0 +1,75 @@
+import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  ControlPlaneService,
+  type ControlPlaneServer,
+  type RegisterRequest,
+  type RegisterResponse,
+  type ReportStatusRequest,
+  type ReportStatusResponse,
+} from '../../gen/remotegpu/v1/control_plane.js';
+import { AppError } from '../../common/errors.js';
+import { bearerFromMetadata, toGrpcError } from '../../common/grpc.js';
+import type { Logger } from '../../common/logger.js';
+import { eventFromProto, hostFactsFromProto, observedFromProto } from './convert.js';
+import type { HostRegistry } from './registry.js';
+
+export { ControlPlaneService };
+
+export interface ControlPlaneDeps {
+  readonly registry: HostRegistry;
+  /** How often agents should report (REMOTEGPU_REPORT_INTERVAL_MS). */
+  readonly reportIntervalMs: number;
+  readonly logger: Logger;
+}
+
+/**
+ * The ControlPlane gRPC service (the controller side of Register and ReportStatus). A thin edge:
+ * reads the bearer credential, converts proto to domain, calls the registry, and turns AppErrors
+ * into gRPC statuses (internal faults are logged here and sent without detail).
+ */
+export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
+  const log = deps.logger.child({ component: 'control-plane' });
+  return {
+    register(call: ServerUnaryCall<RegisterRequest, RegisterResponse>, callback: sendUnaryData<RegisterResponse>) {
+      void answer(log, 'Register', callback, async () => {
+        const req = call.request;
+        if (!req.facts) throw new AppError('invalid_argument', 'facts are required on registration');
+        const res = await deps.registry.register({
+          joinToken: req.joinToken,
+          hostId: req.hostId.trim(),
+          credential: bearerFromMetadata(call.metadata),
+          facts: hostFactsFromProto(req.facts),
+        });
+        return { hostId: res.hostId, hostCredential: res.credential, reportIntervalMs: deps.reportIntervalMs };
+      });
+    },
+    reportStatus(call: ServerUnaryCall<ReportStatusRequest, ReportStatusResponse>, callback: sendUnaryData<ReportStatusResponse>) {
+      void answer(log, 'ReportStatus', callback, async () => {
+        const req = call.request;
+        const now = new Date();
+        await deps.registry.report({
+          hostId: req.hostId.trim(),
+          credential: bearerFromMetadata(call.metadata),
+          seq: req.seq,
+          facts: req.facts ? hostFactsFromProto(req.facts) : undefined,
+          environments: req.environments.map(observedFromProto),
+          events: req.events.map((e) => eventFromProto(e, now)),
+        });
+        return { reportIntervalMs: deps.reportIntervalMs };
+      });
+    },
+  };
+}
+
+async function answer<T>(log: Logger, method: string, callback: sendUnaryData<T>, run: () => Promise<T>): Promise<void> {
+  try {
+    callback(null, await run());
+  } catch (err) {
+    if (err instanceof AppError) {
+      log.info({ method, code: err.code, reason: err.message }, 'agent call refused');
+    } else {
+      log.error({ err, method }, 'internal error in a ControlPlane call');
+    }
+    callback(toGrpcError(err));
+  }
+}

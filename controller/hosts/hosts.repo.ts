@@ -1,0 +1,331 @@
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { HostAdminState } from '../db/schema.js';
+import { GPU_NOT_REPORTED, type GpuFacts, type HostFacts, type HostFilter, type HostGpuView, type HostStatus, type HostSummary } from './model.js';
+
+// Repository functions of the hosts component. Each takes the database or a transaction first.
+
+/** The hosts columns that mirror reported facts. */
+function factColumns(f: HostFacts) {
+  return {
+    hostname: f.hostname,
+    public_address: f.publicAddress,
+    agent_address: f.agentAddress,
+    agent_version: f.agentVersion,
+    os: f.os,
+    kernel: f.kernel,
+    cpu_model: f.cpuModel,
+    cpu_cores: f.cpuCores,
+    memory_bytes: f.memoryBytes,
+    disk_total_bytes: f.diskTotalBytes,
+    disk_free_bytes: f.diskFreeBytes,
+    driver_version: f.driverVersion,
+    cuda_version: f.cudaVersion,
+    gpu_mode: f.gpuMode,
+    gpu_condition: f.gpuCondition,
+  };
+}
+
+/** Inserts a new host, online and just heard from. False when the id is taken (caller picks another). */
+export async function insertHost(db: Db, id: string, credential: string, facts: HostFacts): Promise<boolean> {
+  const row = await db
+    .insertInto('hosts')
+    .values({ id, credential, ...factColumns(facts), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: 0 })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** The id and credential of a host, or undefined when it does not exist. */
+export async function findHostCredential(db: Db, id: string): Promise<{ id: string; credential: string } | undefined> {
+  return db.selectFrom('hosts').select(['id', 'credential']).where('id', '=', id).executeTakeFirst();
+}
+
+/** Where the controller reaches a host's agent, with the credential it presents. */
+export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddress: string; credential: string } | undefined> {
+  return db.selectFrom('hosts').select(['agent_address as agentAddress', 'credential']).where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * A known agent registered again (it restarted): new facts, online, and its report sequence starts
+ * over. False when the host vanished meanwhile.
+ */
+export async function updateHostOnRegister(db: Db, id: string, facts: HostFacts): Promise<boolean> {
+  const res = await db
+    .updateTable('hosts')
+    .set({ ...factColumns(facts), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: 0 })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return res.numUpdatedRows > 0n;
+}
+
+/**
+ * Records a report's host row: facts (when sent), online, last report time, sequence number. A report
+ * whose `seq` is not newer than the last accepted one is stale and changes nothing (false); `seq` 1
+ * (or 0, an agent that does not count) is always accepted because an agent restart starts over at 1.
+ */
+export async function acceptReportRow(db: Db, id: string, seq: number, facts: HostFacts | undefined): Promise<boolean> {
+  const res = await db
+    .updateTable('hosts')
+    .set({ ...(facts ? factColumns(facts) : {}), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: seq })
+    .where('id', '=', id)
+    .$if(seq > 1, (qb) => qb.where('last_seq', '<', seq))
+    .executeTakeFirst();
+  return res.numUpdatedRows > 0n;
+}
+
+/** Inserts or updates every reported GPU of a host in one statement; they are present again. */
+export async function upsertGpus(db: Db, hostId: string, gpus: readonly GpuFacts[]): Promise<void> {
+  if (gpus.length === 0) return;
+  await db
+    .insertInto('host_gpus')
+    .values(
+      gpus.map((g) => ({
+        host_id: hostId,
+        uuid: g.uuid,
+        index: g.index,
+        model: g.model,
+        memory_bytes: g.memoryBytes,
+        memory_used_bytes: g.memoryUsedBytes,
+        utilization_percent: g.utilizationPercent,
+        temperature_c: g.temperatureC,
+        pci_bus_id: g.pciBusId,
+        health: g.health,
+        health_reason: g.healthReason,
+        mig_enabled: g.migEnabled,
+        present: true,
+        updated_at: sql<Date>`now()`,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['host_id', 'uuid']).doUpdateSet((eb) => ({
+        index: eb.ref('excluded.index'),
+        model: eb.ref('excluded.model'),
+        memory_bytes: eb.ref('excluded.memory_bytes'),
+        memory_used_bytes: eb.ref('excluded.memory_used_bytes'),
+        utilization_percent: eb.ref('excluded.utilization_percent'),
+        temperature_c: eb.ref('excluded.temperature_c'),
+        pci_bus_id: eb.ref('excluded.pci_bus_id'),
+        health: eb.ref('excluded.health'),
+        health_reason: eb.ref('excluded.health_reason'),
+        mig_enabled: eb.ref('excluded.mig_enabled'),
+        present: true,
+        updated_at: eb.ref('excluded.updated_at'),
+      })),
+    )
+    .execute();
+}
+
+/**
+ * GPUs of a host that the latest report left out: kept (reservations and history stay valid) but
+ * no longer present and unhealthy, so nothing is scheduled onto them. Returns their uuids.
+ */
+export async function markMissingGpus(db: Db, hostId: string, reportedUuids: readonly string[]): Promise<string[]> {
+  const rows = await db
+    .updateTable('host_gpus')
+    .set({ present: false, health: 'unhealthy', health_reason: GPU_NOT_REPORTED, memory_used_bytes: 0, utilization_percent: -1, updated_at: sql<Date>`now()` })
+    .where('host_id', '=', hostId)
+    .where('present', '=', true)
+    .$if(reportedUuids.length > 0, (qb) => qb.where('uuid', 'not in', reportedUuids))
+    .returning('uuid')
+    .execute();
+  return rows.map((r) => r.uuid);
+}
+
+/**
+ * Flips to offline every online host not heard from for `timeoutMs` (by the database clock, so
+ * replicas agree). Returns the ids it flipped.
+ */
+export async function markSilentHostsOffline(db: Db, timeoutMs: number): Promise<string[]> {
+  const rows = await db
+    .updateTable('hosts')
+    .set({ liveness: 'offline' })
+    .where('liveness', '=', 'online')
+    .where(sql<SqlBool>`coalesce(last_report_at, registered_at) < now() - make_interval(secs => ${timeoutMs / 1000})`)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Sets a host's admin state; false when the host does not exist. */
+export async function setAdminState(db: Db, id: string, state: HostAdminState): Promise<boolean> {
+  const res = await db.updateTable('hosts').set({ admin_state: state }).where('id', '=', id).executeTakeFirst();
+  return res.numUpdatedRows > 0n;
+}
+
+/** Locks a host's row for the rest of the transaction; false when it does not exist. */
+export async function lockHost(db: Db, id: string): Promise<boolean> {
+  const row = await db.selectFrom('hosts').select('id').where('id', '=', id).forUpdate().executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Environments on a host that are not deleted (ids, oldest first, at most `limit`) and their count. */
+export async function liveEnvironmentsOnHost(db: Db, hostId: string, limit: number): Promise<{ count: number; ids: string[] }> {
+  const rows = await db
+    .selectFrom('environments')
+    .select(['id', sql<number>`count(*) over ()`.as('total')])
+    .where('host_id', '=', hostId)
+    .where('desired_state', '<>', 'deleted')
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return { count: rows[0]?.total ?? 0, ids: rows.map((r) => r.id) };
+}
+
+/**
+ * Deletes a host with its GPUs and reservations and detaches the (deleted) environments that still
+ * point at it. The caller checked, under the row lock, that no live environment is on it.
+ */
+export async function deleteHostRows(db: Db, id: string): Promise<boolean> {
+  await db.deleteFrom('gpu_reservations').where('host_id', '=', id).execute();
+  await db.deleteFrom('port_reservations').where('host_id', '=', id).execute();
+  await db.updateTable('environments').set({ host_id: null }).where('host_id', '=', id).execute();
+  const res = await db.deleteFrom('hosts').where('id', '=', id).executeTakeFirst();
+  return res.numDeletedRows > 0n;
+}
+
+// ---- admin listing ----
+
+/** A host's status (offline, else its admin state with active shown as online) over the alias `h`. */
+export const hostStatusSql = sql<HostStatus>`case when h.liveness = 'offline' then 'offline' when h.admin_state = 'active' then 'online' else h.admin_state end`;
+const statusExpr = hostStatusSql;
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** The listing's rows with every column computed in one statement (no query per host). */
+function summaryQuery(db: Db) {
+  return db
+    .selectFrom('hosts as h')
+    .innerJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('environments as e')
+          .whereRef('e.host_id', '=', 'h.id')
+          .select([
+            sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpuAllocated'),
+            sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memoryAllocatedBytes'),
+            sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storageAllocatedBytes'),
+            sql<number>`count(*) filter (where e.desired_state <> 'deleted')`.as('environmentCount'),
+          ])
+          .as('ea'),
+      (join) => join.onTrue(),
+    )
+    .innerJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom(
+            eb
+              .selectFrom('host_gpus as g')
+              .whereRef('g.host_id', '=', 'h.id')
+              .groupBy('g.model')
+              .select(['g.model', sql<number>`count(*)`.as('n'), sql<number>`count(*) filter (where g.health = 'unhealthy')`.as('u')])
+              .as('m'),
+          )
+          .select([
+            sql<number>`coalesce(sum(m.n), 0)`.as('gpuCount'),
+            sql<number>`coalesce(sum(m.u), 0)`.as('gpusUnhealthy'),
+            sql<string | null>`case count(*) when 0 then null when 1 then min(m.model)
+              else 'mixed: ' || string_agg(m.model, ', ' order by m.n desc, m.model) end`.as('gpuModel'),
+          ])
+          .as('ga'),
+      (join) => join.onTrue(),
+    )
+    .select((eb) => [
+      'h.id',
+      'h.hostname',
+      'h.public_address as publicAddress',
+      statusExpr.as('status'),
+      'ga.gpuModel',
+      'ga.gpuCount',
+      eb
+        .selectFrom('gpu_reservations as r')
+        .whereRef('r.host_id', '=', 'h.id')
+        .select(sql<number>`count(*)`.as('n'))
+        .$asScalar()
+        .$notNull()
+        .as('gpusAllocated'),
+      'ga.gpusUnhealthy',
+      'h.cpu_cores as cpuTotal',
+      'ea.cpuAllocated',
+      'h.memory_bytes as memoryTotalBytes',
+      'ea.memoryAllocatedBytes',
+      'h.disk_total_bytes as storageTotalBytes',
+      'ea.storageAllocatedBytes',
+      'ea.environmentCount',
+      'h.agent_version as agentVersion',
+      'h.driver_version as driverVersion',
+      'h.cuda_version as cudaVersion',
+      'h.gpu_condition as gpuCondition',
+      'h.last_report_at as lastReportAt',
+      'h.registered_at as registeredAt',
+    ]);
+}
+
+/** The listing's filters as one condition on the `h` (hosts) alias. */
+function filterCondition(filter: HostFilter): RawBuilder<SqlBool> {
+  const conds: RawBuilder<unknown>[] = [sql`true`];
+  if (filter.status) conds.push(sql`${statusExpr} = ${filter.status}`);
+  const model = filter.gpuModel?.trim();
+  if (model) {
+    conds.push(sql`exists (select 1 from host_gpus fg where fg.host_id = h.id and fg.model ilike ${`%${escapeLike(model)}%`})`);
+  }
+  return sql<SqlBool>`${sql.join(conds, sql` and `)}`;
+}
+
+/** One page of the admin listing (ordered by hostname, then id) and the total matching the filter. */
+export async function listHostSummaries(
+  db: Db,
+  filter: HostFilter,
+  page: { limit: number; offset: number },
+): Promise<{ items: HostSummary[]; total: number }> {
+  const where = filterCondition(filter);
+  const [items, count] = await Promise.all([
+    summaryQuery(db).where(where).orderBy('h.hostname').orderBy('h.id').limit(page.limit).offset(page.offset).execute(),
+    db.selectFrom('hosts as h').select(sql<number>`count(*)`.as('n')).where(where).executeTakeFirstOrThrow(),
+  ]);
+  return { items, total: count.n };
+}
+
+/** The listing row of one host, or undefined. */
+export async function findHostSummary(db: Db, id: string): Promise<HostSummary | undefined> {
+  return summaryQuery(db).where('h.id', '=', id).executeTakeFirst();
+}
+
+/** The facts the detail adds to the listing row. */
+export async function findHostExtras(db: Db, id: string) {
+  return db
+    .selectFrom('hosts')
+    .select(['agent_address as agentAddress', 'os', 'kernel', 'cpu_model as cpuModel', 'gpu_mode as gpuMode', 'disk_free_bytes as diskFreeBytes'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** Every GPU of a host by index, with the environment that holds it (if any). */
+export async function listHostGpus(db: Db, hostId: string): Promise<HostGpuView[]> {
+  return db
+    .selectFrom('host_gpus as g')
+    .leftJoin('gpu_reservations as r', (join) => join.onRef('r.host_id', '=', 'g.host_id').onRef('r.gpu_uuid', '=', 'g.uuid'))
+    .select([
+      'g.index',
+      'g.uuid',
+      'g.model',
+      'g.memory_bytes as memoryBytes',
+      'g.memory_used_bytes as memoryUsedBytes',
+      'g.utilization_percent as utilizationPercent',
+      'g.temperature_c as temperatureC',
+      'g.health',
+      'g.health_reason as healthReason',
+      'g.mig_enabled as migEnabled',
+      'g.present',
+      'r.env_id as envId',
+    ])
+    .where('g.host_id', '=', hostId)
+    .orderBy('g.present', 'desc')
+    .orderBy('g.index')
+    .orderBy('g.uuid')
+    .execute();
+}

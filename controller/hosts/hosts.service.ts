@@ -1,0 +1,92 @@
+import { AppError } from '../../common/errors.js';
+import type { Db } from '../db/database.js';
+import type { HostAdminState } from '../db/schema.js';
+import {
+  deleteHostRows,
+  findHostExtras,
+  findHostSummary,
+  listHostGpus,
+  listHostSummaries,
+  liveEnvironmentsOnHost,
+  lockHost,
+  setAdminState,
+} from './hosts.repo.js';
+import type { HostDetail, HostFilter, HostSummary } from './model.js';
+
+export { snapshotForScheduling } from './scheduling-snapshot.js';
+
+export interface HostPage {
+  readonly items: readonly HostSummary[];
+  readonly page: number;
+  readonly pageSize: number;
+  readonly total: number;
+  readonly totalPages: number;
+}
+
+/** The admin's view of hosts: listing, detail, cordon, uncordon, drain, remove. */
+export class HostsService {
+  constructor(private readonly db: Db) {}
+
+  /** One page of hosts matching `filter`, ordered by hostname; `total` counts every match. */
+  async list(filter: HostFilter, paging: { page: number; pageSize: number }): Promise<HostPage> {
+    const { items, total } = await listHostSummaries(this.db, filter, {
+      limit: paging.pageSize,
+      offset: (paging.page - 1) * paging.pageSize,
+    });
+    return { items, page: paging.page, pageSize: paging.pageSize, total, totalPages: Math.ceil(total / paging.pageSize) };
+  }
+
+  /** One host with its GPUs and the environment holding each. Throws not_found. */
+  async get(hostId: string): Promise<HostDetail> {
+    const [summary, extras, gpus] = await Promise.all([findHostSummary(this.db, hostId), findHostExtras(this.db, hostId), listHostGpus(this.db, hostId)]);
+    if (!summary || !extras) throw notFound(hostId);
+    return { ...summary, ...extras, gpus };
+  }
+
+  /** No new placements on the host; its environments keep running. Idempotent. Throws not_found. */
+  async cordon(hostId: string): Promise<void> {
+    await this.setState(hostId, 'cordoned');
+  }
+
+  /** The host takes placements again (from cordoned or draining). Idempotent. Throws not_found. */
+  async uncordon(hostId: string): Promise<void> {
+    await this.setState(hostId, 'active');
+  }
+
+  /**
+   * Marks the host draining: like cordon, no new placements; its environments keep running until
+   * their owners stop or delete them (nothing is evicted). Idempotent. Throws not_found.
+   */
+  async drain(hostId: string): Promise<void> {
+    await this.setState(hostId, 'draining');
+  }
+
+  /**
+   * Forgets a host: its GPUs and any reservations of deleted environments go with it. Refused with
+   * wrong_state while environments that are not deleted are placed on it. Throws not_found.
+   * An agent still running there gets NOT_FOUND on its next report and registers as a new host.
+   */
+  async remove(hostId: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      // The row lock orders this against placements, whose reservations reference the host row.
+      if (!(await lockHost(trx, hostId))) throw notFound(hostId);
+      const live = await liveEnvironmentsOnHost(trx, hostId, 5);
+      if (live.count > 0) {
+        const more = live.count > live.ids.length ? ', ...' : '';
+        throw new AppError(
+          'wrong_state',
+          `host ${hostId} still has ${live.count} environment(s) (${live.ids.join(', ')}${more}); delete them, or drain the host and wait until they are gone, then remove it`,
+        );
+      }
+      await deleteHostRows(trx, hostId);
+    });
+  }
+
+  private async setState(hostId: string, state: HostAdminState): Promise<void> {
+    if (!(await setAdminState(this.db, hostId, state))) throw notFound(hostId);
+  }
+}
+
+function notFound(hostId: string): AppError {
+  return new AppError('not_found', `host ${hostId} not found; GET /api/v1/admin/hosts lists the hosts`);
+}

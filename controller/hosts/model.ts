@@ -1,0 +1,113 @@
+// Domain types of the hosts component. The gRPC edge (convert.ts) turns proto messages into these;
+// the registry, repository and admin service never see a proto message.
+
+export type GpuHealth = 'healthy' | 'unhealthy';
+
+/** One GPU as an agent reported it. Sizes in bytes; -1 means "not available" for usage values. */
+export interface GpuFacts {
+  readonly index: number;
+  readonly uuid: string;
+  readonly model: string;
+  readonly memoryBytes: number;
+  readonly memoryUsedBytes: number;
+  readonly utilizationPercent: number;
+  readonly temperatureC: number;
+  readonly pciBusId: string;
+  readonly health: GpuHealth;
+  readonly healthReason: string;
+  readonly migEnabled: boolean;
+}
+
+/** What an agent reports about its host on Register and on every ReportStatus. */
+export interface HostFacts {
+  readonly hostname: string;
+  readonly publicAddress: string;
+  /** host:port where the controller reaches the agent's AgentService. */
+  readonly agentAddress: string;
+  readonly agentVersion: string;
+  readonly os: string;
+  readonly kernel: string;
+  readonly cpuModel: string;
+  readonly cpuCores: number;
+  readonly memoryBytes: number;
+  readonly diskTotalBytes: number;
+  readonly diskFreeBytes: number;
+  readonly gpus: readonly GpuFacts[];
+  /** Why the host reports no or fewer GPUs than expected ('' when discovery succeeded). */
+  readonly gpuCondition: string;
+  readonly driverVersion: string;
+  readonly cudaVersion: string;
+  readonly gpuMode: string;
+}
+
+/** Reason stored on a GPU the agent stopped reporting. */
+export const GPU_NOT_REPORTED = 'not reported by the agent';
+
+/** Liveness and admin state folded into one, as the admin listing shows it. */
+export type HostStatus = 'online' | 'offline' | 'cordoned' | 'draining';
+
+export const HOST_STATUSES = ['online', 'offline', 'cordoned', 'draining'] as const satisfies readonly HostStatus[];
+
+/** One row of the admin host listing. CPU in cores, sizes in bytes. */
+export interface HostSummary {
+  readonly id: string;
+  readonly hostname: string;
+  readonly publicAddress: string;
+  readonly status: HostStatus;
+  /** The model of every GPU, or "mixed: A, B" (most common first); null without GPUs. */
+  readonly gpuModel: string | null;
+  /** Every GPU the host ever reported; those it stopped reporting count as unhealthy too. */
+  readonly gpuCount: number;
+  /** GPUs held by a reservation. */
+  readonly gpusAllocated: number;
+  readonly gpusUnhealthy: number;
+  readonly cpuTotal: number;
+  readonly cpuAllocated: number;
+  readonly memoryTotalBytes: number;
+  readonly memoryAllocatedBytes: number;
+  readonly storageTotalBytes: number;
+  readonly storageAllocatedBytes: number;
+  /** Environments placed on the host that are not deleted. */
+  readonly environmentCount: number;
+  readonly agentVersion: string;
+  readonly driverVersion: string;
+  readonly cudaVersion: string;
+  readonly gpuCondition: string;
+  readonly lastReportAt: Date | null;
+  readonly registeredAt: Date;
+}
+
+/** One GPU of a host in the admin detail, with the environment holding it. */
+export interface HostGpuView {
+  readonly index: number;
+  readonly uuid: string;
+  readonly model: string;
+  readonly memoryBytes: number;
+  readonly memoryUsedBytes: number;
+  readonly utilizationPercent: number;
+  readonly temperatureC: number;
+  readonly health: GpuHealth;
+  readonly healthReason: string;
+  readonly migEnabled: boolean;
+  /** False once the agent stopped reporting it. */
+  readonly present: boolean;
+  readonly envId: string | null;
+}
+
+/** The admin detail of one host. */
+export interface HostDetail extends HostSummary {
+  readonly agentAddress: string;
+  readonly os: string;
+  readonly kernel: string;
+  readonly cpuModel: string;
+  readonly gpuMode: string;
+  readonly diskFreeBytes: number;
+  readonly gpus: readonly HostGpuView[];
+}
+
+/** Filters of the admin listing. */
+export interface HostFilter {
+  readonly status?: HostStatus | undefined;
+  /** Case-insensitive substring of any GPU model on the host. */
+  readonly gpuModel?: string | undefined;
+}

@@ -1,0 +1,96 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { GpuSnapshot, HostSnapshot } from '../scheduler/types.js';
+import { hostStatusSql } from './hosts.repo.js';
+
+/**
+ * Every host (or only `hostIds`) as the scheduler sees it: status, totals, what environments have
+ * reserved, and each GPU with its health and whether a reservation holds it. Two queries, whatever
+ * the number of hosts. Pass a transaction to read inside a placement transaction. GPUs the agent
+ * stopped reporting are included as unhealthy, so "needs 4 GPUs, 3 free (1 unhealthy)" stays true.
+ */
+export async function snapshotForScheduling(db: Db, options: { hostIds?: readonly string[] } = {}): Promise<HostSnapshot[]> {
+  const ids = options.hostIds;
+  if (ids && ids.length === 0) return [];
+  const [hosts, gpus] = await Promise.all([
+    db
+      .selectFrom('hosts as h')
+      .innerJoinLateral(
+        (eb) =>
+          eb
+            .selectFrom('environments as e')
+            .whereRef('e.host_id', '=', 'h.id')
+            .select([
+              sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpu'),
+              sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memory'),
+              sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storage'),
+            ])
+            .as('ea'),
+        (join) => join.onTrue(),
+      )
+      .select([
+        'h.id',
+        'h.hostname',
+        hostStatusSql.as('status'),
+        'h.cpu_cores',
+        'h.memory_bytes',
+        'h.disk_total_bytes',
+        'ea.cpu',
+        'ea.memory',
+        'ea.storage',
+      ])
+      .$if(ids !== undefined, (qb) => qb.where('h.id', 'in', ids!))
+      .orderBy('h.id')
+      .execute(),
+    db
+      .selectFrom('host_gpus as g')
+      .select((eb) => [
+        'g.host_id',
+        'g.uuid',
+        'g.index',
+        'g.model',
+        'g.memory_bytes',
+        'g.health',
+        'g.present',
+        eb
+          .exists(
+            eb
+              .selectFrom('gpu_reservations as r')
+              .select(sql`1`.as('one'))
+              .whereRef('r.host_id', '=', 'g.host_id')
+              .whereRef('r.gpu_uuid', '=', 'g.uuid'),
+          )
+          .as('allocated'),
+      ])
+      .$if(ids !== undefined, (qb) => qb.where('g.host_id', 'in', ids!))
+      .orderBy('g.host_id')
+      .orderBy('g.index')
+      .execute(),
+  ]);
+
+  const byHost = new Map<string, GpuSnapshot[]>();
+  for (const g of gpus) {
+    let list = byHost.get(g.host_id);
+    if (!list) byHost.set(g.host_id, (list = []));
+    list.push({
+      uuid: g.uuid,
+      index: g.index,
+      model: g.model,
+      memoryBytes: g.memory_bytes,
+      healthy: g.present && g.health === 'healthy',
+      allocated: Boolean(g.allocated),
+    });
+  }
+  return hosts.map((h) => ({
+    id: h.id,
+    hostname: h.hostname,
+    status: h.status,
+    cpuCores: h.cpu_cores,
+    memoryBytes: h.memory_bytes,
+    storageBytes: h.disk_total_bytes,
+    allocatedCpuCores: h.cpu,
+    allocatedMemoryBytes: h.memory,
+    allocatedStorageBytes: h.storage,
+    gpus: byHost.get(h.id) ?? [],
+  }));
+}

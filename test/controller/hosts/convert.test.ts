@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { LogStream } from '../../../gen/remotegpu/v1/agent.js';
+import { DesiredState, GpuHealth, ObservedState, type EnvironmentStatus } from '../../../gen/remotegpu/v1/types.js';
+import {
+  eventFromProto,
+  gpuFromProto,
+  hostFactsFromProto,
+  logLineFromProto,
+  observedFromProto,
+  specToProto,
+} from '../../../controller/hosts/convert.js';
+import { testGpu } from '../../helpers/test-agent.js';
+
+// Proto ↔ domain conversion at the hosts component's gRPC edges. Pure: no I/O.
+
+const status = (state: ObservedState, extra: Partial<EnvironmentStatus> = {}): EnvironmentStatus => ({
+  envId: 'env-1',
+  state,
+  containerId: 'c',
+  specHash: 'h',
+  gpuUuids: ['GPU-1'],
+  exitCode: 137,
+  oomKilled: true,
+  startedAtMs: 0,
+  finishedAtMs: 1_700_000_000_000,
+  message: 'OOM',
+  sshReady: false,
+  ...extra,
+});
+
+describe('hosts proto conversion', () => {
+  it('maps every observed state, and unknown values to "unknown"', () => {
+    const table: [ObservedState, string][] = [
+      [ObservedState.OBSERVED_STATE_ABSENT, 'absent'],
+      [ObservedState.OBSERVED_STATE_CREATED, 'created'],
+      [ObservedState.OBSERVED_STATE_RUNNING, 'running'],
+      [ObservedState.OBSERVED_STATE_EXITED, 'exited'],
+      [ObservedState.OBSERVED_STATE_RESTARTING, 'restarting'],
+      [ObservedState.OBSERVED_STATE_PAUSED, 'paused'],
+      [ObservedState.OBSERVED_STATE_FAILED, 'failed'],
+      [ObservedState.OBSERVED_STATE_UNSPECIFIED, 'unknown'],
+      [42 as ObservedState, 'unknown'],
+    ];
+    for (const [proto, domain] of table) expect([proto, observedFromProto(status(proto)).state]).toEqual([proto, domain]);
+  });
+
+  it('turns epoch milliseconds into dates, 0 into null', () => {
+    const o = observedFromProto(status(ObservedState.OBSERVED_STATE_EXITED));
+    expect(o).toMatchObject({ startedAt: null, finishedAt: new Date(1_700_000_000_000), exitCode: 137, oomKilled: true, gpuUuids: ['GPU-1'] });
+    const now = new Date(5);
+    expect(eventFromProto({ envId: 'e', atMs: 0, kind: 'k', message: 'm' }, now).at).toBe(now);
+    expect(eventFromProto({ envId: 'e', atMs: 10, kind: 'k', message: 'm' }).at).toEqual(new Date(10));
+  });
+
+  it('maps GPU health: unhealthy keeps or gets a reason, unspecified counts as healthy', () => {
+    expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNHEALTHY, healthReason: 'XID 79' }))).toMatchObject({ health: 'unhealthy', healthReason: 'XID 79' });
+    expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNHEALTHY, healthReason: '' })).healthReason).not.toBe('');
+    expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNSPECIFIED, healthReason: 'stale' }))).toMatchObject({ health: 'healthy', healthReason: '' });
+  });
+
+  it('fills host driver and CUDA versions from the first GPU when the host left them empty', () => {
+    const base = {
+      hostname: ' gpu-1 ',
+      publicAddress: '10.0.0.1',
+      agentAddress: '10.0.0.1:9091',
+      agentVersion: '1',
+      os: '',
+      kernel: '',
+      cpuModel: '',
+      cpuCores: 8,
+      memoryBytes: 1,
+      diskTotalBytes: 2,
+      diskFreeBytes: 1,
+      gpuCondition: '',
+      gpuMode: 'nvidia',
+    };
+    const f = hostFactsFromProto({ ...base, gpus: [testGpu(0, 't', { driverVersion: '550.1', cudaVersion: '12.4' })], driverVersion: '', cudaVersion: '' });
+    expect(f).toMatchObject({ hostname: 'gpu-1', driverVersion: '550.1', cudaVersion: '12.4' });
+    const g = hostFactsFromProto({ ...base, gpus: [], driverVersion: '535', cudaVersion: '12.2' });
+    expect(g).toMatchObject({ driverVersion: '535', cudaVersion: '12.2', gpus: [] });
+  });
+
+  it('converts a spec to proto with the desired state', () => {
+    const p = specToProto({
+      envId: 'env-1',
+      image: 'img',
+      cpuCores: 2,
+      memoryBytes: 3,
+      gpuUuids: ['GPU-a'],
+      storageBytes: 4,
+      dataPath: '/root/workspace',
+      ports: [{ name: 'ssh', containerPort: 22, hostPort: 30001 }],
+      sshAuthorizedKeys: ['k'],
+      mounts: [{ datasetId: '1', hostPath: '/srv', containerPath: '/data', readonly: true }],
+      env: { A: 'b' },
+      labels: { l: 'v' },
+      jupyterToken: 'jt',
+      desiredState: 'stopped',
+    });
+    expect(p).toMatchObject({ envId: 'env-1', desiredState: DesiredState.DESIRED_STATE_STOPPED, gpuUuids: ['GPU-a'], env: { A: 'b' }, labels: { l: 'v' } });
+    expect(p.ports).toEqual([{ name: 'ssh', containerPort: 22, hostPort: 30001 }]);
+    expect(p.mounts).toEqual([{ datasetId: '1', hostPath: '/srv', containerPath: '/data', readonly: true }]);
+  });
+
+  it('maps log streams', () => {
+    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_STDERR, text: 'x' })).toEqual({ at: new Date(1), stream: 'stderr', text: 'x' });
+    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_UNSPECIFIED, text: 'y' }).stream).toBe('stdout');
+  });
+});
