@@ -83,7 +83,7 @@ describe.each(DB_TARGETS)('environments API on $name', (target) => {
       const missing = await api.request('POST', '/api/v1/environments', { token: alice.token, body: noName });
       expect(missing.status).toBe(400);
       expect(missing.body.data.fields[0].field).toBe('name');
-      const malformed = await api.request('POST', '/api/v1/environments', { token: alice.token, rawBody: '{"name": ', headers: { 'content-type': 'application/json' } });
+      const malformed = await api.request('POST', '/api/v1/environments', { token: alice.token, body: '{"name": ' });
       expect(malformed.status).toBe(400);
       expect(malformed.body.code).toBe(40002);
       const image = await api.request('POST', '/api/v1/environments', { token: alice.token, body: body({ image: 'nope:1' }) });
