@@ -40,13 +40,13 @@ function isSecretName(key: string): boolean {
   return /TOKEN|SECRET|PASSWORD|CREDENTIAL|DATABASE_URL/i.test(key);
 }
 
-/** A TCP port number given as a string. */
+/** A TCP port number given as a string; 0 means any free port (tests, several instances on one machine). */
 export const portVar = (fallback: number) =>
   z
     .string()
     .regex(/^\d+$/, 'expected an integer port number 1-65535')
     .transform(Number)
-    .pipe(z.number().int().min(1, 'expected a port number 1-65535').max(65535, 'expected a port number 1-65535'))
+    .pipe(z.number().int().min(0, 'expected a port number 1-65535').max(65535, 'expected a port number 1-65535'))
     .default(fallback);
 
 /** A positive integer (milliseconds, bytes, counts) given as a string. */

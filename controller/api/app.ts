@@ -30,6 +30,7 @@ export function createBaseApp(logger: Logger): OpenAPIHono<any> {
       const status = err.status;
       if (status === 400) return errorResponse(c, new AppError('malformed_json', `request body is not valid JSON: ${err.message}`));
       if (status === 413) return errorResponse(c, new AppError('payload_too_large', 'request body is too large'));
+      if (status === 415) return errorResponse(c, new AppError('invalid_argument', 'send the request body as JSON with "Content-Type: application/json"'));
       if (status === 401) return errorResponse(c, new AppError('unauthenticated', err.message));
     }
     if (err instanceof SyntaxError && /JSON/i.test(err.message)) {

@@ -19,6 +19,14 @@ const MESSAGES = {
   host_cordoned: { zh: '主机已停止调度', en: 'Host cordoned' },
   host_uncordoned: { zh: '主机已恢复调度', en: 'Host uncordoned' },
   host_draining: { zh: '主机排空中', en: 'Host draining' },
+  user_created: { zh: '用户创建成功', en: 'User created' },
+  token_created: { zh: '令牌创建成功，请立即保存：它只显示这一次', en: 'Token created; save it now: it is shown only once' },
+  workspace_created: { zh: '工作空间创建成功', en: 'Workspace created' },
+  member_added: { zh: '成员添加成功', en: 'Member added' },
+  image_created: { zh: '镜像添加成功', en: 'Image added' },
+  image_updated: { zh: '镜像更新成功', en: 'Image updated' },
+  dataset_created: { zh: '数据集创建成功', en: 'Dataset created' },
+  ssh_key_added: { zh: 'SSH 公钥添加成功', en: 'SSH key added' },
 } as const;
 
 export type MessageKey = keyof typeof MESSAGES;

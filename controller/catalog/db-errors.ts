@@ -1,0 +1,25 @@
+// PostgreSQL error codes (SQLSTATE) that the catalog turns into domain errors. Both `pg` and PGlite
+// report them in `code`; the constraint name is in `constraint`.
+const UNIQUE_VIOLATION = '23505';
+const FOREIGN_KEY_VIOLATION = '23503';
+
+interface PgLikeError {
+  code?: unknown;
+  constraint?: unknown;
+}
+
+/** True when `err` is a unique-constraint violation (of `constraint`, when given). */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  return matches(err, UNIQUE_VIOLATION, constraint);
+}
+
+/** True when `err` is a foreign-key violation (of `constraint`, when given). */
+export function isForeignKeyViolation(err: unknown, constraint?: string): boolean {
+  return matches(err, FOREIGN_KEY_VIOLATION, constraint);
+}
+
+function matches(err: unknown, code: string, constraint: string | undefined): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as PgLikeError;
+  return e.code === code && (constraint === undefined || e.constraint === constraint);
+}

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DB_TARGETS } from '../../helpers/databases.js';
+import { createTestApi, seedEnvironment, type TestApi, type TestUser } from '../../helpers/api.js';
+
+describe.each(DB_TARGETS)('admin datasets API on $name', (target) => {
+  describe.skipIf(target.skipReason !== '')('routes', () => {
+    let api: TestApi;
+    let alice: TestUser;
+    let workspaceId: number;
+    const admin = (method: string, path: string, body?: unknown) => api.request(method, path, { token: api.adminToken, body });
+
+    beforeAll(async () => {
+      api = await createTestApi(target);
+      alice = await api.createUser('alice');
+      workspaceId = await api.createWorkspace('team', alice.id);
+    });
+    afterAll(async () => api?.close());
+
+    it('registers a public dataset (201)', async () => {
+      const res = await admin('POST', '/api/v1/admin/datasets', { name: 'imagenet', host_path: '/mnt/datasets/imagenet', description: 'ILSVRC 2012' });
+      expect(res.status).toBe(201);
+      expect(res.body).toMatchObject({ code: 0, message: '数据集创建成功' });
+      expect(res.body.data).toEqual({
+        id: expect.any(Number),
+        name: 'imagenet',
+        description: 'ILSVRC 2012',
+        host_path: '/mnt/datasets/imagenet',
+        owner_id: null,
+        workspace_id: null,
+        created_at: expect.any(String),
+      });
+      const got = await admin('GET', `/api/v1/admin/datasets/${res.body.data.id}`);
+      expect(got.status).toBe(200);
+      expect(got.body.data).toEqual(res.body.data);
+    });
+
+    it('registers datasets restricted to a user or a workspace', async () => {
+      const own = await admin('POST', '/api/v1/admin/datasets', { name: 'mine', host_path: '/data/alice', owner_id: alice.id });
+      expect(own.status).toBe(201);
+      expect(own.body.data).toMatchObject({ owner_id: alice.id, workspace_id: null });
+      const ws = await admin('POST', '/api/v1/admin/datasets', { name: 'team', host_path: '/data/team', workspace_id: workspaceId, owner_id: null });
+      expect(ws.status).toBe(201);
+      expect(ws.body.data).toMatchObject({ owner_id: null, workspace_id: workspaceId });
+    });
+
+    it.each([
+      ['missing name', { host_path: '/data/x' }, 'name'],
+      ['empty name', { name: '', host_path: '/data/x' }, 'name'],
+      ['129-character name', { name: 'd'.repeat(129), host_path: '/data/x' }, 'name'],
+      ['missing host_path', { name: 'x' }, 'host_path'],
+      ['relative host_path', { name: 'x', host_path: 'data/x' }, 'host_path'],
+      ['host_path with ..', { name: 'x', host_path: '/data/../etc' }, 'host_path'],
+      ['host_path /data/./x', { name: 'x', host_path: '/data/./x' }, 'host_path'],
+      ['host_path with trailing /', { name: 'x', host_path: '/data/x/' }, 'host_path'],
+      ['host_path /', { name: 'x', host_path: '/' }, 'host_path'],
+      ['host_path under /etc', { name: 'x', host_path: '/etc/ssl' }, 'host_path'],
+      ['host_path /proc', { name: 'x', host_path: '/proc' }, 'host_path'],
+      ['host_path as a number', { name: 'x', host_path: 5 }, 'host_path'],
+      ['owner_id as text', { name: 'x', host_path: '/data/x', owner_id: 'alice' }, 'owner_id'],
+      ['unknown owner', { name: 'x', host_path: '/data/x', owner_id: 999999 }, 'owner_id'],
+      ['unknown workspace', { name: 'x', host_path: '/data/x', workspace_id: 999999 }, 'workspace_id'],
+      ['negative workspace', { name: 'x', host_path: '/data/x', workspace_id: -3 }, 'workspace_id'],
+    ])('refuses %s with 400 40001 naming the field', async (_label, body, field) => {
+      const res = await admin('POST', '/api/v1/admin/datasets', body);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe(40001);
+      expect(res.body.data.fields.map((f: { field: string }) => f.field)).toEqual([field]);
+      expect(res.body.message).toContain(field);
+    });
+
+    it('lists all datasets for admins, whoever they belong to', async () => {
+      const res = await admin('GET', '/api/v1/admin/datasets');
+      expect(res.status).toBe(200);
+      expect(res.body.data.items.map((d: { name: string }) => d.name)).toEqual(['imagenet', 'mine', 'team']);
+      expect(res.body.data.pagination).toEqual({ page: 1, page_size: 20, total: 3, total_pages: 1 });
+    });
+
+    it('deletes a dataset unless a live environment mounts it (409 40901)', async () => {
+      const created = await admin('POST', '/api/v1/admin/datasets', { name: 'mounted', host_path: '/data/mounted' });
+      const id = created.body.data.id;
+      const image = await api.db.insertInto('images').values({ name: 'img', docker_ref: 'img', jupyter_port: null }).returning('id').executeTakeFirstOrThrow();
+      const live = await seedEnvironment(api.db, { ownerId: alice.id, imageId: image.id });
+      const gone = await seedEnvironment(api.db, { ownerId: alice.id, imageId: image.id, desiredState: 'deleted' });
+      await api.db.insertInto('environment_mounts').values({ env_id: live, dataset_id: id, mount_path: '/data' }).execute();
+      await api.db.insertInto('environment_mounts').values({ env_id: gone, dataset_id: id, mount_path: '/data' }).execute();
+
+      const refused = await admin('DELETE', `/api/v1/admin/datasets/${id}`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe(40901);
+      expect(refused.body.message).toContain(live);
+      expect(refused.body.message).not.toContain(gone);
+
+      await api.db.deleteFrom('environment_mounts').where('env_id', '=', live).execute();
+      const res = await admin('DELETE', `/api/v1/admin/datasets/${id}`);
+      expect(res.status).toBe(204);
+      expect(res.text).toBe('');
+      expect((await admin('GET', `/api/v1/admin/datasets/${id}`)).status).toBe(404);
+      expect((await admin('DELETE', `/api/v1/admin/datasets/${id}`)).status).toBe(404);
+      expect((await admin('DELETE', '/api/v1/admin/datasets/0')).status).toBe(400);
+    });
+  });
+});
