@@ -84,7 +84,7 @@ async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>
     }
     if (!abort.signal.aborted) call.end();
   } catch (err) {
-    if (!abort.signal.aborted) call.destroy(toGrpcError(toAppError(err)) as Error);
+    if (!abort.signal.aborted) call.emit('error', toGrpcError(toAppError(err)));
   } finally {
     abort.abort();
   }
@@ -94,7 +94,7 @@ function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServic
   let session: TerminalSession | undefined;
   const fail = (err: unknown) => {
     session?.kill();
-    call.destroy(toGrpcError(toAppError(err)) as Error);
+    call.emit('error', toGrpcError(toAppError(err)));
   };
   try {
     authorize(call.metadata);

@@ -59,7 +59,7 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
     sshAuthorizedKeys: keys.map((k) => k.public_key),
     mounts: mounts.map((m) => ({ datasetId: String(m.dataset_id), hostPath: m.host_path, containerPath: m.mount_path, readonly: m.readonly })),
     env: { REMOTEGPU_ENV_ID: env.id },
-    labels: { 'remotegpu.owner-id': String(env.owner_id), ...(env.workspace_id !== null ? { 'remotegpu.workspace-id': String(env.workspace_id) } : {}) },
+    labels: { 'com.remotegpu.owner-id': String(env.owner_id), ...(env.workspace_id !== null ? { 'com.remotegpu.workspace-id': String(env.workspace_id) } : {}) },
     jupyterToken: env.jupyter_token,
     desiredState: env.desired_state === 'stopped' ? 'stopped' : 'running',
   };

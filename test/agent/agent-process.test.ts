@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { bearerMetadata } from '../../common/grpc.js';
+import { AgentServiceClient } from '../../gen/remotegpu/v1/agent.js';
+import { loadControllerConfig } from '../../controller/config.js';
+import { startController, type RunningController } from '../../controller/server.js';
+import { dockerAvailable, ensureBusyboxImage, freePort } from '../helpers/docker.js';
+
+// The real agent program as operators run it (a separate process), with a fake nvidia-smi printing
+// a recorded 8×H100 capture: it registers, runs environments, refuses calls without its
+// credential, reports an OOM kill, and after SIGKILL and a restart re-adopts its running
+// containers without restarting them and without registering a second host.
+
+const run = promisify(execFile);
+const hasDocker = await dockerAvailable();
+const ADMIN = 'agent-process-admin-token-0123456789';
+const JOIN = 'agent-process-join-token-0123456789';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!hasDocker)('agent process', () => {
+  let dir: string;
+  let controller: RunningController;
+  let agent: ChildProcess | undefined;
+  let agentPort: number;
+  let output = '';
+  const envIds: string[] = [];
+
+  const api = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${controller.httpUrl}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await check()) return;
+      await sleep(200);
+    }
+    throw new Error(`timed out waiting for ${what}; agent output:\n${output.slice(-3000)}`);
+  };
+  const startAgentProcess = () => {
+    agent = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
+      env: {
+        PATH: process.env.PATH,
+        REMOTEGPU_CONTROLLER: `127.0.0.1:${controller.grpcPort}`,
+        REMOTEGPU_JOIN_TOKEN: JOIN,
+        REMOTEGPU_AGENT_LISTEN: `127.0.0.1:${agentPort}`,
+        REMOTEGPU_PUBLIC_ADDRESS: '127.0.0.1',
+        REMOTEGPU_DATA_DIR: path.join(dir, 'agent'),
+        REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/h100-80gb-hbm3-sxm_x8_nvidia-smi-q.txt'),
+        REMOTEGPU_REPORT_INTERVAL_MS: '500',
+        REMOTEGPU_LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  };
+  const inspect = async (envId: string) => {
+    const { stdout } = await run('docker', ['inspect', '--format', '{{.Id}} {{.State.StartedAt}} {{.State.Status}}', `remotegpu-${envId}`]);
+    return stdout.trim();
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rgpu-agent-proc-'));
+    await ensureBusyboxImage();
+    agentPort = await freePort();
+    const config = loadControllerConfig({
+      REMOTEGPU_DATA_DIR: path.join(dir, 'controller'),
+      REMOTEGPU_HTTP_PORT: '0',
+      REMOTEGPU_HTTP_HOST: '127.0.0.1',
+      REMOTEGPU_GRPC_PORT: '0',
+      REMOTEGPU_GRPC_HOST: '127.0.0.1',
+      REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
+      REMOTEGPU_JOIN_TOKEN: JOIN,
+      REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
+      REMOTEGPU_SSH_PORT_RANGE: '33000-33099',
+      REMOTEGPU_JUPYTER_PORT_RANGE: '33100-33199',
+    });
+    controller = await startController(config, pino({ level: 'silent' }));
+    await controller.database.db.insertInto('images').values({ name: 'busybox:test', docker_ref: 'remotegpu/busybox-test:1', jupyter_port: null }).execute();
+    startAgentProcess();
+    await waitFor('host registered', async () => (await api('GET', '/api/v1/admin/hosts')).body.data.items.length === 1);
+  }, 180_000);
+
+  afterAll(async () => {
+    agent?.kill('SIGKILL');
+    for (const id of envIds) await run('docker', ['rm', '-f', `remotegpu-${id}`]).catch(() => {});
+    for (const id of envIds) await run('docker', ['volume', 'rm', '-f', `remotegpu-${id}-data`]).catch(() => {});
+    await controller?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('reports the 8 recorded H100s with their UUIDs', async () => {
+    const hosts = (await api('GET', '/api/v1/admin/hosts')).body.data.items;
+    expect(hosts[0]).toMatchObject({ gpu_count: 8, status: 'online' });
+    expect(hosts[0].gpu_model).toMatch(/H100/);
+    const detail = (await api('GET', `/api/v1/admin/hosts/${hosts[0].host_id}`)).body.data;
+    expect(detail.gpus.map((g: { index: number }) => g.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(detail.gpus.every((g: { uuid: string }) => /^GPU-[0-9a-f-]{36}$/.test(g.uuid))).toBe(true);
+  });
+
+  it('refuses AgentService calls without the host credential', async () => {
+    const client = new AgentServiceClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
+    const err = await new Promise<ServiceError>((resolve) => client.inspectEnvironment({ envId: 'env-x' }, bearerMetadata('wrong-credential'), (e) => resolve(e!)));
+    expect(err.code).toBe(GrpcStatus.UNAUTHENTICATED);
+    const none = await new Promise<ServiceError>((resolve) => client.inspectEnvironment({ envId: 'env-x' }, (e) => resolve(e!)));
+    expect(none.code).toBe(GrpcStatus.UNAUTHENTICATED);
+    client.close();
+  });
+
+  it('runs two environments and reports an OOM kill inside one', async () => {
+    for (const gpu of [2, 3]) {
+      const res = await api('POST', '/api/v1/environments', { name: `p${gpu}`, image: 'busybox:test', cpu: 1, memory: 64 * 2 ** 20, gpu, storage: 2 ** 30 });
+      expect(res.status).toBe(201);
+      envIds.push(res.body.data.env_id);
+    }
+    for (const id of envIds) await waitFor(`${id} running`, async () => (await api('GET', `/api/v1/environments/${id}`)).body.data.status === 'running');
+    // A process inside the first environment allocates past its 64 MiB limit.
+    await run('docker', ['exec', `remotegpu-${envIds[0]}`, 'sh', '-c', 'x=$(head -c 300000000 /dev/zero | tr "\\0" a); echo $x | wc -c']).catch(() => undefined);
+    await waitFor('OOM reported', async () => {
+      const logs = (await api('GET', `/api/v1/environments/${envIds[0]}/logs?lines=100`)).body.data.logs as string[];
+      return logs.some((l) => /OOM|out of memory|memory limit/i.test(l));
+    }, 30_000);
+  }, 120_000);
+
+  it('re-adopts running containers after SIGKILL and restart: same ids, not restarted, same GPUs, one host', async () => {
+    const before = await Promise.all(envIds.map(inspect));
+    const gpusBefore = (await api('GET', `/api/v1/admin/hosts/${(await api('GET', '/api/v1/admin/hosts')).body.data.items[0].host_id}`)).body.data.gpus.map((g: { uuid: string; env_id: string | null }) => `${g.uuid}=${g.env_id}`);
+    agent!.kill('SIGKILL');
+    await new Promise((r) => agent!.once('exit', r));
+    expect(before.every((b) => b.endsWith('running'))).toBe(true);
+    startAgentProcess();
+    const hostId = (await api('GET', '/api/v1/admin/hosts')).body.data.items[0].host_id;
+    const reportedAfter = Date.now();
+    await waitFor('a report from the restarted agent', async () => {
+      const h = (await api('GET', `/api/v1/admin/hosts/${hostId}`)).body.data;
+      return new Date(h.last_report_at).getTime() > reportedAfter + 600;
+    });
+    expect(await Promise.all(envIds.map(inspect))).toEqual(before);
+    const hosts = (await api('GET', '/api/v1/admin/hosts')).body.data.items;
+    expect(hosts).toHaveLength(1);
+    expect(hosts[0].host_id).toBe(hostId);
+    const gpusAfter = (await api('GET', `/api/v1/admin/hosts/${hostId}`)).body.data.gpus.map((g: { uuid: string; env_id: string | null }) => `${g.uuid}=${g.env_id}`);
+    expect(gpusAfter).toEqual(gpusBefore);
+    for (const id of envIds) expect((await api('GET', `/api/v1/environments/${id}`)).body.data.status).toBe('running');
+    // The restarted agent serves calls again with the same credential: stop one environment.
+    expect((await api('POST', `/api/v1/environments/${envIds[1]}/stop`)).status).toBe(200);
+    await waitFor('stopped', async () => (await api('GET', `/api/v1/environments/${envIds[1]}`)).body.data.status === 'stopped');
+    expect(await inspect(envIds[1]!)).toMatch(/exited$/);
+  }, 120_000);
+});
