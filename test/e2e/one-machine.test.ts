@@ -227,7 +227,7 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
       await waitFor('volume removed', async () => !(await run('docker', ['volume', 'ls', '-q'])).stdout.includes(envId), 30_000);
       await waitFor('GPUs free', async () => {
         const h = (await api('GET', '/api/v1/admin/hosts', ADMIN)).body.data.items[0];
-        return h.gpus_allocated === 0 && h.environments === 0;
+        return h.gpus_allocated === 0 && h.environment_count === 0;
       });
       envId = '';
     }, 120_000);
