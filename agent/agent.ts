@@ -64,6 +64,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     publishAddress: loopback ? publicAddress : '0.0.0.0',
     defaultPidsLimit: config.pidsLimit,
     logger,
+    ...(config.namespace ? { managedBy: config.namespace } : {}),
   });
 
   let credential: string | undefined;

@@ -23,6 +23,7 @@ const schema = z.object({
   REMOTEGPU_PIDS_LIMIT: intVar(4096, 64),
   REMOTEGPU_SHM_BYTES: intVar(0, 0),
   DOCKER_HOST: z.string().default('unix:///var/run/docker.sock'),
+  REMOTEGPU_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected 1-63 characters [a-z0-9_.-]').optional(),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
 });
 
@@ -43,6 +44,8 @@ export interface AgentConfig {
   /** /dev/shm size for every environment; 0 = half the environment's memory. */
   readonly shmBytes: number;
   readonly dockerHost: string;
+  /** Set when several agents share one Docker engine: each manages only its namespace's containers. */
+  readonly namespace: string | undefined;
   readonly logLevel: string;
 }
 
@@ -64,6 +67,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     pidsLimit: e.REMOTEGPU_PIDS_LIMIT,
     shmBytes: e.REMOTEGPU_SHM_BYTES,
     dockerHost: e.DOCKER_HOST,
+    namespace: e.REMOTEGPU_NAMESPACE,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
 }

@@ -33,6 +33,7 @@ const agent = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
     REMOTEGPU_DATA_DIR: path.join(dir, 'agent'),
     REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt'),
     REMOTEGPU_LOG_LEVEL: 'warn',
+    REMOTEGPU_NAMESPACE: `bench-${process.pid}`,
   },
   stdio: 'ignore',
 });

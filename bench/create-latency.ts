@@ -26,6 +26,7 @@ const platform = await startLocalPlatform(
     REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt'),
     REMOTEGPU_SSH_PORT_RANGE: '36000-36099',
     REMOTEGPU_JUPYTER_PORT_RANGE: '36100-36199',
+    REMOTEGPU_NAMESPACE: `bench-${process.pid}`,
   },
   createLogger({ name: 'bench', level: 'warn' }),
 );

@@ -61,7 +61,7 @@ function dockerSince(ms: number): string {
  * so nothing between the caller's call and the subscription is lost), until `signal` aborts.
  * Throws RuntimeError 'docker_unavailable' when Docker ends the stream (e.g. the engine restarted).
  */
-export async function* dockerEvents(docker: Dockerode, signal: AbortSignal, sinceMs: number): AsyncGenerator<LifecycleEvent> {
+export async function* dockerEvents(docker: Dockerode, signal: AbortSignal, sinceMs: number, managedBy = 'true'): AsyncGenerator<LifecycleEvent> {
   if (signal.aborted) return;
   let stream: NodeJS.ReadableStream & { destroy(): void };
   try {
@@ -70,7 +70,7 @@ export async function* dockerEvents(docker: Dockerode, signal: AbortSignal, sinc
       since: dockerSince(sinceMs),
       filters: {
         type: ['container'],
-        label: [`${LABEL.managed}=true`],
+        label: [`${LABEL.managed}=${managedBy}`],
         event: ['create', 'start', 'oom', 'die', 'destroy'],
       },
       abortSignal: signal,

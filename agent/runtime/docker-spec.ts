@@ -28,6 +28,8 @@ export interface CreateContext {
   readonly defaultPidsLimit?: number;
   /** Image to create from when not spec.image (a committed image of this environment). */
   readonly image?: string;
+  /** Value of the remotegpu.managed label: 'true', or the agent's namespace when several agents share one engine. */
+  readonly managedBy?: string;
 }
 
 /**
@@ -141,7 +143,7 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
 
   const labels: Record<string, string> = {
     ...spec.labels,
-    [LABEL.managed]: 'true',
+    [LABEL.managed]: ctx.managedBy ?? 'true',
     [LABEL.envId]: spec.envId,
     [LABEL.specHash]: specHash(spec),
     [LABEL.gpuUuids]: gpu.gpuUuids.join(','),

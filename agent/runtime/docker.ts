@@ -32,6 +32,12 @@ export interface DockerRuntimeOptions {
   /** Seconds between SIGTERM and SIGKILL when apply or a recreate stops a container; default 10. */
   readonly stopTimeoutS?: number;
   readonly logger?: Logger;
+  /**
+   * Value of the remotegpu.managed label this runtime creates and looks for; default 'true'. Agents
+   * sharing one Docker engine (development, tests) each use their own value and never see or touch
+   * each other's containers.
+   */
+  readonly managedBy?: string;
 }
 
 /** Runs environments as Docker containers; see ContainerRuntime for the contract of each method. */
@@ -39,6 +45,10 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Dockerode;
   private readonly locks = new KeyedLock();
   private readonly log: Logger | undefined;
+
+  private get managedBy(): string {
+    return this.options.managedBy ?? 'true';
+  }
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = options.docker ?? new Dockerode();
@@ -77,6 +87,10 @@ export class DockerRuntime implements ContainerRuntime {
     return this.locks.run(envId, async () => {
       try {
         let existed = false;
+        // The volume (and the committed images that go with it) of another namespace's
+        // environment is not ours to delete.
+        const volume = await ignoreMissing(() => this.docker.getVolume(volumeName(envId)).inspect());
+        if (volume && (volume.Labels ?? {})[LABEL.managed] !== this.managedBy) return false;
         for (const c of await this.listEnvContainers(envId)) {
           await ignoreMissing(() => this.docker.getContainer(c.Id).remove({ force: true, v: true }));
           existed = true;
@@ -105,7 +119,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async list(): Promise<ObservedStatus[]> {
     try {
-      const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+      const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=${this.managedBy}`] } });
       const byEnv = new Map<string, Dockerode.ContainerInfo>();
       for (const c of containers) {
         const envId = c.Labels?.[LABEL.envId];
@@ -137,7 +151,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   events(signal: AbortSignal): AsyncIterable<LifecycleEvent> {
-    return dockerEvents(this.docker, signal, Date.now());
+    return dockerEvents(this.docker, signal, Date.now(), this.managedBy);
   }
 
   execArgs(envId: string, command: readonly string[]): string[] {
@@ -275,6 +289,7 @@ export class DockerRuntime implements ContainerRuntime {
       controlNodes: this.options.gpuMode === 'devices' ? await findControlNodes(deviceDir) : [],
       publishAddress: this.options.publishAddress,
       defaultPidsLimit: this.options.defaultPidsLimit,
+      managedBy: this.managedBy,
     };
   }
 
@@ -282,7 +297,7 @@ export class DockerRuntime implements ContainerRuntime {
   private async ensureVolume(envId: string): Promise<boolean> {
     const name = volumeName(envId);
     if (await ignoreMissing(() => this.docker.getVolume(name).inspect())) return false;
-    await this.docker.createVolume({ Name: name, Labels: { [LABEL.managed]: 'true', [LABEL.envId]: envId } });
+    await this.docker.createVolume({ Name: name, Labels: { [LABEL.managed]: this.managedBy, [LABEL.envId]: envId } });
     return true;
   }
 
@@ -298,7 +313,7 @@ export class DockerRuntime implements ContainerRuntime {
   private listEnvContainers(envId: string): Promise<Dockerode.ContainerInfo[]> {
     return this.docker.listContainers({
       all: true,
-      filters: { label: [`${LABEL.managed}=true`, `${LABEL.envId}=${envId}`] },
+      filters: { label: [`${LABEL.managed}=${this.managedBy}`, `${LABEL.envId}=${envId}`] },
     });
   }
 

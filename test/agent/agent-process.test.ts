@@ -46,7 +46,7 @@ describe.skipIf(!hasDocker)('agent process', () => {
       if (await check()) return;
       await sleep(200);
     }
-    throw new Error(`timed out waiting for ${what}; agent output:\n${output.slice(-3000)}`);
+    throw new Error(`timed out waiting for ${what}; agent output (last lines):\n${output.split('\n').slice(-30).join('\n')}`);
   };
   const startAgentProcess = () => {
     agent = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
@@ -60,6 +60,8 @@ describe.skipIf(!hasDocker)('agent process', () => {
         REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/h100-80gb-hbm3-sxm_x8_nvidia-smi-q.txt'),
         REMOTEGPU_REPORT_INTERVAL_MS: '500',
         REMOTEGPU_LOG_LEVEL: 'info',
+        // Other test files run agents on the same Docker engine at the same time.
+        REMOTEGPU_NAMESPACE: `agent-process-${process.pid}`,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -147,7 +149,12 @@ describe.skipIf(!hasDocker)('agent process', () => {
       const h = (await api('GET', `/api/v1/admin/hosts/${hostId}`)).body.data;
       return new Date(h.last_report_at).getTime() > reportedAfter + 600;
     });
-    expect(await Promise.all(envIds.map(inspect))).toEqual(before);
+    const after = await Promise.all(envIds.map(inspect));
+    if (JSON.stringify(after) !== JSON.stringify(before)) {
+      const logs = await Promise.all(envIds.map(async (id) => (await api('GET', `/api/v1/environments/${id}/logs?lines=40`)).body.data.logs));
+      console.error(`containers changed across the agent restart; agent output:\n${output.slice(-6000)}\nenvironment logs:\n${JSON.stringify(logs, null, 1)}`);
+    }
+    expect(after).toEqual(before);
     const hosts = (await api('GET', '/api/v1/admin/hosts')).body.data.items;
     expect(hosts).toHaveLength(1);
     expect(hosts[0].host_id).toBe(hostId);

@@ -84,6 +84,8 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
           REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
           REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
           REMOTEGPU_FAKE_GPUS: FAKE,
+          // Other test files run agents on the same Docker engine at the same time.
+          REMOTEGPU_NAMESPACE: `e2e-${target.name}-${process.pid}`,
           REMOTEGPU_REPORT_INTERVAL_MS: '500',
           REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
           REMOTEGPU_SSH_PORT_RANGE: `${off}-${off + 99}`,

@@ -1,0 +1,47 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../../agent/runtime/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker } from '../../helpers/docker.js';
+import { envSpec } from './env-spec.js';
+
+const HAVE_DOCKER = await dockerAvailable();
+if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
+
+// Two agents sharing one Docker engine (development, tests) must never see or touch each other's
+// containers: each runtime manages only the containers labelled with its namespace.
+describe.skipIf(!HAVE_DOCKER)('runtime namespaces on one engine (real Docker)', () => {
+  const docker = testDocker();
+  let stateDir: string;
+  let otherStateDir: string;
+  let a: DockerRuntime;
+  let b: DockerRuntime;
+  const spec = envSpec({});
+
+  beforeAll(async () => {
+    await ensureBusyboxImage(docker);
+    stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-ns-'));
+    otherStateDir = await mkdtemp(join(tmpdir(), 'remotegpu-ns-'));
+    a = new DockerRuntime({ docker, stateDir, gpuMode: 'devices', managedBy: `ns-a-${process.pid}` });
+    b = new DockerRuntime({ docker, stateDir: otherStateDir, gpuMode: 'devices', managedBy: `ns-b-${process.pid}` });
+    await a.apply(spec);
+  });
+
+  afterAll(async () => {
+    await a?.remove(spec.envId).catch(() => undefined);
+    for (const dir of [stateDir, otherStateDir]) if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists, inspects and removes only its own namespace', async () => {
+    expect((await a.list()).map((s) => s.envId)).toEqual([spec.envId]);
+    expect((await b.list()).map((s) => s.envId)).not.toContain(spec.envId);
+    expect((await b.inspect(spec.envId)).state).toBe('absent');
+    expect(await b.remove(spec.envId)).toBe(false);
+    expect((await a.inspect(spec.envId)).state).toBe('running');
+    const volume = await docker.getVolume(`remotegpu-${spec.envId}-data`).inspect();
+    expect(volume.Labels['remotegpu.managed']).toBe(`ns-a-${process.pid}`);
+    expect(await a.remove(spec.envId)).toBe(true);
+    expect((await a.inspect(spec.envId)).state).toBe('absent');
+  });
+});
