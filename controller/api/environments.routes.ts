@@ -22,6 +22,7 @@ import {
   noContent,
   pageEnvelope,
   pageRequest,
+  paginated,
   pathId,
   reply,
   replyCreated,
@@ -221,10 +222,7 @@ export function environmentsRoutes(deps: ApiDeps) {
         status: q.status as EnvStatus | undefined,
         workspaceId: q.workspace_id,
       });
-      return reply(c, {
-        items: rows.map(json),
-        pagination: { page: page.page, page_size: page.pageSize, total, total_pages: Math.ceil(total / page.pageSize) },
-      });
+      return reply(c, paginated({ items: rows, total }, page, json));
     },
   );
 

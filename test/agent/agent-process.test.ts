@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { bearerMetadata } from '../../common/grpc.js';
-import { AgentServiceClient } from '../../gen/remotegpu/v1/agent.js';
+import { AgentServiceClient, type ExecOutput } from '../../gen/remotegpu/v1/agent.js';
 import { loadControllerConfig } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/server.js';
 import { dockerAvailable, ensureBusyboxImage, freePort } from '../helpers/docker.js';
@@ -120,6 +120,39 @@ describe.skipIf(!hasDocker)('agent process', () => {
     expect(none.code).toBe(GrpcStatus.UNAUTHENTICATED);
     client.close();
   });
+
+  it('opens a terminal in an environment through Exec (node-pty + docker exec), with resize and exit code', async () => {
+    const res = await api('POST', '/api/v1/environments', { name: 'exec', image: 'busybox:test', cpu: 1, memory: 64 * 2 ** 20, gpu: 0, storage: 2 ** 30 });
+    const id = res.body.data.env_id as string;
+    envIds.push(id);
+    await waitFor(`${id} running`, async () => (await api('GET', `/api/v1/environments/${id}`)).body.data.status === 'running');
+    const identity = JSON.parse(readFileSync(path.join(dir, 'agent', 'agent-identity.json'), 'utf8')) as { credential: string };
+    const client = new AgentServiceClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
+    const call = client.exec(bearerMetadata(identity.credential));
+    let out = '';
+    let exitCode: number | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (m: ExecOutput) => {
+        if (m.output?.$case === 'data') out += Buffer.from(m.output.value).toString();
+        if (m.output?.$case === 'exitCode') exitCode = m.output.value;
+      });
+      call.on('end', resolve);
+      call.on('error', reject);
+    });
+    call.write({ input: { $case: 'start', value: { envId: id, command: ['sh'], cols: 80, rows: 24 } } });
+    call.write({ input: { $case: 'resize', value: { cols: 132, rows: 43 } } });
+    await sleep(500);
+    call.write({ input: { $case: 'stdin', value: Buffer.from('stty size; echo in-$REMOTEGPU_ENV_ID; exit 3\n') } });
+    await done;
+    client.close();
+    expect(out).toContain('43 132');
+    expect(out).toContain(`in-${id}`);
+    expect(exitCode).toBe(3);
+    expect((await api('DELETE', `/api/v1/environments/${id}`)).status).toBe(204);
+    envIds.pop();
+    // This machine may have only 2 cores: wait until the deleted environment's CPU is free again.
+    await waitFor('reservations freed', async () => (await api('GET', '/api/v1/admin/hosts')).body.data.items[0].cpu_allocated === 0);
+  }, 120_000);
 
   it('runs two environments and reports an OOM kill inside one', async () => {
     for (const gpu of [2, 3]) {
