@@ -16,7 +16,8 @@ export type ErrorCode =
   | 'conflict'
   | 'payload_too_large'
   | 'internal'
-  | 'unavailable';
+  | 'unavailable'
+  | 'service_unavailable';
 
 export interface ErrorMapping {
   /** HTTP status of the REST answer. */
@@ -41,6 +42,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = Object.fre
   payload_too_large: { http: 413, api: 41301, grpc: GrpcStatus.INVALID_ARGUMENT },
   internal: { http: 500, api: 50001, grpc: GrpcStatus.INTERNAL },
   unavailable: { http: 502, api: 50201, grpc: GrpcStatus.UNAVAILABLE },
+  service_unavailable: { http: 503, api: 50301, grpc: GrpcStatus.UNAVAILABLE },
 });
 
 /** One offending field of a request, listed in the envelope's `data` for validation errors. */

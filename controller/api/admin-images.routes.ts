@@ -66,7 +66,7 @@ const UpdateImageBody = z.object({
   data_path: DataPath.optional(),
 });
 
-const Image = z
+export const Image = z
   .object({
     id: z.number().int(),
     name: z.string(),
@@ -82,7 +82,7 @@ const Image = z
 const ImageParams = z.object({ image_id: pathId('image_id') });
 const tags = ['admin: images'];
 
-function imageJson(i: ImageRow) {
+export function imageJson(i: ImageRow) {
   return {
     id: i.id,
     name: i.name,

@@ -1,11 +1,15 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../common/logger.js';
 import { AppError } from '../../common/errors.js';
 import { errorResponse } from './envelope.js';
 
 export type AppEnv = { Variables: Record<string, unknown> };
+
+/** Largest request body accepted (1 MiB). */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
  * Creates the Hono app with the contract's error handling: every error, unknown route and wrong
@@ -40,6 +44,14 @@ export function createBaseApp(logger: Logger): OpenAPIHono<any> {
     return errorResponse(c, new AppError('internal', 'internal error; it has been logged, please retry or report it'));
   });
 
+  // No route takes more than a few KiB; a larger body is refused before it is read whole.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => errorResponse(c, new AppError('payload_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes`)),
+    }),
+  );
   app.notFound((c) => notFoundOrWrongMethod(app, c));
   return app;
 }

@@ -5,6 +5,7 @@ import { healthRoutes } from './health.routes.js';
 import { adminUsersRoutes } from './admin-users.routes.js';
 import { adminWorkspacesRoutes } from './admin-workspaces.routes.js';
 import { adminImagesRoutes } from './admin-images.routes.js';
+import { imagesRoutes } from './images.routes.js';
 import { adminDatasetsRoutes } from './admin-datasets.routes.js';
 import { datasetsRoutes } from './datasets.routes.js';
 import { sshKeysRoutes } from './ssh-keys.routes.js';
@@ -20,7 +21,7 @@ export interface ApiDeps {
 export function buildApi(deps: ApiDeps) {
   const app = createBaseApp(deps.logger);
   app.route('/', healthRoutes(deps));
-  for (const routes of [adminUsersRoutes, adminWorkspacesRoutes, adminImagesRoutes, adminDatasetsRoutes, datasetsRoutes, sshKeysRoutes]) {
+  for (const routes of [adminUsersRoutes, adminWorkspacesRoutes, adminImagesRoutes, adminDatasetsRoutes, datasetsRoutes, sshKeysRoutes, imagesRoutes]) {
     app.route('/api/v1', routes(deps));
   }
   app.route('/api/v1', adminHostsRoutes(deps));

@@ -67,15 +67,18 @@ export class EnvironmentsService {
     if (idempotencyKey) {
       const previous = await this.db
         .selectFrom('environments')
-        .select('id')
+        .select(['id', 'desired_state'])
         .where('owner_id', '=', p.userId)
         .where('idempotency_key', '=', idempotencyKey)
         .executeTakeFirst();
-      if (previous) return { env: await this.get(p, previous.id).catch(() => this.getAny(previous.id)), replayed: true };
+      if (previous?.desired_state === 'deleted') {
+        throw new AppError('conflict', `Idempotency-Key "${idempotencyKey}" was used by environment ${previous.id}, which has been deleted; use a new key`);
+      }
+      if (previous) return { env: await this.getAny(previous.id), replayed: true };
     }
     const image = await this.db.selectFrom('images').selectAll().where('name', '=', input.image).executeTakeFirst();
     if (!image) {
-      throw new AppError('invalid_argument', `image "${input.image}" is not in the catalog; GET /api/v1/images lists the available images`, {
+      throw new AppError('invalid_argument', `image "${input.image}" is not in the catalog; GET /api/v1/images lists the catalog`, {
         fields: [{ field: 'image', message: 'unknown image' }],
       });
     }

@@ -59,6 +59,7 @@ export class EnvironmentLogs {
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     signal.addEventListener('abort', onAbort, { once: true });
+    stop.signal.addEventListener('abort', () => wake?.(), { once: true });
 
     const pump = (async () => {
       if (!env.host_id) return;
@@ -89,9 +90,9 @@ export class EnvironmentLogs {
     try {
       while (!stop.signal.aborted) {
         while (queue.length > 0) yield queue.shift()!;
+        if (stop.signal.aborted) break;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          stop.signal.addEventListener('abort', () => resolve(), { once: true });
         });
         wake = undefined;
       }

@@ -112,6 +112,23 @@ describe.each(DB_TARGETS)('environments API on $name', (target) => {
       expect(again.body.data.env_id).toBe(first.body.data.env_id);
     });
 
+    it('refuses a reused Idempotency-Key of a deleted environment, lists the catalog, and limits body size', async () => {
+      const headers = { 'idempotency-key': 'gone-1' };
+      const first = await api.request('POST', '/api/v1/environments', { token: bob.token, body: body({ gpu: 0 }), headers });
+      expect((await api.request('DELETE', `/api/v1/environments/${first.body.data.env_id}`, { token: bob.token })).status).toBe(204);
+      const again = await api.request('POST', '/api/v1/environments', { token: bob.token, body: body({ gpu: 0 }), headers });
+      expect(again.status).toBe(409);
+      expect(again.body.message).toContain('has been deleted');
+      const images = await api.request('GET', '/api/v1/images', { token: bob.token });
+      expect(images.status).toBe(200);
+      expect(images.body.data.items.map((i: { name: string }) => i.name)).toContain('ubuntu20-pytorch:2.0');
+      const before = await count();
+      const huge = await api.request('POST', '/api/v1/environments', { token: bob.token, body: body({ description: 'x'.repeat(2 * 1024 * 1024) }) });
+      expect(huge.status).toBe(413);
+      expect(huge.body.code).toBe(41301);
+      expect(await count()).toBe(before);
+    });
+
     it('lists newest first with exact pagination, filters and hides other users', async () => {
       const carol = await api.createUser('carol');
       const list = (q: string) => api.request('GET', `/api/v1/environments${q}`, { token: carol.token });
