@@ -111,7 +111,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       lastHostScan = now;
       host = await discoverHost(dataDir).catch(() => host);
     }
-    return hostFactsToProto({ host, gpus, publicAddress, agentAddress: advertise, agentVersion: VERSION, gpuMode });
+    const offered = config.cpuCores > 0 ? { ...host, cpuCores: config.cpuCores } : host;
+    return hostFactsToProto({ host: offered, gpus, publicAddress, agentAddress: advertise, agentVersion: VERSION, gpuMode });
   };
 
   reporter = new Reporter({

@@ -21,6 +21,7 @@ const schema = z.object({
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_DISCOVERY_INTERVAL_MS: intVar(30_000, 1_000),
   REMOTEGPU_PIDS_LIMIT: intVar(4096, 64),
+  REMOTEGPU_CPU_CORES: intVar(0, 0, 4096),
   REMOTEGPU_SHM_BYTES: intVar(0, 0),
   DOCKER_HOST: z.string().default('unix:///var/run/docker.sock'),
   REMOTEGPU_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected 1-63 characters [a-z0-9_.-]').optional(),
@@ -41,6 +42,8 @@ export interface AgentConfig {
   readonly reportIntervalMs: number;
   readonly discoveryIntervalMs: number;
   readonly pidsLimit: number;
+  /** CPU cores offered to environments; 0 = every logical CPU the host has. */
+  readonly cpuCores: number;
   /** /dev/shm size for every environment; 0 = half the environment's memory. */
   readonly shmBytes: number;
   readonly dockerHost: string;
@@ -65,6 +68,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
     discoveryIntervalMs: e.REMOTEGPU_DISCOVERY_INTERVAL_MS,
     pidsLimit: e.REMOTEGPU_PIDS_LIMIT,
+    cpuCores: e.REMOTEGPU_CPU_CORES,
     shmBytes: e.REMOTEGPU_SHM_BYTES,
     dockerHost: e.DOCKER_HOST,
     namespace: e.REMOTEGPU_NAMESPACE,

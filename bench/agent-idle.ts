@@ -34,6 +34,7 @@ const agent = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
     REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt'),
     REMOTEGPU_LOG_LEVEL: 'warn',
     REMOTEGPU_NAMESPACE: `bench-${process.pid}`,
+    REMOTEGPU_CPU_CORES: '16', // this machine may have 2 cores; the environments idle
   },
   stdio: 'ignore',
 });

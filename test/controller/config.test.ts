@@ -69,7 +69,11 @@ describe('agent config', () => {
       nvidiaSmi: 'nvidia-smi',
       reportIntervalMs: 10000,
       dockerHost: 'unix:///var/run/docker.sock',
+      cpuCores: 0,
+      namespace: undefined,
     });
+    expect(loadAgentConfig({ REMOTEGPU_CPU_CORES: '16', REMOTEGPU_NAMESPACE: 'dev-1' })).toMatchObject({ cpuCores: 16, namespace: 'dev-1' });
+    expect(() => loadAgentConfig({ REMOTEGPU_NAMESPACE: 'Bad Name' })).toThrow(/REMOTEGPU_NAMESPACE="Bad Name"/);
   });
 
   it('rejects a bad GPU mode and a bad controller address together', () => {
