@@ -103,7 +103,10 @@ export class Reporter {
       await this.report();
       this.failures = 0;
       this.setState('connected');
-      this.schedule(this.intervalMs);
+      // An early report asked for while this one was in flight still goes out early.
+      const again = this.soon;
+      this.soon = false;
+      this.schedule(again ? 100 : this.intervalMs);
     } catch (err) {
       const e = err as Partial<ServiceError>;
       if (e.code === GrpcStatus.NOT_FOUND || (e.code === GrpcStatus.UNAUTHENTICATED && this.identity)) {

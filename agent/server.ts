@@ -80,7 +80,18 @@ async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>
     const { envId, tailLines, follow } = call.request;
     for await (const line of deps.runtime.logs(envId, { tail: tailLines, follow, signal: abort.signal })) {
       if (abort.signal.aborted) break;
-      if (!call.write(logLineToProto(line))) await new Promise((resolve) => call.once('drain', resolve));
+      if (!call.write(logLineToProto(line))) {
+        // A cancelled call never drains: wait for whichever comes first.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            call.off('drain', done);
+            abort.signal.removeEventListener('abort', done);
+            resolve();
+          };
+          call.once('drain', done);
+          abort.signal.addEventListener('abort', done, { once: true });
+        });
+      }
     }
     if (!abort.signal.aborted) call.end();
   } catch (err) {

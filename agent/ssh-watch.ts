@@ -20,17 +20,23 @@ export class SshWatch {
     const abort = new AbortController();
     this.probing.set(envId, abort);
     const deadline = Date.now() + (this.options.giveUpMs ?? 120_000);
+    // Fast at first (sshd usually answers within a second), then backing off to one probe per
+    // 5 s, so images without an SSH server cost next to nothing.
+    let delay = this.options.intervalMs ?? 250;
     const attempt = async () => {
       while (!abort.signal.aborted && Date.now() < deadline) {
-        if (await hasSshBanner(this.options.address, port, 2000)) {
+        const answered = await hasSshBanner(this.options.address, port, 2000);
+        if (abort.signal.aborted) break; // reset meanwhile: a new probe owns this environment
+        if (answered) {
           this.probing.delete(envId);
           this.ready.add(envId);
           this.options.onReady(envId);
           return;
         }
-        await new Promise((r) => setTimeout(r, this.options.intervalMs ?? 250));
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(5000, Math.round(delay * 1.5));
       }
-      this.probing.delete(envId);
+      if (this.probing.get(envId) === abort) this.probing.delete(envId);
     };
     void attempt();
   }

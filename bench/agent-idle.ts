@@ -6,24 +6,24 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadControllerConfig } from '../controller/config.js';
 import { startController } from '../controller/server.js';
-import { ensureBusyboxImage } from '../test/helpers/docker.js';
 import { sleep, writeFigures } from './bench-util.js';
 
 // RSS and CPU of the agent process (as operators run it) while idle with 10 running environments.
-// Run: npx tsx bench/agent-idle.ts [seconds]
+// Run: npx tsx bench/agent-idle.ts [seconds] [--dist]  (--dist: the built agent, `npm run build` first)
 
 const run = promisify(execFile);
 const SECONDS = Number(process.argv[2] ?? 60);
+const DIST = process.argv.includes('--dist');
 const ADMIN = 'bench-admin-token-0123456789abcdef';
 const JOIN = 'bench-join-token-0123456789abcdef';
 const dir = mkdtempSync(path.join(tmpdir(), 'rgpu-bench-agent-'));
-await ensureBusyboxImage();
+await run('bash', ['scripts/build-test-image.sh']);
 const controller = await startController(
   loadControllerConfig({ REMOTEGPU_DATA_DIR: dir, REMOTEGPU_HTTP_PORT: '0', REMOTEGPU_GRPC_PORT: '0', REMOTEGPU_HTTP_HOST: '127.0.0.1', REMOTEGPU_GRPC_HOST: '127.0.0.1', REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN, REMOTEGPU_JOIN_TOKEN: JOIN, REMOTEGPU_SSH_PORT_RANGE: '37000-37099', REMOTEGPU_JUPYTER_PORT_RANGE: '37100-37199' }),
   pino({ level: 'silent' }),
 );
-await controller.database.db.insertInto('images').values({ name: 'busybox:bench', docker_ref: 'remotegpu/busybox-test:1', jupyter_port: null }).execute();
-const agent = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
+await controller.database.db.insertInto('images').values({ name: 'devbox:bench', docker_ref: 'remotegpu/devbox:1', jupyter_port: 8888 }).execute();
+const agent = spawn(process.execPath, DIST ? ['dist/agent/main.js'] : ['--import', 'tsx', 'agent/main.ts'], {
   env: {
     PATH: process.env.PATH,
     REMOTEGPU_CONTROLLER: `127.0.0.1:${controller.grpcPort}`,
@@ -50,9 +50,9 @@ const procStat = () => {
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1] ?? 0);
 try {
   while ((await api('GET', '/api/v1/admin/hosts')).data.items.length === 0) await sleep(200);
-  for (let i = 0; i < 10; i++) ids.push((await api('POST', '/api/v1/environments', { name: `idle-${i}`, image: 'busybox:bench', cpu: 1, memory: 128 * 2 ** 20, gpu: 1, storage: 2 ** 30 })).data.env_id);
+  for (let i = 0; i < 10; i++) ids.push((await api('POST', '/api/v1/environments', { name: `idle-${i}`, image: 'devbox:bench', cpu: 1, memory: 128 * 2 ** 20, gpu: 1, storage: 2 ** 30 })).data.env_id);
   for (const id of ids) while ((await api('GET', `/api/v1/environments/${id}`)).data.status !== 'running') await sleep(200);
-  await sleep(5000); // let start-up work settle
+  await sleep(10_000); // let start-up work (host keys, SSH readiness probes) settle
   const ticks = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
   const cpu0 = procStat();
   const t0 = performance.now();
@@ -69,7 +69,8 @@ try {
     reportIntervalMs: 10000,
     rssMiB: { min: Math.round(Math.min(...rss) / 1024), max: Math.round(Math.max(...rss) / 1024), last: Math.round(rss.at(-1)! / 1024) },
     cpuPercentOfOneCore: Number(((100 * cpuSeconds) / wall).toFixed(2)),
-    note: 'agent run with tsx (TypeScript compiled in-process at start); GPU usage read through the fake nvidia-smi (a Node process per report)',
+    agent: DIST ? 'node dist/agent/main.js (built)' : 'tsx agent/main.ts (TypeScript compiled in-process)',
+    note: 'GPU usage is read through the fake nvidia-smi (a Node child process per report, not counted here)',
   };
   console.log(`agent idle with ${ids.length} environments over ${figures.seconds} s: RSS ${figures.rssMiB.min}-${figures.rssMiB.max} MiB, CPU ${figures.cpuPercentOfOneCore}% of one core`);
   console.log(`written to ${writeFigures('agent-idle', figures)}`);

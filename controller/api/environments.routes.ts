@@ -246,7 +246,10 @@ export function environmentsRoutes(deps: ApiDeps) {
       tags,
       summary,
       middleware,
-      request: name === 'start' ? { params: EnvParams, body: { required: false, content: { 'application/json': { schema: StartBody } } } } : { params: EnvParams },
+      // start's body ({"gpu": N}) is optional, even with a JSON Content-Type and nothing in it, so it
+      // is parsed by the handler (optionalJson) rather than by the route validator.
+      ...(name === 'start' ? { description: 'Optional JSON body {"gpu": N}: GPUs for this run (default: the environment\'s count; 0 starts it without GPUs to reach the data).' } : {}),
+      request: { params: EnvParams },
       responses: { 200: jsonResponse(MessageOnly, message), ...errors(400, 401, 404, 409) },
     });
 

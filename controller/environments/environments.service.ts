@@ -151,7 +151,7 @@ export class EnvironmentsService {
   }
 
   /** Inserts the environment and its reservations on one host in one transaction; false when the host is full now. */
-  private async tryPlaceNew(values: Record<string, unknown> & { id: string; idempotency_key: string | null }, hostId: string, request: PlacementRequest, wantJupyter: boolean): Promise<boolean> {
+  private async tryPlaceNew(values: Record<string, unknown> & { id: string; owner_id: number; idempotency_key: string | null }, hostId: string, request: PlacementRequest, wantJupyter: boolean): Promise<boolean> {
     try {
       await this.db.transaction().execute(async (trx) => {
         await trx.insertInto('environments').values(values as never).execute();
@@ -165,7 +165,12 @@ export class EnvironmentsService {
       if (err instanceof HostFull) return false;
       if (isUniqueViolation(err)) {
         if (values.idempotency_key) {
-          const dup = await this.db.selectFrom('environments').select('id').where('idempotency_key', '=', values.idempotency_key).executeTakeFirst();
+          const dup = await this.db
+            .selectFrom('environments')
+            .select('id')
+            .where('owner_id', '=', values.owner_id as number)
+            .where('idempotency_key', '=', values.idempotency_key)
+            .executeTakeFirst();
           if (dup) throw new AppError('conflict', 'a request with this Idempotency-Key is being processed; retry it');
         }
         return false;
@@ -202,8 +207,17 @@ export class EnvironmentsService {
     await this.db.transaction().execute(async (trx) => {
       const current = await trx.selectFrom('environments').select(['status', 'host_id']).where('id', '=', envId).forUpdate().executeTakeFirstOrThrow();
       assertAllowed('start', current.status, envId);
+      if (!current.host_id) {
+        // Stopped before it was ever placed (it was queued): queue it again.
+        await trx
+          .updateTable('environments')
+          .set({ desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
+          .where('id', '=', envId)
+          .execute();
+        await addEvent(trx, envId, 'start_requested', 'Start requested; queued until a host has room');
+        return;
+      }
       await releaseCompute(trx, envId);
-      if (!current.host_id) throw new AppError('wrong_state', `environment ${envId} has no host yet`);
       const request: PlacementRequest = {
         cpuCores: env.cpu,
         memoryBytes: env.memory_bytes,

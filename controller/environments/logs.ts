@@ -60,9 +60,11 @@ export class EnvironmentLogs {
     const onAbort = () => stop.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     stop.signal.addEventListener('abort', () => wake?.(), { once: true });
+    // The client may have left while the tail was read: a listener added now would never fire.
+    if (signal.aborted) stop.abort();
 
     const pump = (async () => {
-      if (!env.host_id) return;
+      if (!env.host_id || stop.signal.aborted) return;
       try {
         const agent = await this.deps.agents.forHost(env.host_id);
         for await (const line of agent.logs(env.id, { tail: 0, follow: true, signal: stop.signal })) push(toEntry(line));
@@ -72,7 +74,10 @@ export class EnvironmentLogs {
     })();
 
     const pollMs = this.deps.pollMs ?? 500;
+    let polling = false;
     const poller = setInterval(() => {
+      if (polling) return; // a slow poll must not overlap the next one (it would repeat lines)
+      polling = true;
       void (async () => {
         try {
           for (const e of await eventsAfter(this.deps.db, env.id, lastEventId)) {
@@ -82,6 +87,8 @@ export class EnvironmentLogs {
           if (!(await stillVisible())) stop.abort();
         } catch (err) {
           this.deps.logger.warn({ err, envId: env.id }, 'log follow poll failed');
+        } finally {
+          polling = false;
         }
         wake?.();
       })();

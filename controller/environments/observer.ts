@@ -5,6 +5,9 @@ import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import { addEvent } from './events.repo.js';
 
+/** How long the reconciler's own observation outranks agent reports that may have been built before it. */
+const RECENT_OBSERVATION_MS = 5_000;
+
 /** Statuses that mean "the container should be up right now". */
 const ACTIVE: readonly EnvStatus[] = ['running', 'creating', 'starting', 'restarting', 'stopping'];
 
@@ -20,7 +23,7 @@ export class EnvironmentObserver implements HostObserver {
     const { db } = this.deps;
     const rows = await db
       .selectFrom('environments')
-      .select(['id', 'status', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state'])
+      .select(['id', 'status', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at'])
       .where('host_id', '=', hostId)
       .where((eb) => eb.or([eb('desired_state', '!=', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
       .execute();
@@ -44,7 +47,7 @@ export class EnvironmentObserver implements HostObserver {
         if (row.desired_state === 'running' && state === 'running') next = { status: 'running', reason: '', event: 'Host reports again: environment running' };
         else if (row.desired_state === 'stopped' && state !== 'running') next = { status: 'stopped', reason: '', event: 'Host reports again: environment stopped' };
         else next = { status: row.desired_state === 'running' ? 'starting' : 'stopping', reason: 'host reports again; converging', event: 'Host reports again', reapply: true };
-      } else if (settled && row.status === 'running' && state !== 'running') {
+      } else if (settled && row.status === 'running' && state !== 'running' && !this.stale(row, seen)) {
         if (state === 'absent') {
           next = { status: 'starting', reason: 'container missing on the host; recreating it', event: 'Container missing on the host; recreating it', reapply: true };
         } else if (seen) {
@@ -87,6 +90,16 @@ export class EnvironmentObserver implements HostObserver {
       }
     }
     if (kick) this.deps.kick();
+  }
+
+  /**
+   * True when a report cannot be trusted against the row: the reconciler saw the container itself
+   * moments ago (a report built before that may still show it stopped), or the exit it shows
+   * happened before the container's current start.
+   */
+  private stale(row: { observed_at: Date | null; started_at: Date | null }, seen: ObservedEnvironment | undefined): boolean {
+    if (row.observed_at && Date.now() - row.observed_at.getTime() < RECENT_OBSERVATION_MS) return true;
+    return Boolean(seen?.finishedAt && row.started_at && seen.finishedAt.getTime() <= row.started_at.getTime());
   }
 
   async onHostOffline(hostId: string): Promise<void> {

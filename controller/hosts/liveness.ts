@@ -50,18 +50,36 @@ export class HostLivenessLoop {
     const flipped = await this.deps.db.transaction().execute(async (trx) => {
       const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${LIVENESS_LOCK_KEY}::bigint) as locked`.execute(trx);
       if (!rows[0]?.locked) return undefined;
-      return markSilentHostsOffline(trx, this.deps.hostTimeoutMs);
+      const now = await markSilentHostsOffline(trx, this.deps.hostTimeoutMs);
+      // Offline hosts that still have active environments: the observer call for them was lost
+      // (controller restart, observer failure) and is repeated; it is idempotent.
+      const pending = await trx
+        .selectFrom('hosts as h')
+        .select('h.id')
+        .where('h.liveness', '=', 'offline')
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('environments as e')
+              .select('e.id')
+              .whereRef('e.host_id', '=', 'h.id')
+              .where('e.desired_state', '!=', 'deleted')
+              .where('e.status', 'in', ['running', 'creating', 'starting', 'restarting', 'stopping']),
+          ),
+        )
+        .execute();
+      return { now, pending: pending.map((r) => r.id).filter((id) => !now.includes(id)) };
     });
     if (!flipped) return { skipped: true, offline: [] };
-    for (const hostId of flipped) {
-      this.log.warn({ hostId, timeoutMs: this.deps.hostTimeoutMs }, 'host stopped reporting; marked offline');
+    for (const hostId of flipped.now) this.log.warn({ hostId, timeoutMs: this.deps.hostTimeoutMs }, 'host stopped reporting; marked offline');
+    for (const hostId of [...flipped.now, ...flipped.pending]) {
       try {
         await this.deps.observer().onHostOffline(hostId);
       } catch (err) {
         this.log.error({ err, hostId }, 'host observer failed on an offline host');
       }
     }
-    return { skipped: false, offline: flipped };
+    return { skipped: false, offline: flipped.now };
   }
 
   /** Starts the periodic passes. Idempotent. */

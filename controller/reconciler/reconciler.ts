@@ -138,6 +138,16 @@ export class Reconciler {
         log.warn({ reason: err.message }, 'agent unreachable; will retry');
         return;
       }
+      if (item.desired_state === 'deleted') {
+        // A delete is retried until the agent confirms it: its reservations are freed only then.
+        log.warn({ err }, 'removal failed; will retry');
+        await this.deps.db
+          .updateTable('environments')
+          .set({ status_reason: `removal failed, retrying: ${err instanceof Error ? err.message : String(err)}` })
+          .where('id', '=', item.id)
+          .execute();
+        return;
+      }
       const message = err instanceof Error ? err.message : String(err);
       log.warn({ err }, 'agent refused the environment');
       await this.settle(item, { status: 'error', status_reason: message }, `Error: ${message}`);

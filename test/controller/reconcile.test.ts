@@ -143,11 +143,12 @@ describe.each(DB_TARGETS)('reconciliation on $name', (target) => {
       expect((await api('POST', `/api/v1/environments/${envId}/start`, { gpu: 1 })).status).toBe(200);
       await waitFor('running', async () => (await env()).status === 'running');
       expect(agent.containers.get(envId)?.spec.gpuUuids).toHaveLength(1);
-      agent.setFailure('remove', { code: GrpcStatus.UNAVAILABLE, details: 'down' });
+      // Not an unreachable agent but a refusal (Docker: volume in use): still retried until confirmed.
+      agent.setFailure('remove', { code: GrpcStatus.INTERNAL, details: 'volume is in use' });
       const del = await fetch(`${controller.httpUrl}/api/v1/environments/${envId}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } });
       expect(del.status).toBe(204);
       expect((await api('GET', `/api/v1/environments/${envId}`)).status).toBe(404);
-      await waitFor('a removal attempt', async () => agent.calls.remove > 0);
+      await waitFor('two removal attempts', async () => agent.calls.remove > 1);
       expect((await api('GET', '/api/v1/admin/hosts')).body.data.items[0].gpus_allocated).toBe(1);
       agent.setFailure('remove', undefined);
       await waitFor('removed', async () => !agent.containers.has(envId));

@@ -101,6 +101,14 @@ describe.each(DB_TARGETS)('environments API on $name', (target) => {
       expect(queued.body.data.status).toBe('pending');
       expect(queued.body.data.host_id).toBeNull();
       expect(queued.body.data.access_info).toBeNull();
+      // Stopped while queued, then started again: back in the queue (never placed, nothing held).
+      const id = queued.body.data.env_id;
+      expect((await api.request('POST', `/api/v1/environments/${id}/stop`, { token: alice.token })).status).toBe(200);
+      expect((await api.request('GET', `/api/v1/environments/${id}`, { token: alice.token })).body.data.status).toBe('stopped');
+      const start = await api.request('POST', `/api/v1/environments/${id}/start`, { token: alice.token, body: '', headers: { 'content-type': 'application/json' } });
+      expect(start.status).toBe(200);
+      expect((await api.request('GET', `/api/v1/environments/${id}`, { token: alice.token })).body.data.status).toBe('pending');
+      expect((await api.request('DELETE', `/api/v1/environments/${id}`, { token: alice.token })).status).toBe(204);
     });
 
     it('returns the same environment for a repeated Idempotency-Key', async () => {
