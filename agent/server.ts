@@ -43,7 +43,7 @@ export function agentService(deps: AgentServiceDeps): AgentServiceServer {
           (err: unknown) => {
             const app = toAppError(err);
             if (app.code === 'internal') deps.logger.error({ err, rpc: name }, 'AgentService call failed');
-            cb(toGrpcError(app));
+            cb(toWireError(err, app));
           },
         );
     }) as never;
@@ -95,7 +95,7 @@ async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>
     }
     if (!abort.signal.aborted) call.end();
   } catch (err) {
-    if (!abort.signal.aborted) call.emit('error', toGrpcError(toAppError(err)));
+    if (!abort.signal.aborted) call.emit('error', toWireError(err, toAppError(err)));
   } finally {
     abort.abort();
   }
@@ -105,7 +105,7 @@ function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServic
   let session: TerminalSession | undefined;
   const fail = (err: unknown) => {
     session?.kill();
-    call.emit('error', toGrpcError(toAppError(err)));
+    call.emit('error', toWireError(err, toAppError(err)));
   };
   try {
     authorize(call.metadata);
@@ -138,6 +138,16 @@ function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServic
   });
   call.on('end', () => session?.kill());
   call.on('cancelled', () => session?.kill());
+}
+
+/**
+ * The gRPC error sent to the controller. Docker's own words travel even for internal faults (the
+ * controller shows them as the environment's status reason); other internal faults stay generic.
+ */
+function toWireError(err: unknown, app: AppError) {
+  const wire = toGrpcError(app);
+  if (err instanceof RuntimeError) return Object.assign(wire, { details: err.message, message: err.message });
+  return wire;
 }
 
 /** RuntimeError → AppError with the product-wide code; AppError passes; anything else is internal. */
