@@ -251,7 +251,11 @@ hash=$({
 } | sha256sum | cut -c1-64)
 printf '  rootfs %s MiB, content hash %s\n' "$(($(stat -c %s "$work/rootfs.tar") / 1048576))" "${hash:0:16}"
 
-existing=$(docker images -q --no-trunc --filter "label=$HASH_LABEL=$hash" | head -n1)
+# Only the imported image itself counts (one layer, this hash). Images committed from containers of
+# this image inherit its labels, so a label search alone could pick an environment's private image.
+existing=""
+current=$(docker image inspect -f "{{.Id}} {{index .Config.Labels \"$HASH_LABEL\"}} {{len .RootFS.Layers}}" "$IMAGE:${TAGS[0]}" 2>/dev/null || true)
+if [ "${current#* }" = "$hash 1" ]; then existing=${current%% *}; fi
 if [ -n "$existing" ] && [ "$force" = 0 ]; then
   step "image with this content hash exists (${existing:7:12}): not importing (--force to rebuild)"
   id=$existing

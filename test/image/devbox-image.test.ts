@@ -144,6 +144,17 @@ describe.skipIf(reason !== '')('devbox test image (scripts/build-test-image.sh)'
     expect((await ok('docker', ['image', 'inspect', '-f', '{{.Id}}', 'remotegpu/devbox:latest'])).trim()).toBe(imageId);
   }, 300_000);
 
+  it('never retags an image committed from one of its containers (it carries the same hash label)', async () => {
+    const committed = `remotegpu-test-commit/${name}:1`;
+    await ok('docker', ['commit', name, committed]);
+    try {
+      await ok('bash', [BUILD_SCRIPT], 300_000);
+      expect((await ok('docker', ['image', 'inspect', '-f', '{{.Id}}', IMAGE])).trim()).toBe(imageId);
+    } finally {
+      await run('docker', ['rmi', committed]);
+    }
+  }, 300_000);
+
   it('lets root in with the authorized key and passes the container env to a plain command', async () => {
     const port = await hostPort(22);
     const result = await retry(() =>
