@@ -24,7 +24,7 @@ try {
     process.stderr.write(`remotegpu-controller: admin API token (shown once): ${controller.generatedAdminToken}\n`);
   }
   if (!config.joinToken) {
-    process.stderr.write(`remotegpu-controller: agent join token (generated, set REMOTEGPU_JOIN_TOKEN to fix it): ${controller.joinToken}\n`);
+    process.stderr.write(`remotegpu-controller: agent join token (generated once and kept in the database; REMOTEGPU_JOIN_TOKEN overrides it): ${controller.joinToken}\n`);
   }
   process.stderr.write(`remotegpu-controller: REST API on ${controller.httpUrl}, agents connect to gRPC port ${controller.grpcPort}\n`);
   let stopping = false;

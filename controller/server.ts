@@ -7,6 +7,7 @@ import type { ControllerConfig } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { bootstrapAdmin } from './users/bootstrap.js';
+import { storedSetting } from './db/settings.js';
 import { buildApi } from './api/routes.js';
 import { ControllerServices } from './services.js';
 
@@ -41,7 +42,7 @@ export async function startController(config: ControllerConfig, logger: Logger):
     const applied = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
     const boot = await bootstrapAdmin(database.db, config.bootstrapToken);
-    const joinToken = config.joinToken ?? randomBytes(24).toString('base64url');
+    const joinToken = config.joinToken ?? (await storedSetting(database.db, 'join_token', () => randomBytes(24).toString('base64url')));
 
     const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, joinToken });
     stops.push(() => services.stop());

@@ -44,6 +44,14 @@ export function createBaseApp(logger: Logger): OpenAPIHono<any> {
     return errorResponse(c, new AppError('internal', 'internal error; it has been logged, please retry or report it'));
   });
 
+  // One access-log line per request: method, path (no query, no headers: tokens stay out), status, time.
+  const http = logger.child({ component: 'http' });
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    http.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+  });
+
   // No route takes more than a few KiB; a larger body is refused before it is read whole.
   app.use(
     '*',

@@ -1,10 +1,12 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Db } from './database.js';
 import * as m0001 from './migrations/0001_initial.js';
+import * as m0002 from './migrations/0002_settings.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_settings': m0002,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -196,7 +196,13 @@ export interface EnvironmentEventsTable {
   message: string;
 }
 
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
 export interface Database {
+  settings: SettingsTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
   workspaces: WorkspacesTable;
