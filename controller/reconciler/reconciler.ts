@@ -9,7 +9,8 @@ import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 
-const LOCK_KEY = 0x72677075; // "rgpu": the reconciler's advisory lock
+/** The reconciler's session advisory lock key ("rgpu"). */
+export const RECONCILER_LOCK_KEY = 0x72677075;
 const PARALLEL = 8;
 
 interface WorkItem {
@@ -99,12 +100,12 @@ export class Reconciler {
       return this.pass();
     }
     await this.deps.db.connection().execute(async (conn) => {
-      const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${LOCK_KEY}) as ok`.execute(conn);
+      const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${RECONCILER_LOCK_KEY}) as ok`.execute(conn);
       if (!got.rows[0]?.ok) return;
       try {
         await this.pass();
       } finally {
-        await sql`select pg_advisory_unlock(${LOCK_KEY})`.execute(conn);
+        await sql`select pg_advisory_unlock(${RECONCILER_LOCK_KEY})`.execute(conn);
       }
     });
   }
