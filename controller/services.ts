@@ -38,7 +38,7 @@ export class ControllerServices {
   readonly queue: QueuePlacer;
   /** Called by the hosts component on every report and when a host goes offline. */
   hostObserver: HostObserver;
-  agents!: AgentPool;
+  readonly agents: AgentPool;
   /** Admin view of hosts (listing, detail, cordon, drain, remove). */
   readonly hosts: HostsService;
   /** Marks hosts that stopped reporting offline (one replica at a time). */
