@@ -1,10 +1,9 @@
 import type { Metadata, ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
 import { AppError } from '../common/errors.js';
-import { bearerFromMetadata, toGrpcError } from '../common/grpc.js';
+import { bearerFromMetadata, sameSecret, toGrpcError } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentServiceServer, ExecInput, ExecOutput, StreamLogsRequest, LogLine } from '../gen/remotegpu/v1/agent.js';
 import { openTerminal, type TerminalSession } from './exec.js';
-import { sameSecret } from './secret.js';
 import { logLineToProto, specFromProto, statusToProto } from './grpc/convert.js';
 import { RUNTIME_TO_APP_CODE, RuntimeError } from './runtime/errors.js';
 import type { ContainerRuntime, ObservedStatus } from './runtime/types.js';

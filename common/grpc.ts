@@ -29,6 +29,14 @@ export function secretMatchesHash(secret: string, hash: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * Constant-time comparison of a presented secret with the expected one. Both are hashed first, so
+ * neither the content nor the length of the expected secret leaks through timing.
+ */
+export function sameSecret(presented: string, expected: string): boolean {
+  return secretMatchesHash(presented, hashSecret(expected));
+}
+
 /** Turns any thrown value into the gRPC error sent to the peer (internal faults without detail). */
 export function toGrpcError(err: unknown): ServerErrorResponse {
   if (err instanceof AppError) {

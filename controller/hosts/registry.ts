@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { AppError } from '../../common/errors.js';
-import { hashSecret, secretMatchesHash } from '../../common/grpc.js';
+import { hashSecret, sameSecret, secretMatchesHash } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { acceptReportRow, findHostCredential, insertHost, markMissingGpus, updateHostOnRegister, upsertGpus } from './hosts.repo.js';
@@ -74,7 +74,7 @@ export class HostRegistry {
     if (input.hostId) {
       const known = await findHostCredential(this.deps.db, input.hostId);
       if (known) {
-        if (!input.credential || !secretMatchesHash(input.credential, hashSecret(known.credential))) {
+        if (!input.credential || !sameSecret(input.credential, known.credential)) {
           throw new AppError(
             'unauthenticated',
             `host ${input.hostId} is registered, but the presented host credential does not match it; ` +
@@ -119,7 +119,7 @@ export class HostRegistry {
       throw new AppError('not_found', `host ${hostId} is not registered with this controller (removed, or the database was reset); register again`);
     }
     if (!credential) throw new AppError('unauthenticated', 'missing host credential: send metadata "authorization: Bearer <host credential>"');
-    if (!secretMatchesHash(credential, hashSecret(known.credential))) {
+    if (!sameSecret(credential, known.credential)) {
       throw new AppError('unauthenticated', `the host credential does not match host ${hostId}`);
     }
   }
