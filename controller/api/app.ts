@@ -20,8 +20,7 @@ export function createBaseApp(logger: Logger): OpenAPIHono<any> {
   const app = new OpenAPIHono<any>({
     defaultHook: (result, c) => {
       if (!result.success) {
-        const fields = result.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
-        return errorResponse(c, new AppError('invalid_argument', describeFields(fields), { fields }));
+        return errorResponse(c, validationError(result.error.issues));
       }
       return undefined;
     },
@@ -64,8 +63,10 @@ export function createBaseApp(logger: Logger): OpenAPIHono<any> {
   return app;
 }
 
-function describeFields(fields: { field: string; message: string }[]): string {
-  return `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`;
+/** The 400 (40001) for failed zod validation: each offending field named in the message and in `data.fields`. */
+export function validationError(issues: readonly { path: readonly PropertyKey[]; message: string }[]): AppError {
+  const fields = issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message }));
+  return new AppError('invalid_argument', `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
 }
 
 function notFoundOrWrongMethod(app: OpenAPIHono<any>, c: Context) {

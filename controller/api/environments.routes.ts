@@ -8,6 +8,7 @@ import { ALL_STATUSES } from '../environments/state-machine.js';
 import type { ControllerConfig } from '../config.js';
 import type { EnvStatus } from '../db/schema.js';
 import { principalOf } from './auth.js';
+import { validationError } from './app.js';
 import { okMessage } from './envelope.js';
 import type { ApiDeps } from './routes.js';
 import {
@@ -389,10 +390,7 @@ async function optionalJson<T extends z.ZodType>(c: Context, schema: T): Promise
     throw new AppError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`);
   }
   const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
-    throw new AppError('invalid_argument', `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
-  }
+  if (!parsed.success) throw validationError(parsed.error.issues);
   return parsed.data;
 }
 
