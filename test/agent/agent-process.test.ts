@@ -11,6 +11,7 @@ import { AgentServiceClient, type ExecOutput } from '../../gen/remotegpu/v1/agen
 import { loadControllerConfig } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/server.js';
 import { dockerAvailable, ensureBusyboxImage, freePort } from '../helpers/docker.js';
+import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The real agent program as operators run it (a separate process), with a fake nvidia-smi printing
 // a recorded 8×H100 capture: it registers, runs environments, refuses calls without its
@@ -31,23 +32,10 @@ describe.skipIf(!hasDocker)('agent process', () => {
   let output = '';
   const envIds: string[] = [];
 
-  const api = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${controller.httpUrl}${p}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
-  const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      await sleep(200);
-    }
-    throw new Error(`timed out waiting for ${what}; agent output (last lines):\n${output.split('\n').slice(-30).join('\n')}`);
-  };
+  const call = restCaller(() => controller.httpUrl);
+  const api = (method: string, p: string, body?: unknown) => call(method, p, ADMIN, body);
+  const waitFor = (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) =>
+    waitUntil(what, check, timeoutMs, () => `agent output (last lines):\n${output.split('\n').slice(-30).join('\n')}`);
   const startAgentProcess = () => {
     agent = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
       env: {

@@ -9,6 +9,7 @@ import { startController, type RunningController } from '../../controller/server
 import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { freePort } from '../helpers/docker.js';
 import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
+import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The controller with real gRPC and an in-process test agent over loopback: a controller restarted
 // in the middle of a create converges; a silent host goes offline and its environment lost, and
@@ -16,7 +17,6 @@ import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
 
 const ADMIN = 'reconcile-admin-token-0123456789';
 const JOIN = 'reconcile-join-token-0123456789';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(DB_TARGETS)('reconciliation on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('controller + test agent', () => {
@@ -43,24 +43,10 @@ describe.each(DB_TARGETS)('reconciliation on $name', (target) => {
       });
       return startController(config, pino({ level: 'silent' }));
     };
-    const api = async (method: string, p: string, body?: unknown) => {
-      const res = await fetch(`${controller.httpUrl}${p}`, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
-    };
+    const call = restCaller(() => controller.httpUrl);
+    const api = (method: string, p: string, body?: unknown) => call(method, p, ADMIN, body);
     const env = async () => (await api('GET', `/api/v1/environments/${envId}`)).body.data;
-    const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (await check()) return;
-        await sleep(100);
-      }
-      throw new Error(`timed out waiting for ${what}`);
-    };
+    const waitFor = (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => waitUntil(what, check, timeoutMs, undefined, 100);
 
     beforeAll(async () => {
       dir = mkdtempSync(path.join(tmpdir(), 'rgpu-reconcile-'));

@@ -8,6 +8,7 @@ import { createLogger } from '../../common/logger.js';
 import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { dockerAvailable } from '../helpers/docker.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
+import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The slice a newcomer tries first, through the REST API only, as a user would: the whole platform
 // on one machine (real controller, real agent, real Docker, real OpenSSH client), only the GPUs
@@ -34,23 +35,8 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
     let sshPort = 0;
     const datasetDir = () => path.join(dir, 'imagenet');
 
-    const api = async (method: string, p: string, token: string, body?: unknown) => {
-      const res = await fetch(`${base}${p}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
-    };
-    const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 90_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (await check()) return;
-        await sleep(200);
-      }
-      throw new Error(`timed out waiting for ${what}`);
-    };
+    const api = restCaller(() => base);
+    const waitFor = (what: string, check: () => Promise<boolean>, timeoutMs = 90_000) => waitUntil(what, check, timeoutMs);
     const statusOf = async () => (await api('GET', `/api/v1/environments/${envId}`, alice)).body.data.status as string;
     const waitStatus = (s: string) => waitFor(`status ${s}`, async () => (await statusOf()) === s);
     const ssh = async (command: string) => {
