@@ -10,12 +10,12 @@ import { createFakeDeviceNodes, fakeNvidiaSmiPath } from './discovery/fake-gpus.
 import { discoverHost } from './discovery/host.js';
 import { discoverGpus } from './discovery/nvidia-smi.js';
 import type { GpuDiscovery, HostInfo } from './discovery/types.js';
-import { hostFactsToProto } from './grpc/convert.js';
+import { hostFactsToProto } from './convert.js';
 import { Reporter } from './reporter.js';
 import { DockerRuntime } from './runtime/docker.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime } from './runtime/types.js';
-import { agentService } from './server.js';
+import { agentService } from './agent-service.grpc.js';
 import { SshWatch } from './ssh-watch.js';
 
 export interface RunningAgent {

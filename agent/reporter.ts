@@ -3,9 +3,9 @@ import { bearerMetadata } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
 import { ControlPlaneClient, type RegisterResponse } from '../gen/remotegpu/v1/control_plane.js';
 import type { HostFacts, LifecycleEvent as ProtoEvent } from '../gen/remotegpu/v1/types.js';
-import { eventToProto, statusToProto } from './grpc/convert.js';
+import { eventToProto, statusToProto } from './convert.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
-import { loadIdentity, saveIdentity, type AgentIdentity } from './state.js';
+import { loadIdentity, saveIdentity, type AgentIdentity } from './identity.js';
 
 export interface ReporterOptions {
   readonly controller: string;

@@ -1,4 +1,4 @@
-// Proto ↔ domain conversion for the agent. Only the gRPC edges (server.ts, reporter.ts) use it.
+// Proto ↔ domain conversion for the agent. Only the gRPC edges (agent-service.grpc.ts, reporter.ts, the host facts) use it.
 import {
   DesiredState,
   GpuHealth,
@@ -8,10 +8,10 @@ import {
   type Gpu,
   type HostFacts,
   type LifecycleEvent as ProtoEvent,
-} from '../../gen/remotegpu/v1/types.js';
-import { LogStream, type LogLine as ProtoLogLine } from '../../gen/remotegpu/v1/agent.js';
-import type { GpuDiscovery, GpuInfo, HostInfo } from '../discovery/types.js';
-import type { EnvSpec, LifecycleEvent, LogLine, ObservedStatus } from '../runtime/types.js';
+} from '../gen/remotegpu/v1/types.js';
+import { LogStream, type LogLine as ProtoLogLine } from '../gen/remotegpu/v1/agent.js';
+import type { GpuDiscovery, GpuInfo, HostInfo } from './discovery/types.js';
+import type { EnvSpec, LifecycleEvent, LogLine, ObservedStatus } from './runtime/types.js';
 
 export function specFromProto(p: EnvironmentSpec): EnvSpec {
   return {

@@ -4,7 +4,7 @@ import { bearerFromMetadata, sameSecret, toGrpcError } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentServiceServer, ExecInput, ExecOutput, StreamLogsRequest, LogLine } from '../gen/remotegpu/v1/agent.js';
 import { openTerminal, type TerminalSession } from './exec.js';
-import { logLineToProto, specFromProto, statusToProto } from './grpc/convert.js';
+import { logLineToProto, specFromProto, statusToProto } from './convert.js';
 import { RUNTIME_TO_APP_CODE, RuntimeError } from './runtime/errors.js';
 import type { ContainerRuntime, ObservedStatus } from './runtime/types.js';
 
