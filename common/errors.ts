@@ -68,6 +68,20 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * The invalid_argument error for bad request fields: every offending field is named in the message
+ * ("invalid request: cpu: must be positive; memory: required") and listed in `data.fields`.
+ * Every builder of field errors in the product goes through here.
+ */
+export function invalidFields(fields: readonly FieldIssue[], what = 'invalid request'): AppError {
+  return new AppError('invalid_argument', `${what}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields: [...fields] });
+}
+
+/** `invalidFields` for one field. */
+export function fieldError(field: string, message: string): AppError {
+  return invalidFields([{ field, message }]);
+}
+
 /** Finds the error code for a gRPC status (used where a gRPC error crosses into a service). */
 export function codeForGrpcStatus(status: GrpcStatus): ErrorCode {
   switch (status) {

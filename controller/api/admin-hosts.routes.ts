@@ -1,6 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { TypedResponse } from 'hono';
-import { HOST_STATUSES, type HostDetail, type HostGpuView, type HostSummary } from '../hosts/model.js';
+import type { HostDetail, HostGpuView, HostSummary } from '../hosts/model.js';
+import { HOST_STATUSES } from '../scheduler/types.js';
 import { okMessage } from './envelope.js';
 import type { ApiDeps } from './routes.js';
 import {

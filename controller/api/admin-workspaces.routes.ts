@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import * as workspaces from '../catalog/workspaces.service.js';
+import * as workspaces from '../users/workspaces.service.js';
 import type { ApiDeps } from './routes.js';
 import {
   NoContent,

@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../common/logger.js';
-import { AppError } from '../../common/errors.js';
+import { AppError, invalidFields } from '../../common/errors.js';
 import { errorResponse } from './envelope.js';
 
 export type AppEnv = { Variables: Record<string, unknown> };
@@ -65,8 +65,7 @@ export function createBaseApp(logger: Logger): OpenAPIHono<any> {
 
 /** The 400 (40001) for failed zod validation: each offending field named in the message and in `data.fields`. */
 export function validationError(issues: readonly { path: readonly PropertyKey[]; message: string }[]): AppError {
-  const fields = issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message }));
-  return new AppError('invalid_argument', `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
+  return invalidFields(issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message })));
 }
 
 function notFoundOrWrongMethod(app: OpenAPIHono<any>, c: Context) {

@@ -1,7 +1,8 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
-import { findPrincipalByToken, type Principal } from '../users/users.repo.js';
+import type { Principal } from '../access/principal.js';
+import { findPrincipalByToken } from '../users/users.repo.js';
 
 export type { Principal };
 

@@ -1,12 +1,11 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { Context } from 'hono';
-import { AppError } from '../../common/errors.js';
+import { AppError, fieldError } from '../../common/errors.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
 import { formatLogLine } from '../environments/logs.js';
-import { ALL_STATUSES } from '../environments/state-machine.js';
 import type { ControllerConfig } from '../config.js';
-import type { EnvStatus } from '../db/schema.js';
+import { ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import { principalOf } from './auth.js';
 import { validationError } from './app.js';
 import { okMessage } from './envelope.js';
@@ -63,9 +62,9 @@ const MountBody = z
 const ListQuery = PaginationQuery.extend({
   status: z
     .string()
-    .refine((s) => (ALL_STATUSES as readonly string[]).includes(s), `must be one of ${ALL_STATUSES.join(', ')}`)
+    .refine((s) => (ENV_STATUSES as readonly string[]).includes(s), `must be one of ${ENV_STATUSES.join(', ')}`)
     .optional()
-    .openapi({ param: { name: 'status', in: 'query' }, enum: [...ALL_STATUSES] }),
+    .openapi({ param: { name: 'status', in: 'query' }, enum: [...ENV_STATUSES] }),
   workspace_id: z
     .string()
     .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
@@ -181,7 +180,7 @@ export function environmentsRoutes(deps: ApiDeps) {
       const body = c.req.valid('json');
       const key = c.req.header('idempotency-key');
       if (key !== undefined && (key.length < 1 || key.length > 128)) {
-        throw badField('Idempotency-Key', 'must be 1 to 128 characters');
+        throw fieldError('Idempotency-Key', 'must be 1 to 128 characters');
       }
       const { env, replayed } = await environments.create(
         principalOf(c),
@@ -392,8 +391,4 @@ async function optionalJson<T extends z.ZodType>(c: Context, schema: T): Promise
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw validationError(parsed.error.issues);
   return parsed.data;
-}
-
-function badField(field: string, message: string) {
-  return new AppError('invalid_argument', `invalid request: ${field}: ${message}`, { fields: [{ field, message }] });
 }

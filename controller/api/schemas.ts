@@ -2,7 +2,7 @@ import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler, TypedResponse } from 'hono';
 import type { JSONParsed } from 'hono/utils/types';
 import type { Db } from '../db/database.js';
-import { totalPages, type Page, type PageRequest } from '../catalog/pagination.js';
+import { totalPages, type Page, type PageRequest } from '../db/pagination.js';
 import { requireAdmin, requireAuth } from './auth.js';
 import { ok, type Envelope } from './envelope.js';
 import type { MessageKey } from './messages.js';

@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import * as sshKeys from '../catalog/ssh-keys.service.js';
-import { SSH_KEY_TYPES } from '../catalog/ssh-key-format.js';
+import * as sshKeys from '../users/ssh-keys.service.js';
+import { SSH_KEY_TYPES } from '../users/ssh-key-format.js';
 import { principalOf } from './auth.js';
 import type { ApiDeps } from './routes.js';
 import {

@@ -1,10 +1,10 @@
-import { AppError } from '../../common/errors.js';
-import { visibleDatasets } from '../access.js';
+import { AppError, fieldError } from '../../common/errors.js';
+import { visibleDatasets } from '../access/visibility.js';
 import type { Db } from '../db/database.js';
 import type { DatasetRow } from '../db/schema.js';
-import type { Principal } from '../users/users.repo.js';
-import { pageOffset, type Page, type PageRequest } from './pagination.js';
-import { fieldError, requireEnabledUser } from './checks.js';
+import type { Principal } from '../access/principal.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
+import { requireEnabledUser } from '../users/users.repo.js';
 
 export interface NewDataset {
   readonly name: string;

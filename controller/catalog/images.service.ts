@@ -1,8 +1,8 @@
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import type { ImageRow } from '../db/schema.js';
-import { isForeignKeyViolation, isUniqueViolation } from './db-errors.js';
-import { pageOffset, type Page, type PageRequest } from './pagination.js';
+import { isForeignKeyViolation, isUniqueViolation } from '../db/errors.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 
 export interface NewImage {
   readonly name: string;

@@ -10,17 +10,12 @@ export type UserRole = 'admin' | 'user';
 export type HostLiveness = 'online' | 'offline';
 export type HostAdminState = 'active' | 'cordoned' | 'draining';
 export type DesiredState = 'running' | 'stopped' | 'deleted';
-export type EnvStatus =
-  | 'pending'
-  | 'creating'
-  | 'starting'
-  | 'running'
-  | 'stopping'
-  | 'stopped'
-  | 'restarting'
-  | 'deleting'
-  | 'error'
-  | 'lost';
+/** Every status an environment can have (the API's `status` filter accepts exactly these). */
+export const ENV_STATUSES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'restarting', 'deleting', 'error', 'lost'] as const;
+export type EnvStatus = (typeof ENV_STATUSES)[number];
+
+/** Statuses that mean "the container should be up right now": a silent host makes them `lost`. */
+export const ACTIVE_ENV_STATUSES = ['running', 'creating', 'starting', 'restarting', 'stopping'] as const satisfies readonly EnvStatus[];
 
 export interface UsersTable {
   id: Generated<number>;

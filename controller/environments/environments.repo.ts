@@ -1,7 +1,7 @@
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
-import type { Principal } from '../users/users.repo.js';
-import { visibleEnvironments } from '../access.js';
+import type { Principal } from '../access/principal.js';
+import { visibleEnvironments } from '../access/visibility.js';
 
 /** Columns an API view of an environment needs, with its host's public address. */
 export async function findVisible(db: Db, p: Principal, envId: string) {

@@ -6,13 +6,13 @@ import type { Logger } from '../../common/logger.js';
 import type { ControllerConfig } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
-import { visibleDatasets } from '../access.js';
+import { visibleDatasets } from '../access/visibility.js';
 import { schedule, type PlacementRequest } from '../scheduler/index.js';
-import type { Principal } from '../users/users.repo.js';
+import type { Principal } from '../access/principal.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import { findVisible, listVisible, type EnvWithHost } from './environments.repo.js';
 import { addEvent } from './events.repo.js';
-import { newId } from './ids.js';
+import { newId } from '../ids.js';
 import { isUniqueViolation, releaseCompute, reserveOnHost, type PortRanges } from './placement.js';
 import { assertAllowed } from './state-machine.js';
 

@@ -1,15 +1,12 @@
 import { sql } from 'kysely';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
-import type { EnvStatus } from '../db/schema.js';
+import { ACTIVE_ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import { addEvent } from './events.repo.js';
 
 /** How long the reconciler's own observation outranks agent reports that may have been built before it. */
 const RECENT_OBSERVATION_MS = 5_000;
-
-/** Statuses that mean "the container should be up right now". */
-const ACTIVE: readonly EnvStatus[] = ['running', 'creating', 'starting', 'restarting', 'stopping'];
 
 /**
  * Moves environment status on from what agents report: records their lifecycle events as log
@@ -109,7 +106,7 @@ export class EnvironmentObserver implements HostObserver {
       .set({ status: 'lost', status_reason: `host ${hostId} stopped reporting at ${new Date().toISOString()}`, updated_at: new Date() })
       .where('host_id', '=', hostId)
       .where('desired_state', '!=', 'deleted')
-      .where('status', 'in', [...ACTIVE])
+      .where('status', 'in', [...ACTIVE_ENV_STATUSES])
       .returning('id')
       .execute();
     for (const { id } of lost) await addEvent(db, id, 'lost', `Host ${hostId} stopped reporting; environment lost until it returns`);

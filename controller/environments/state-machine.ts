@@ -26,20 +26,3 @@ export function assertAllowed(action: EnvAction, status: EnvStatus, envId: strin
     );
   }
 }
-
-/** Statuses in which an environment holds CPU, memory and GPUs on its host. */
-export const HOLDING_STATUSES: readonly EnvStatus[] = ['creating', 'starting', 'running', 'restarting', 'lost', 'stopping'];
-
-/** Every status the API accepts as a filter. */
-export const ALL_STATUSES: readonly EnvStatus[] = [
-  'pending',
-  'creating',
-  'starting',
-  'running',
-  'stopping',
-  'stopped',
-  'restarting',
-  'deleting',
-  'error',
-  'lost',
-];

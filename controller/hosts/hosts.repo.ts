@@ -1,7 +1,8 @@
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
-import { GPU_NOT_REPORTED, type GpuFacts, type HostFacts, type HostFilter, type HostGpuView, type HostStatus, type HostSummary } from './model.js';
+import type { HostStatus } from '../scheduler/types.js';
+import { GPU_NOT_REPORTED, type GpuFacts, type HostFacts, type HostFilter, type HostGpuView, type HostSummary } from './model.js';
 
 // Repository functions of the hosts component. Each takes the database or a transaction first.
 

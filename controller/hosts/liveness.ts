@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
+import { ACTIVE_ENV_STATUSES } from '../db/schema.js';
 import { markSilentHostsOffline } from './hosts.repo.js';
 import type { HostObserver } from './types.js';
 
@@ -64,7 +65,7 @@ export class HostLivenessLoop {
               .select('e.id')
               .whereRef('e.host_id', '=', 'h.id')
               .where('e.desired_state', '!=', 'deleted')
-              .where('e.status', 'in', ['running', 'creating', 'starting', 'restarting', 'stopping']),
+              .where('e.status', 'in', [...ACTIVE_ENV_STATUSES]),
           ),
         )
         .execute();

@@ -1,6 +1,8 @@
 // Domain types of the hosts component. The gRPC edge (convert.ts) turns proto messages into these;
 // the registry, repository and admin service never see a proto message.
 
+import type { HostStatus } from '../scheduler/types.js';
+
 export type GpuHealth = 'healthy' | 'unhealthy';
 
 /** One GPU as an agent reported it. Sizes in bytes; -1 means "not available" for usage values. */
@@ -43,10 +45,6 @@ export interface HostFacts {
 /** Reason stored on a GPU the agent stopped reporting. */
 export const GPU_NOT_REPORTED = 'not reported by the agent';
 
-/** Liveness and admin state folded into one, as the admin listing shows it. */
-export type HostStatus = 'online' | 'offline' | 'cordoned' | 'draining';
-
-export const HOST_STATUSES = ['online', 'offline', 'cordoned', 'draining'] as const satisfies readonly HostStatus[];
 
 /** One row of the admin host listing. CPU in cores, sizes in bytes. */
 export interface HostSummary {

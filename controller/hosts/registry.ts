@@ -1,8 +1,9 @@
-import { randomBytes, randomInt } from 'node:crypto';
-import { AppError } from '../../common/errors.js';
+import { randomBytes } from 'node:crypto';
+import { AppError, invalidFields } from '../../common/errors.js';
 import { hashSecret, sameSecret, secretMatchesHash } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
+import { newId } from '../ids.js';
 import { acceptReportRow, findHostCredential, insertHost, markMissingGpus, updateHostOnRegister, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
@@ -33,15 +34,6 @@ export interface ReportInput {
   readonly facts: HostFacts | undefined;
   readonly environments: readonly ObservedEnvironment[];
   readonly events: readonly AgentEvent[];
-}
-
-const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
-
-/** A new host id: "host-" and 10 random characters of [a-z0-9]. */
-export function newHostId(): string {
-  let id = 'host-';
-  for (let i = 0; i < 10; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
-  return id;
 }
 
 /** A new host credential: 32 random bytes, base64url. */
@@ -96,7 +88,7 @@ export class HostRegistry {
     const credential = newHostCredential();
     const hostId = await this.deps.db.transaction().execute(async (trx) => {
       for (let attempt = 0; attempt < 5; attempt++) {
-        const id = newHostId();
+        const id = newId('host');
         if (await insertHost(trx, id, credential, facts)) {
           await saveGpus(trx, id, facts.gpus);
           return id;
@@ -170,7 +162,7 @@ function validFacts(facts: HostFacts, log: Logger): HostFacts {
   if (!facts.hostname) fields.push({ field: 'facts.hostname', message: 'required' });
   if (!facts.agentAddress) fields.push({ field: 'facts.agent_address', message: 'required: host:port where the controller reaches the agent' });
   if (fields.length > 0) {
-    throw new AppError('invalid_argument', `invalid host facts: ${fields.map((f) => `${f.field} ${f.message}`).join('; ')}`, { fields });
+    throw invalidFields(fields, 'invalid host facts');
   }
   const byUuid = new Map<string, GpuFacts>();
   for (const g of facts.gpus) if (g.uuid) byUuid.set(g.uuid, g);

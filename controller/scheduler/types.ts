@@ -14,8 +14,12 @@ export interface PlacementRequest {
   readonly gpuModel?: string;
 }
 
-/** Liveness and admin state folded into one: only `online` hosts take new placements. */
-export type HostStatus = 'online' | 'offline' | 'cordoned' | 'draining';
+/**
+ * Liveness and admin state folded into one (the admin listing shows it): only `online` hosts take
+ * new placements.
+ */
+export const HOST_STATUSES = ['online', 'offline', 'cordoned', 'draining'] as const;
+export type HostStatus = (typeof HOST_STATUSES)[number];
 
 /** One GPU of a host as the scheduler sees it. */
 export interface GpuSnapshot {

@@ -1,12 +1,8 @@
+import { fieldError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
-import type { UserRole } from '../db/schema.js';
+import type { Principal } from '../access/principal.js';
 import { hashToken, tokenPrefix } from './tokens.js';
 
-export interface Principal {
-  readonly userId: number;
-  readonly name: string;
-  readonly role: UserRole;
-}
 
 /** The user owning a valid (unrevoked, unexpired) token, or undefined. Records the last use. */
 export async function findPrincipalByToken(db: Db, token: string): Promise<Principal | undefined> {
@@ -34,4 +30,12 @@ export async function insertToken(db: Db, userId: number, name: string, token: s
     .values({ user_id: userId, name, token_hash: hashToken(token), prefix: tokenPrefix(token), expires_at: expiresAt })
     .returning(['id', 'name', 'prefix', 'created_at', 'expires_at'])
     .executeTakeFirstOrThrow();
+}
+
+/** The user with `userId`; invalid_argument naming `field` when it does not exist or is disabled. */
+export async function requireEnabledUser(db: Db, userId: number, field: string): Promise<{ id: number; name: string }> {
+  const user = await db.selectFrom('users').select(['id', 'name', 'disabled_at']).where('id', '=', userId).executeTakeFirst();
+  if (!user) throw fieldError(field, `no user has id ${userId}`);
+  if (user.disabled_at) throw fieldError(field, `user ${userId} is disabled`);
+  return { id: user.id, name: user.name };
 }

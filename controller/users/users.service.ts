@@ -1,8 +1,8 @@
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import type { UserRole, UserRow } from '../db/schema.js';
-import { isUniqueViolation } from '../catalog/db-errors.js';
-import { pageOffset, type Page, type PageRequest } from '../catalog/pagination.js';
+import { isUniqueViolation } from '../db/errors.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { generateToken } from './tokens.js';
 import { insertToken } from './users.repo.js';
 

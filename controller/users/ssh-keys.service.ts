@@ -1,9 +1,8 @@
-import { AppError } from '../../common/errors.js';
+import { AppError, fieldError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
-import { isUniqueViolation } from './db-errors.js';
-import { pageOffset, type Page, type PageRequest } from './pagination.js';
+import { isUniqueViolation } from '../db/errors.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { parseSshPublicKey } from './ssh-key-format.js';
-import { fieldError } from './checks.js';
 
 export interface SshKey {
   readonly id: number;

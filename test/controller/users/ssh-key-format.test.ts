@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseSshPublicKey } from '../../../controller/catalog/ssh-key-format.js';
+import { parseSshPublicKey } from '../../../controller/users/ssh-key-format.js';
 
 // Keys made with `ssh-keygen -t <type>`; fingerprints as `ssh-keygen -lf` printed them. The two
 // security-key (sk-*) keys were assembled from the ed25519 / nistp256 keys with application "ssh:"

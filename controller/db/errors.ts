@@ -1,4 +1,4 @@
-// PostgreSQL error codes (SQLSTATE) that the catalog turns into domain errors. Both `pg` and PGlite
+// PostgreSQL error codes (SQLSTATE) that services turn into domain errors. Both `pg` and PGlite
 // report them in `code`; the constraint name is in `constraint`.
 const UNIQUE_VIOLATION = '23505';
 const FOREIGN_KEY_VIOLATION = '23503';

@@ -1,8 +1,8 @@
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
-import { isUniqueViolation } from './db-errors.js';
-import { requireEnabledUser } from './checks.js';
-import { pageOffset, type Page, type PageRequest } from './pagination.js';
+import { isUniqueViolation } from '../db/errors.js';
+import { requireEnabledUser } from './users.repo.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 
 export type MemberRole = 'owner' | 'member';
 
