@@ -12,6 +12,8 @@ import type { ContainerRuntime, ObservedStatus } from './runtime/types.js';
 export interface AgentServiceDeps {
   readonly runtime: ContainerRuntime;
   readonly logger: Logger;
+  /** The agent's own environment (AgentConfig.processEnv): `docker exec` terminals take PATH and DOCKER_HOST from it. */
+  readonly processEnv: NodeJS.ProcessEnv;
   /** The host credential the controller must present; undefined until registered (then every call is refused). */
   readonly credential: () => string | undefined;
   /** Whether SSH answered in this environment since its container last started. */
@@ -118,7 +120,7 @@ function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServic
     if (input.$case === 'start') {
       if (session) return fail(new AppError('invalid_argument', 'exec already started'));
       try {
-        session = openTerminal(deps.runtime.execArgs(input.value.envId, input.value.command), { cols: input.value.cols, rows: input.value.rows });
+        session = openTerminal(deps.runtime.execArgs(input.value.envId, input.value.command), { cols: input.value.cols, rows: input.value.rows }, deps.processEnv);
       } catch (err) {
         return fail(err);
       }

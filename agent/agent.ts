@@ -38,7 +38,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const docker = dockerFor(config.dockerHost);
   const fake = config.fakeGpus ? path.resolve(config.fakeGpus) : undefined;
   const nvidiaSmiPath = fake ? fakeNvidiaSmiPath() : config.nvidiaSmi;
-  const smiEnv = fake ? { ...process.env, REMOTEGPU_FAKE_GPUS: fake } : process.env;
+  const smiEnv = fake ? { ...config.processEnv, REMOTEGPU_FAKE_GPUS: fake } : config.processEnv;
 
   let host: HostInfo = await discoverHost(dataDir);
   let gpus: GpuDiscovery = await discoverGpus({ nvidiaSmiPath, timeoutMs: 20_000, env: smiEnv });
@@ -81,6 +81,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     agentService({
       runtime,
       logger,
+      processEnv: config.processEnv,
       credential: () => credential,
       sshReady: (envId) => sshWatch.isReady(envId),
       applied: (status, spec) => {

@@ -50,10 +50,19 @@ export interface AgentConfig {
   /** Set when several agents share one Docker engine: each manages only its namespace's containers. */
   readonly namespace: string | undefined;
   readonly logLevel: string;
+  /**
+   * The agent process's own environment (live, not a copy), which its child processes inherit:
+   * nvidia-smi, and PATH and DOCKER_HOST for `docker exec` terminals. Only this module reads
+   * process.env.
+   */
+  readonly processEnv: NodeJS.ProcessEnv;
 }
 
-/** Reads and validates the agent's configuration. Throws ConfigError (one line) when bad. */
-export function loadAgentConfig(env: Record<string, string | undefined> = process.env): AgentConfig {
+/**
+ * Reads and validates the agent's configuration from `env` (default: the process environment).
+ * Throws ConfigError (one line) when bad. Child processes always inherit `processEnv`.
+ */
+export function loadAgentConfig(env: Record<string, string | undefined> = process.env, processEnv: NodeJS.ProcessEnv = process.env): AgentConfig {
   const e = parseEnv(schema, env);
   return Object.freeze({
     controller: e.REMOTEGPU_CONTROLLER,
@@ -73,5 +82,6 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     dockerHost: e.DOCKER_HOST,
     namespace: e.REMOTEGPU_NAMESPACE,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
+    processEnv,
   });
 }

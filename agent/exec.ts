@@ -14,9 +14,10 @@ const clamp = (n: number, fallback: number) => (Number.isInteger(n) && n > 0 && 
 
 /**
  * Starts `argv` (e.g. a `docker exec -it` command line from ContainerRuntime.execArgs) under a
- * pseudo-terminal of the given size.
+ * pseudo-terminal of the given size. The process gets PATH and DOCKER_HOST from `processEnv` (the
+ * agent's own environment, AgentConfig.processEnv) and nothing else of it.
  */
-export function openTerminal(argv: readonly string[], size: { cols: number; rows: number }): TerminalSession {
+export function openTerminal(argv: readonly string[], size: { cols: number; rows: number }, processEnv: NodeJS.ProcessEnv): TerminalSession {
   const [file, ...args] = argv;
   if (!file) throw new Error('empty command');
   const pty: IPty = spawn(file, args, {
@@ -24,9 +25,9 @@ export function openTerminal(argv: readonly string[], size: { cols: number; rows
     cols: clamp(size.cols, 80),
     rows: clamp(size.rows, 24),
     env: {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      PATH: processEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       TERM: 'xterm-256color',
-      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+      ...(processEnv.DOCKER_HOST ? { DOCKER_HOST: processEnv.DOCKER_HOST } : {}),
     },
     encoding: null,
   });
