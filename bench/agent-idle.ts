@@ -40,7 +40,7 @@ const agent = spawn(process.execPath, DIST ? ['dist/agent/main.js'] : ['--import
 });
 const api = async (method: string, p: string, body?: unknown) => {
   const res = await fetch(`${controller.httpUrl}${p}`, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return (await res.json()) as { data: any };
+  return (await res.json()) as { data: { items: unknown[]; env_id: string; status: string } };
 };
 const ids: string[] = [];
 const procStat = () => {
