@@ -106,12 +106,13 @@ export function specHash(spec: EnvSpec): string {
 }
 
 /**
- * The dockerode create options for `spec` on this host. Pure; validates the spec first (throws
- * RuntimeError 'invalid_spec'). Never privileged, no added capabilities, no swap, the storage
- * volume at dataPath, authorized_keys bind-mounted read-only, restart policy unless-stopped.
+ * The dockerode create options for `spec` on this host. Pure. Expects a spec validateSpec accepted
+ * (the runtime validates once per apply, then builds these once); still throws RuntimeError
+ * 'invalid_spec' for GPUs it cannot pass through (see gpuPassthrough). Never privileged, no added
+ * capabilities, no swap, the storage volume at dataPath, authorized_keys bind-mounted read-only,
+ * restart policy unless-stopped.
  */
 export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): ContainerCreateOptions {
-  validateSpec(spec);
   const gpu = gpuPassthrough({
     mode: ctx.gpuMode,
     gpuUuids: spec.gpuUuids,
@@ -119,28 +120,13 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
     deviceDir: ctx.deviceDir,
     controlNodes: ctx.controlNodes,
   });
-  const publishAddress = ctx.publishAddress ?? '0.0.0.0';
 
   const env: Record<string, string> = { ...spec.env };
   if (spec.jupyterToken) env.JUPYTER_TOKEN = spec.jupyterToken;
   // The agent decides which GPUs are visible; a user value must not widen it.
   env.NVIDIA_VISIBLE_DEVICES = gpu.env.NVIDIA_VISIBLE_DEVICES;
 
-  const exposed: Record<string, object> = {};
-  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const p of spec.ports) {
-    exposed[`${p.containerPort}/tcp`] = {};
-    bindings[`${p.containerPort}/tcp`] = [{ HostIp: publishAddress, HostPort: String(p.hostPort) }];
-  }
-
-  const mounts: MountSettings[] = [
-    { Type: 'volume', Source: volumeName(spec.envId), Target: spec.dataPath },
-    { Type: 'bind', Source: authorizedKeysPath(ctx.stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
-    ...[...spec.mounts]
-      .sort((a, b) => compare(a.containerPath, b.containerPath))
-      .map((m): MountSettings => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readonly })),
-  ];
-
+  const ports = publishedPorts(spec, ctx.publishAddress ?? '0.0.0.0');
   const labels: Record<string, string> = {
     ...spec.labels,
     [LABEL.managed]: ctx.managedBy ?? 'true',
@@ -158,7 +144,7 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
     Hostname: spec.envId,
     Env: sortedEntries(env).map(([k, v]) => `${k}=${v}`),
     Labels: labels,
-    ExposedPorts: exposed,
+    ExposedPorts: ports.exposed,
     Tty: false,
     HostConfig: {
       ...(spec.cpuCores > 0 ? { NanoCpus: Math.round(spec.cpuCores * 1e9) } : {}),
@@ -168,14 +154,36 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
       Privileged: false,
       SecurityOpt: ['no-new-privileges'],
       Init: true,
-      PortBindings: bindings,
-      Mounts: mounts,
+      PortBindings: ports.bindings,
+      Mounts: containerMounts(spec, ctx.stateDir),
       ...(gpu.devices.length > 0 ? { Devices: gpu.devices } : {}),
       ...(gpu.deviceRequests.length > 0 ? { DeviceRequests: gpu.deviceRequests } : {}),
       RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
     },
   };
+}
+
+/** ExposedPorts and PortBindings: every spec port over TCP on `publishAddress`. */
+function publishedPorts(spec: EnvSpec, publishAddress: string) {
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of spec.ports) {
+    exposed[`${p.containerPort}/tcp`] = {};
+    bindings[`${p.containerPort}/tcp`] = [{ HostIp: publishAddress, HostPort: String(p.hostPort) }];
+  }
+  return { exposed, bindings };
+}
+
+/** The storage volume, the read-only authorized_keys file, then the datasets by container path. */
+function containerMounts(spec: EnvSpec, stateDir: string): MountSettings[] {
+  return [
+    { Type: 'volume', Source: volumeName(spec.envId), Target: spec.dataPath },
+    { Type: 'bind', Source: authorizedKeysPath(stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
+    ...[...spec.mounts]
+      .sort((a, b) => compare(a.containerPath, b.containerPath))
+      .map((m): MountSettings => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readonly })),
+  ];
 }
 
 function isPort(n: number): boolean {

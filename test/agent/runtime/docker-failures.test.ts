@@ -97,6 +97,14 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
     await expectNothingLeft(s.envId);
   });
 
+  it('an invalid spec (a dataset over the data path): invalid_spec before anything is created', async () => {
+    const s = spec({ mounts: [{ datasetId: 'ds-1', hostPath: stateDir, containerPath: '/root/workspace', readonly: true }] });
+    const err = await applyError(runtime, s);
+    expect(err.code).toBe('invalid_spec');
+    expect(err.message).toContain('/root/workspace is already mounted');
+    await expectNothingLeft(s.envId);
+  });
+
   it('a GPU the host does not have: invalid_spec before anything is created', async () => {
     const s = spec({ gpuUuids: ['GPU-not-on-this-host'] });
     const err = await applyError(runtime, s);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildCreateOptions, specHash, type CreateContext } from '../../../agent/runtime/docker-spec.js';
+import { buildCreateOptions, specHash, validateSpec, type CreateContext } from '../../../agent/runtime/docker-spec.js';
 import type { EnvSpec } from '../../../agent/runtime/types.js';
 
 const GiB = 1024 ** 3;
@@ -122,7 +122,10 @@ describe('buildCreateOptions', () => {
     ]);
     expect(dev.HostConfig?.DeviceRequests).toBeUndefined();
   });
+});
 
+// The runtime validates a spec once per apply (DockerRuntime.apply), before building its options.
+describe('validateSpec', () => {
   it.each<[string, Partial<EnvSpec>]>([
     ['an env id Docker cannot use', { envId: 'Env_1' }],
     ['an empty image', { image: ' ' }],
@@ -135,7 +138,7 @@ describe('buildCreateOptions', () => {
     ['an env name with =', { env: { 'A=B': 'c' } }],
     ['a multi-line SSH key', { sshAuthorizedKeys: ['ssh-ed25519 AAA\ncommand="x" ssh-rsa BBB'] }],
   ])('rejects %s with invalid_spec', (_what, over) => {
-    expect(() => buildCreateOptions(spec(over), ctx)).toThrow(expect.objectContaining({ name: 'RuntimeError', code: 'invalid_spec' }));
+    expect(() => validateSpec(spec(over))).toThrow(expect.objectContaining({ name: 'RuntimeError', code: 'invalid_spec' }));
   });
 });
 

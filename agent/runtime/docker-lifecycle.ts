@@ -1,0 +1,206 @@
+import type Dockerode from 'dockerode';
+import type { ContainerCreateOptions } from 'dockerode';
+import type { Logger } from '../../common/logger.js';
+import { removeEnvState, writeAuthorizedKeys } from './authorized-keys.js';
+import { commitContainer, listCommitted, removeImages } from './docker-commit.js';
+import { ignoreMissing, toRuntimeError } from './docker-errors.js';
+import { findContainer, inspectEnvironment, listEnvContainers, type ManagedEngine } from './docker-inspect.js';
+import { LABEL, containerName, replacedName, volumeName } from './docker-names.js';
+import { specHash } from './docker-spec.js';
+import { absentStatus } from './docker-status.js';
+import { UndoStack } from './keyed-lock.js';
+import type { ApplyAction, ApplyResult, EnvSpec, ObservedStatus } from './types.js';
+
+type Inspect = Dockerode.ContainerInspectInfo;
+
+/** What the lifecycle needs besides the engine. */
+export interface LifecycleSettings extends ManagedEngine {
+  /** Agent state directory (authorized_keys files). */
+  readonly stateDir: string;
+  /** Seconds between SIGTERM and SIGKILL when apply or a recreate stops a container. */
+  readonly stopTimeoutS: number;
+  readonly log: Logger | undefined;
+}
+
+/**
+ * Changes the engine for one environment: apply (create, recreate, start, stop to match the spec),
+ * stop and remove. The caller (DockerRuntime) validates, serializes calls per environment, and
+ * builds the create options once per apply.
+ */
+export class DockerLifecycle {
+  private readonly docker: Dockerode;
+
+  constructor(private readonly settings: LifecycleSettings) {
+    this.docker = settings.docker;
+  }
+
+  /**
+   * Converges the environment to `spec`; `options` are its create options (buildCreateOptions),
+   * used as they are for a new container, or with a committed image of this environment.
+   */
+  async apply(spec: EnvSpec, options: ContainerCreateOptions): Promise<ApplyResult> {
+    const undo = new UndoStack();
+    try {
+      const current = await this.adopt(spec.envId);
+      if (!current) {
+        if (await this.ensureVolume(spec.envId)) {
+          undo.push('remove new volume', () => this.docker.getVolume(volumeName(spec.envId)).remove());
+        }
+        if (await writeAuthorizedKeys(this.settings.stateDir, spec.envId, spec.sshAuthorizedKeys)) {
+          undo.push('remove state dir', () => removeEnvState(this.settings.stateDir, spec.envId));
+        }
+        const committed = (await listCommitted(this.docker, spec.envId)).filter((i) => i.originalImage === spec.image);
+        await this.createAndStart(spec, withImage(options, committed.at(-1)?.ref), undo);
+        return await this.done(spec, 'created', undo);
+      }
+      await this.ensureVolume(spec.envId);
+      await writeAuthorizedKeys(this.settings.stateDir, spec.envId, spec.sshAuthorizedKeys);
+      if (current.Config.Labels?.[LABEL.specHash] !== specHash(spec) || current.State.Dead) {
+        await this.recreate(current, spec, options, undo);
+        return await this.done(spec, 'recreated', undo);
+      }
+      return await this.done(spec, await this.converge(current, spec), undo);
+    } catch (err) {
+      const error = toRuntimeError(err, 'applying an environment');
+      await undo.run((what, e) => this.settings.log?.warn({ envId: spec.envId, what, err: String(e) }, 'cleanup after a failed apply failed'));
+      this.settings.log?.warn({ envId: spec.envId, code: error.code, msg: error.message }, 'apply failed');
+      throw error;
+    }
+  }
+
+  /** ContainerRuntime.stop, for a checked env id. */
+  async stop(envId: string, timeoutS: number): Promise<ObservedStatus> {
+    try {
+      const found = await findContainer(this.settings, envId);
+      if (!found) return absentStatus(envId);
+      await stopContainer(this.docker, found, timeoutS > 0 ? timeoutS : 10);
+      return inspectEnvironment(this.settings, envId);
+    } catch (err) {
+      throw toRuntimeError(err, 'stopping a container');
+    }
+  }
+
+  /** ContainerRuntime.remove, for a checked env id. */
+  async remove(envId: string): Promise<boolean> {
+    try {
+      let existed = false;
+      // The volume (and the committed images that go with it) of another namespace's
+      // environment is not ours to delete.
+      const volume = await ignoreMissing(() => this.docker.getVolume(volumeName(envId)).inspect());
+      if (volume && (volume.Labels ?? {})[LABEL.managed] !== this.settings.managedBy) return false;
+      for (const c of await listEnvContainers(this.settings, envId)) {
+        await ignoreMissing(() => this.docker.getContainer(c.Id).remove({ force: true, v: true }));
+        existed = true;
+      }
+      if (await ignoreMissing(() => this.docker.getVolume(volumeName(envId)).remove())) existed = true;
+      const images = await listCommitted(this.docker, envId);
+      await removeImages(this.docker, images.map((i) => i.ref));
+      existed = (await removeEnvState(this.settings.stateDir, envId)) || images.length > 0 || existed;
+      this.settings.log?.info({ envId, existed }, 'environment removed');
+      return existed;
+    } catch (err) {
+      throw toRuntimeError(err, 'removing an environment');
+    }
+  }
+
+  private async done(spec: EnvSpec, action: ApplyAction, undo: UndoStack): Promise<ApplyResult> {
+    undo.clear();
+    if (action !== 'none') this.settings.log?.info({ envId: spec.envId, action }, 'environment applied');
+    return { status: await inspectEnvironment(this.settings, spec.envId), action };
+  }
+
+  /** Starts or stops a container whose spec matches; never restarts a running one. */
+  private async converge(current: Inspect, spec: EnvSpec): Promise<ApplyAction> {
+    const c = this.docker.getContainer(current.Id);
+    const active = current.State.Running || current.State.Restarting;
+    if (spec.desiredState === 'running') {
+      if (current.State.Paused) {
+        await c.unpause();
+        return 'started';
+      }
+      if (active) return 'none';
+      await c.start();
+      return 'started';
+    }
+    if (!active && !current.State.Paused) return 'none';
+    await stopContainer(this.docker, current, this.settings.stopTimeoutS);
+    return 'stopped';
+  }
+
+  /**
+   * Replaces the container, keeping its writable layer: stop, commit to the next private image,
+   * move the old container aside, create and start the new one from the commit, then drop the
+   * old container and older commits. A failure puts the old container back as it was.
+   */
+  private async recreate(old: Inspect, spec: EnvSpec, options: ContainerCreateOptions, undo: UndoStack): Promise<void> {
+    const envId = spec.envId;
+    const oldContainer = this.docker.getContainer(old.Id);
+    const wasActive = old.State.Running || old.State.Restarting || old.State.Paused;
+    await stopContainer(this.docker, old, this.settings.stopTimeoutS);
+    if (wasActive) undo.push('restart old container', () => oldContainer.start());
+
+    let base: string | undefined;
+    const originalImage = old.Config.Labels?.[LABEL.image] ?? old.Config.Image;
+    // A new catalog image starts from that image: an old writable layer cannot be moved onto it.
+    if (originalImage === spec.image && !old.State.Dead) {
+      base = await commitContainer(this.docker, old, envId, originalImage);
+      const committed = base;
+      undo.push('remove new commit', () => removeImages(this.docker, [committed]));
+    }
+    await oldContainer.rename({ name: replacedName(envId) });
+    undo.push('rename old container back', () => oldContainer.rename({ name: containerName(envId) }));
+
+    await this.createAndStart(spec, withImage(options, base), undo);
+
+    undo.clear();
+    await oldContainer.remove({ force: true, v: true });
+    const stale = (await listCommitted(this.docker, envId)).filter((i) => i.ref !== base);
+    await removeImages(this.docker, stale.map((i) => i.ref));
+  }
+
+  private async createAndStart(spec: EnvSpec, options: ContainerCreateOptions, undo: UndoStack): Promise<void> {
+    const created = await this.docker.createContainer(options);
+    undo.push('remove new container', () => created.remove({ force: true, v: true }));
+    if (spec.desiredState === 'running') await created.start();
+  }
+
+  /**
+   * The environment's container, after repairing a recreate that an agent crash interrupted: a
+   * moved-aside container is dropped when its replacement exists (its layer was committed before
+   * the move), or moved back when it is alone.
+   */
+  private async adopt(envId: string): Promise<Inspect | undefined> {
+    const containers = await listEnvContainers(this.settings, envId);
+    const current = containers.find((c) => c.Names.includes(`/${containerName(envId)}`));
+    const replaced = containers.find((c) => c.Names.includes(`/${replacedName(envId)}`));
+    if (replaced && current) {
+      await ignoreMissing(() => this.docker.getContainer(replaced.Id).remove({ force: true, v: true }));
+    } else if (replaced) {
+      await this.docker.getContainer(replaced.Id).rename({ name: containerName(envId) });
+      this.settings.log?.warn({ envId }, 'moved back a container left aside by an interrupted recreate');
+    }
+    const chosen = current ?? replaced;
+    return chosen ? await ignoreMissing(() => this.docker.getContainer(chosen.Id).inspect()) : undefined;
+  }
+
+  /** Creates the storage volume when missing; true when this call created it. */
+  private async ensureVolume(envId: string): Promise<boolean> {
+    const name = volumeName(envId);
+    if (await ignoreMissing(() => this.docker.getVolume(name).inspect())) return false;
+    await this.docker.createVolume({ Name: name, Labels: { [LABEL.managed]: this.settings.managedBy, [LABEL.envId]: envId } });
+    return true;
+  }
+}
+
+/** The create options from `image` (a committed image of the environment) when given, else as built. */
+function withImage(options: ContainerCreateOptions, image: string | undefined): ContainerCreateOptions {
+  return { ...options, Image: image ?? options.Image };
+}
+
+async function stopContainer(docker: Dockerode, info: Inspect, timeoutS: number): Promise<void> {
+  const c = docker.getContainer(info.Id);
+  if (info.State.Paused) await ignoreMissing(() => c.unpause());
+  if (info.State.Running || info.State.Restarting || info.State.Paused) {
+    await ignoreMissing(() => c.stop({ t: timeoutS }));
+  }
+}
