@@ -8,11 +8,19 @@ import { EnvironmentObserver } from './environments/observer.js';
 import { QueuePlacer } from './environments/queue.js';
 import type { AgentPool, HostObserver } from './hosts/types.js';
 import { Reconciler } from './reconciler/reconciler.js';
+import { WakeSignal } from './reconciler/wake.js';
 import { GrpcAgentPool } from './hosts/agent-pool.js';
 import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.grpc.js';
 import { HostsService } from './hosts/hosts.service.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
 import { HostRegistry } from './hosts/registry.js';
+// catalog and users (api)
+import { DatasetsService } from './catalog/datasets.service.js';
+import { ImagesService } from './catalog/images.service.js';
+import { DatabaseHealth } from './db/health.js';
+import { SshKeysService } from './users/ssh-keys.service.js';
+import { UsersService } from './users/users.service.js';
+import { WorkspacesService } from './users/workspaces.service.js';
 
 export interface ServiceDeps {
   readonly db: Db;
@@ -21,66 +29,80 @@ export interface ServiceDeps {
   readonly joinToken: string;
   /** Which engine backs `db` (the reconciler's single-instance lock depends on it). */
   readonly dbKind?: 'pglite' | 'postgres';
+  /** Replaces the environments' observer of host reports (tests of the hosts component alone). */
+  readonly hostObserver?: HostObserver;
 }
 
 /**
- * The controller's composition root: builds every service once and wires them together. Routes
- * and gRPC handlers receive this object and call services; they never touch each other.
+ * The controller's composition root: builds every service once, in dependency order, and hands
+ * each one what it needs through its constructor. Data flows one way: the API and the gRPC side
+ * call services, services write the database and raise `wake`, and the reconciler, listening to
+ * `wake`, makes the agents follow. Routes and gRPC handlers receive this object and call services.
  */
 export class ControllerServices {
-  readonly db: Db;
-  readonly config: ControllerConfig;
-  readonly logger: Logger;
-  readonly joinToken: string;
-  readonly environments: EnvironmentsService;
-  readonly environmentLogs: EnvironmentLogs;
-  readonly reconciler: Reconciler;
-  readonly queue: QueuePlacer;
-  /** Called by the hosts component on every report and when a host goes offline. */
-  hostObserver: HostObserver;
+  /** Raised whenever desired state changes; the reconciler listens. */
+  readonly wake = new WakeSignal();
   readonly agents: AgentPool;
-  /** Admin view of hosts (listing, detail, cordon, drain, remove). */
-  readonly hosts: HostsService;
+  /** Moves environment status on from host reports and host silence. */
+  readonly hostObserver: HostObserver;
+  /** Registration and reports of agents (served over gRPC by registerGrpc). */
+  readonly registry: HostRegistry;
   /** Marks hosts that stopped reporting offline (one replica at a time). */
   readonly hostLiveness: HostLivenessLoop;
+  readonly queue: QueuePlacer;
+  readonly reconciler: Reconciler;
+  readonly environments: EnvironmentsService;
+  readonly environmentLogs: EnvironmentLogs;
+  /** Admin view of hosts (listing, detail, cordon, drain, remove). */
+  readonly hosts: HostsService;
+  // catalog and users (api)
+  /** Users, API tokens and authentication by token. */
+  readonly users: UsersService;
+  readonly workspaces: WorkspacesService;
+  readonly sshKeys: SshKeysService;
+  readonly images: ImagesService;
+  readonly datasets: DatasetsService;
+  /** Whether the database answers (`GET /healthz`). */
+  readonly health: DatabaseHealth;
+  private readonly reportIntervalMs: number;
+  private readonly logger: Logger;
 
   constructor(deps: ServiceDeps) {
-    this.db = deps.db;
-    this.config = deps.config;
-    this.logger = deps.logger;
-    this.joinToken = deps.joinToken;
-    this.agents = new GrpcAgentPool({ db: this.db, config: this.config, logger: this.logger.child({ component: 'agents' }) });
-    this.hosts = new HostsService(this.db);
-    this.hostLiveness = new HostLivenessLoop({
-      db: this.db,
-      logger: this.logger,
-      hostTimeoutMs: this.config.hostTimeoutMs,
-      observer: () => this.hostObserver,
-    });
-    const kick = () => this.reconciler.kick();
-    this.queue = new QueuePlacer({
-      db: this.db,
-      logger: this.logger.child({ component: 'queue' }),
-      ports: { ssh: this.config.sshPortRange, jupyter: this.config.jupyterPortRange },
-      kick,
-    });
+    const { db, config, logger } = deps;
+    const child = (component: string) => logger.child({ component });
+    const ports = { ssh: config.sshPortRange, jupyter: config.jupyterPortRange };
+    this.logger = logger;
+    this.reportIntervalMs = config.reportIntervalMs;
+
+    this.agents = new GrpcAgentPool({ db, config, logger: child('agents') });
+    this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
+    this.registry = new HostRegistry({ db, logger, joinToken: deps.joinToken, observer: this.hostObserver });
+    this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
+    this.queue = new QueuePlacer({ db, logger: child('queue'), ports });
     this.reconciler = new Reconciler({
-      db: this.db,
+      db,
       dbKind: deps.dbKind ?? 'pglite',
       agents: this.agents,
       queue: this.queue,
-      logger: this.logger.child({ component: 'reconciler' }),
-      intervalMs: this.config.reconcileIntervalMs,
+      wake: this.wake,
+      logger: child('reconciler'),
+      intervalMs: config.reconcileIntervalMs,
     });
-    this.environments = new EnvironmentsService({ db: this.db, config: this.config, logger: this.logger.child({ component: 'environments' }), kick });
-    this.environmentLogs = new EnvironmentLogs({ db: this.db, agents: this.agents, logger: this.logger.child({ component: 'logs' }) });
-    this.hostObserver = new EnvironmentObserver({ db: this.db, logger: this.logger.child({ component: 'observer' }), agents: () => this.agents, kick });
+    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
+    this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
+    this.hosts = new HostsService(db);
+    // catalog and users (api)
+    this.users = new UsersService(db);
+    this.workspaces = new WorkspacesService(db);
+    this.sshKeys = new SshKeysService(db);
+    this.images = new ImagesService(db);
+    this.datasets = new DatasetsService(db);
+    this.health = new DatabaseHealth(db);
   }
 
   /** Adds the controller's gRPC services (ControlPlane) to `server`. */
   registerGrpc(server: Server): void {
-    const registry = new HostRegistry({ db: this.db, logger: this.logger, joinToken: this.joinToken, observer: () => this.hostObserver });
-    server.addService(ControlPlaneService, controlPlaneServer({ registry, reportIntervalMs: this.config.reportIntervalMs, logger: this.logger }));
+    server.addService(ControlPlaneService, controlPlaneServer({ registry: this.registry, reportIntervalMs: this.reportIntervalMs, logger: this.logger }));
   }
 
   /** Starts the background loops (reconciler, host liveness). */

@@ -1,4 +1,8 @@
 import { posix } from 'node:path';
+import { AppError } from '../../common/errors.js';
+
+// The two lists of forbidden paths: where a dataset may not come from on a host, and where it may
+// not be mounted inside a container.
 
 /** Host directories that hold the system, never data: a dataset there would hand a container the host. */
 const SYSTEM_DIRS = ['/proc', '/sys', '/dev', '/etc', '/boot', '/run', '/var/run', '/var/lib/docker'];
@@ -30,4 +34,31 @@ export function datasetHostPathProblem(path: string): string | undefined {
   const system = SYSTEM_DIRS.find((dir) => path === dir || path.startsWith(`${dir}/`));
   if (system) return `must not be ${system} or under it: system directories are not datasets`;
   return undefined;
+}
+
+/** Container paths a dataset may never be mounted at or under. */
+const FORBIDDEN_MOUNT_ROOTS = ['/proc', '/sys', '/dev', '/etc', '/usr', '/bin', '/sbin', '/lib', '/lib64', '/root/.ssh', '/boot', '/run', '/var/run'];
+
+/** Checks and normalizes a dataset mount path inside a container; throws invalid_argument naming mount_path. */
+export function validateMountPath(raw: string): string {
+  if (!raw.startsWith('/')) throw invalidMount('mount_path must be an absolute path such as /data/imagenet');
+  if (raw.split('/').some((seg) => seg === '..' || seg === '.')) throw invalidMount('mount_path must not contain "." or ".." segments');
+  if (/[\0\n\r:,]/.test(raw)) throw invalidMount('mount_path contains a character that is not allowed (NUL, newline, ":" or ",")');
+  const normalized = posix.normalize(raw).replace(/\/+$/, '') || '/';
+  if (normalized === '/') throw invalidMount('mount_path must not be /');
+  if (normalized.length > 255) throw invalidMount('mount_path is longer than 255 characters');
+  for (const root of FORBIDDEN_MOUNT_ROOTS) {
+    if (isUnder(normalized, root)) throw invalidMount(`mount_path must not be ${root} or under it`);
+  }
+  return normalized;
+}
+
+/** The invalid_argument error for a bad mount path (its message names the problem as is). */
+export function invalidMount(message: string): AppError {
+  return new AppError('invalid_argument', message, { fields: [{ field: 'mount_path', message }] });
+}
+
+/** True when `child` is `parent` or a path under it. */
+export function isUnder(child: string, parent: string): boolean {
+  return child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
 }

@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
+/** A transaction: functions that must run inside one take this type first. */
+export type Trx = Transaction<Database>;
 
 export interface DatabaseHandle {
   readonly db: Db;

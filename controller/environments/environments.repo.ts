@@ -1,9 +1,12 @@
-import type { Db } from '../db/database.js';
+import { sql } from 'kysely';
+import type { Db, Trx } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import { visibleEnvironments } from '../access/visibility.js';
 
-/** Columns an API view of an environment needs, with its host's public address. */
+// Reads of environment rows. Every write goes through environment-writes.ts.
+
+/** An environment the principal may see (not deleted), with its host's public address. */
 export async function findVisible(db: Db, p: Principal, envId: string) {
   return db
     .selectFrom('environments')
@@ -43,4 +46,93 @@ export async function listVisible(
       .execute(),
   ]);
   return { rows, total: Number(count.n) };
+}
+
+/** Any environment that is not deleted, whoever owns it (after the caller was authorised). */
+export async function findById(db: Db, envId: string): Promise<EnvWithHost | undefined> {
+  return db
+    .selectFrom('environments')
+    .leftJoin('hosts', 'hosts.id', 'environments.host_id')
+    .selectAll('environments')
+    .select('hosts.public_address')
+    .where('environments.id', '=', envId)
+    .where('environments.desired_state', '!=', 'deleted')
+    .executeTakeFirst();
+}
+
+/** The environment a user created with `key` (Idempotency-Key), deleted or not. */
+export async function findByIdempotencyKey(db: Db, ownerId: number, key: string) {
+  return db
+    .selectFrom('environments')
+    .select(['id', 'desired_state'])
+    .where('owner_id', '=', ownerId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+}
+
+/** Locks an environment's row for the rest of the transaction; its lifecycle columns. */
+export async function lockEnvironment(trx: Trx, envId: string) {
+  return trx
+    .selectFrom('environments')
+    .select(['status', 'desired_state', 'host_id'])
+    .where('id', '=', envId)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+}
+
+/** Queued environments that still want to run, oldest first, with what placing them needs. */
+export async function listQueued(db: Db, limit: number) {
+  return db
+    .selectFrom('environments as e')
+    .innerJoin('images as i', 'i.id', 'e.image_id')
+    .select(['e.id', 'e.cpu', 'e.memory_bytes', 'e.gpu', 'e.storage_bytes', 'e.gpu_model', 'i.jupyter_port'])
+    .where('e.status', '=', 'pending')
+    .where('e.desired_state', '=', 'running')
+    .orderBy('e.created_at')
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * Environments whose agent is behind their spec (`applied_generation < spec_generation`) and can
+ * be reached now (not placed yet, or on an online host), least recently updated first.
+ */
+export async function listBehind(db: Db, limit: number) {
+  return db
+    .selectFrom('environments as e')
+    .leftJoin('hosts as h', 'h.id', 'e.host_id')
+    .select(['e.id', 'e.host_id', 'e.desired_state', 'e.status', 'e.spec_generation'])
+    .where('e.applied_generation', '<', sql<number>`e.spec_generation`)
+    .where((eb) => eb.or([eb('e.host_id', 'is', null), eb('h.liveness', '=', 'online')]))
+    .orderBy('e.updated_at')
+    .limit(limit)
+    .execute();
+}
+
+/** Environments on a host that a report speaks about: not deleted, or deleted but not removed yet. */
+export async function listOnHost(db: Db, hostId: string) {
+  return db
+    .selectFrom('environments')
+    .select(['id', 'status', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at'])
+    .where('host_id', '=', hostId)
+    .where((eb) => eb.or([eb('desired_state', '!=', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
+    .execute();
+}
+
+/** Which of `ids` are environments that are not deleted. */
+export async function existingIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.selectFrom('environments').select('id').where('id', 'in', [...ids]).where('desired_state', '!=', 'deleted').execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Datasets mounted in an environment, oldest mount first. */
+export async function listMounts(db: Db, envId: string) {
+  return db
+    .selectFrom('environment_mounts as m')
+    .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
+    .select(['m.dataset_id', 'd.name', 'm.mount_path', 'm.readonly', 'm.created_at'])
+    .where('m.env_id', '=', envId)
+    .orderBy('m.created_at')
+    .execute();
 }

@@ -1,16 +1,7 @@
 import type { Db } from '../db/database.js';
 
-/** Records a platform event of an environment (a line in its logs). */
-export async function addEvent(
-  db: Db,
-  envId: string,
-  kind: string,
-  message: string,
-  source: 'platform' | 'agent' = 'platform',
-  at: Date = new Date(),
-): Promise<void> {
-  await db.insertInto('environment_events').values({ env_id: envId, kind, message, source, at }).execute();
-}
+// Reads of environment events (the platform side of an environment's logs). Events are written
+// with the row change they explain, in environment-writes.ts.
 
 export interface EventLine {
   readonly id: number;

@@ -1,12 +1,23 @@
-import { sql } from 'kysely';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
-import { ACTIVE_ENV_STATUSES, type EnvStatus } from '../db/schema.js';
+import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
-import { addEvent } from './events.repo.js';
+import type { WakeSignal } from '../reconciler/wake.js';
+import { existingIds, listOnHost } from './environments.repo.js';
+import { addEvents, markLostOnHost, recordObservation } from './environment-writes.js';
 
 /** How long the reconciler's own observation outranks agent reports that may have been built before it. */
 const RECENT_OBSERVATION_MS = 5_000;
+
+type KnownRow = Awaited<ReturnType<typeof listOnHost>>[number];
+
+/** The status a report implies for a row, when it implies one. */
+interface NextStatus {
+  status: EnvStatus;
+  reason: string;
+  event?: string;
+  reapply?: boolean;
+}
 
 /**
  * Moves environment status on from what agents report: records their lifecycle events as log
@@ -14,79 +25,60 @@ const RECENT_OBSERVATION_MS = 5_000;
  * notices containers that died or vanished, and removes containers the controller does not know.
  */
 export class EnvironmentObserver implements HostObserver {
-  constructor(private readonly deps: { db: Db; logger: Logger; agents: () => AgentPool; kick: () => void }) {}
+  constructor(private readonly deps: { db: Db; logger: Logger; agents: AgentPool; wake: WakeSignal }) {}
 
   async onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[]): Promise<void> {
     const { db } = this.deps;
-    const rows = await db
-      .selectFrom('environments')
-      .select(['id', 'status', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at'])
-      .where('host_id', '=', hostId)
-      .where((eb) => eb.or([eb('desired_state', '!=', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
-      .execute();
+    const rows = await listOnHost(db, hostId);
     const known = new Map(rows.map((r) => [r.id, r]));
     const reported = new Map(environments.map((e) => [e.envId, e]));
+    const agentEvents = events.filter((e) => known.has(e.envId)).map((e) => ({ ...e, source: 'agent' as const }));
+    if (agentEvents.length > 0) await db.transaction().execute((trx) => addEvents(trx, agentEvents));
 
-    const eventRows = events
-      .filter((e) => known.has(e.envId))
-      .map((e) => ({ env_id: e.envId, at: e.at, kind: e.kind, message: e.message, source: 'agent' as const }));
-    if (eventRows.length > 0) await db.insertInto('environment_events').values(eventRows).execute();
-
-    let kick = false;
+    let reapplied = false;
     for (const row of rows) {
       if (row.desired_state === 'deleted') continue;
       const seen = reported.get(row.id);
       const state = seen?.state ?? 'absent';
-      const settled = row.applied_generation >= row.spec_generation;
-      let next: { status: EnvStatus; reason: string; event?: string; reapply?: boolean } | undefined;
-
-      if (row.status === 'lost') {
-        if (row.desired_state === 'running' && state === 'running') next = { status: 'running', reason: '', event: 'Host reports again: environment running' };
-        else if (row.desired_state === 'stopped' && state !== 'running') next = { status: 'stopped', reason: '', event: 'Host reports again: environment stopped' };
-        else next = { status: row.desired_state === 'running' ? 'starting' : 'stopping', reason: 'host reports again; converging', event: 'Host reports again', reapply: true };
-      } else if (settled && row.status === 'running' && state !== 'running' && !this.stale(row, seen)) {
-        if (state === 'absent') {
-          next = { status: 'starting', reason: 'container missing on the host; recreating it', event: 'Container missing on the host; recreating it', reapply: true };
-        } else if (seen) {
-          const why = seen.oomKilled ? `killed for exceeding its memory limit (OOM, exit code ${seen.exitCode})` : `exited with code ${seen.exitCode}`;
-          next = { status: 'error', reason: `container ${why}`, event: `Container ${why}` };
-        }
-      }
-
-      const observedChanged = row.observed_state !== state;
-      if (!next && !observedChanged) continue;
-      await db
-        .updateTable('environments')
-        .set({
-          observed_state: state,
-          observed_at: new Date(),
-          ...(next ? { status: next.status, status_reason: next.reason, updated_at: new Date() } : {}),
-          ...(next?.reapply ? { spec_generation: sql`spec_generation + 1` } : {}),
-        })
-        .where('id', '=', row.id)
-        .where('spec_generation', '=', row.spec_generation)
-        .execute();
-      if (next?.event) await addEvent(db, row.id, next.status, next.event);
-      if (next?.reapply) kick = true;
+      const next = this.nextStatus(row, seen);
+      if (!next && row.observed_state === state) continue;
+      await db.transaction().execute((trx) => recordObservation(trx, row.id, row.spec_generation, state, next));
+      if (next?.reapply) reapplied = true;
     }
+    await this.removeOrphans(hostId, environments.filter((e) => !known.has(e.envId) && e.state !== 'absent'));
+    if (reapplied) this.deps.wake.notify();
+  }
 
-    // Containers the controller does not know (or already forgot) are removed.
-    const orphans = environments.filter((e) => !known.has(e.envId) && e.state !== 'absent');
-    if (orphans.length > 0) {
-      const stillListed = new Set(
-        (await db.selectFrom('environments').select('id').where('id', 'in', orphans.map((o) => o.envId)).where('desired_state', '!=', 'deleted').execute()).map((r) => r.id),
-      );
-      for (const orphan of orphans) {
-        if (stillListed.has(orphan.envId)) continue; // placed on another host meanwhile: not ours to judge here
-        this.deps.logger.warn({ hostId, envId: orphan.envId }, 'removing a container the controller does not know');
-        void this.deps
-          .agents()
-          .forHost(hostId)
-          .then((agent) => agent.remove(orphan.envId))
-          .catch((err: unknown) => this.deps.logger.warn({ err, envId: orphan.envId }, 'orphan removal failed; will retry on the next report'));
-      }
+  /** What a report means for one environment the controller knows on that host. */
+  private nextStatus(row: KnownRow, seen: ObservedEnvironment | undefined): NextStatus | undefined {
+    const state = seen?.state ?? 'absent';
+    if (row.status === 'lost') {
+      if (row.desired_state === 'running' && state === 'running') return { status: 'running', reason: '', event: 'Host reports again: environment running' };
+      if (row.desired_state === 'stopped' && state !== 'running') return { status: 'stopped', reason: '', event: 'Host reports again: environment stopped' };
+      return { status: row.desired_state === 'running' ? 'starting' : 'stopping', reason: 'host reports again; converging', event: 'Host reports again', reapply: true };
     }
-    if (kick) this.deps.kick();
+    const settled = row.applied_generation >= row.spec_generation;
+    if (!settled || row.status !== 'running' || state === 'running' || this.stale(row, seen)) return undefined;
+    if (state === 'absent') {
+      return { status: 'starting', reason: 'container missing on the host; recreating it', event: 'Container missing on the host; recreating it', reapply: true };
+    }
+    if (!seen) return undefined;
+    const why = seen.oomKilled ? `killed for exceeding its memory limit (OOM, exit code ${seen.exitCode})` : `exited with code ${seen.exitCode}`;
+    return { status: 'error', reason: `container ${why}`, event: `Container ${why}` };
+  }
+
+  /** Containers the controller does not know (or already forgot) are removed. */
+  private async removeOrphans(hostId: string, orphans: readonly ObservedEnvironment[]): Promise<void> {
+    if (orphans.length === 0) return;
+    const stillListed = await existingIds(this.deps.db, orphans.map((o) => o.envId));
+    for (const orphan of orphans) {
+      if (stillListed.has(orphan.envId)) continue; // placed on another host meanwhile: not ours to judge here
+      this.deps.logger.warn({ hostId, envId: orphan.envId }, 'removing a container the controller does not know');
+      void this.deps.agents
+        .forHost(hostId)
+        .then((agent) => agent.remove(orphan.envId))
+        .catch((err: unknown) => this.deps.logger.warn({ err, envId: orphan.envId }, 'orphan removal failed; will retry on the next report'));
+    }
   }
 
   /**
@@ -100,16 +92,9 @@ export class EnvironmentObserver implements HostObserver {
   }
 
   async onHostOffline(hostId: string): Promise<void> {
-    const { db } = this.deps;
-    const lost = await db
-      .updateTable('environments')
-      .set({ status: 'lost', status_reason: `host ${hostId} stopped reporting at ${new Date().toISOString()}`, updated_at: new Date() })
-      .where('host_id', '=', hostId)
-      .where('desired_state', '!=', 'deleted')
-      .where('status', 'in', [...ACTIVE_ENV_STATUSES])
-      .returning('id')
-      .execute();
-    for (const { id } of lost) await addEvent(db, id, 'lost', `Host ${hostId} stopped reporting; environment lost until it returns`);
+    const reason = `host ${hostId} stopped reporting at ${new Date().toISOString()}`;
+    const event = { kind: 'lost', message: `Host ${hostId} stopped reporting; environment lost until it returns` };
+    const lost = await this.deps.db.transaction().execute((trx) => markLostOnHost(trx, hostId, reason, event));
     if (lost.length > 0) this.deps.logger.warn({ hostId, environments: lost.length }, 'host offline: environments lost');
   }
 }

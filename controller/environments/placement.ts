@@ -1,7 +1,8 @@
-import type { Transaction } from 'kysely';
-import type { Database } from '../db/schema.js';
+import type { Db, Trx } from '../db/database.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { schedule, type PlacementRequest } from '../scheduler/index.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
+import { clearReserved, setPlacement } from './environment-writes.js';
 
 export interface PortRanges {
   readonly ssh: { readonly from: number; readonly to: number };
@@ -15,100 +16,155 @@ export interface Reservation {
   readonly jupyterPort: number | null;
 }
 
+/** What one placement needs; the hooks run inside each candidate host's transaction. */
+export interface PlacementJob {
+  readonly envId: string;
+  readonly request: PlacementRequest;
+  readonly wantJupyter: boolean;
+  /** Ports the environment keeps (a start on its own host). */
+  readonly existingPorts?: { ssh: number | null; jupyter: number | null };
+  /** Only this host (a start: the environment's data lives there); no scheduling pass first. */
+  readonly onlyHostId?: string | undefined;
+  /** Rounds of fresh snapshots before giving up (concurrent requests may take every fit). */
+  readonly rounds?: number;
+  /** Before reserving: insert or lock the row; return false to give up on this job altogether. */
+  before?(trx: Trx, hostId: string): Promise<boolean>;
+  /** After reserving, in the same transaction: the status change and its event. */
+  after(trx: Trx, reservation: Reservation): Promise<void>;
+  /** A unique key was violated on a candidate (may throw to stop, e.g. a duplicate request). */
+  onUniqueViolation?(): Promise<void>;
+}
+
+export type PlacementResult = { readonly ok: true; readonly reservation: Reservation } | { readonly ok: false; readonly message: string };
+
+const NO_HOST_YET = 'no host is registered yet; install an agent on a GPU server (see README)';
+
 /**
- * Reserves what `request` needs on one host for an environment, inside the caller's transaction:
- * locks the host row (so placements on a host are serialised across controller replicas), checks
- * its free capacity again from the database, takes concrete GPUs and (unless the environment keeps
- * its ports) an SSH and a Jupyter port, and writes the reservations and the environment's
- * reserved_* columns. Returns null when the host has no room now; the unique keys on
- * (host, gpu) and (host, port) make any double allocation fail the transaction.
+ * The one placement loop, for create, start and the queue: takes a fresh snapshot, asks the
+ * scheduler for candidates and tries them in rank order, each in its own transaction (`before`,
+ * reserve, `after`). A host that filled up meanwhile or a unique violation (a concurrent
+ * reservation won) moves on to the next candidate. Gives up after `rounds` rounds with the
+ * scheduler's reason, or when `before` says the job is gone.
  */
-export async function reserveOnHost(
-  trx: Transaction<Database>,
-  args: {
-    envId: string;
-    hostId: string;
-    request: PlacementRequest;
-    ports: PortRanges;
-    wantJupyter: boolean;
-    existingPorts?: { ssh: number | null; jupyter: number | null };
-  },
+export async function placeOnAnyHost(db: Db, ports: PortRanges, job: PlacementJob): Promise<PlacementResult> {
+  let message = NO_HOST_YET;
+  for (let round = 0; round < (job.rounds ?? 1); round++) {
+    let hostIds: readonly string[];
+    if (job.onlyHostId) {
+      hostIds = [job.onlyHostId];
+    } else {
+      const result = schedule(job.request, await snapshotForScheduling(db));
+      if (!result.ok) return { ok: false, message: result.message };
+      hostIds = result.candidates.map((c) => c.hostId);
+    }
+    for (const hostId of hostIds) {
+      const outcome = await tryHost(db, ports, job, hostId);
+      if (outcome === 'gone') return { ok: false, message: 'the environment changed meanwhile' };
+      if (outcome !== 'full') return { ok: true, reservation: outcome };
+    }
+    message = job.onlyHostId ? `host ${job.onlyHostId} has no room now` : 'every host that fit a moment ago was taken by concurrent requests';
+  }
+  return { ok: false, message };
+}
+
+async function tryHost(db: Db, ports: PortRanges, job: PlacementJob, hostId: string): Promise<Reservation | 'full' | 'gone'> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      if (job.before && !(await job.before(trx, hostId))) return 'gone' as const;
+      const reservation = await reserveOnHost(trx, { ...job, hostId, ports });
+      if (!reservation) throw new HostFull();
+      await job.after(trx, reservation);
+      return reservation;
+    });
+  } catch (err) {
+    if (err instanceof HostFull) return 'full';
+    if (isUniqueViolation(err)) {
+      await job.onUniqueViolation?.();
+      return 'full';
+    }
+    throw err;
+  }
+}
+
+/** Thrown inside a candidate's transaction to roll it back when the host has no room now. */
+class HostFull extends Error {}
+
+/**
+ * Reserves what `request` needs on one host, inside the caller's transaction: locks the host row
+ * (so placements on a host are serialised across controller replicas), checks its free capacity
+ * again from the database, takes concrete GPUs and (unless the environment keeps its ports) an SSH
+ * and a Jupyter port, and records the placement on the environment. Returns null when the host
+ * has no room now; the unique keys on (host, gpu) and (host, port) make any double allocation fail
+ * the transaction.
+ */
+async function reserveOnHost(
+  trx: Trx,
+  args: { envId: string; hostId: string; request: PlacementRequest; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } },
 ): Promise<Reservation | null> {
   const locked = await trx.selectFrom('hosts').select('id').where('id', '=', args.hostId).forUpdate().executeTakeFirst();
   if (!locked) return null;
-  const snapshots = await snapshotForScheduling(trx, { hostIds: [args.hostId] });
-  const result = schedule(args.request, snapshots);
+  const result = schedule(args.request, await snapshotForScheduling(trx, { hostIds: [args.hostId] }));
   if (!result.ok) return null;
-  const candidate = result.candidates[0]!;
-
-  if (candidate.gpuUuids.length > 0) {
+  const gpuUuids = result.candidates[0]!.gpuUuids;
+  if (gpuUuids.length > 0) {
     await trx
       .insertInto('gpu_reservations')
-      .values(candidate.gpuUuids.map((uuid) => ({ host_id: args.hostId, gpu_uuid: uuid, env_id: args.envId })))
+      .values(gpuUuids.map((uuid) => ({ host_id: args.hostId, gpu_uuid: uuid, env_id: args.envId })))
       .execute();
   }
+  const taken = await reservePorts(trx, args);
+  if (!taken) return null;
+  await setPlacement(trx, args.envId, {
+    hostId: args.hostId,
+    cpu: args.request.cpuCores,
+    memoryBytes: args.request.memoryBytes,
+    // A start on the same host passes 0: the environment's storage is still reserved there.
+    storageBytes: args.request.storageBytes > 0 ? args.request.storageBytes : undefined,
+    sshPort: taken.ssh,
+    jupyterPort: taken.jupyter,
+  });
+  return { hostId: args.hostId, gpuUuids, sshPort: taken.ssh, jupyterPort: taken.jupyter };
+}
 
-  let sshPort = args.existingPorts?.ssh ?? null;
-  let jupyterPort = args.existingPorts?.jupyter ?? null;
-  if (sshPort === null || (args.wantJupyter && jupyterPort === null)) {
-    const taken = new Set(
-      (await trx.selectFrom('port_reservations').select('port').where('host_id', '=', args.hostId).execute()).map((r) => r.port),
-    );
-    const newPorts: { host_id: string; port: number; env_id: string; purpose: 'ssh' | 'jupyter' }[] = [];
-    if (sshPort === null) {
-      sshPort = firstFree(args.ports.ssh, taken);
-      if (sshPort === null) return null;
-      newPorts.push({ host_id: args.hostId, port: sshPort, env_id: args.envId, purpose: 'ssh' });
-      taken.add(sshPort);
-    }
-    if (args.wantJupyter && jupyterPort === null) {
-      jupyterPort = firstFree(args.ports.jupyter, taken);
-      if (jupyterPort === null) return null;
-      newPorts.push({ host_id: args.hostId, port: jupyterPort, env_id: args.envId, purpose: 'jupyter' });
-    }
-    await trx.insertInto('port_reservations').values(newPorts).execute();
+/** Keeps the environment's ports or reserves the first free ones; null when a range is full. */
+async function reservePorts(
+  trx: Trx,
+  args: { envId: string; hostId: string; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } },
+): Promise<{ ssh: number; jupyter: number | null } | null> {
+  let ssh = args.existingPorts?.ssh ?? null;
+  let jupyter = args.existingPorts?.jupyter ?? null;
+  if (ssh !== null && (!args.wantJupyter || jupyter !== null)) return { ssh, jupyter };
+  const taken = new Set((await trx.selectFrom('port_reservations').select('port').where('host_id', '=', args.hostId).execute()).map((r) => r.port));
+  const rows: { host_id: string; port: number; env_id: string; purpose: 'ssh' | 'jupyter' }[] = [];
+  if (ssh === null) {
+    ssh = firstFree(args.ports.ssh, taken);
+    if (ssh === null) return null;
+    rows.push({ host_id: args.hostId, port: ssh, env_id: args.envId, purpose: 'ssh' });
+    taken.add(ssh);
   }
-
-  await trx
-    .updateTable('environments')
-    .set({
-      host_id: args.hostId,
-      reserved_cpu: args.request.cpuCores,
-      reserved_memory_bytes: args.request.memoryBytes,
-      // A start on the same host passes 0: the environment's storage is still reserved there.
-      ...(args.request.storageBytes > 0 ? { reserved_storage_bytes: args.request.storageBytes } : {}),
-      ssh_port: sshPort,
-      jupyter_port: jupyterPort,
-    })
-    .where('id', '=', args.envId)
-    .execute();
-  return { hostId: args.hostId, gpuUuids: candidate.gpuUuids, sshPort, jupyterPort };
+  if (args.wantJupyter && jupyter === null) {
+    jupyter = firstFree(args.ports.jupyter, taken);
+    if (jupyter === null) return null;
+    rows.push({ host_id: args.hostId, port: jupyter, env_id: args.envId, purpose: 'jupyter' });
+  }
+  await trx.insertInto('port_reservations').values(rows).execute();
+  return { ssh, jupyter };
 }
 
 /**
  * Gives back CPU, memory and GPUs of an environment (stop). Storage and ports stay: the data and
  * the addresses users know remain on the host.
  */
-export async function releaseCompute(trx: Transaction<Database>, envId: string): Promise<void> {
+export async function releaseCompute(trx: Trx, envId: string): Promise<void> {
   await trx.deleteFrom('gpu_reservations').where('env_id', '=', envId).execute();
-  await trx.updateTable('environments').set({ reserved_cpu: 0, reserved_memory_bytes: 0 }).where('id', '=', envId).execute();
+  await clearReserved(trx, envId, 'compute');
 }
 
 /** Gives back everything an environment holds (after its removal was confirmed). */
-export async function releaseAll(trx: Transaction<Database>, envId: string): Promise<void> {
+export async function releaseAll(trx: Trx, envId: string): Promise<void> {
   await trx.deleteFrom('gpu_reservations').where('env_id', '=', envId).execute();
   await trx.deleteFrom('port_reservations').where('env_id', '=', envId).execute();
-  await trx
-    .updateTable('environments')
-    .set({ reserved_cpu: 0, reserved_memory_bytes: 0, reserved_storage_bytes: 0 })
-    .where('id', '=', envId)
-    .execute();
-}
-
-/** True when a database error is a unique-key violation (a concurrent reservation won). */
-export function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  return code === '23505' || /duplicate key|unique constraint/i.test(String((err as Error)?.message ?? ''));
+  await clearReserved(trx, envId, 'all');
 }
 
 function firstFree(range: { from: number; to: number }, taken: ReadonlySet<number>): number | null {

@@ -18,8 +18,8 @@ export interface LivenessDeps {
   readonly hostTimeoutMs: number;
   /** Pause between passes; defaults to a third of the timeout. */
   readonly intervalMs?: number;
-  /** Read on every pass: the environments component installs its observer after start-up. */
-  readonly observer: () => HostObserver;
+  /** Told once per host that went offline (again after a restart, until its environments are lost). */
+  readonly observer: HostObserver;
 }
 
 export interface LivenessPass {
@@ -75,7 +75,7 @@ export class HostLivenessLoop {
     for (const hostId of flipped.now) this.log.warn({ hostId, timeoutMs: this.deps.hostTimeoutMs }, 'host stopped reporting; marked offline');
     for (const hostId of [...flipped.now, ...flipped.pending]) {
       try {
-        await this.deps.observer().onHostOffline(hostId);
+        await this.deps.observer.onHostOffline(hostId);
       } catch (err) {
         this.log.error({ err, hostId }, 'host observer failed on an offline host');
       }

@@ -13,8 +13,8 @@ export interface RegistryDeps {
   readonly logger: Logger;
   /** The cluster's join token (REMOTEGPU_JOIN_TOKEN or generated at start). */
   readonly joinToken: string;
-  /** Read on every call: the environments component installs its observer after start-up. */
-  readonly observer: () => HostObserver;
+  /** Told about every report (after the host's rows were saved). */
+  readonly observer: HostObserver;
 }
 
 export interface RegisterInput {
@@ -138,7 +138,7 @@ export class HostRegistry {
       this.log.debug({ hostId: input.hostId, seq: input.seq }, 'stale report ignored');
       return { accepted: false };
     }
-    await this.deps.observer().onReport(input.hostId, input.environments, input.events);
+    await this.deps.observer.onReport(input.hostId, input.environments, input.events);
     return { accepted: true };
   }
 }

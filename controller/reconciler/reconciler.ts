@@ -4,14 +4,18 @@ import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentPool, ObservedEnvironment } from '../hosts/types.js';
-import { addEvent } from '../environments/events.repo.js';
+import { listBehind } from '../environments/environments.repo.js';
+import { noteReason, recordOutcome, recordRemoval, type Outcome } from '../environments/environment-writes.js';
 import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
+import type { WakeSignal } from './wake.js';
 
 /** The reconciler's session advisory lock key ("rgpu"). */
 export const RECONCILER_LOCK_KEY = 0x72677075;
 const PARALLEL = 8;
+/** How many environments one pass reconciles at most (the rest wait for the next pass). */
+const PASS_BATCH = 200;
 
 interface WorkItem {
   id: string;
@@ -41,10 +45,14 @@ export class Reconciler {
       dbKind: 'pglite' | 'postgres';
       agents: AgentPool;
       queue: QueuePlacer;
+      /** Desired state changed somewhere: a pass runs soon. */
+      wake: WakeSignal;
       logger: Logger;
       intervalMs: number;
     },
-  ) {}
+  ) {
+    deps.wake.listen(() => this.kick());
+  }
 
   start(): void {
     this.stopped = false;
@@ -111,17 +119,8 @@ export class Reconciler {
   }
 
   private async pass(): Promise<void> {
-    const db = this.deps.db;
     await this.deps.queue.placeQueued();
-    const work = await db
-      .selectFrom('environments as e')
-      .leftJoin('hosts as h', 'h.id', 'e.host_id')
-      .select(['e.id', 'e.host_id', 'e.desired_state', 'e.status', 'e.spec_generation'])
-      .where('e.applied_generation', '<', sql<number>`e.spec_generation`)
-      .where((eb) => eb.or([eb('e.host_id', 'is', null), eb('h.liveness', '=', 'online')]))
-      .orderBy('e.updated_at')
-      .limit(200)
-      .execute();
+    const work = await listBehind(this.deps.db, PASS_BATCH);
     for (let i = 0; i < work.length; i += PARALLEL) {
       await Promise.all(work.slice(i, i + PARALLEL).map((item) => this.reconcileOne(item)));
     }
@@ -142,11 +141,8 @@ export class Reconciler {
       if (item.desired_state === 'deleted') {
         // A delete is retried until the agent confirms it: its reservations are freed only then.
         log.warn({ err }, 'removal failed; will retry');
-        await this.deps.db
-          .updateTable('environments')
-          .set({ status_reason: `removal failed, retrying: ${err instanceof Error ? err.message : String(err)}` })
-          .where('id', '=', item.id)
-          .execute();
+        const reason = `removal failed, retrying: ${err instanceof Error ? err.message : String(err)}`;
+        await this.deps.db.transaction().execute((trx) => noteReason(trx, item.id, reason));
         return;
       }
       const message = err instanceof Error ? err.message : String(err);
@@ -182,42 +178,29 @@ export class Reconciler {
       const agent = await this.deps.agents.forHost(item.host_id);
       await agent.remove(item.id);
     }
+    const event = { kind: 'removed', message: 'Environment removed: container and data deleted, GPUs and ports released' };
     await this.deps.db.transaction().execute(async (trx) => {
-      const changed = await trx
-        .updateTable('environments')
-        .set({ applied_generation: item.spec_generation, observed_state: 'absent', updated_at: new Date() })
-        .where('id', '=', item.id)
-        .where('spec_generation', '=', item.spec_generation)
-        .executeTakeFirst();
-      if (Number(changed.numUpdatedRows) === 0) return;
-      await releaseAll(trx, item.id);
-      await addEvent(trx, item.id, 'removed', 'Environment removed: container and data deleted, GPUs and ports released');
+      if (await recordRemoval(trx, item.id, item.spec_generation, event)) await releaseAll(trx, item.id);
     });
-    this.deps.queue.kickSoon();
+    this.roomFreed();
   }
 
   /**
    * Records the outcome of an agent call, unless the user changed the environment meanwhile (then
    * the next pass handles the newer generation).
    */
-  private async settle(
-    item: WorkItem,
-    set: { status?: EnvStatus; status_reason?: string; started_at?: Date; stopped_at?: Date; observed_state?: string },
-    event?: string,
-    releaseComputeNow = false,
-  ): Promise<void> {
+  private async settle(item: WorkItem, outcome: Outcome, event?: string, releaseComputeNow = false): Promise<void> {
+    const line = event ? { kind: outcome.status ?? 'applied', message: event } : undefined;
     await this.deps.db.transaction().execute(async (trx) => {
-      const changed = await trx
-        .updateTable('environments')
-        .set({ ...set, applied_generation: item.spec_generation, observed_at: new Date(), updated_at: new Date() })
-        .where('id', '=', item.id)
-        .where('spec_generation', '=', item.spec_generation)
-        .executeTakeFirst();
-      if (Number(changed.numUpdatedRows) === 0) return;
-      if (releaseComputeNow) await releaseCompute(trx, item.id);
-      if (event) await addEvent(trx, item.id, set.status ?? 'applied', event);
+      const recorded = await recordOutcome(trx, item.id, item.spec_generation, outcome, line);
+      if (recorded && releaseComputeNow) await releaseCompute(trx, item.id);
     });
-    if (releaseComputeNow) this.deps.queue.kickSoon();
+    if (releaseComputeNow) this.roomFreed();
+  }
+
+  /** Room freed on a host: queued environments may fit now, so another pass runs soon. */
+  private roomFreed(): void {
+    this.kick();
   }
 }
 

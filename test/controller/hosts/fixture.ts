@@ -49,9 +49,8 @@ export async function startHostsFixture(target: DbTarget, env: Record<string, st
     ...env,
   });
   const logger = createLogger({ name: 'test', level: 'silent' });
-  const services = new ControllerServices({ db: database.db, config, logger, joinToken: JOIN_TOKEN, dbKind: target.name });
   const observer = new RecordingObserver();
-  services.hostObserver = observer;
+  const services = new ControllerServices({ db: database.db, config, logger, joinToken: JOIN_TOKEN, dbKind: target.name, hostObserver: observer });
   const server = new Server();
   services.registerGrpc(server);
   const port = await new Promise<number>((resolve, reject) =>

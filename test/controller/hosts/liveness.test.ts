@@ -47,7 +47,7 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
         logger: createLogger({ name: 'test', level: 'silent' }),
         hostTimeoutMs: 60_000,
         intervalMs: 20,
-        observer: () => f.services.hostObserver,
+        observer: f.services.hostObserver,
       });
       loop.start();
       try {

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../../common/errors.js';
+import type { Db } from '../db/database.js';
+import { isUniqueViolation } from '../db/errors.js';
+import type { NewEnvironment } from '../db/schema.js';
+import { assertWorkspaceMember } from '../access/visibility.js';
+import type { Principal } from '../access/principal.js';
+import { newId } from '../ids.js';
+import type { PlacementRequest } from '../scheduler/index.js';
+import { findByIdempotencyKey } from './environments.repo.js';
+import { addEvent, insertEnvironment } from './environment-writes.js';
+import { placeOnAnyHost, type PortRanges } from './placement.js';
+
+export interface CreateEnvironmentInput {
+  readonly name: string;
+  readonly description?: string | undefined;
+  readonly workspaceId?: number | undefined;
+  readonly image: string;
+  readonly cpu: number;
+  readonly memory: number;
+  readonly gpu?: number | undefined;
+  readonly storage?: number | undefined;
+  readonly gpuModel?: string | undefined;
+  readonly queue?: boolean | undefined;
+}
+
+/** How a create ended: placed on a host, queued, or the earlier environment of the same key. */
+export type CreateOutcome = { readonly envId: string; readonly kind: 'placed' | 'queued' | 'replayed' };
+
+export const DEFAULT_STORAGE_BYTES = 50 * 2 ** 30;
+const PLACEMENT_ROUNDS = 3;
+
+/**
+ * Creates and places an environment. Throws not_found/invalid_argument for a bad image or
+ * workspace, no_capacity (40902) when nothing fits and `queue` is not set. An Idempotency-Key
+ * already used by this user returns that environment.
+ */
+export async function createEnvironment(db: Db, ports: PortRanges, p: Principal, input: CreateEnvironmentInput, key?: string): Promise<CreateOutcome> {
+  const previous = key ? await replayed(db, p, key) : undefined;
+  if (previous) return { envId: previous, kind: 'replayed' };
+  const image = await db.selectFrom('images').select(['id', 'name', 'jupyter_port']).where('name', '=', input.image).executeTakeFirst();
+  if (!image) {
+    throw new AppError('invalid_argument', `image "${input.image}" is not in the catalog; GET /api/v1/images lists the catalog`, {
+      fields: [{ field: 'image', message: 'unknown image' }],
+    });
+  }
+  if (input.workspaceId !== undefined) await assertWorkspaceMember(db, p, input.workspaceId);
+
+  const row = newRow(p, input, image, key);
+  const placed = await placeOnAnyHost(db, ports, {
+    envId: row.id,
+    request: placementRequest(row),
+    wantJupyter: image.jupyter_port !== null,
+    rounds: PLACEMENT_ROUNDS,
+    before: async (trx) => {
+      await insertEnvironment(trx, row);
+      return true;
+    },
+    after: async (trx, r) => {
+      const gpus = r.gpuUuids.length > 0 ? ` with GPUs ${r.gpuUuids.join(', ')}` : '';
+      await addEvent(trx, row.id, { kind: 'scheduled', message: `Scheduled on ${r.hostId}${gpus}; SSH port ${r.sshPort}` });
+    },
+    onUniqueViolation: async () => {
+      if (key && (await findByIdempotencyKey(db, p.userId, key))) throw new AppError('conflict', 'a request with this Idempotency-Key is being processed; retry it');
+    },
+  });
+  if (placed.ok) return { envId: row.id, kind: 'placed' };
+  if (!input.queue) throw new AppError('no_capacity', placed.message);
+  try {
+    await db.transaction().execute((trx) =>
+      insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` }),
+    );
+  } catch (err) {
+    if (key && isUniqueViolation(err)) return createEnvironment(db, ports, p, input, key);
+    throw err;
+  }
+  return { envId: row.id, kind: 'queued' };
+}
+
+/** The environment an earlier request with this key created; conflict when it was deleted. */
+async function replayed(db: Db, p: Principal, key: string): Promise<string | undefined> {
+  const previous = await findByIdempotencyKey(db, p.userId, key);
+  if (previous?.desired_state === 'deleted') {
+    throw new AppError('conflict', `Idempotency-Key "${key}" was used by environment ${previous.id}, which has been deleted; use a new key`);
+  }
+  return previous?.id;
+}
+
+function newRow(p: Principal, input: CreateEnvironmentInput, image: { id: number; name: string }, key: string | undefined) {
+  return {
+    id: newId('env'),
+    owner_id: p.userId,
+    workspace_id: input.workspaceId ?? null,
+    name: input.name,
+    description: input.description ?? '',
+    image_id: image.id,
+    image: image.name,
+    cpu: input.cpu,
+    memory_bytes: input.memory,
+    gpu: input.gpu ?? 0,
+    storage_bytes: input.storage ?? DEFAULT_STORAGE_BYTES,
+    gpu_model: input.gpuModel ?? null,
+    desired_state: 'running',
+    status: 'creating',
+    host_id: null,
+    ssh_port: null,
+    jupyter_port: null,
+    jupyter_token: randomBytes(24).toString('base64url'),
+    idempotency_key: key ?? null,
+  } satisfies NewEnvironment;
+}
+
+/** What placing an environment row needs from a host. */
+export function placementRequest(env: { cpu: number; memory_bytes: number; gpu: number; storage_bytes: number; gpu_model: string | null }): PlacementRequest {
+  return {
+    cpuCores: env.cpu,
+    memoryBytes: env.memory_bytes,
+    gpuCount: env.gpu,
+    storageBytes: env.storage_bytes,
+    ...(env.gpu_model ? { gpuModel: env.gpu_model } : {}),
+  };
+}

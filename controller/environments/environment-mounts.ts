@@ -1,0 +1,55 @@
+import { AppError } from '../../common/errors.js';
+import type { Db } from '../db/database.js';
+import { isUniqueViolation } from '../db/errors.js';
+import { visibleDatasets } from '../access/visibility.js';
+import type { Principal } from '../access/principal.js';
+import { invalidMount, isUnder, validateMountPath } from '../catalog/paths.js';
+import { lockEnvironment, type EnvWithHost } from './environments.repo.js';
+import { requestChange } from './environment-writes.js';
+import { assertAllowed } from './state-machine.js';
+
+/**
+ * Mounts a dataset the caller may see at `mountPath` (absolute, normalized, not a system path,
+ * unique per environment) in `env`, which the caller may see. A running environment gets it
+ * through a container recreate that keeps its data.
+ */
+export async function mountDataset(db: Db, p: Principal, env: EnvWithHost, input: { datasetId: number; mountPath: string; readonly: boolean }): Promise<void> {
+  assertAllowed('mount', env.status, env.id);
+  const mountPath = validateMountPath(input.mountPath);
+  const image = await db.selectFrom('images').select('data_path').where('id', '=', env.image_id).executeTakeFirstOrThrow();
+  if (isUnder(mountPath, image.data_path) || isUnder(image.data_path, mountPath)) {
+    throw invalidMount(`mount_path ${mountPath} overlaps the environment's data path ${image.data_path}`);
+  }
+  const dataset = await db.selectFrom('datasets').select(['id', 'name']).where('id', '=', input.datasetId).where(visibleDatasets(p)).executeTakeFirst();
+  if (!dataset) {
+    throw new AppError('not_found', `dataset ${input.datasetId} not found`, { fields: [{ field: 'dataset_id', message: 'unknown dataset' }] });
+  }
+  try {
+    await db.transaction().execute(async (trx) => {
+      assertAllowed('mount', (await lockEnvironment(trx, env.id)).status, env.id);
+      const mounts = await trx.selectFrom('environment_mounts').select(['dataset_id', 'mount_path']).where('env_id', '=', env.id).execute();
+      for (const m of mounts) {
+        if (m.dataset_id === input.datasetId) throw new AppError('conflict', `dataset ${input.datasetId} is already mounted at ${m.mount_path}`);
+        if (isUnder(mountPath, m.mount_path) || isUnder(m.mount_path, mountPath)) {
+          throw new AppError('conflict', `mount_path ${mountPath} overlaps the mount at ${m.mount_path}`, { fields: [{ field: 'mount_path', message: 'overlaps another mount' }] });
+        }
+      }
+      await trx.insertInto('environment_mounts').values({ env_id: env.id, dataset_id: input.datasetId, mount_path: mountPath, readonly: input.readonly }).execute();
+      const message = `Dataset ${dataset.name} (${dataset.id}) mounted at ${mountPath}${input.readonly ? ' read-only' : ''}`;
+      await requestChange(trx, env.id, null, { kind: 'dataset_mounted', message });
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError('conflict', `mount_path ${mountPath} or dataset ${input.datasetId} is already mounted in ${env.id}`);
+    throw err;
+  }
+}
+
+/** Unmounts a dataset from `env`, which the caller may see; not_found when it is not mounted. */
+export async function unmountDataset(db: Db, env: EnvWithHost, datasetId: number): Promise<void> {
+  assertAllowed('unmount', env.status, env.id);
+  await db.transaction().execute(async (trx) => {
+    const removed = await trx.deleteFrom('environment_mounts').where('env_id', '=', env.id).where('dataset_id', '=', datasetId).executeTakeFirst();
+    if (Number(removed.numDeletedRows) === 0) throw new AppError('not_found', `dataset ${datasetId} is not mounted in ${env.id}`);
+    await requestChange(trx, env.id, null, { kind: 'dataset_unmounted', message: `Dataset ${datasetId} unmounted` });
+  });
+}

@@ -1,0 +1,171 @@
+import { sql } from 'kysely';
+import type { Trx } from '../db/database.js';
+import { ACTIVE_ENV_STATUSES, type DesiredState, type EnvStatus, type NewEnvironment } from '../db/schema.js';
+
+// The one writer of environment rows and their platform events. Every function takes the
+// transaction first, so a row change and the event that explains it commit together. Two counters
+// drive the lifecycle: `spec_generation` moves when the desired spec changes (only `requestChange`
+// and `recordObservation` with `reapply` move it), and `applied_generation` records what an agent
+// carried out (only `recordOutcome` and `recordRemoval` write it, and only for the generation they
+// were started for, so a newer request is never overwritten).
+
+/** A line in an environment's logs. */
+export interface EventInput {
+  readonly kind: string;
+  readonly message: string;
+  readonly source?: 'platform' | 'agent';
+  readonly at?: Date;
+}
+
+/** What a user action (or the queue) changes in the desired state. */
+export interface DesiredChange {
+  readonly desired_state?: DesiredState;
+  readonly status: EnvStatus;
+  readonly status_reason?: string;
+  readonly gpu?: number;
+  readonly deleted_at?: Date;
+}
+
+/** What an agent call found: the status it settles on and what the agent observed. */
+export interface Outcome {
+  readonly status?: EnvStatus;
+  readonly status_reason?: string;
+  readonly started_at?: Date;
+  readonly stopped_at?: Date;
+  readonly observed_state?: string;
+}
+
+/** Records a platform event of an environment (a line in its logs). */
+export async function addEvent(trx: Trx, envId: string, event: EventInput): Promise<void> {
+  await addEvents(trx, [{ envId, ...event }]);
+}
+
+/** Records several events at once (an agent's report). */
+export async function addEvents(trx: Trx, events: readonly (EventInput & { envId: string })[]): Promise<void> {
+  if (events.length === 0) return;
+  const rows = events.map((e) => ({ env_id: e.envId, kind: e.kind, message: e.message, source: e.source ?? 'platform', at: e.at ?? new Date() }));
+  await trx.insertInto('environment_events').values(rows).execute();
+}
+
+/** Inserts a new environment, with the event that explains its first status when given. */
+export async function insertEnvironment(trx: Trx, row: NewEnvironment, event?: EventInput): Promise<void> {
+  await trx.insertInto('environments').values(row).execute();
+  if (event) await addEvent(trx, row.id, event);
+}
+
+/**
+ * A change of the desired state (start, stop, restart, delete, mount, a queued environment
+ * placed): writes it, moves `spec_generation` on so the reconciler acts, and records the event.
+ */
+export async function requestChange(trx: Trx, envId: string, change: DesiredChange | null, event: EventInput): Promise<void> {
+  await trx
+    .updateTable('environments')
+    .set({ ...(change ?? {}), spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
+    .where('id', '=', envId)
+    .execute();
+  await addEvent(trx, envId, event);
+}
+
+/**
+ * Records the outcome of an agent call made for `generation`. Writes nothing and returns false when
+ * the user changed the environment meanwhile (the next pass handles the newer generation).
+ */
+export async function recordOutcome(trx: Trx, envId: string, generation: number, outcome: Outcome, event?: EventInput): Promise<boolean> {
+  const now = new Date();
+  const changed = await trx
+    .updateTable('environments')
+    .set({ ...outcome, applied_generation: generation, observed_at: now, updated_at: now })
+    .where('id', '=', envId)
+    .where('spec_generation', '=', generation)
+    .executeTakeFirst();
+  if (Number(changed.numUpdatedRows) === 0) return false;
+  if (event) await addEvent(trx, envId, event);
+  return true;
+}
+
+/** Records that the agent removed the environment (generation `generation`); false when it moved on. */
+export async function recordRemoval(trx: Trx, envId: string, generation: number, event: EventInput): Promise<boolean> {
+  const changed = await trx
+    .updateTable('environments')
+    .set({ applied_generation: generation, observed_state: 'absent', updated_at: new Date() })
+    .where('id', '=', envId)
+    .where('spec_generation', '=', generation)
+    .executeTakeFirst();
+  if (Number(changed.numUpdatedRows) === 0) return false;
+  await addEvent(trx, envId, event);
+  return true;
+}
+
+/** Why the environment is not converging yet (shown as its status_reason); the status stays. */
+export async function noteReason(trx: Trx, envId: string, reason: string): Promise<void> {
+  await trx.updateTable('environments').set({ status_reason: reason }).where('id', '=', envId).execute();
+}
+
+/**
+ * Records what a host report showed for an environment seen at `generation`, and the status that
+ * follows from it when there is one (`reapply` also asks the reconciler to converge again).
+ */
+export async function recordObservation(
+  trx: Trx,
+  envId: string,
+  generation: number,
+  observedState: string,
+  next?: { status: EnvStatus; reason: string; reapply?: boolean | undefined; event?: string | undefined },
+): Promise<void> {
+  const now = new Date();
+  const changed = await trx
+    .updateTable('environments')
+    .set({
+      observed_state: observedState,
+      observed_at: now,
+      ...(next ? { status: next.status, status_reason: next.reason, updated_at: now } : {}),
+      ...(next?.reapply ? { spec_generation: sql`spec_generation + 1` } : {}),
+    })
+    .where('id', '=', envId)
+    .where('spec_generation', '=', generation)
+    .executeTakeFirst();
+  if (next?.event && Number(changed.numUpdatedRows) > 0) await addEvent(trx, envId, { kind: next.status, message: next.event });
+}
+
+/** Marks the active environments of a silent host `lost`; returns their ids. */
+export async function markLostOnHost(trx: Trx, hostId: string, reason: string, event: EventInput): Promise<string[]> {
+  const lost = await trx
+    .updateTable('environments')
+    .set({ status: 'lost', status_reason: reason, updated_at: new Date() })
+    .where('host_id', '=', hostId)
+    .where('desired_state', '!=', 'deleted')
+    .where('status', 'in', [...ACTIVE_ENV_STATUSES])
+    .returning('id')
+    .execute();
+  await addEvents(trx, lost.map(({ id }) => ({ envId: id, ...event })));
+  return lost.map((r) => r.id);
+}
+
+/** Where an environment now runs and what it holds there (written with its reservations). */
+export async function setPlacement(
+  trx: Trx,
+  envId: string,
+  placement: { hostId: string; cpu: number; memoryBytes: number; storageBytes?: number | undefined; sshPort: number; jupyterPort: number | null },
+): Promise<void> {
+  await trx
+    .updateTable('environments')
+    .set({
+      host_id: placement.hostId,
+      reserved_cpu: placement.cpu,
+      reserved_memory_bytes: placement.memoryBytes,
+      ...(placement.storageBytes !== undefined ? { reserved_storage_bytes: placement.storageBytes } : {}),
+      ssh_port: placement.sshPort,
+      jupyter_port: placement.jupyterPort,
+    })
+    .where('id', '=', envId)
+    .execute();
+}
+
+/** Clears what an environment holds on its host: CPU and memory (`compute`), or storage too (`all`). */
+export async function clearReserved(trx: Trx, envId: string, what: 'compute' | 'all'): Promise<void> {
+  await trx
+    .updateTable('environments')
+    .set({ reserved_cpu: 0, reserved_memory_bytes: 0, ...(what === 'all' ? { reserved_storage_bytes: 0 } : {}) })
+    .where('id', '=', envId)
+    .execute();
+}
