@@ -14,45 +14,50 @@ export interface SshKey {
 
 const COLUMNS = ['id', 'name', 'public_key', 'fingerprint', 'created_at'] as const;
 
-/**
- * Adds an OpenSSH public key to a user's keys (installed in every environment they start).
- * `name` defaults to the key's comment, else its type. Throws invalid_argument (field public_key)
- * for anything that is not a supported public key, conflict when the user already has this key.
- */
-export async function addSshKey(db: Db, userId: number, input: { name: string | undefined; publicKey: string }): Promise<SshKey> {
-  const parsed = parseSshPublicKey(input.publicKey);
-  if (!parsed.ok) throw fieldError('public_key', parsed.problem);
-  const { key } = parsed;
-  const name = input.name ?? (key.comment.slice(0, 64) || key.type);
-  try {
-    return await db
-      .insertInto('ssh_keys')
-      .values({ user_id: userId, name, public_key: key.line, fingerprint: key.fingerprint })
-      .returning(COLUMNS)
-      .executeTakeFirstOrThrow();
-  } catch (err) {
-    if (isUniqueViolation(err)) throw new AppError('conflict', `you already added this key (${key.fingerprint})`, { cause: err });
-    throw err;
+/** Users' SSH public keys, installed in every environment they start. */
+export class SshKeysService {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Adds an OpenSSH public key to a user's keys. `name` defaults to the key's comment, else its
+   * type. Throws invalid_argument (field public_key) for anything that is not a supported public
+   * key, conflict when the user already has this key.
+   */
+  async add(userId: number, input: { name: string | undefined; publicKey: string }): Promise<SshKey> {
+    const parsed = parseSshPublicKey(input.publicKey);
+    if (!parsed.ok) throw fieldError('public_key', parsed.problem);
+    const { key } = parsed;
+    const name = input.name ?? (key.comment.slice(0, 64) || key.type);
+    try {
+      return await this.db
+        .insertInto('ssh_keys')
+        .values({ user_id: userId, name, public_key: key.line, fingerprint: key.fingerprint })
+        .returning(COLUMNS)
+        .executeTakeFirstOrThrow();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new AppError('conflict', `you already added this key (${key.fingerprint})`, { cause: err });
+      throw err;
+    }
   }
-}
 
-/** A user's keys in the order they were added. */
-export async function listSshKeys(db: Db, userId: number, page: PageRequest): Promise<Page<SshKey>> {
-  const [items, count] = await Promise.all([
-    db.selectFrom('ssh_keys').select(COLUMNS).where('user_id', '=', userId).orderBy('id').limit(page.pageSize).offset(pageOffset(page)).execute(),
-    db.selectFrom('ssh_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow(),
-  ]);
-  return { items, total: Number(count.n) };
-}
+  /** A user's keys in the order they were added. */
+  async list(userId: number, page: PageRequest): Promise<Page<SshKey>> {
+    const [items, count] = await Promise.all([
+      this.db.selectFrom('ssh_keys').select(COLUMNS).where('user_id', '=', userId).orderBy('id').limit(page.pageSize).offset(pageOffset(page)).execute(),
+      this.db.selectFrom('ssh_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow(),
+    ]);
+    return { items, total: Number(count.n) };
+  }
 
-/** The public key lines of a user, for `/root/.ssh/authorized_keys` (oldest first). */
-export async function authorizedKeysOf(db: Db, userId: number): Promise<string[]> {
-  const rows = await db.selectFrom('ssh_keys').select('public_key').where('user_id', '=', userId).orderBy('id').execute();
-  return rows.map((r) => r.public_key);
-}
+  /** The public key lines of a user, for `/root/.ssh/authorized_keys` (oldest first). */
+  async authorizedKeys(userId: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('ssh_keys').select('public_key').where('user_id', '=', userId).orderBy('id').execute();
+    return rows.map((r) => r.public_key);
+  }
 
-/** Deletes one of a user's keys. Throws not_found when the key is absent or belongs to someone else. */
-export async function deleteSshKey(db: Db, userId: number, keyId: number): Promise<void> {
-  const result = await db.deleteFrom('ssh_keys').where('id', '=', keyId).where('user_id', '=', userId).executeTakeFirst();
-  if (Number(result.numDeletedRows) === 0) throw new AppError('not_found', `SSH key ${keyId} not found`);
+  /** Deletes one of a user's keys. Throws not_found when the key is absent or belongs to someone else. */
+  async delete(userId: number, keyId: number): Promise<void> {
+    const result = await this.db.deleteFrom('ssh_keys').where('id', '=', keyId).where('user_id', '=', userId).executeTakeFirst();
+    if (Number(result.numDeletedRows) === 0) throw new AppError('not_found', `SSH key ${keyId} not found`);
+  }
 }

@@ -1,9 +1,10 @@
 import { AppError } from '../../common/errors.js';
+import type { Principal } from '../access/principal.js';
 import type { Db } from '../db/database.js';
 import type { UserRole, UserRow } from '../db/schema.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
-import { generateToken } from './tokens.js';
+import { generateToken, hashToken } from './tokens.js';
 import { insertToken } from './users.repo.js';
 
 /** What the API shows of a token: never the token or its hash. */
@@ -30,102 +31,130 @@ export interface NewUser {
 
 const TOKEN_COLUMNS = ['id', 'name', 'prefix', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'] as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Writing on every request would serialise all requests of a user; once a minute is enough. */
+const LAST_USED_RESOLUTION_MS = 60_000;
 
-/** Creates a user. A taken name (disabled users keep theirs) is a conflict. */
-export async function createUser(db: Db, input: NewUser): Promise<UserRow> {
-  try {
-    return await db.insertInto('users').values(input).returningAll().executeTakeFirstOrThrow();
-  } catch (err) {
-    if (isUniqueViolation(err)) throw new AppError('conflict', `a user named "${input.name}" already exists; choose another name`, { cause: err });
-    throw err;
+/** Users, their API tokens, and authentication by token. */
+export class UsersService {
+  constructor(private readonly db: Db) {}
+
+  /** The user owning a valid (unrevoked, unexpired) token, or undefined. Records the last use. */
+  async authenticate(token: string): Promise<Principal | undefined> {
+    const row = await this.db
+      .selectFrom('api_tokens as t')
+      .innerJoin('users as u', 'u.id', 't.user_id')
+      .select(['t.id as tokenId', 'u.id as userId', 'u.name', 'u.role', 't.last_used_at'])
+      .where('t.token_hash', '=', hashToken(token))
+      .where('t.revoked_at', 'is', null)
+      .where('u.disabled_at', 'is', null)
+      .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', new Date())]))
+      .executeTakeFirst();
+    if (!row) return undefined;
+    if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.db.updateTable('api_tokens').set({ last_used_at: new Date() }).where('id', '=', row.tokenId).execute();
+    }
+    return { userId: row.userId, name: row.name, role: row.role };
+  }
+
+  /** Creates a user. A taken name (disabled users keep theirs) is a conflict. */
+  async create(input: NewUser): Promise<UserRow> {
+    try {
+      return await this.db.insertInto('users').values(input).returningAll().executeTakeFirstOrThrow();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new AppError('conflict', `a user named "${input.name}" already exists; choose another name`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Users in id order, disabled ones included. */
+  async list(page: PageRequest): Promise<Page<UserRow>> {
+    const [items, count] = await Promise.all([
+      this.db.selectFrom('users').selectAll().orderBy('id').limit(page.pageSize).offset(pageOffset(page)).execute(),
+      this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items, total: Number(count.n) };
+  }
+
+  /** One user. Throws not_found. */
+  async get(userId: number): Promise<UserRow> {
+    const user = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    if (!user) throw new AppError('not_found', `user ${userId} not found`);
+    return user;
+  }
+
+  /**
+   * Disables a user and revokes all of their tokens; the row stays so history keeps its owner.
+   * Idempotent. Refuses (wrong_state) to disable the caller's own account or the last enabled admin,
+   * which would lock everybody out of the admin routes. Throws not_found.
+   */
+  async disable(userId: number, callerId: number): Promise<void> {
+    if (userId === callerId) throw new AppError('wrong_state', 'you cannot disable your own account; ask another admin');
+    await this.db.transaction().execute(async (trx) => {
+      // Lock the user row so two admins disabling each other cannot both succeed.
+      const user = await trx.selectFrom('users').selectAll().where('id', '=', userId).forUpdate().executeTakeFirst();
+      if (!user) throw new AppError('not_found', `user ${userId} not found`);
+      const now = new Date();
+      if (!user.disabled_at) {
+        if (user.role === 'admin') await assertAnotherAdmin(trx, userId);
+        await trx.updateTable('users').set({ disabled_at: now }).where('id', '=', userId).execute();
+      }
+      await trx.updateTable('api_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    });
+  }
+
+  /**
+   * Creates an API token for an enabled user; the token itself is returned only here (stored
+   * hashed). `expiresInDays` undefined means it never expires. Throws not_found, or wrong_state for
+   * a disabled user.
+   */
+  async createToken(userId: number, name: string, expiresInDays: number | undefined): Promise<CreatedToken> {
+    const user = await this.get(userId);
+    if (user.disabled_at) throw new AppError('wrong_state', `user ${userId} is disabled; tokens cannot be created for it`);
+    const token = generateToken();
+    const expiresAt = expiresInDays === undefined ? null : new Date(Date.now() + expiresInDays * DAY_MS);
+    const row = await insertToken(this.db, userId, name, token, expiresAt);
+    return { ...row, last_used_at: null, revoked_at: null, token };
+  }
+
+  /** A user's tokens, newest first, revoked and expired ones included. Throws not_found for the user. */
+  async listTokens(userId: number, page: PageRequest): Promise<Page<TokenInfo>> {
+    await this.get(userId);
+    const [items, count] = await Promise.all([
+      this.db
+        .selectFrom('api_tokens')
+        .select(TOKEN_COLUMNS)
+        .where('user_id', '=', userId)
+        .orderBy('id', 'desc')
+        .limit(page.pageSize)
+        .offset(pageOffset(page))
+        .execute(),
+      this.db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow(),
+    ]);
+    return { items, total: Number(count.n) };
+  }
+
+  /** Revokes one of a user's tokens. Idempotent. Throws not_found when the user has no such token. */
+  async revokeToken(userId: number, tokenId: number): Promise<void> {
+    const token = await this.db
+      .selectFrom('api_tokens')
+      .select(['id', 'revoked_at'])
+      .where('id', '=', tokenId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    if (!token) throw new AppError('not_found', `user ${userId} has no token ${tokenId}`);
+    if (!token.revoked_at) await this.db.updateTable('api_tokens').set({ revoked_at: new Date() }).where('id', '=', tokenId).execute();
   }
 }
 
-/** Users in id order, disabled ones included. */
-export async function listUsers(db: Db, page: PageRequest): Promise<Page<UserRow>> {
-  const [items, count] = await Promise.all([
-    db.selectFrom('users').selectAll().orderBy('id').limit(page.pageSize).offset(pageOffset(page)).execute(),
-    db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-  ]);
-  return { items, total: Number(count.n) };
-}
-
-/** One user. Throws not_found. */
-export async function getUser(db: Db, userId: number): Promise<UserRow> {
-  const user = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
-  if (!user) throw new AppError('not_found', `user ${userId} not found`);
-  return user;
-}
-
-/**
- * Disables a user and revokes all of their tokens; the row stays so history keeps its owner.
- * Idempotent. Refuses (wrong_state) to disable the caller's own account or the last enabled admin,
- * which would lock everybody out of the admin routes. Throws not_found.
- */
-export async function disableUser(db: Db, userId: number, callerId: number): Promise<void> {
-  if (userId === callerId) throw new AppError('wrong_state', 'you cannot disable your own account; ask another admin');
-  await db.transaction().execute(async (trx) => {
-    // Lock the user row so two admins disabling each other cannot both succeed.
-    const user = await trx.selectFrom('users').selectAll().where('id', '=', userId).forUpdate().executeTakeFirst();
-    if (!user) throw new AppError('not_found', `user ${userId} not found`);
-    const now = new Date();
-    if (!user.disabled_at) {
-      if (user.role === 'admin') {
-        const others = await trx
-          .selectFrom('users')
-          .select('id')
-          .where('role', '=', 'admin')
-          .where('disabled_at', 'is', null)
-          .where('id', '<>', userId)
-          .forUpdate()
-          .execute();
-        if (others.length === 0) throw new AppError('wrong_state', `user ${userId} is the last enabled admin; create another admin first`);
-      }
-      await trx.updateTable('users').set({ disabled_at: now }).where('id', '=', userId).execute();
-    }
-    await trx.updateTable('api_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
-  });
-}
-
-/**
- * Creates an API token for an enabled user; the token itself is returned only here (stored
- * hashed). `expiresInDays` undefined means it never expires. Throws not_found, or wrong_state for
- * a disabled user.
- */
-export async function createUserToken(db: Db, userId: number, name: string, expiresInDays: number | undefined): Promise<CreatedToken> {
-  const user = await getUser(db, userId);
-  if (user.disabled_at) throw new AppError('wrong_state', `user ${userId} is disabled; tokens cannot be created for it`);
-  const token = generateToken();
-  const expiresAt = expiresInDays === undefined ? null : new Date(Date.now() + expiresInDays * DAY_MS);
-  const row = await insertToken(db, userId, name, token, expiresAt);
-  return { ...row, last_used_at: null, revoked_at: null, token };
-}
-
-/** A user's tokens, newest first, revoked and expired ones included. Throws not_found for the user. */
-export async function listUserTokens(db: Db, userId: number, page: PageRequest): Promise<Page<TokenInfo>> {
-  await getUser(db, userId);
-  const [items, count] = await Promise.all([
-    db
-      .selectFrom('api_tokens')
-      .select(TOKEN_COLUMNS)
-      .where('user_id', '=', userId)
-      .orderBy('id', 'desc')
-      .limit(page.pageSize)
-      .offset(pageOffset(page))
-      .execute(),
-    db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow(),
-  ]);
-  return { items, total: Number(count.n) };
-}
-
-/** Revokes one of a user's tokens. Idempotent. Throws not_found when the user has no such token. */
-export async function revokeUserToken(db: Db, userId: number, tokenId: number): Promise<void> {
-  const token = await db
-    .selectFrom('api_tokens')
-    .select(['id', 'revoked_at'])
-    .where('id', '=', tokenId)
-    .where('user_id', '=', userId)
-    .executeTakeFirst();
-  if (!token) throw new AppError('not_found', `user ${userId} has no token ${tokenId}`);
-  if (!token.revoked_at) await db.updateTable('api_tokens').set({ revoked_at: new Date() }).where('id', '=', tokenId).execute();
+/** Throws wrong_state unless an enabled admin other than `userId` exists (locking those rows). */
+async function assertAnotherAdmin(trx: Db, userId: number): Promise<void> {
+  const others = await trx
+    .selectFrom('users')
+    .select('id')
+    .where('role', '=', 'admin')
+    .where('disabled_at', 'is', null)
+    .where('id', '<>', userId)
+    .forUpdate()
+    .execute();
+  if (others.length === 0) throw new AppError('wrong_state', `user ${userId} is the last enabled admin; create another admin first`);
 }

@@ -1,8 +1,8 @@
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { requireEnabledUser } from './users.repo.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
+import { requireEnabledUser } from './users.repo.js';
 
 export type MemberRole = 'owner' | 'member';
 
@@ -25,137 +25,147 @@ export interface WorkspaceDetail extends Workspace {
   readonly members: WorkspaceMember[];
 }
 
-/**
- * Creates a workspace; its owner becomes a member with role `owner`. Throws invalid_argument
- * (field owner_id) when the owner does not exist or is disabled.
- */
-export async function createWorkspace(db: Db, input: { name: string; ownerId: number }): Promise<WorkspaceDetail> {
-  const id = await db.transaction().execute(async (trx) => {
-    await requireEnabledUser(trx, input.ownerId, 'owner_id');
-    const ws = await trx.insertInto('workspaces').values({ name: input.name, owner_id: input.ownerId }).returning('id').executeTakeFirstOrThrow();
-    await trx.insertInto('workspace_members').values({ workspace_id: ws.id, user_id: input.ownerId, role: 'owner' }).execute();
-    return ws.id;
-  });
-  return getWorkspace(db, id);
-}
+/** Workspaces (groups of users sharing environments and datasets) and their members. */
+export class WorkspacesService {
+  constructor(private readonly db: Db) {}
 
-/** Workspaces in id order with their member counts. */
-export async function listWorkspaces(db: Db, page: PageRequest): Promise<Page<Workspace>> {
-  const [items, count] = await Promise.all([
-    db
-      .selectFrom('workspaces as w')
-      .select(['w.id', 'w.name', 'w.owner_id', 'w.created_at'])
-      .select((eb) =>
-        eb
-          .selectFrom('workspace_members as m')
-          .select((eb2) => eb2.fn.countAll<number>().as('n'))
-          .whereRef('m.workspace_id', '=', 'w.id')
-          .as('member_count'),
-      )
-      .orderBy('w.id')
-      .limit(page.pageSize)
-      .offset(pageOffset(page))
-      .execute(),
-    db.selectFrom('workspaces').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-  ]);
-  return { items: items.map((w) => ({ ...w, member_count: Number(w.member_count ?? 0) })), total: Number(count.n) };
-}
+  /**
+   * Creates a workspace; its owner becomes a member with role `owner`. Throws invalid_argument
+   * (field owner_id) when the owner does not exist or is disabled.
+   */
+  async create(input: { name: string; ownerId: number }): Promise<WorkspaceDetail> {
+    const id = await this.db.transaction().execute(async (trx) => {
+      await requireEnabledUser(trx, input.ownerId, 'owner_id');
+      const ws = await trx.insertInto('workspaces').values({ name: input.name, owner_id: input.ownerId }).returning('id').executeTakeFirstOrThrow();
+      await trx.insertInto('workspace_members').values({ workspace_id: ws.id, user_id: input.ownerId, role: 'owner' }).execute();
+      return ws.id;
+    });
+    return this.get(id);
+  }
 
-/** One workspace with its members (owner first, then by user id). Throws not_found. */
-export async function getWorkspace(db: Db, workspaceId: number): Promise<WorkspaceDetail> {
-  const ws = await db.selectFrom('workspaces').select(['id', 'name', 'owner_id', 'created_at']).where('id', '=', workspaceId).executeTakeFirst();
-  if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
-  const members = await db
-    .selectFrom('workspace_members as m')
-    .innerJoin('users as u', 'u.id', 'm.user_id')
-    .select(['m.user_id', 'u.name', 'm.role', 'm.created_at'])
-    .where('m.workspace_id', '=', workspaceId)
-    .orderBy('m.role', 'desc') // 'owner' sorts after 'member'; desc puts the owner first
-    .orderBy('m.user_id')
-    .execute();
-  return { ...ws, member_count: members.length, members };
-}
+  /** Workspaces in id order with their member counts. */
+  async list(page: PageRequest): Promise<Page<Workspace>> {
+    const [items, count] = await Promise.all([
+      this.db
+        .selectFrom('workspaces as w')
+        .select(['w.id', 'w.name', 'w.owner_id', 'w.created_at'])
+        .select((eb) =>
+          eb
+            .selectFrom('workspace_members as m')
+            .select((eb2) => eb2.fn.countAll<number>().as('n'))
+            .whereRef('m.workspace_id', '=', 'w.id')
+            .as('member_count'),
+        )
+        .orderBy('w.id')
+        .limit(page.pageSize)
+        .offset(pageOffset(page))
+        .execute(),
+      this.db.selectFrom('workspaces').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items: items.map((w) => ({ ...w, member_count: Number(w.member_count ?? 0) })), total: Number(count.n) };
+  }
 
-/**
- * Adds a user to a workspace as a member. Throws not_found (workspace), invalid_argument (field
- * user_id) for an unknown or disabled user, conflict when the user is already a member.
- */
-export async function addWorkspaceMember(db: Db, workspaceId: number, userId: number): Promise<WorkspaceMember> {
-  await requireWorkspace(db, workspaceId);
-  const user = await requireEnabledUser(db, userId, 'user_id');
-  try {
-    const row = await db
-      .insertInto('workspace_members')
-      .values({ workspace_id: workspaceId, user_id: userId, role: 'member' })
-      .returning(['user_id', 'role', 'created_at'])
-      .executeTakeFirstOrThrow();
-    return { ...row, name: user.name };
-  } catch (err) {
-    if (isUniqueViolation(err)) throw new AppError('conflict', `user ${userId} is already a member of workspace ${workspaceId}`, { cause: err });
-    throw err;
+  /** One workspace with its members (owner first, then by user id). Throws not_found. */
+  async get(workspaceId: number): Promise<WorkspaceDetail> {
+    const ws = await this.db.selectFrom('workspaces').select(['id', 'name', 'owner_id', 'created_at']).where('id', '=', workspaceId).executeTakeFirst();
+    if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
+    const members = await this.db
+      .selectFrom('workspace_members as m')
+      .innerJoin('users as u', 'u.id', 'm.user_id')
+      .select(['m.user_id', 'u.name', 'm.role', 'm.created_at'])
+      .where('m.workspace_id', '=', workspaceId)
+      .orderBy('m.role', 'desc') // 'owner' sorts after 'member'; desc puts the owner first
+      .orderBy('m.user_id')
+      .execute();
+    return { ...ws, member_count: members.length, members };
+  }
+
+  /**
+   * Adds a user to a workspace as a member. Throws not_found (workspace), invalid_argument (field
+   * user_id) for an unknown or disabled user, conflict when the user is already a member.
+   */
+  async addMember(workspaceId: number, userId: number): Promise<WorkspaceMember> {
+    await this.requireWorkspace(workspaceId);
+    const user = await requireEnabledUser(this.db, userId, 'user_id');
+    try {
+      const row = await this.db
+        .insertInto('workspace_members')
+        .values({ workspace_id: workspaceId, user_id: userId, role: 'member' })
+        .returning(['user_id', 'role', 'created_at'])
+        .executeTakeFirstOrThrow();
+      return { ...row, name: user.name };
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new AppError('conflict', `user ${userId} is already a member of workspace ${workspaceId}`, { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * Removes a member. Throws not_found when the workspace or the membership is absent, wrong_state
+   * for the owner (a workspace always keeps its owner).
+   */
+  async removeMember(workspaceId: number, userId: number): Promise<void> {
+    await this.requireWorkspace(workspaceId);
+    const member = await this.db
+      .selectFrom('workspace_members')
+      .select('role')
+      .where('workspace_id', '=', workspaceId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    if (!member) throw new AppError('not_found', `user ${userId} is not a member of workspace ${workspaceId}`);
+    if (member.role === 'owner') throw new AppError('wrong_state', `user ${userId} owns workspace ${workspaceId} and cannot be removed from it`);
+    await this.db.deleteFrom('workspace_members').where('workspace_id', '=', workspaceId).where('user_id', '=', userId).execute();
+  }
+
+  /**
+   * Deletes a workspace with its memberships and datasets. Refused (wrong_state) while an environment
+   * that is not deleted belongs to it or mounts one of its datasets. Deleted environments keep their
+   * history but lose the link to the workspace. Throws not_found.
+   */
+  async delete(workspaceId: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const ws = await trx.selectFrom('workspaces').select('id').where('id', '=', workspaceId).forUpdate().executeTakeFirst();
+      if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
+      await assertUnused(trx, workspaceId);
+      const datasetIds = trx.selectFrom('datasets').select('id').where('workspace_id', '=', workspaceId);
+      await trx.deleteFrom('environment_mounts').where('dataset_id', 'in', datasetIds).execute();
+      await trx.updateTable('environments').set({ workspace_id: null }).where('workspace_id', '=', workspaceId).execute();
+      await trx.deleteFrom('workspaces').where('id', '=', workspaceId).execute();
+    });
+  }
+
+  private async requireWorkspace(workspaceId: number): Promise<void> {
+    const ws = await this.db.selectFrom('workspaces').select('id').where('id', '=', workspaceId).executeTakeFirst();
+    if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
   }
 }
 
-/**
- * Removes a member. Throws not_found when the workspace or the membership is absent, wrong_state
- * for the owner (a workspace always keeps its owner).
- */
-export async function removeWorkspaceMember(db: Db, workspaceId: number, userId: number): Promise<void> {
-  await requireWorkspace(db, workspaceId);
-  const member = await db
-    .selectFrom('workspace_members')
-    .select('role')
+/** Throws wrong_state while an environment that is not deleted belongs to the workspace or mounts one of its datasets. */
+async function assertUnused(trx: Db, workspaceId: number): Promise<void> {
+  const live = await trx
+    .selectFrom('environments')
+    .select(['id', 'status'])
     .where('workspace_id', '=', workspaceId)
-    .where('user_id', '=', userId)
-    .executeTakeFirst();
-  if (!member) throw new AppError('not_found', `user ${userId} is not a member of workspace ${workspaceId}`);
-  if (member.role === 'owner') throw new AppError('wrong_state', `user ${userId} owns workspace ${workspaceId} and cannot be removed from it`);
-  await db.deleteFrom('workspace_members').where('workspace_id', '=', workspaceId).where('user_id', '=', userId).execute();
-}
-
-/**
- * Deletes a workspace with its memberships and datasets. Refused (wrong_state) while an environment
- * that is not deleted belongs to it or mounts one of its datasets. Deleted environments keep their
- * history but lose the link to the workspace. Throws not_found.
- */
-export async function deleteWorkspace(db: Db, workspaceId: number): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    const ws = await trx.selectFrom('workspaces').select('id').where('id', '=', workspaceId).forUpdate().executeTakeFirst();
-    if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
-    const live = await trx
-      .selectFrom('environments')
-      .select(['id', 'status'])
-      .where('workspace_id', '=', workspaceId)
-      .where('desired_state', '<>', 'deleted')
-      .orderBy('created_at')
-      .execute();
-    if (live.length > 0) {
-      throw new AppError(
-        'wrong_state',
-        `workspace ${workspaceId} still has ${live.length} environment(s) (${live.slice(0, 5).map((e) => `${e.id} ${e.status}`).join(', ')}); delete them first`,
-      );
-    }
-    const datasetIds = trx.selectFrom('datasets').select('id').where('workspace_id', '=', workspaceId);
-    const mounted = await trx
-      .selectFrom('environment_mounts as m')
-      .innerJoin('environments as e', 'e.id', 'm.env_id')
-      .select(['m.env_id', 'm.dataset_id'])
-      .where('m.dataset_id', 'in', datasetIds)
-      .where('e.desired_state', '<>', 'deleted')
-      .execute();
-    if (mounted.length > 0) {
-      throw new AppError(
-        'wrong_state',
-        `datasets of workspace ${workspaceId} are mounted in environment(s) ${[...new Set(mounted.map((m) => m.env_id))].slice(0, 5).join(', ')}; unmount them first`,
-      );
-    }
-    await trx.deleteFrom('environment_mounts').where('dataset_id', 'in', datasetIds).execute();
-    await trx.updateTable('environments').set({ workspace_id: null }).where('workspace_id', '=', workspaceId).execute();
-    await trx.deleteFrom('workspaces').where('id', '=', workspaceId).execute();
-  });
-}
-
-async function requireWorkspace(db: Db, workspaceId: number): Promise<void> {
-  const ws = await db.selectFrom('workspaces').select('id').where('id', '=', workspaceId).executeTakeFirst();
-  if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
+    .where('desired_state', '<>', 'deleted')
+    .orderBy('created_at')
+    .execute();
+  if (live.length > 0) {
+    throw new AppError(
+      'wrong_state',
+      `workspace ${workspaceId} still has ${live.length} environment(s) (${live.slice(0, 5).map((e) => `${e.id} ${e.status}`).join(', ')}); delete them first`,
+    );
+  }
+  const mounted = await trx
+    .selectFrom('environment_mounts as m')
+    .innerJoin('environments as e', 'e.id', 'm.env_id')
+    .select(['m.env_id', 'm.dataset_id'])
+    .where('m.dataset_id', 'in', trx.selectFrom('datasets').select('id').where('workspace_id', '=', workspaceId))
+    .where('e.desired_state', '<>', 'deleted')
+    .execute();
+  if (mounted.length > 0) {
+    throw new AppError(
+      'wrong_state',
+      `datasets of workspace ${workspaceId} are mounted in environment(s) ${[...new Set(mounted.map((m) => m.env_id))].slice(0, 5).join(', ')}; unmount them first`,
+    );
+  }
 }
