@@ -1,8 +1,8 @@
-import type { Metadata, ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { AppError } from '../common/errors.js';
 import { bearerFromMetadata, sameSecret, toGrpcError } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
-import type { AgentServiceServer, ExecInput, ExecOutput, StreamLogsRequest, LogLine } from '../gen/remotegpu/v1/agent.js';
+import { AgentServiceService, type AgentServiceServer, type ExecInput, type ExecOutput, type StreamLogsRequest, type LogLine } from '../gen/remotegpu/v1/agent.js';
 import { openTerminal, type TerminalSession } from './exec.js';
 import { logLineToProto, specFromProto, statusToProto } from './convert.js';
 import { RUNTIME_TO_APP_CODE, RuntimeError } from './runtime/errors.js';
@@ -20,6 +20,37 @@ export interface AgentServiceDeps {
   readonly sshReady: (envId: string) => boolean;
   /** Told after every successful apply (to watch for SSH readiness and report soon). */
   readonly applied: (status: ObservedStatus, spec: { ports: readonly { name: string; hostPort: number }[] }) => void;
+}
+
+/** The AgentService listening. */
+export interface ListeningAgentService {
+  /** The port bound (the one in `listen`, or the one picked for port 0). */
+  readonly port: number;
+  /** Lets calls in flight end for up to 2 s, then cuts them. */
+  shutdown(): Promise<void>;
+}
+
+/** Serves the AgentService (plaintext gRPC; every call carries the host credential) on `listen`, HOST:PORT. */
+export async function serveAgentService(listen: string, deps: AgentServiceDeps): Promise<ListeningAgentService> {
+  const server = new Server();
+  server.addService(AgentServiceService, agentService(deps));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p),
+    ),
+  );
+  const shutdown = () =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2000);
+      server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  return { port, shutdown };
 }
 
 /**

@@ -1,4 +1,5 @@
-// Proto ↔ domain conversion for the agent. Only the gRPC edges (agent-service.grpc.ts, reporter.ts, the host facts) use it.
+// Proto ↔ domain conversion for the agent. Only the gRPC edges use it: agent-service.grpc.ts, reporter.ts
+// and the HostFacts it sends (host-scan.ts).
 import {
   DesiredState,
   GpuHealth,

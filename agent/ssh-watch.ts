@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import type { LifecycleEvent, ObservedStatus } from './runtime/types.js';
 
 /**
  * Watches for each environment's SSH server to answer (an `SSH-` banner on its published port),
@@ -51,6 +52,47 @@ export class SshWatch {
   stop(): void {
     for (const a of this.probing.values()) a.abort();
     this.probing.clear();
+  }
+}
+
+/**
+ * SSH readiness of every environment, kept in step with its container: remembers each
+ * environment's published SSH port from its applies, probes it (SshWatch) while the container
+ * runs, and forgets readiness when the container stops, exits, is OOM-killed or removed.
+ */
+export class SshReadiness {
+  private readonly ports = new Map<string, number>();
+  private readonly probes: SshWatch;
+
+  constructor(options: { address: string; onReady: (envId: string) => void; intervalMs?: number; giveUpMs?: number }) {
+    this.probes = new SshWatch(options);
+  }
+
+  isReady(envId: string): boolean {
+    return this.probes.isReady(envId);
+  }
+
+  /** After a successful apply: watch while the container runs, forget readiness when it does not. */
+  applied(status: ObservedStatus, ports: readonly { name: string; hostPort: number }[]): void {
+    const ssh = ports.find((p) => p.name === 'ssh');
+    if (ssh) this.ports.set(status.envId, ssh.hostPort);
+    if (status.state === 'running' && ssh) this.probes.watch(status.envId, ssh.hostPort);
+    if (status.state !== 'running') this.probes.reset(status.envId);
+  }
+
+  /** A lifecycle event from the engine: a start probes afresh (the SSH port is known from an apply). */
+  observe(event: LifecycleEvent): void {
+    if (event.kind === 'started') {
+      this.probes.reset(event.envId);
+      const port = this.ports.get(event.envId);
+      if (port) this.probes.watch(event.envId, port);
+    } else if (event.kind === 'exited' || event.kind === 'removed' || event.kind === 'oom_killed') {
+      this.probes.reset(event.envId);
+    }
+  }
+
+  stop(): void {
+    this.probes.stop();
   }
 }
 

@@ -1,0 +1,84 @@
+import type { HostFacts } from '../gen/remotegpu/v1/types.js';
+import { hostFactsToProto } from './convert.js';
+import { discoverHost } from './discovery/host.js';
+import { discoverGpus } from './discovery/nvidia-smi.js';
+import type { GpuDiscovery, HostInfo } from './discovery/types.js';
+
+/** Per nvidia-smi run: a hung driver must not hang the agent. */
+const NVIDIA_SMI_TIMEOUT_MS = 20_000;
+
+export interface HostScanOptions {
+  /** The agent's data directory (discovery reports the disk holding it). */
+  readonly dataDir: string;
+  /** The nvidia-smi to run: a name on PATH, or the fake one (fakeNvidiaSmiPath()). */
+  readonly nvidiaSmiPath: string;
+  /** Its environment (AgentConfig.processEnv, plus REMOTEGPU_FAKE_GPUS for the fake one). */
+  readonly nvidiaSmiEnv: NodeJS.ProcessEnv;
+  /** The GPUs are rescanned when facts are asked for and this long has passed since their last scan. */
+  readonly gpuScanMs: number;
+  /** Likewise for the host (CPU, memory, disk, addresses). */
+  readonly hostScanMs: number;
+}
+
+/** What the reporter says about the agent itself besides the discovered host. */
+export interface AgentFacts {
+  readonly publicAddress: string;
+  readonly agentAddress: string;
+  readonly agentVersion: string;
+  readonly gpuMode: string;
+  /** CPU cores offered to environments; 0 = every logical CPU the host has. */
+  readonly cpuCores: number;
+}
+
+/** The host as last discovered (agent/discovery/): its hardware and its GPUs, rescanned for reports. */
+export class HostScan {
+  private constructor(
+    private hostInfo: HostInfo,
+    private gpuDiscovery: GpuDiscovery,
+    private readonly options: HostScanOptions,
+  ) {}
+
+  /** Discovers the host, then its GPUs. */
+  static async discover(options: HostScanOptions): Promise<HostScan> {
+    const host = await discoverHost(options.dataDir);
+    const gpus = await discoverGpus({ nvidiaSmiPath: options.nvidiaSmiPath, timeoutMs: NVIDIA_SMI_TIMEOUT_MS, env: options.nvidiaSmiEnv });
+    return new HostScan(host, gpus, options);
+  }
+
+  get host(): HostInfo {
+    return this.hostInfo;
+  }
+
+  get gpus(): GpuDiscovery {
+    return this.gpuDiscovery;
+  }
+
+  /** UUID → index (the N of /dev/nvidiaN) of the GPUs last discovered that have a UUID. */
+  gpuIndexes(): Map<string, number> {
+    return new Map(this.gpuDiscovery.gpus.filter((g) => g.uuid).map((g) => [g.uuid, g.index]));
+  }
+
+  /**
+   * The reporter's source of HostFacts: each call first rescans the GPUs and the host when their
+   * intervals have passed (counted from this call to factsSource on); a failed host rescan keeps
+   * the previous facts.
+   */
+  factsSource(agent: AgentFacts): () => Promise<HostFacts> {
+    let lastGpuScan = Date.now();
+    let lastHostScan = Date.now();
+    return async () => {
+      const now = Date.now();
+      if (now - lastGpuScan >= this.options.gpuScanMs) {
+        lastGpuScan = now;
+        this.gpuDiscovery = await discoverGpus({ nvidiaSmiPath: this.options.nvidiaSmiPath, timeoutMs: NVIDIA_SMI_TIMEOUT_MS, env: this.options.nvidiaSmiEnv });
+      }
+      if (now - lastHostScan >= this.options.hostScanMs) {
+        lastHostScan = now;
+        this.hostInfo = await discoverHost(this.options.dataDir).catch(() => this.hostInfo);
+      }
+      const offered = agent.cpuCores > 0 ? { ...this.hostInfo, cpuCores: agent.cpuCores } : this.hostInfo;
+      const { publicAddress, agentAddress, agentVersion, gpuMode } = agent;
+      return hostFactsToProto({ host: offered, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode });
+    };
+  }
+}
