@@ -48,68 +48,99 @@ export class EnvironmentLogs {
   async *follow(env: { id: string; host_id: string | null }, lines: number, signal: AbortSignal, stillVisible: () => Promise<boolean>): AsyncGenerator<LogEntry> {
     const initial = await this.tail(env, lines);
     for (const entry of initial) yield entry;
-    let lastEventId = (await lastEvents(this.deps.db, env.id, 1))[0]?.id ?? 0;
+    const lastEventId = (await lastEvents(this.deps.db, env.id, 1))[0]?.id ?? 0;
+    const queue = new FollowQueue(signal);
+    const pump = this.pumpContainerOutput(env, queue);
+    const poller = this.pollEvents(env.id, lastEventId, queue, stillVisible);
+    try {
+      yield* queue.drain();
+    } finally {
+      clearInterval(poller);
+      queue.close();
+      await pump;
+    }
+  }
 
-    const queue: LogEntry[] = [];
-    let wake: (() => void) | undefined;
-    const push = (entry: LogEntry) => {
-      queue.push(entry);
-      wake?.();
-    };
-    const stop = new AbortController();
-    const onAbort = () => stop.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    stop.signal.addEventListener('abort', () => wake?.(), { once: true });
-    // The client may have left while the tail was read: a listener added now would never fire.
-    if (signal.aborted) stop.abort();
+  /** Feeds the agent's follow stream into `queue` until it closes. */
+  private async pumpContainerOutput(env: { id: string; host_id: string | null }, queue: FollowQueue): Promise<void> {
+    if (!env.host_id || queue.stopped.aborted) return;
+    try {
+      const agent = await this.deps.agents.forHost(env.host_id);
+      for await (const line of agent.logs(env.id, { tail: 0, follow: true, signal: queue.stopped })) queue.push(toEntry(line));
+    } catch (err) {
+      if (!queue.stopped.aborted) queue.push({ at: new Date(), text: `(container output stream ended: ${err instanceof Error ? err.message : String(err)})` });
+    }
+  }
 
-    const pump = (async () => {
-      if (!env.host_id || stop.signal.aborted) return;
-      try {
-        const agent = await this.deps.agents.forHost(env.host_id);
-        for await (const line of agent.logs(env.id, { tail: 0, follow: true, signal: stop.signal })) push(toEntry(line));
-      } catch (err) {
-        if (!stop.signal.aborted) push({ at: new Date(), text: `(container output stream ended: ${err instanceof Error ? err.message : String(err)})` });
-      }
-    })();
-
-    const pollMs = this.deps.pollMs ?? 500;
+  /** Polls new platform events into `queue`; closes it when the environment is no longer visible. */
+  private pollEvents(envId: string, afterId: number, queue: FollowQueue, stillVisible: () => Promise<boolean>): NodeJS.Timeout {
+    let lastEventId = afterId;
     let polling = false;
-    const poller = setInterval(() => {
+    return setInterval(() => {
       if (polling) return; // a slow poll must not overlap the next one (it would repeat lines)
       polling = true;
       void (async () => {
         try {
-          for (const e of await eventsAfter(this.deps.db, env.id, lastEventId)) {
+          for (const e of await eventsAfter(this.deps.db, envId, lastEventId)) {
             lastEventId = e.id;
-            push({ at: e.at, text: e.message });
+            queue.push({ at: e.at, text: e.message });
           }
-          if (!(await stillVisible())) stop.abort();
+          if (!(await stillVisible())) queue.close();
         } catch (err) {
-          this.deps.logger.warn({ err, envId: env.id }, 'log follow poll failed');
+          this.deps.logger.warn({ err, envId }, 'log follow poll failed');
         } finally {
           polling = false;
         }
-        wake?.();
+        queue.wake();
       })();
-    }, pollMs);
+    }, this.deps.pollMs ?? 500);
+  }
+}
 
-    try {
-      while (!stop.signal.aborted) {
-        while (queue.length > 0) yield queue.shift()!;
-        if (stop.signal.aborted) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
-      while (queue.length > 0) yield queue.shift()!;
-    } finally {
-      clearInterval(poller);
-      signal.removeEventListener('abort', onAbort);
-      stop.abort();
-      await pump;
+/** Lines waiting for a follower, and the signal that ends the follow (client gone or closed). */
+class FollowQueue {
+  private readonly lines: LogEntry[] = [];
+  private waiting: (() => void) | undefined;
+  private readonly stop = new AbortController();
+  private readonly onAbort = () => this.close();
+
+  constructor(private readonly client: AbortSignal) {
+    client.addEventListener('abort', this.onAbort, { once: true });
+    this.stop.signal.addEventListener('abort', () => this.wake(), { once: true });
+    // The client may have left while the tail was read: a listener added now would never fire.
+    if (client.aborted) this.close();
+  }
+
+  /** Aborted when the follow ends; cancels the agent's stream. */
+  get stopped(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  push(entry: LogEntry): void {
+    this.lines.push(entry);
+    this.wake();
+  }
+
+  wake(): void {
+    this.waiting?.();
+  }
+
+  close(): void {
+    this.client.removeEventListener('abort', this.onAbort);
+    this.stop.abort();
+  }
+
+  /** Yields lines as they come until the follow ends, then what is left. */
+  async *drain(): AsyncGenerator<LogEntry> {
+    while (!this.stop.signal.aborted) {
+      while (this.lines.length > 0) yield this.lines.shift()!;
+      if (this.stop.signal.aborted) break;
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve;
+      });
+      this.waiting = undefined;
     }
+    while (this.lines.length > 0) yield this.lines.shift()!;
   }
 }
 

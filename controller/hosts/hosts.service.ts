@@ -1,16 +1,8 @@
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
-import {
-  deleteHostRows,
-  findHostExtras,
-  findHostSummary,
-  listHostGpus,
-  listHostSummaries,
-  liveEnvironmentsOnHost,
-  lockHost,
-  setAdminState,
-} from './hosts.repo.js';
+import { deleteHostRows, liveEnvironmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
+import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
 
 export { snapshotForScheduling } from './scheduling-snapshot.js';

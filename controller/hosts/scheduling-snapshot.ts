@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { GpuSnapshot, HostSnapshot } from '../scheduler/types.js';
-import { hostStatusSql } from './hosts.repo.js';
+import { hostStatusSql } from './host-listing.repo.js';
 
 /**
  * Every host (or only `hostIds`) as the scheduler sees it: status, totals, what environments have
@@ -12,62 +12,7 @@ import { hostStatusSql } from './hosts.repo.js';
 export async function snapshotForScheduling(db: Db, options: { hostIds?: readonly string[] } = {}): Promise<HostSnapshot[]> {
   const ids = options.hostIds;
   if (ids && ids.length === 0) return [];
-  const [hosts, gpus] = await Promise.all([
-    db
-      .selectFrom('hosts as h')
-      .innerJoinLateral(
-        (eb) =>
-          eb
-            .selectFrom('environments as e')
-            .whereRef('e.host_id', '=', 'h.id')
-            .select([
-              sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpu'),
-              sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memory'),
-              sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storage'),
-            ])
-            .as('ea'),
-        (join) => join.onTrue(),
-      )
-      .select([
-        'h.id',
-        'h.hostname',
-        hostStatusSql.as('status'),
-        'h.cpu_cores',
-        'h.memory_bytes',
-        'h.disk_total_bytes',
-        'ea.cpu',
-        'ea.memory',
-        'ea.storage',
-      ])
-      .$if(ids !== undefined, (qb) => qb.where('h.id', 'in', ids!))
-      .orderBy('h.id')
-      .execute(),
-    db
-      .selectFrom('host_gpus as g')
-      .select((eb) => [
-        'g.host_id',
-        'g.uuid',
-        'g.index',
-        'g.model',
-        'g.memory_bytes',
-        'g.health',
-        'g.present',
-        eb
-          .exists(
-            eb
-              .selectFrom('gpu_reservations as r')
-              .select(sql`1`.as('one'))
-              .whereRef('r.host_id', '=', 'g.host_id')
-              .whereRef('r.gpu_uuid', '=', 'g.uuid'),
-          )
-          .as('allocated'),
-      ])
-      .$if(ids !== undefined, (qb) => qb.where('g.host_id', 'in', ids!))
-      .orderBy('g.host_id')
-      .orderBy('g.index')
-      .execute(),
-  ]);
-
+  const [hosts, gpus] = await Promise.all([hostRows(db, ids), gpuRows(db, ids)]);
   const byHost = new Map<string, GpuSnapshot[]>();
   for (const g of gpus) {
     let list = byHost.get(g.host_id);
@@ -93,4 +38,65 @@ export async function snapshotForScheduling(db: Db, options: { hostIds?: readonl
     allocatedStorageBytes: h.storage,
     gpus: byHost.get(h.id) ?? [],
   }));
+}
+
+/** Each host with what its environments have reserved, in one statement. */
+function hostRows(db: Db, ids: readonly string[] | undefined) {
+  return db
+    .selectFrom('hosts as h')
+    .innerJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('environments as e')
+          .whereRef('e.host_id', '=', 'h.id')
+          .select([
+            sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpu'),
+            sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memory'),
+            sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storage'),
+          ])
+          .as('ea'),
+      (join) => join.onTrue(),
+    )
+    .select([
+      'h.id',
+      'h.hostname',
+      hostStatusSql.as('status'),
+      'h.cpu_cores',
+      'h.memory_bytes',
+      'h.disk_total_bytes',
+      'ea.cpu',
+      'ea.memory',
+      'ea.storage',
+    ])
+    .$if(ids !== undefined, (qb) => qb.where('h.id', 'in', ids!))
+    .orderBy('h.id')
+    .execute();
+}
+
+/** Each GPU with whether a reservation holds it, in one statement. */
+function gpuRows(db: Db, ids: readonly string[] | undefined) {
+  return db
+    .selectFrom('host_gpus as g')
+    .select((eb) => [
+      'g.host_id',
+      'g.uuid',
+      'g.index',
+      'g.model',
+      'g.memory_bytes',
+      'g.health',
+      'g.present',
+      eb
+        .exists(
+          eb
+            .selectFrom('gpu_reservations as r')
+            .select(sql`1`.as('one'))
+            .whereRef('r.host_id', '=', 'g.host_id')
+            .whereRef('r.gpu_uuid', '=', 'g.uuid'),
+        )
+        .as('allocated'),
+    ])
+    .$if(ids !== undefined, (qb) => qb.where('g.host_id', 'in', ids!))
+    .orderBy('g.host_id')
+    .orderBy('g.index')
+    .execute();
 }

@@ -1,0 +1,150 @@
+import { sql, type ExpressionBuilder, type RawBuilder, type SqlBool } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { Database, HostsTable } from '../db/schema.js';
+import type { HostStatus } from '../scheduler/types.js';
+import type { HostFilter, HostGpuView, HostSummary } from './model.js';
+
+// The admin listing of hosts: every column computed in SQL, one statement per page.
+
+/** A host's status (offline, else its admin state with active shown as online) over the alias `h`. */
+export const hostStatusSql = sql<HostStatus>`case when h.liveness = 'offline' then 'offline' when h.admin_state = 'active' then 'online' else h.admin_state end`;
+const statusExpr = hostStatusSql;
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** The listing's rows with every column computed in one statement (no query per host). */
+function summaryQuery(db: Db) {
+  return db
+    .selectFrom('hosts as h')
+    .innerJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('environments as e')
+          .whereRef('e.host_id', '=', 'h.id')
+          .select([
+            sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpuAllocated'),
+            sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memoryAllocatedBytes'),
+            sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storageAllocatedBytes'),
+            sql<number>`count(*) filter (where e.desired_state <> 'deleted')`.as('environmentCount'),
+          ])
+          .as('ea'),
+      (join) => join.onTrue(),
+    )
+    .innerJoinLateral(gpuAggregates, (join) => join.onTrue())
+    .select((eb) => [
+      'h.id',
+      'h.hostname',
+      'h.public_address as publicAddress',
+      statusExpr.as('status'),
+      'ga.gpuModel',
+      'ga.gpuCount',
+      eb
+        .selectFrom('gpu_reservations as r')
+        .whereRef('r.host_id', '=', 'h.id')
+        .select(sql<number>`count(*)`.as('n'))
+        .$asScalar()
+        .$notNull()
+        .as('gpusAllocated'),
+      'ga.gpusUnhealthy',
+      'h.cpu_cores as cpuTotal',
+      'ea.cpuAllocated',
+      'h.memory_bytes as memoryTotalBytes',
+      'ea.memoryAllocatedBytes',
+      'h.disk_total_bytes as storageTotalBytes',
+      'ea.storageAllocatedBytes',
+      'ea.environmentCount',
+      'h.agent_version as agentVersion',
+      'h.driver_version as driverVersion',
+      'h.cuda_version as cudaVersion',
+      'h.gpu_condition as gpuCondition',
+      'h.last_report_at as lastReportAt',
+      'h.registered_at as registeredAt',
+    ]);
+}
+
+/** Per host `h`: its GPU count, unhealthy count and model ("mixed: ..." when several), as `ga`. */
+function gpuAggregates(eb: ExpressionBuilder<Database & { h: HostsTable }, 'h'>) {
+  return eb
+    .selectFrom(
+      eb
+        .selectFrom('host_gpus as g')
+        .whereRef('g.host_id', '=', 'h.id')
+        .groupBy('g.model')
+        .select(['g.model', sql<number>`count(*)`.as('n'), sql<number>`count(*) filter (where g.health = 'unhealthy')`.as('u')])
+        .as('m'),
+    )
+    .select([
+      sql<number>`coalesce(sum(m.n), 0)`.as('gpuCount'),
+      sql<number>`coalesce(sum(m.u), 0)`.as('gpusUnhealthy'),
+      sql<string | null>`case count(*) when 0 then null when 1 then min(m.model)
+        else 'mixed: ' || string_agg(m.model, ', ' order by m.n desc, m.model) end`.as('gpuModel'),
+    ])
+    .as('ga');
+}
+
+/** The listing's filters as one condition on the `h` (hosts) alias. */
+function filterCondition(filter: HostFilter): RawBuilder<SqlBool> {
+  const conds: RawBuilder<unknown>[] = [sql`true`];
+  if (filter.status) conds.push(sql`${statusExpr} = ${filter.status}`);
+  const model = filter.gpuModel?.trim();
+  if (model) {
+    conds.push(sql`exists (select 1 from host_gpus fg where fg.host_id = h.id and fg.model ilike ${`%${escapeLike(model)}%`})`);
+  }
+  return sql<SqlBool>`${sql.join(conds, sql` and `)}`;
+}
+
+/** One page of the admin listing (ordered by hostname, then id) and the total matching the filter. */
+export async function listHostSummaries(
+  db: Db,
+  filter: HostFilter,
+  page: { limit: number; offset: number },
+): Promise<{ items: HostSummary[]; total: number }> {
+  const where = filterCondition(filter);
+  const [items, count] = await Promise.all([
+    summaryQuery(db).where(where).orderBy('h.hostname').orderBy('h.id').limit(page.limit).offset(page.offset).execute(),
+    db.selectFrom('hosts as h').select(sql<number>`count(*)`.as('n')).where(where).executeTakeFirstOrThrow(),
+  ]);
+  return { items, total: count.n };
+}
+
+/** The listing row of one host, or undefined. */
+export async function findHostSummary(db: Db, id: string): Promise<HostSummary | undefined> {
+  return summaryQuery(db).where('h.id', '=', id).executeTakeFirst();
+}
+
+/** The facts the detail adds to the listing row. */
+export async function findHostExtras(db: Db, id: string) {
+  return db
+    .selectFrom('hosts')
+    .select(['agent_address as agentAddress', 'os', 'kernel', 'cpu_model as cpuModel', 'gpu_mode as gpuMode', 'disk_free_bytes as diskFreeBytes'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** Every GPU of a host by index, with the environment that holds it (if any). */
+export async function listHostGpus(db: Db, hostId: string): Promise<HostGpuView[]> {
+  return db
+    .selectFrom('host_gpus as g')
+    .leftJoin('gpu_reservations as r', (join) => join.onRef('r.host_id', '=', 'g.host_id').onRef('r.gpu_uuid', '=', 'g.uuid'))
+    .select([
+      'g.index',
+      'g.uuid',
+      'g.model',
+      'g.memory_bytes as memoryBytes',
+      'g.memory_used_bytes as memoryUsedBytes',
+      'g.utilization_percent as utilizationPercent',
+      'g.temperature_c as temperatureC',
+      'g.health',
+      'g.health_reason as healthReason',
+      'g.mig_enabled as migEnabled',
+      'g.present',
+      'r.env_id as envId',
+    ])
+    .where('g.host_id', '=', hostId)
+    .orderBy('g.present', 'desc')
+    .orderBy('g.index')
+    .orderBy('g.uuid')
+    .execute();
+}
