@@ -38,7 +38,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const runtime = createRuntime(config, host, logger);
 
   let credential: string | undefined;
-  let reporter: Reporter | undefined;
+  // Created once the AgentService's port is known (the callbacks below need it only after registration).
+  let reporter: Reporter | undefined = undefined;
   const ssh = new SshReadiness({
     address: host.loopback ? host.publicAddress : '127.0.0.1',
     onReady: (envId) => reporter?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' }),
