@@ -15,6 +15,7 @@ import { HostsService } from './hosts/hosts.service.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
 import { HostRegistry } from './hosts/registry.js';
 // catalog and users (api)
+import { EnvironmentAccess } from './catalog/access.js';
 import { DatasetsService } from './catalog/datasets.service.js';
 import { ImagesService } from './catalog/images.service.js';
 import { DatabaseHealth } from './db/health.js';
@@ -64,6 +65,8 @@ export class ControllerServices {
   readonly datasets: DatasetsService;
   /** Whether the database answers (`GET /healthz`). */
   readonly health: DatabaseHealth;
+  /** The ssh command and Jupyter URL of placed environments (the API's access_info). */
+  readonly access: EnvironmentAccess;
   private readonly reportIntervalMs: number;
   private readonly logger: Logger;
 
@@ -98,6 +101,7 @@ export class ControllerServices {
     this.images = new ImagesService(db);
     this.datasets = new DatasetsService(db);
     this.health = new DatabaseHealth(db);
+    this.access = new EnvironmentAccess(deps.config.jupyterUrlTemplate);
   }
 
   /** Adds the controller's gRPC services (ControlPlane) to `server`. */
