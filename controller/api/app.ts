@@ -4,9 +4,8 @@ import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../common/logger.js';
 import { AppError, invalidFields } from '../../common/errors.js';
+import type { AppEnv } from './deps.js';
 import { errorResponse } from './envelope.js';
-
-export type AppEnv = { Variables: Record<string, unknown> };
 
 /** Largest request body accepted (1 MiB). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -16,8 +15,8 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  * method is answered with an envelope; internal faults are logged with their stack and answered
  * without it.
  */
-export function createBaseApp(logger: Logger): OpenAPIHono<any> {
-  const app = new OpenAPIHono<any>({
+export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) {
         return errorResponse(c, validationError(result.error.issues));
@@ -68,7 +67,7 @@ export function validationError(issues: readonly { path: readonly PropertyKey[];
   return invalidFields(issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message })));
 }
 
-function notFoundOrWrongMethod(app: OpenAPIHono<any>, c: Context) {
+function notFoundOrWrongMethod(app: OpenAPIHono<AppEnv>, c: Context) {
   const path = c.req.path;
   const allowed = new Set<string>();
   for (const route of app.routes) {

@@ -1,23 +1,28 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { AppError } from '../../common/errors.js';
-import type { Db } from '../db/database.js';
 import type { Principal } from '../access/principal.js';
-import { findPrincipalByToken } from '../users/users.repo.js';
+import type { AppEnv } from './deps.js';
 
 export type { Principal };
+
+/** Who a bearer token belongs to (UsersService.authenticate). */
+export interface TokenAuthenticator {
+  /** The user owning a valid (unrevoked, unexpired) token, or undefined. */
+  authenticate(token: string): Promise<Principal | undefined>;
+}
 
 /**
  * Requires `Authorization: Bearer <token>` and stores the caller as `principal`. A missing,
  * malformed, unknown, revoked or expired token is 401 (40101).
  */
-export function requireAuth(db: Db): MiddlewareHandler {
+export function requireAuth(users: TokenAuthenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) {
       throw new AppError('unauthenticated', 'missing API token: send "Authorization: Bearer <token>"');
     }
-    const principal = await findPrincipalByToken(db, match[1]);
+    const principal = await users.authenticate(match[1]);
     if (!principal) throw new AppError('unauthenticated', 'invalid, revoked or expired API token');
     c.set('principal', principal);
     await next();
@@ -25,16 +30,26 @@ export function requireAuth(db: Db): MiddlewareHandler {
 }
 
 /** Requires the admin role (403, 40301 otherwise). Use after requireAuth. */
-export function requireAdmin(): MiddlewareHandler {
+export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (principalOf(c).role !== 'admin') throw new AppError('permission_denied', 'this route needs the admin role');
     await next();
   };
 }
 
+/** Middleware of routes for any authenticated user: a valid token (401 otherwise). */
+export function authenticated(users: TokenAuthenticator): MiddlewareHandler<AppEnv>[] {
+  return [requireAuth(users)];
+}
+
+/** Middleware of `/api/v1/admin/*` routes: a valid token (401) of an admin (403). */
+export function adminOnly(users: TokenAuthenticator): MiddlewareHandler<AppEnv>[] {
+  return [requireAuth(users), requireAdmin()];
+}
+
 /** The authenticated caller of a request that passed requireAuth. */
-export function principalOf(c: Context): Principal {
-  const p = c.get('principal') as Principal | undefined;
+export function principalOf(c: Context<AppEnv>): Principal {
+  const p: Principal | undefined = c.get('principal');
   if (!p) throw new AppError('internal', 'route is missing the auth middleware');
   return p;
 }

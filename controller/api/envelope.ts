@@ -10,14 +10,14 @@ export interface Envelope<T> {
   data: T;
 }
 
-/** Answers a success envelope with a translated message. */
-export function ok<T>(c: Context, data: T, key: MessageKey = 'success', status: ContentfulStatusCode = 200) {
-  return c.json({ code: 0, message: translate(key, c.req.header('accept-language')), data } satisfies Envelope<T>, status);
+/** A success envelope with `key`'s message in the language the request prefers. */
+export function successEnvelope<T>(c: Context, data: T, key: MessageKey = 'success'): Envelope<T> {
+  return { code: 0, message: translate(key, c.req.header('accept-language')), data };
 }
 
-/** Answers a success envelope that has no data (`{code: 0, message}` as in the seed's action routes). */
-export function okMessage(c: Context, key: MessageKey, status: ContentfulStatusCode = 200) {
-  return c.json({ code: 0, message: translate(key, c.req.header('accept-language')) }, status);
+/** A success envelope that has no data (`{code: 0, message}` as in the seed's action routes). */
+export function messageEnvelope(c: Context, key: MessageKey): { code: 0; message: string } {
+  return { code: 0, message: translate(key, c.req.header('accept-language')) };
 }
 
 /** Answers an error envelope for an AppError: HTTP status and `code` from the one error table. */

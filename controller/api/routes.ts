@@ -1,6 +1,5 @@
-import type { Logger } from '../../common/logger.js';
-import type { ControllerServices } from '../services.js';
 import { createBaseApp } from './app.js';
+import type { ApiDeps } from './deps.js';
 import { healthRoutes } from './health.routes.js';
 import { adminUsersRoutes } from './admin-users.routes.js';
 import { adminWorkspacesRoutes } from './admin-workspaces.routes.js';
@@ -11,21 +10,29 @@ import { datasetsRoutes } from './datasets.routes.js';
 import { sshKeysRoutes } from './ssh-keys.routes.js';
 import { adminHostsRoutes } from './admin-hosts.routes.js';
 import { environmentsRoutes } from './environments.routes.js';
+import { environmentMountsRoutes } from './environment-mounts.routes.js';
+import { environmentLogsRoutes } from './environment-logs.routes.js';
 
-export interface ApiDeps {
-  readonly services: ControllerServices;
-  readonly logger: Logger;
-}
+export type { ApiDeps };
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
 export function buildApi(deps: ApiDeps) {
   const app = createBaseApp(deps.logger);
   app.route('/', healthRoutes(deps));
-  for (const routes of [adminUsersRoutes, adminWorkspacesRoutes, adminImagesRoutes, adminDatasetsRoutes, datasetsRoutes, sshKeysRoutes, imagesRoutes]) {
-    app.route('/api/v1', routes(deps));
-  }
-  app.route('/api/v1', adminHostsRoutes(deps));
-  app.route('/api/v1', environmentsRoutes(deps));
+  const resources = [
+    adminUsersRoutes,
+    adminWorkspacesRoutes,
+    adminImagesRoutes,
+    adminDatasetsRoutes,
+    datasetsRoutes,
+    sshKeysRoutes,
+    imagesRoutes,
+    adminHostsRoutes,
+    environmentsRoutes,
+    environmentMountsRoutes,
+    environmentLogsRoutes,
+  ];
+  for (const routes of resources) app.route('/api/v1', routes(deps));
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'remotegpu API', version: '1.0.0', description: 'GPU development environments' },

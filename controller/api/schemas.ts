@@ -1,10 +1,7 @@
 import { z } from '@hono/zod-openapi';
-import type { Context, MiddlewareHandler, TypedResponse } from 'hono';
-import type { JSONParsed } from 'hono/utils/types';
-import type { Db } from '../db/database.js';
-import { totalPages, type Page, type PageRequest } from '../db/pagination.js';
-import { requireAdmin, requireAuth } from './auth.js';
-import { ok, type Envelope } from './envelope.js';
+import type { Context } from 'hono';
+import { totalPages, type PageRequest } from '../db/pagination.js';
+import { messageEnvelope, successEnvelope } from './envelope.js';
 import type { MessageKey } from './messages.js';
 
 // Zod pieces shared by the route modules: ids in paths, pagination, envelopes and the error
@@ -49,8 +46,8 @@ export function pageRequest(query: { page: number; page_size: number }): PageReq
   return { page: query.page, pageSize: query.page_size };
 }
 
-/** The seed's list shape: `{items, pagination: {page, page_size, total, total_pages}}`. */
-export function paginated<T, U>(page: Page<T>, request: PageRequest, toJson: (item: T) => U) {
+/** The seed's list shape for one page of a service (a `Page`): `{items, pagination: {page, page_size, total, total_pages}}`. */
+export function paginated<T, U>(page: { readonly items: readonly T[]; readonly total: number }, request: PageRequest, toJson: (item: T) => U) {
   return {
     items: page.items.map(toJson),
     pagination: { page: request.page, page_size: request.pageSize, total: page.total, total_pages: totalPages(page.total, request.pageSize) },
@@ -112,28 +109,26 @@ export function jsonResponse<T extends z.ZodType>(schema: T, description: string
 /** The 204 answer of DELETE routes (no body). */
 export const NoContent = { description: 'done; no body' } as const;
 
-/** Middleware of routes for any authenticated user: a valid token (401 otherwise). */
-export function authenticated(db: Db): MiddlewareHandler[] {
-  return [requireAuth(db)];
-}
-
-/** Middleware of `/api/v1/admin/*` routes: a valid token (401) of an admin (403). */
-export function adminOnly(db: Db): MiddlewareHandler[] {
-  return [requireAuth(db), requireAdmin()];
-}
-
 /**
- * `ok()` (200) with the status kept as a literal type, so the route's declared response schema
- * checks the data at compile time.
+ * The 200 success envelope around `data`, typed with the literal status so the route's declared
+ * response schema checks the data at compile time.
  */
 export function reply<T>(c: Context, data: T, key: MessageKey = 'success') {
-  return ok(c, data, key, 200) as unknown as TypedResponse<JSONParsed<Envelope<T>>, 200, 'json'>;
+  return c.json(successEnvelope(c, data, key), 200);
 }
 
-/** `ok()` with 201 Created, typed like `reply`. */
+/** The 201 Created success envelope, typed like `reply`. */
 export function replyCreated<T>(c: Context, data: T, key: MessageKey) {
-  return ok(c, data, key, 201) as unknown as TypedResponse<JSONParsed<Envelope<T>>, 201, 'json'>;
+  return c.json(successEnvelope(c, data, key), 201);
 }
+
+/** The 200 answer of action routes: `{code: 0, message}` without data. */
+export function replyMessage(c: Context, key: MessageKey) {
+  return c.json(messageEnvelope(c, key), 200);
+}
+
+/** The schema of `replyMessage`'s answer. */
+export const MessageOnly = z.object({ code: z.literal(0), message: z.string() });
 
 /** The 204 answer with an empty body. */
 export function noContent(c: Context) {

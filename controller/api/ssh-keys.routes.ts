@@ -1,12 +1,11 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import * as sshKeys from '../users/ssh-keys.service.js';
+import type { SshKey as SshKeyRow } from '../users/ssh-keys.service.js';
 import { SSH_KEY_TYPES } from '../users/ssh-key-format.js';
-import { principalOf } from './auth.js';
-import type { ApiDeps } from './routes.js';
+import { authenticated, principalOf } from './auth.js';
+import type { ApiDeps, AppEnv } from './deps.js';
 import {
   NoContent,
   PaginationQuery,
-  authenticated,
   envelope,
   errors,
   iso,
@@ -51,65 +50,57 @@ const SshKey = z
 const KeyParams = z.object({ key_id: pathId('key_id') });
 const tags = ['ssh keys'];
 
-function keyJson(k: sshKeys.SshKey) {
+function keyJson(k: SshKeyRow) {
   return { id: k.id, name: k.name, fingerprint: k.fingerprint, public_key: k.public_key, created_at: iso(k.created_at) };
 }
 
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/ssh-keys',
+    tags,
+    summary: 'List your SSH public keys',
+    request: { query: PaginationQuery },
+    responses: { 200: jsonResponse(pageEnvelope(SshKey), 'one page of keys, oldest first'), ...errors(400, 401) },
+  }),
+  add: createRoute({
+    method: 'post',
+    path: '/ssh-keys',
+    tags,
+    summary: 'Add an SSH public key',
+    description: 'Installed as /root/.ssh/authorized_keys in environments you start from now on. A key you already added is 409 (40903).',
+    request: { body: jsonBody(AddKeyBody) },
+    responses: { 201: jsonResponse(envelope(SshKey), 'the key'), ...errors(400, 401, 409) },
+  }),
+  delete: createRoute({
+    method: 'delete',
+    path: '/ssh-keys/{key_id}',
+    tags,
+    summary: 'Delete one of your SSH public keys',
+    request: { params: KeyParams },
+    responses: { 204: NoContent, ...errors(400, 401, 404) },
+  }),
+};
+
 /** `/ssh-keys`: the caller's SSH public keys, installed in every environment they start. */
-export function sshKeysRoutes(deps: ApiDeps) {
-  const { db } = deps.services;
-  const middleware = authenticated(db);
-  const app = new OpenAPIHono();
+export function sshKeysRoutes({ services }: ApiDeps) {
+  const { sshKeys } = services;
+  const middleware = authenticated(services.users);
+  const app = new OpenAPIHono<AppEnv>();
 
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/ssh-keys',
-      tags,
-      summary: 'List your SSH public keys',
-      middleware,
-      request: { query: PaginationQuery },
-      responses: { 200: jsonResponse(pageEnvelope(SshKey), 'one page of keys, oldest first'), ...errors(400, 401) },
-    }),
-    async (c) => {
-      const request = pageRequest(c.req.valid('query'));
-      return reply(c, paginated(await sshKeys.listSshKeys(db, principalOf(c).userId, request), request, keyJson));
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/ssh-keys',
-      tags,
-      summary: 'Add an SSH public key',
-      description: 'Installed as /root/.ssh/authorized_keys in environments you start from now on. A key you already added is 409 (40903).',
-      middleware,
-      request: { body: jsonBody(AddKeyBody) },
-      responses: { 201: jsonResponse(envelope(SshKey), 'the key'), ...errors(400, 401, 409) },
-    }),
-    async (c) => {
-      const b = c.req.valid('json');
-      const key = await sshKeys.addSshKey(db, principalOf(c).userId, { name: b.name, publicKey: b.public_key });
-      return replyCreated(c, keyJson(key), 'ssh_key_added');
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'delete',
-      path: '/ssh-keys/{key_id}',
-      tags,
-      summary: 'Delete one of your SSH public keys',
-      middleware,
-      request: { params: KeyParams },
-      responses: { 204: NoContent, ...errors(400, 401, 404) },
-    }),
-    async (c) => {
-      await sshKeys.deleteSshKey(db, principalOf(c).userId, c.req.valid('param').key_id);
-      return noContent(c);
-    },
-  );
+  app.openapi({ ...routes.list, middleware }, async (c) => {
+    const request = pageRequest(c.req.valid('query'));
+    return reply(c, paginated(await sshKeys.list(principalOf(c).userId, request), request, keyJson));
+  });
+  app.openapi({ ...routes.add, middleware }, async (c) => {
+    const b = c.req.valid('json');
+    const key = await sshKeys.add(principalOf(c).userId, { name: b.name, publicKey: b.public_key });
+    return replyCreated(c, keyJson(key), 'ssh_key_added');
+  });
+  app.openapi({ ...routes.delete, middleware }, async (c) => {
+    await sshKeys.delete(principalOf(c).userId, c.req.valid('param').key_id);
+    return noContent(c);
+  });
 
   return app;
 }

@@ -1,0 +1,127 @@
+import { z } from '@hono/zod-openapi';
+import type { EnvironmentAccess } from '../catalog/access.js';
+import { ENV_STATUSES } from '../db/schema.js';
+import type { EnvWithHost } from '../environments/environments.repo.js';
+import { PaginationQuery, iso, pathId } from './schemas.js';
+
+// Schemas and JSON views of environments, their dataset mounts and logs, for `/environments`.
+
+const GiB = 2 ** 30;
+const MAX_BYTES = 2 ** 50; // 1 PiB: anything larger is a typo
+
+const intIn = (min: number, max: number, what: string) =>
+  z.number({ error: `must be an integer (${what})` }).int(`must be an integer (${what})`).min(min, `must be at least ${min} (${what})`).max(max, `must be at most ${max} (${what})`);
+
+export const CreateBody = z
+  .object({
+    name: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').openapi({ example: 'PyTorch Training' }),
+    description: z.string().max(1024, 'must be at most 1024 characters').nullable().optional(),
+    workspace_id: z.number().int('must be an integer').min(1, 'must be a positive integer').max(2_147_483_647).nullable().optional(),
+    image: z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').openapi({ example: 'ubuntu20-pytorch:2.0' }),
+    cpu: intIn(1, 1024, 'CPU cores'),
+    memory: intIn(64 * 2 ** 20, MAX_BYTES, 'bytes, at least 64 MiB'),
+    gpu: intIn(0, 64, 'GPUs').optional(),
+    storage: intIn(GiB, MAX_BYTES, 'bytes, at least 1 GiB; default 50 GiB').optional(),
+    gpu_model: z.string().trim().min(1).max(64).optional().openapi({ example: 'H100', description: 'only hosts whose GPU model contains this text' }),
+    queue: z.boolean().optional().openapi({ description: 'when nothing fits, accept as pending and place when room frees' }),
+  })
+  .openapi('CreateEnvironment');
+
+export const StartBody = z.object({ gpu: intIn(0, 64, 'GPUs for this run').optional() }).openapi('StartEnvironment');
+
+export const MountBody = z
+  .object({
+    dataset_id: z.number().int('must be an integer').min(1, 'must be a positive integer').max(2_147_483_647),
+    mount_path: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').openapi({ example: '/data/imagenet' }),
+    readonly: z.boolean().default(true),
+  })
+  .openapi('MountDataset');
+
+export const ListQuery = PaginationQuery.extend({
+  status: z
+    .string()
+    .refine((s) => (ENV_STATUSES as readonly string[]).includes(s), `must be one of ${ENV_STATUSES.join(', ')}`)
+    .optional()
+    .openapi({ param: { name: 'status', in: 'query' }, enum: [...ENV_STATUSES] }),
+  workspace_id: z
+    .string()
+    .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
+    .transform(Number)
+    .optional()
+    .openapi({ param: { name: 'workspace_id', in: 'query' }, type: 'integer' }),
+});
+
+export const LogsQuery = z.object({
+  lines: z
+    .string()
+    .regex(/^[0-9]{1,6}$/, 'must be an integer from 1 to 10000')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'must be an integer from 1 to 10000').max(10_000, 'must be an integer from 1 to 10000'))
+    .optional()
+    .default(100)
+    .openapi({ param: { name: 'lines', in: 'query' }, type: 'integer', default: 100 }),
+  follow: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .optional()
+    .transform((v) => v === 'true' || v === '1')
+    .openapi({ param: { name: 'follow', in: 'query' }, type: 'boolean' }),
+});
+
+export const EnvParams = z.object({ env_id: z.string().max(64).openapi({ param: { name: 'env_id', in: 'path' }, example: 'env-abc123' }) });
+export const MountParams = EnvParams.extend({ dataset_id: pathId('dataset_id') });
+
+export const Environment = z
+  .object({
+    env_id: z.string(),
+    name: z.string(),
+    description: z.string(),
+    workspace_id: z.number().nullable(),
+    status: z.string(),
+    status_reason: z.string(),
+    image: z.string(),
+    cpu: z.number(),
+    memory: z.number(),
+    gpu: z.number(),
+    gpu_model: z.string().nullable(),
+    storage: z.number(),
+    host_id: z.string().nullable(),
+    ssh_port: z.number().nullable(),
+    jupyter_port: z.number().nullable(),
+    access_info: z.object({ ssh: z.string(), jupyter: z.string().nullable() }).nullable(),
+    created_at: z.string(),
+    started_at: z.string().nullable(),
+    stopped_at: z.string().nullable(),
+  })
+  .openapi('Environment');
+
+export const Mount = z.object({ dataset_id: z.number(), name: z.string(), mount_path: z.string(), readonly: z.boolean(), created_at: z.string() }).openapi('Mount');
+
+/** The API view of an environment (the seed's fields and the contract's additions). */
+export function environmentJson(env: EnvWithHost, access: EnvironmentAccess) {
+  return {
+    env_id: env.id,
+    name: env.name,
+    description: env.description,
+    workspace_id: env.workspace_id,
+    status: env.status,
+    status_reason: env.status_reason,
+    image: env.image,
+    cpu: env.cpu,
+    memory: env.memory_bytes,
+    gpu: env.gpu,
+    gpu_model: env.gpu_model,
+    storage: env.storage_bytes,
+    host_id: env.host_id,
+    ssh_port: env.ssh_port,
+    jupyter_port: env.jupyter_port,
+    access_info: access.of(env),
+    created_at: iso(env.created_at),
+    started_at: iso(env.started_at),
+    stopped_at: iso(env.stopped_at),
+  };
+}
+
+/** The API view of a dataset mounted in an environment. */
+export function mountJson(m: { dataset_id: number; name: string; mount_path: string; readonly: boolean; created_at: Date }) {
+  return { dataset_id: m.dataset_id, name: m.name, mount_path: m.mount_path, readonly: m.readonly, created_at: iso(m.created_at) };
+}
