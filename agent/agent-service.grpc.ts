@@ -1,6 +1,7 @@
 import { Server, ServerCredentials, type Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { AppError } from '../common/errors.js';
-import { bearerFromMetadata, sameSecret, toGrpcError } from '../common/grpc.js';
+import { bearerFromMetadata, toGrpcError } from '../common/grpc.js';
+import { sameSecret } from '../common/secrets.js';
 import type { Logger } from '../common/logger.js';
 import { AgentServiceService, type AgentServiceServer, type ExecInput, type ExecOutput, type StreamLogsRequest, type LogLine } from '../gen/remotegpu/v1/agent.js';
 import { openTerminal, type TerminalSession } from './exec.js';

@@ -1,4 +1,3 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
 import { Metadata, status as GrpcStatus, type ServiceError, type ServerErrorResponse } from '@grpc/grpc-js';
 import { AppError, ERROR_TABLE, codeForGrpcStatus } from './errors.js';
 
@@ -15,26 +14,6 @@ export function bearerFromMetadata(md: Metadata): string {
   if (typeof value !== 'string') return '';
   const match = /^Bearer\s+(\S+)$/i.exec(value.trim());
   return match?.[1] ?? '';
-}
-
-/** sha256 hex of a secret; secrets are stored and compared only as hashes. */
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
-}
-
-/** Constant-time comparison of a presented secret with a stored hash. */
-export function secretMatchesHash(secret: string, hash: string): boolean {
-  const a = Buffer.from(hashSecret(secret), 'hex');
-  const b = Buffer.from(hash, 'hex');
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/**
- * Constant-time comparison of a presented secret with the expected one. Both are hashed first, so
- * neither the content nor the length of the expected secret leaks through timing.
- */
-export function sameSecret(presented: string, expected: string): boolean {
-  return secretMatchesHash(presented, hashSecret(expected));
 }
 
 /** Turns any thrown value into the gRPC error sent to the peer (internal faults without detail). */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AppError, invalidFields } from '../../common/errors.js';
-import { hashSecret, sameSecret, secretMatchesHash } from '../../common/grpc.js';
+import { hashSecret, sameSecret, secretMatchesHash } from '../../common/secrets.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { newId } from '../ids.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { hashSecret } from '../../common/grpc.js';
+import { hashSecret } from '../../common/secrets.js';
 
 /** A new API token: `rgpu_` + 43 base64url characters (256 bits). Shown once, stored hashed. */
 export function generateToken(prefix = 'rgpu_'): string {
