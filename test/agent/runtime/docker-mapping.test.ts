@@ -59,7 +59,7 @@ describe('EventMapper', () => {
     Action,
     Actor: { ID: 'c1', Attributes: attrs(extra) },
     time: 1_700_000_000,
-    timeNano: 1_700_000_000_123_456_789,
+    timeNano: 1_700_000_000_123_456_768, // exactly representable as a double, as Docker's JSON is read
   });
 
   it('maps start, oom and die; the die after an oom says so', () => {
