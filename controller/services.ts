@@ -14,8 +14,7 @@ import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.g
 import { HostsService } from './hosts/hosts.service.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
 import { HostRegistry } from './hosts/registry.js';
-// catalog and users (api)
-import { EnvironmentAccess } from './catalog/access.js';
+import { EnvironmentAccess } from './environments/access-info.js';
 import { DatasetsService } from './catalog/datasets.service.js';
 import { ImagesService } from './catalog/images.service.js';
 import { DatabaseHealth } from './db/health.js';
@@ -56,7 +55,6 @@ export class ControllerServices {
   readonly environmentLogs: EnvironmentLogs;
   /** Admin view of hosts (listing, detail, cordon, drain, remove). */
   readonly hosts: HostsService;
-  // catalog and users (api)
   /** Users, API tokens and authentication by token. */
   readonly users: UsersService;
   readonly workspaces: WorkspacesService;
@@ -94,8 +92,7 @@ export class ControllerServices {
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
     this.hosts = new HostsService(db);
-    // catalog and users (api)
-    this.users = new UsersService(db);
+      this.users = new UsersService(db);
     this.workspaces = new WorkspacesService(db);
     this.sshKeys = new SshKeysService(db);
     this.images = new ImagesService(db);

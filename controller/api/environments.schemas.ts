@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import type { EnvironmentAccess } from '../catalog/access.js';
+import type { EnvironmentAccess } from '../environments/access-info.js';
 import { ENV_STATUSES } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
 import { PaginationQuery, iso, pathId } from './schemas.js';

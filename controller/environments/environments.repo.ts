@@ -6,17 +6,20 @@ import { visibleEnvironments } from '../access/visibility.js';
 
 // Reads of environment rows. Every write goes through environment-writes.ts.
 
-/** An environment the principal may see (not deleted), with its host's public address. */
-export async function findVisible(db: Db, p: Principal, envId: string) {
+/** One environment that is not deleted, with its host's public address (the API's view). */
+function oneWithHost(db: Db, envId: string) {
   return db
     .selectFrom('environments')
     .leftJoin('hosts', 'hosts.id', 'environments.host_id')
     .selectAll('environments')
     .select('hosts.public_address')
     .where('environments.id', '=', envId)
-    .where('environments.desired_state', '!=', 'deleted')
-    .where(visibleEnvironments(p))
-    .executeTakeFirst();
+    .where('environments.desired_state', '!=', 'deleted');
+}
+
+/** An environment the principal may see (not deleted), with its host's public address. */
+export async function findVisible(db: Db, p: Principal, envId: string) {
+  return oneWithHost(db, envId).where(visibleEnvironments(p)).executeTakeFirst();
 }
 
 export type EnvWithHost = NonNullable<Awaited<ReturnType<typeof findVisible>>>;
@@ -50,14 +53,7 @@ export async function listVisible(
 
 /** Any environment that is not deleted, whoever owns it (after the caller was authorised). */
 export async function findById(db: Db, envId: string): Promise<EnvWithHost | undefined> {
-  return db
-    .selectFrom('environments')
-    .leftJoin('hosts', 'hosts.id', 'environments.host_id')
-    .selectAll('environments')
-    .select('hosts.public_address')
-    .where('environments.id', '=', envId)
-    .where('environments.desired_state', '!=', 'deleted')
-    .executeTakeFirst();
+  return oneWithHost(db, envId).executeTakeFirst();
 }
 
 /** The environment a user created with `key` (Idempotency-Key), deleted or not. */
