@@ -77,9 +77,13 @@ export function invalidFields(fields: readonly FieldIssue[], what = 'invalid req
   return new AppError('invalid_argument', `${what}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields: [...fields] });
 }
 
-/** `invalidFields` for one field. */
-export function fieldError(field: string, message: string): AppError {
-  return invalidFields([{ field, message }]);
+/**
+ * `invalidFields` for one field; `summary` replaces the "invalid request: field: message" text
+ * where a whole sentence says it better (the field is still listed in `data.fields`).
+ */
+export function fieldError(field: string, message: string, summary?: string): AppError {
+  if (summary === undefined) return invalidFields([{ field, message }]);
+  return new AppError('invalid_argument', summary, { fields: [{ field, message }] });
 }
 
 /** Finds the error code for a gRPC status (used where a gRPC error crosses into a service). */

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { AppError } from '../../common/errors.js';
+import { fieldError, type AppError } from '../../common/errors.js';
 
 // The two lists of forbidden paths: where a dataset may not come from on a host, and where it may
 // not be mounted inside a container.
@@ -55,7 +55,7 @@ export function validateMountPath(raw: string): string {
 
 /** The invalid_argument error for a bad mount path (its message names the problem as is). */
 export function invalidMount(message: string): AppError {
-  return new AppError('invalid_argument', message, { fields: [{ field: 'mount_path', message }] });
+  return fieldError('mount_path', message, message);
 }
 
 /** True when `child` is `parent` or a path under it. */

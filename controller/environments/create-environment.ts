@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AppError } from '../../common/errors.js';
+import { AppError, fieldError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import type { NewEnvironment } from '../db/schema.js';
@@ -40,9 +40,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
   if (previous) return { envId: previous, kind: 'replayed' };
   const image = await db.selectFrom('images').select(['id', 'name', 'jupyter_port']).where('name', '=', input.image).executeTakeFirst();
   if (!image) {
-    throw new AppError('invalid_argument', `image "${input.image}" is not in the catalog; GET /api/v1/images lists the catalog`, {
-      fields: [{ field: 'image', message: 'unknown image' }],
-    });
+    throw fieldError('image', 'unknown image', `image "${input.image}" is not in the catalog; GET /api/v1/images lists the catalog`);
   }
   if (input.workspaceId !== undefined) await assertWorkspaceMember(db, p, input.workspaceId);
 
