@@ -8,7 +8,7 @@ import { EnvironmentObserver } from './environments/observer.js';
 import { QueuePlacer } from './environments/queue.js';
 import type { AgentPool, HostObserver } from './hosts/types.js';
 import { Reconciler } from './reconciler/reconciler.js';
-import { WakeSignal } from './reconciler/wake.js';
+import { WakeSignal } from './environments/wake.js';
 import { GrpcAgentPool } from './hosts/agent-pool.js';
 import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.grpc.js';
 import { HostsService } from './hosts/hosts.service.js';

@@ -3,7 +3,7 @@ import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
-import type { WakeSignal } from '../reconciler/wake.js';
+import type { WakeSignal } from './wake.js';
 import { createEnvironment, placementRequest, type CreateEnvironmentInput } from './create-environment.js';
 import { findById, findVisible, listMounts, listVisible, lockEnvironment, type EnvWithHost } from './environments.repo.js';
 import { mountDataset, unmountDataset } from './environment-mounts.js';

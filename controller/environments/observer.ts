@@ -2,7 +2,7 @@ import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
-import type { WakeSignal } from '../reconciler/wake.js';
+import type { WakeSignal } from './wake.js';
 import { existingIds, listOnHost } from './environments.repo.js';
 import { addEvents, markLostOnHost, recordObservation } from './environment-writes.js';
 

@@ -9,7 +9,7 @@ import { noteReason, recordOutcome, recordRemoval, type Outcome } from '../envir
 import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
-import type { WakeSignal } from './wake.js';
+import type { WakeSignal } from '../environments/wake.js';
 
 /** The reconciler's session advisory lock key ("rgpu"). */
 export const RECONCILER_LOCK_KEY = 0x72677075;
