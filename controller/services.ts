@@ -92,13 +92,13 @@ export class ControllerServices {
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
     this.hosts = new HostsService(db);
-      this.users = new UsersService(db);
+    this.users = new UsersService(db);
     this.workspaces = new WorkspacesService(db);
     this.sshKeys = new SshKeysService(db);
     this.images = new ImagesService(db);
     this.datasets = new DatasetsService(db);
     this.health = new DatabaseHealth(db);
-    this.access = new EnvironmentAccess(deps.config.jupyterUrlTemplate);
+    this.access = new EnvironmentAccess(config.jupyterUrlTemplate);
   }
 
   /** Adds the controller's gRPC services (ControlPlane) to `server`. */

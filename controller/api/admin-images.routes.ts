@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import { adminOnly } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
-import { CreateImageBody, Image, ImageParams, UpdateImageBody, imageJson } from './images.schemas.js';
+import { CreateImageBody, Image, ImageParams, UpdateImageBody, imageInput, imageJson } from './images.schemas.js';
 import {
   NoContent,
   PaginationQuery,
@@ -71,15 +71,7 @@ export function adminImagesRoutes({ services }: ApiDeps) {
   const app = new OpenAPIHono<AppEnv>();
 
   app.openapi({ ...routes.create, middleware }, async (c) => {
-    const b = c.req.valid('json');
-    const image = await images.create({
-      name: b.name,
-      dockerRef: b.docker_ref,
-      description: b.description,
-      sshPort: b.ssh_port,
-      jupyterPort: b.jupyter_port,
-      dataPath: b.data_path,
-    });
+    const image = await images.create(imageInput(c.req.valid('json')));
     return replyCreated(c, imageJson(image), 'image_created');
   });
   app.openapi({ ...routes.list, middleware }, async (c) => {
@@ -88,15 +80,7 @@ export function adminImagesRoutes({ services }: ApiDeps) {
   });
   app.openapi({ ...routes.get, middleware }, async (c) => reply(c, imageJson(await images.get(c.req.valid('param').image_id))));
   app.openapi({ ...routes.update, middleware }, async (c) => {
-    const b = c.req.valid('json');
-    const image = await images.update(c.req.valid('param').image_id, {
-      name: b.name,
-      dockerRef: b.docker_ref,
-      description: b.description,
-      sshPort: b.ssh_port,
-      jupyterPort: b.jupyter_port,
-      dataPath: b.data_path,
-    });
+    const image = await images.update(c.req.valid('param').image_id, imageInput(c.req.valid('json')));
     return reply(c, imageJson(image), 'image_updated');
   });
   app.openapi({ ...routes.delete, middleware }, async (c) => {

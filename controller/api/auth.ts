@@ -3,8 +3,6 @@ import { AppError } from '../../common/errors.js';
 import type { Principal } from '../access/principal.js';
 import type { AppEnv } from './deps.js';
 
-export type { Principal };
-
 /** Who a bearer token belongs to (UsersService.authenticate). */
 export interface TokenAuthenticator {
   /** The user owning a valid (unrevoked, unexpired) token, or undefined. */
@@ -15,7 +13,7 @@ export interface TokenAuthenticator {
  * Requires `Authorization: Bearer <token>` and stores the caller as `principal`. A missing,
  * malformed, unknown, revoked or expired token is 401 (40101).
  */
-export function requireAuth(users: TokenAuthenticator): MiddlewareHandler<AppEnv> {
+function requireAuth(users: TokenAuthenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -30,7 +28,7 @@ export function requireAuth(users: TokenAuthenticator): MiddlewareHandler<AppEnv
 }
 
 /** Requires the admin role (403, 40301 otherwise). Use after requireAuth. */
-export function requireAdmin(): MiddlewareHandler<AppEnv> {
+function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (principalOf(c).role !== 'admin') throw new AppError('permission_denied', 'this route needs the admin role');
     await next();

@@ -3,8 +3,8 @@ import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Principal } from '../access/principal.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
-import { formatLogLine } from '../environments/logs.js';
-import type { ControllerServices } from '../services.js';
+import { formatLogLine, type EnvironmentLogs } from '../environments/logs.js';
+import type { EnvironmentsService } from '../environments/environments.service.js';
 import { authenticated, principalOf } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import { EnvParams, LogsQuery } from './environments.schemas.js';
@@ -36,7 +36,7 @@ export function environmentLogsRoutes({ services }: ApiDeps) {
     const { env_id } = c.req.valid('param');
     const { lines, follow } = c.req.valid('query');
     const env = await services.environments.get(p, env_id);
-    if (follow) return followLogs(c, services, p, env, lines);
+    if (follow) return followLogs(c, services.environments, services.environmentLogs, p, env, lines);
     const entries = await services.environmentLogs.tail(env, lines);
     return reply(c, { logs: entries.map(formatLogLine) });
   });
@@ -44,14 +44,14 @@ export function environmentLogsRoutes({ services }: ApiDeps) {
 }
 
 /** Streams the last `lines` and then new ones until the client leaves or the environment is deleted. */
-function followLogs(c: Context, services: ControllerServices, p: Principal, env: EnvWithHost, lines: number) {
+function followLogs(c: Context, environments: EnvironmentsService, logs: EnvironmentLogs, p: Principal, env: EnvWithHost, lines: number) {
   return streamSSE(c, async (stream) => {
     const abort = new AbortController();
     stream.onAbort(() => abort.abort());
     const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => abort.abort()), KEEP_ALIVE_MS);
-    const stillVisible = async () => services.environments.get(p, env.id).then(() => true, () => false);
+    const stillVisible = async () => environments.get(p, env.id).then(() => true, () => false);
     try {
-      for await (const entry of services.environmentLogs.follow(env, lines, abort.signal, stillVisible)) {
+      for await (const entry of logs.follow(env, lines, abort.signal, stillVisible)) {
         await stream.writeSSE({ data: formatLogLine(entry) });
       }
       if (!abort.signal.aborted) await stream.writeSSE({ event: 'end', data: 'environment deleted' });

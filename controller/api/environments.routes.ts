@@ -1,7 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { AppError, fieldError } from '../../common/errors.js';
-import type { EnvStatus } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
 import type { CreateEnvironmentInput } from '../environments/environments.service.js';
 import { validationError } from './app.js';
@@ -94,8 +93,7 @@ export function environmentsRoutes({ services }: ApiDeps) {
   app.openapi({ ...routes.list, middleware }, async (c) => {
     const q = c.req.valid('query');
     const page = pageRequest(q);
-    const { rows, total } = await environments.list(principalOf(c), { ...page, status: q.status as EnvStatus | undefined, workspaceId: q.workspace_id });
-    return reply(c, paginated({ items: rows, total }, page, json));
+    return reply(c, paginated(await environments.list(principalOf(c), { ...page, status: q.status, workspaceId: q.workspace_id }), page, json));
   });
   app.openapi({ ...routes.get, middleware }, async (c) => reply(c, json(await environments.get(principalOf(c), c.req.valid('param').env_id))));
 

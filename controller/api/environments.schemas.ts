@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { EnvironmentAccess } from '../environments/access-info.js';
-import { ENV_STATUSES } from '../db/schema.js';
+import { ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
 import { PaginationQuery, iso, pathId } from './schemas.js';
 
@@ -40,7 +40,7 @@ export const MountBody = z
 export const ListQuery = PaginationQuery.extend({
   status: z
     .string()
-    .refine((s) => (ENV_STATUSES as readonly string[]).includes(s), `must be one of ${ENV_STATUSES.join(', ')}`)
+    .refine((s): s is EnvStatus => (ENV_STATUSES as readonly string[]).includes(s), `must be one of ${ENV_STATUSES.join(', ')}`)
     .optional()
     .openapi({ param: { name: 'status', in: 'query' }, enum: [...ENV_STATUSES] }),
   workspace_id: z

@@ -50,6 +50,27 @@ export const UpdateImageBody = z.object({
   data_path: DataPath.optional(),
 });
 
+type ImageInput<B extends z.infer<typeof UpdateImageBody>> = {
+  name: B['name'];
+  dockerRef: B['docker_ref'];
+  description: B['description'];
+  sshPort: B['ssh_port'];
+  jupyterPort: B['jupyter_port'];
+  dataPath: B['data_path'];
+};
+
+/** The fields of either image body, as the images service names them (optional stays optional). */
+export function imageInput<B extends z.infer<typeof UpdateImageBody>>(b: B): ImageInput<B> {
+  return {
+    name: b.name,
+    dockerRef: b.docker_ref,
+    description: b.description,
+    sshPort: b.ssh_port,
+    jupyterPort: b.jupyter_port,
+    dataPath: b.data_path,
+  };
+}
+
 export const Image = z
   .object({
     id: z.number().int(),

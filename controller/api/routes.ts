@@ -13,7 +13,6 @@ import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
 
-export type { ApiDeps };
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
 export function buildApi(deps: ApiDeps) {

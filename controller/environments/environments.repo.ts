@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Trx } from '../db/database.js';
+import type { Page } from '../db/pagination.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import { visibleEnvironments } from '../access/visibility.js';
@@ -29,7 +30,7 @@ export async function listVisible(
   db: Db,
   p: Principal,
   filter: { status?: EnvStatus | undefined; workspaceId?: number | undefined; limit: number; offset: number },
-): Promise<{ rows: EnvWithHost[]; total: number }> {
+): Promise<Page<EnvWithHost>> {
   let base = db
     .selectFrom('environments')
     .where('environments.desired_state', '!=', 'deleted')
@@ -48,7 +49,7 @@ export async function listVisible(
       .offset(filter.offset)
       .execute(),
   ]);
-  return { rows, total: Number(count.n) };
+  return { items: rows, total: Number(count.n) };
 }
 
 /** Any environment that is not deleted, whoever owns it (after the caller was authorised). */

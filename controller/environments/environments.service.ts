@@ -1,6 +1,7 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import type { WakeSignal } from './wake.js';
@@ -41,8 +42,8 @@ export class EnvironmentsService {
   }
 
   /** A page of the caller's environments. */
-  async list(p: Principal, q: { page: number; pageSize: number; status?: EnvStatus | undefined; workspaceId?: number | undefined }) {
-    return listVisible(this.deps.db, p, { status: q.status, workspaceId: q.workspaceId, limit: q.pageSize, offset: (q.page - 1) * q.pageSize });
+  async list(p: Principal, q: PageRequest & { status?: EnvStatus | undefined; workspaceId?: number | undefined }): Promise<Page<EnvWithHost>> {
+    return listVisible(this.deps.db, p, { status: q.status, workspaceId: q.workspaceId, limit: q.pageSize, offset: pageOffset(q) });
   }
 
   /** One environment the caller may see; not_found otherwise (also for other users' ids). */

@@ -33,18 +33,17 @@ export class EnvironmentObserver implements HostObserver {
     const known = new Map(rows.map((r) => [r.id, r]));
     const reported = new Map(environments.map((e) => [e.envId, e]));
     const agentEvents = events.filter((e) => known.has(e.envId)).map((e) => ({ ...e, source: 'agent' as const }));
-    if (agentEvents.length > 0) await db.transaction().execute((trx) => addEvents(trx, agentEvents));
-
-    let reapplied = false;
-    for (const row of rows) {
-      if (row.desired_state === 'deleted') continue;
-      const seen = reported.get(row.id);
-      const state = seen?.state ?? 'absent';
-      const next = this.nextStatus(row, seen);
-      if (!next && row.observed_state === state) continue;
-      await db.transaction().execute((trx) => recordObservation(trx, row.id, row.spec_generation, state, next));
-      if (next?.reapply) reapplied = true;
+    const changes = rows
+      .filter((row) => row.desired_state !== 'deleted')
+      .map((row) => ({ row, state: reported.get(row.id)?.state ?? 'absent', next: this.nextStatus(row, reported.get(row.id)) }))
+      .filter(({ row, state, next }) => next !== undefined || row.observed_state !== state);
+    if (agentEvents.length > 0 || changes.length > 0) {
+      await db.transaction().execute(async (trx) => {
+        await addEvents(trx, agentEvents);
+        for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next);
+      });
     }
+    const reapplied = changes.some(({ next }) => next?.reapply);
     await this.removeOrphans(hostId, environments.filter((e) => !known.has(e.envId) && e.state !== 'absent'));
     if (reapplied) this.deps.wake.notify();
   }

@@ -18,20 +18,7 @@ function escapeLike(s: string): string {
 function summaryQuery(db: Db) {
   return db
     .selectFrom('hosts as h')
-    .innerJoinLateral(
-      (eb) =>
-        eb
-          .selectFrom('environments as e')
-          .whereRef('e.host_id', '=', 'h.id')
-          .select([
-            sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpuAllocated'),
-            sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memoryAllocatedBytes'),
-            sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storageAllocatedBytes'),
-            sql<number>`count(*) filter (where e.desired_state <> 'deleted')`.as('environmentCount'),
-          ])
-          .as('ea'),
-      (join) => join.onTrue(),
-    )
+    .innerJoinLateral(reservedOnHost, (join) => join.onTrue())
     .innerJoinLateral(gpuAggregates, (join) => join.onTrue())
     .select((eb) => [
       'h.id',
@@ -49,12 +36,12 @@ function summaryQuery(db: Db) {
         .as('gpusAllocated'),
       'ga.gpusUnhealthy',
       'h.cpu_cores as cpuTotal',
-      'ea.cpuAllocated',
+      'ea.cpu as cpuAllocated',
       'h.memory_bytes as memoryTotalBytes',
-      'ea.memoryAllocatedBytes',
+      'ea.memory as memoryAllocatedBytes',
       'h.disk_total_bytes as storageTotalBytes',
-      'ea.storageAllocatedBytes',
-      'ea.environmentCount',
+      'ea.storage as storageAllocatedBytes',
+      'ea.environments as environmentCount',
       'h.agent_version as agentVersion',
       'h.driver_version as driverVersion',
       'h.cuda_version as cudaVersion',
@@ -62,6 +49,23 @@ function summaryQuery(db: Db) {
       'h.last_report_at as lastReportAt',
       'h.registered_at as registeredAt',
     ]);
+}
+
+/**
+ * Per host `h`: what its environments have reserved (CPU cores, memory and storage bytes) and how
+ * many are not deleted, as `ea`. The scheduling snapshot joins the same numbers.
+ */
+export function reservedOnHost(eb: ExpressionBuilder<Database & { h: HostsTable }, 'h'>) {
+  return eb
+    .selectFrom('environments as e')
+    .whereRef('e.host_id', '=', 'h.id')
+    .select([
+      sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpu'),
+      sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memory'),
+      sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storage'),
+      sql<number>`count(*) filter (where e.desired_state <> 'deleted')`.as('environments'),
+    ])
+    .as('ea');
 }
 
 /** Per host `h`: its GPU count, unhealthy count and model ("mixed: ..." when several), as `ga`. */

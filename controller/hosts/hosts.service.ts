@@ -1,31 +1,20 @@
 import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
+import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { deleteHostRows, liveEnvironmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
 import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
 
 export { snapshotForScheduling } from './scheduling-snapshot.js';
 
-export interface HostPage {
-  readonly items: readonly HostSummary[];
-  readonly page: number;
-  readonly pageSize: number;
-  readonly total: number;
-  readonly totalPages: number;
-}
-
 /** The admin's view of hosts: listing, detail, cordon, uncordon, drain, remove. */
 export class HostsService {
   constructor(private readonly db: Db) {}
 
   /** One page of hosts matching `filter`, ordered by hostname; `total` counts every match. */
-  async list(filter: HostFilter, paging: { page: number; pageSize: number }): Promise<HostPage> {
-    const { items, total } = await listHostSummaries(this.db, filter, {
-      limit: paging.pageSize,
-      offset: (paging.page - 1) * paging.pageSize,
-    });
-    return { items, page: paging.page, pageSize: paging.pageSize, total, totalPages: Math.ceil(total / paging.pageSize) };
+  async list(filter: HostFilter, paging: PageRequest): Promise<Page<HostSummary>> {
+    return listHostSummaries(this.db, filter, { limit: paging.pageSize, offset: pageOffset(paging) });
   }
 
   /** One host with its GPUs and the environment holding each. Throws not_found. */

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { GpuSnapshot, HostSnapshot } from '../scheduler/types.js';
-import { hostStatusSql } from './host-listing.repo.js';
+import { hostStatusSql, reservedOnHost } from './host-listing.repo.js';
 
 /**
  * Every host (or only `hostIds`) as the scheduler sees it: status, totals, what environments have
@@ -44,19 +44,7 @@ export async function snapshotForScheduling(db: Db, options: { hostIds?: readonl
 function hostRows(db: Db, ids: readonly string[] | undefined) {
   return db
     .selectFrom('hosts as h')
-    .innerJoinLateral(
-      (eb) =>
-        eb
-          .selectFrom('environments as e')
-          .whereRef('e.host_id', '=', 'h.id')
-          .select([
-            sql<number>`coalesce(sum(e.reserved_cpu), 0)`.as('cpu'),
-            sql<number>`coalesce(sum(e.reserved_memory_bytes), 0)`.as('memory'),
-            sql<number>`coalesce(sum(e.reserved_storage_bytes), 0)`.as('storage'),
-          ])
-          .as('ea'),
-      (join) => join.onTrue(),
-    )
+    .innerJoinLateral(reservedOnHost, (join) => join.onTrue())
     .select([
       'h.id',
       'h.hostname',

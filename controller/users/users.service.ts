@@ -1,6 +1,6 @@
 import { AppError } from '../../common/errors.js';
 import type { Principal } from '../access/principal.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import type { UserRole, UserRow } from '../db/schema.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
@@ -147,7 +147,7 @@ export class UsersService {
 }
 
 /** Throws wrong_state unless an enabled admin other than `userId` exists (locking those rows). */
-async function assertAnotherAdmin(trx: Db, userId: number): Promise<void> {
+async function assertAnotherAdmin(trx: Trx, userId: number): Promise<void> {
   const others = await trx
     .selectFrom('users')
     .select('id')

@@ -1,5 +1,5 @@
 import { AppError } from '../../common/errors.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { requireEnabledUser } from './users.repo.js';
@@ -141,7 +141,7 @@ export class WorkspacesService {
 }
 
 /** Throws wrong_state while an environment that is not deleted belongs to the workspace or mounts one of its datasets. */
-async function assertUnused(trx: Db, workspaceId: number): Promise<void> {
+async function assertUnused(trx: Trx, workspaceId: number): Promise<void> {
   const live = await trx
     .selectFrom('environments')
     .select(['id', 'status'])
