@@ -9,9 +9,10 @@ import { HostScan } from './host-scan.js';
 import { followLifecycleEvents } from './lifecycle-events.js';
 import { Reporter } from './reporter.js';
 import { DockerRuntime } from './runtime/docker.js';
+import { detectEngineGpuMode } from './runtime/docker-gpu-mode.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime } from './runtime/types.js';
-import { SshReadiness } from './ssh-watch.js';
+import { SshWatch } from './ssh-watch.js';
 
 // Wiring only: which parts make an agent and how they are connected. The parts live in their own
 // modules: discovery (host-scan.ts, discovery/), the runtime (runtime/), the AgentService
@@ -40,7 +41,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   let credential: string | undefined;
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
-  const ssh = new SshReadiness({
+  const ssh = new SshWatch({
     address: host.loopback ? host.publicAddress : '127.0.0.1',
     onReady: (envId) => reporter?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' }),
   });
@@ -140,7 +141,7 @@ async function prepareHost(config: AgentConfig, logger: Logger): Promise<Prepare
     createFakeDeviceNodes(deviceDir, gpus.gpus.map((g) => g.index).filter((i) => i >= 0));
   }
   const gpuMode: GpuMode =
-    config.gpuMode !== 'auto' ? config.gpuMode : fake ? 'devices' : await DockerRuntime.detectGpuMode(docker).catch(() => 'devices' as const);
+    config.gpuMode !== 'auto' ? config.gpuMode : fake ? 'devices' : await detectEngineGpuMode(docker).catch(() => 'devices' as const);
 
   const publicAddress = config.publicAddress ?? scan.host.addresses[0] ?? '127.0.0.1';
   const loopback = publicAddress === '127.0.0.1' || publicAddress === 'localhost' || publicAddress === '::1';

@@ -3,6 +3,7 @@ import { hostFactsToProto } from './convert.js';
 import { discoverHost } from './discovery/host.js';
 import { discoverGpus } from './discovery/nvidia-smi.js';
 import type { GpuDiscovery, HostInfo } from './discovery/types.js';
+import type { GpuMode } from './runtime/gpu.js';
 
 /** Per nvidia-smi run: a hung driver must not hang the agent. */
 const NVIDIA_SMI_TIMEOUT_MS = 20_000;
@@ -25,13 +26,17 @@ export interface AgentFacts {
   readonly publicAddress: string;
   readonly agentAddress: string;
   readonly agentVersion: string;
-  readonly gpuMode: string;
+  readonly gpuMode: GpuMode;
   /** CPU cores offered to environments; 0 = every logical CPU the host has. */
   readonly cpuCores: number;
 }
 
 /** The host as last discovered (agent/discovery/): its hardware and its GPUs, rescanned for reports. */
 export class HostScan {
+  /** When the GPUs and the host were last scanned (or the reporter's facts source was made). */
+  private lastGpuScan = Date.now();
+  private lastHostScan = Date.now();
+
   private constructor(
     private hostInfo: HostInfo,
     private gpuDiscovery: GpuDiscovery,
@@ -59,26 +64,30 @@ export class HostScan {
   }
 
   /**
-   * The reporter's source of HostFacts: each call first rescans the GPUs and the host when their
-   * intervals have passed (counted from this call to factsSource on); a failed host rescan keeps
-   * the previous facts.
+   * The reporter's source of HostFacts (see facts); the rescan intervals count from this call on.
+   * Every source shares this scan's clocks: a second call restarts them, it adds no timers.
    */
   factsSource(agent: AgentFacts): () => Promise<HostFacts> {
-    let lastGpuScan = Date.now();
-    let lastHostScan = Date.now();
-    return async () => {
-      const now = Date.now();
-      if (now - lastGpuScan >= this.options.gpuScanMs) {
-        lastGpuScan = now;
-        this.gpuDiscovery = await discoverGpus({ nvidiaSmiPath: this.options.nvidiaSmiPath, timeoutMs: NVIDIA_SMI_TIMEOUT_MS, env: this.options.nvidiaSmiEnv });
-      }
-      if (now - lastHostScan >= this.options.hostScanMs) {
-        lastHostScan = now;
-        this.hostInfo = await discoverHost(this.options.dataDir).catch(() => this.hostInfo);
-      }
-      const offered = agent.cpuCores > 0 ? { ...this.hostInfo, cpuCores: agent.cpuCores } : this.hostInfo;
-      const { publicAddress, agentAddress, agentVersion, gpuMode } = agent;
-      return hostFactsToProto({ host: offered, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode });
-    };
+    this.lastGpuScan = this.lastHostScan = Date.now();
+    return () => this.facts(agent);
+  }
+
+  /**
+   * The HostFacts to report: first rescans the GPUs and the host when their intervals have passed
+   * since their last scan; a failed host rescan keeps the previous facts.
+   */
+  async facts(agent: AgentFacts): Promise<HostFacts> {
+    const now = Date.now();
+    if (now - this.lastGpuScan >= this.options.gpuScanMs) {
+      this.lastGpuScan = now;
+      this.gpuDiscovery = await discoverGpus({ nvidiaSmiPath: this.options.nvidiaSmiPath, timeoutMs: NVIDIA_SMI_TIMEOUT_MS, env: this.options.nvidiaSmiEnv });
+    }
+    if (now - this.lastHostScan >= this.options.hostScanMs) {
+      this.lastHostScan = now;
+      this.hostInfo = await discoverHost(this.options.dataDir).catch(() => this.hostInfo);
+    }
+    const offered = agent.cpuCores > 0 ? { ...this.hostInfo, cpuCores: agent.cpuCores } : this.hostInfo;
+    const { publicAddress, agentAddress, agentVersion, gpuMode } = agent;
+    return hostFactsToProto({ host: offered, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode });
   }
 }

@@ -2,10 +2,13 @@ import { connect } from 'node:net';
 import type { LifecycleEvent, ObservedStatus } from './runtime/types.js';
 
 /**
- * Watches for each environment's SSH server to answer (an `SSH-` banner on its published port),
- * and calls `onReady` once per container start. Probes stop after `giveUpMs`.
+ * SSH readiness of every environment, kept in step with its container: remembers each
+ * environment's published SSH port from its applies, probes it while the container runs (an
+ * `SSH-` banner on that port), calls `onReady` once per container start, and forgets readiness
+ * when the container stops, exits, is OOM-killed or removed. Probes stop after `giveUpMs`.
  */
 export class SshWatch {
+  private readonly ports = new Map<string, number>();
   private readonly ready = new Set<string>();
   private readonly probing = new Map<string, AbortController>();
 
@@ -15,8 +18,32 @@ export class SshWatch {
     return this.ready.has(envId);
   }
 
+  /** After a successful apply: watch while the container runs, forget readiness when it does not. */
+  applied(status: ObservedStatus, ports: readonly { name: string; hostPort: number }[]): void {
+    const ssh = ports.find((p) => p.name === 'ssh');
+    if (ssh) this.ports.set(status.envId, ssh.hostPort);
+    if (status.state === 'running' && ssh) this.watch(status.envId, ssh.hostPort);
+    if (status.state !== 'running') this.reset(status.envId);
+  }
+
+  /** A lifecycle event from the engine: a start probes afresh (the SSH port is known from an apply). */
+  observe(event: LifecycleEvent): void {
+    if (event.kind === 'started') {
+      this.reset(event.envId);
+      const port = this.ports.get(event.envId);
+      if (port) this.watch(event.envId, port);
+    } else if (event.kind === 'exited' || event.kind === 'removed' || event.kind === 'oom_killed') {
+      this.reset(event.envId);
+    }
+  }
+
+  stop(): void {
+    for (const a of this.probing.values()) a.abort();
+    this.probing.clear();
+  }
+
   /** Starts probing `port` for `envId` unless it is already ready or being probed. */
-  watch(envId: string, port: number): void {
+  private watch(envId: string, port: number): void {
     if (this.ready.has(envId) || this.probing.has(envId)) return;
     const abort = new AbortController();
     this.probing.set(envId, abort);
@@ -43,56 +70,10 @@ export class SshWatch {
   }
 
   /** Forgets readiness (the container stopped, restarted or was removed). */
-  reset(envId: string): void {
+  private reset(envId: string): void {
     this.ready.delete(envId);
     this.probing.get(envId)?.abort();
     this.probing.delete(envId);
-  }
-
-  stop(): void {
-    for (const a of this.probing.values()) a.abort();
-    this.probing.clear();
-  }
-}
-
-/**
- * SSH readiness of every environment, kept in step with its container: remembers each
- * environment's published SSH port from its applies, probes it (SshWatch) while the container
- * runs, and forgets readiness when the container stops, exits, is OOM-killed or removed.
- */
-export class SshReadiness {
-  private readonly ports = new Map<string, number>();
-  private readonly probes: SshWatch;
-
-  constructor(options: { address: string; onReady: (envId: string) => void; intervalMs?: number; giveUpMs?: number }) {
-    this.probes = new SshWatch(options);
-  }
-
-  isReady(envId: string): boolean {
-    return this.probes.isReady(envId);
-  }
-
-  /** After a successful apply: watch while the container runs, forget readiness when it does not. */
-  applied(status: ObservedStatus, ports: readonly { name: string; hostPort: number }[]): void {
-    const ssh = ports.find((p) => p.name === 'ssh');
-    if (ssh) this.ports.set(status.envId, ssh.hostPort);
-    if (status.state === 'running' && ssh) this.probes.watch(status.envId, ssh.hostPort);
-    if (status.state !== 'running') this.probes.reset(status.envId);
-  }
-
-  /** A lifecycle event from the engine: a start probes afresh (the SSH port is known from an apply). */
-  observe(event: LifecycleEvent): void {
-    if (event.kind === 'started') {
-      this.probes.reset(event.envId);
-      const port = this.ports.get(event.envId);
-      if (port) this.probes.watch(event.envId, port);
-    } else if (event.kind === 'exited' || event.kind === 'removed' || event.kind === 'oom_killed') {
-      this.probes.reset(event.envId);
-    }
-  }
-
-  stop(): void {
-    this.probes.stop();
   }
 }
 

@@ -21,13 +21,24 @@ export function listEnvContainers(engine: ManagedEngine, envId: string): Promise
   });
 }
 
-/** Inspect of the container standing for the environment, if any. */
-export async function findContainer(engine: ManagedEngine, envId: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
-  const containers = await listEnvContainers(engine, envId);
+/**
+ * Inspect of the container standing for the environment among its `containers`
+ * (listEnvContainers): the current one, else a moved-aside one; undefined when neither is there.
+ */
+export async function pickStanding(
+  engine: ManagedEngine,
+  containers: readonly Dockerode.ContainerInfo[],
+  envId: string,
+): Promise<Dockerode.ContainerInspectInfo | undefined> {
   const chosen =
     containers.find((c) => c.Names.includes(`/${containerName(envId)}`)) ??
     containers.find((c) => c.Names.includes(`/${replacedName(envId)}`));
   return chosen ? await ignoreMissing(() => engine.docker.getContainer(chosen.Id).inspect()) : undefined;
+}
+
+/** Inspect of the container standing for the environment, if any. */
+export async function findContainer(engine: ManagedEngine, envId: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
+  return pickStanding(engine, await listEnvContainers(engine, envId), envId);
 }
 
 /** ContainerRuntime.inspect: the environment's observed status, 'absent' without a container. */

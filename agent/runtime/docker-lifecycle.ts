@@ -4,9 +4,9 @@ import type { Logger } from '../../common/logger.js';
 import { removeEnvState, writeAuthorizedKeys } from './authorized-keys.js';
 import { commitContainer, listCommitted, removeImages } from './docker-commit.js';
 import { ignoreMissing, toRuntimeError } from './docker-errors.js';
-import { findContainer, inspectEnvironment, listEnvContainers, type ManagedEngine } from './docker-inspect.js';
+import { findContainer, inspectEnvironment, listEnvContainers, pickStanding, type ManagedEngine } from './docker-inspect.js';
 import { LABEL, containerName, replacedName, volumeName } from './docker-names.js';
-import { specHash } from './docker-spec.js';
+import { specHash, withImage } from './docker-spec.js';
 import { absentStatus } from './docker-status.js';
 import { UndoStack } from './keyed-lock.js';
 import type { ApplyAction, ApplyResult, EnvSpec, ObservedStatus } from './types.js';
@@ -28,11 +28,7 @@ export interface LifecycleSettings extends ManagedEngine {
  * builds the create options once per apply.
  */
 export class DockerLifecycle {
-  private readonly docker: Dockerode;
-
-  constructor(private readonly settings: LifecycleSettings) {
-    this.docker = settings.docker;
-  }
+  constructor(private readonly settings: LifecycleSettings) {}
 
   /**
    * Converges the environment to `spec`; `options` are its create options (buildCreateOptions),
@@ -44,12 +40,12 @@ export class DockerLifecycle {
       const current = await this.adopt(spec.envId);
       if (!current) {
         if (await this.ensureVolume(spec.envId)) {
-          undo.push('remove new volume', () => this.docker.getVolume(volumeName(spec.envId)).remove());
+          undo.push('remove new volume', () => this.settings.docker.getVolume(volumeName(spec.envId)).remove());
         }
         if (await writeAuthorizedKeys(this.settings.stateDir, spec.envId, spec.sshAuthorizedKeys)) {
           undo.push('remove state dir', () => removeEnvState(this.settings.stateDir, spec.envId));
         }
-        const committed = (await listCommitted(this.docker, spec.envId)).filter((i) => i.originalImage === spec.image);
+        const committed = (await listCommitted(this.settings.docker, spec.envId)).filter((i) => i.originalImage === spec.image);
         await this.createAndStart(spec, withImage(options, committed.at(-1)?.ref), undo);
         return await this.done(spec, 'created', undo);
       }
@@ -73,7 +69,7 @@ export class DockerLifecycle {
     try {
       const found = await findContainer(this.settings, envId);
       if (!found) return absentStatus(envId);
-      await stopContainer(this.docker, found, timeoutS > 0 ? timeoutS : 10);
+      await stopContainer(this.settings.docker, found, timeoutS > 0 ? timeoutS : 10);
       return inspectEnvironment(this.settings, envId);
     } catch (err) {
       throw toRuntimeError(err, 'stopping a container');
@@ -86,15 +82,15 @@ export class DockerLifecycle {
       let existed = false;
       // The volume (and the committed images that go with it) of another namespace's
       // environment is not ours to delete.
-      const volume = await ignoreMissing(() => this.docker.getVolume(volumeName(envId)).inspect());
+      const volume = await ignoreMissing(() => this.settings.docker.getVolume(volumeName(envId)).inspect());
       if (volume && (volume.Labels ?? {})[LABEL.managed] !== this.settings.managedBy) return false;
       for (const c of await listEnvContainers(this.settings, envId)) {
-        await ignoreMissing(() => this.docker.getContainer(c.Id).remove({ force: true, v: true }));
+        await ignoreMissing(() => this.settings.docker.getContainer(c.Id).remove({ force: true, v: true }));
         existed = true;
       }
-      if (await ignoreMissing(() => this.docker.getVolume(volumeName(envId)).remove())) existed = true;
-      const images = await listCommitted(this.docker, envId);
-      await removeImages(this.docker, images.map((i) => i.ref));
+      if (await ignoreMissing(() => this.settings.docker.getVolume(volumeName(envId)).remove())) existed = true;
+      const images = await listCommitted(this.settings.docker, envId);
+      await removeImages(this.settings.docker, images.map((i) => i.ref));
       existed = (await removeEnvState(this.settings.stateDir, envId)) || images.length > 0 || existed;
       this.settings.log?.info({ envId, existed }, 'environment removed');
       return existed;
@@ -111,7 +107,7 @@ export class DockerLifecycle {
 
   /** Starts or stops a container whose spec matches; never restarts a running one. */
   private async converge(current: Inspect, spec: EnvSpec): Promise<ApplyAction> {
-    const c = this.docker.getContainer(current.Id);
+    const c = this.settings.docker.getContainer(current.Id);
     const active = current.State.Running || current.State.Restarting;
     if (spec.desiredState === 'running') {
       if (current.State.Paused) {
@@ -123,7 +119,7 @@ export class DockerLifecycle {
       return 'started';
     }
     if (!active && !current.State.Paused) return 'none';
-    await stopContainer(this.docker, current, this.settings.stopTimeoutS);
+    await stopContainer(this.settings.docker, current, this.settings.stopTimeoutS);
     return 'stopped';
   }
 
@@ -134,18 +130,18 @@ export class DockerLifecycle {
    */
   private async recreate(old: Inspect, spec: EnvSpec, options: ContainerCreateOptions, undo: UndoStack): Promise<void> {
     const envId = spec.envId;
-    const oldContainer = this.docker.getContainer(old.Id);
+    const oldContainer = this.settings.docker.getContainer(old.Id);
     const wasActive = old.State.Running || old.State.Restarting || old.State.Paused;
-    await stopContainer(this.docker, old, this.settings.stopTimeoutS);
+    await stopContainer(this.settings.docker, old, this.settings.stopTimeoutS);
     if (wasActive) undo.push('restart old container', () => oldContainer.start());
 
     let base: string | undefined;
     const originalImage = old.Config.Labels?.[LABEL.image] ?? old.Config.Image;
     // A new catalog image starts from that image: an old writable layer cannot be moved onto it.
     if (originalImage === spec.image && !old.State.Dead) {
-      base = await commitContainer(this.docker, old, envId, originalImage);
+      base = await commitContainer(this.settings.docker, old, envId, originalImage);
       const committed = base;
-      undo.push('remove new commit', () => removeImages(this.docker, [committed]));
+      undo.push('remove new commit', () => removeImages(this.settings.docker, [committed]));
     }
     await oldContainer.rename({ name: replacedName(envId) });
     undo.push('rename old container back', () => oldContainer.rename({ name: containerName(envId) }));
@@ -154,12 +150,12 @@ export class DockerLifecycle {
 
     undo.clear();
     await oldContainer.remove({ force: true, v: true });
-    const stale = (await listCommitted(this.docker, envId)).filter((i) => i.ref !== base);
-    await removeImages(this.docker, stale.map((i) => i.ref));
+    const stale = (await listCommitted(this.settings.docker, envId)).filter((i) => i.ref !== base);
+    await removeImages(this.settings.docker, stale.map((i) => i.ref));
   }
 
   private async createAndStart(spec: EnvSpec, options: ContainerCreateOptions, undo: UndoStack): Promise<void> {
-    const created = await this.docker.createContainer(options);
+    const created = await this.settings.docker.createContainer(options);
     undo.push('remove new container', () => created.remove({ force: true, v: true }));
     if (spec.desiredState === 'running') await created.start();
   }
@@ -174,27 +170,21 @@ export class DockerLifecycle {
     const current = containers.find((c) => c.Names.includes(`/${containerName(envId)}`));
     const replaced = containers.find((c) => c.Names.includes(`/${replacedName(envId)}`));
     if (replaced && current) {
-      await ignoreMissing(() => this.docker.getContainer(replaced.Id).remove({ force: true, v: true }));
+      await ignoreMissing(() => this.settings.docker.getContainer(replaced.Id).remove({ force: true, v: true }));
     } else if (replaced) {
-      await this.docker.getContainer(replaced.Id).rename({ name: containerName(envId) });
+      await this.settings.docker.getContainer(replaced.Id).rename({ name: containerName(envId) });
       this.settings.log?.warn({ envId }, 'moved back a container left aside by an interrupted recreate');
     }
-    const chosen = current ?? replaced;
-    return chosen ? await ignoreMissing(() => this.docker.getContainer(chosen.Id).inspect()) : undefined;
+    return pickStanding(this.settings, containers, envId);
   }
 
   /** Creates the storage volume when missing; true when this call created it. */
   private async ensureVolume(envId: string): Promise<boolean> {
     const name = volumeName(envId);
-    if (await ignoreMissing(() => this.docker.getVolume(name).inspect())) return false;
-    await this.docker.createVolume({ Name: name, Labels: { [LABEL.managed]: this.settings.managedBy, [LABEL.envId]: envId } });
+    if (await ignoreMissing(() => this.settings.docker.getVolume(name).inspect())) return false;
+    await this.settings.docker.createVolume({ Name: name, Labels: { [LABEL.managed]: this.settings.managedBy, [LABEL.envId]: envId } });
     return true;
   }
-}
-
-/** The create options from `image` (a committed image of the environment) when given, else as built. */
-function withImage(options: ContainerCreateOptions, image: string | undefined): ContainerCreateOptions {
-  return { ...options, Image: image ?? options.Image };
 }
 
 async function stopContainer(docker: Dockerode, info: Inspect, timeoutS: number): Promise<void> {

@@ -26,8 +26,6 @@ export interface CreateContext {
   readonly publishAddress?: string;
   /** PidsLimit when the spec says 0; default 4096. */
   readonly defaultPidsLimit?: number;
-  /** Image to create from when not spec.image (a committed image of this environment). */
-  readonly image?: string;
   /** Value of the remotegpu.managed label: 'true', or the agent's namespace when several agents share one engine. */
   readonly managedBy?: string;
 }
@@ -140,7 +138,7 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
   const shm = spec.shmBytes > 0 ? spec.shmBytes : memory > 0 ? Math.floor(memory / 2) : 0;
   return {
     name: containerName(spec.envId),
-    Image: ctx.image ?? spec.image,
+    Image: spec.image,
     Hostname: spec.envId,
     Env: sortedEntries(env).map(([k, v]) => `${k}=${v}`),
     Labels: labels,
@@ -162,6 +160,11 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
     },
   };
+}
+
+/** The create options from `image` (a committed image of the environment) when given, else as built. */
+export function withImage(options: ContainerCreateOptions, image: string | undefined): ContainerCreateOptions {
+  return { ...options, Image: image ?? options.Image };
 }
 
 /** ExposedPorts and PortBindings: every spec port over TCP on `publishAddress`. */

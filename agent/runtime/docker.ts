@@ -2,9 +2,8 @@ import Dockerode from 'dockerode';
 import type { Logger } from '../../common/logger.js';
 import { toRuntimeError } from './docker-errors.js';
 import { dockerEvents } from './docker-events.js';
-import { detectEngineGpuMode } from './docker-gpu-mode.js';
-import { findContainer, inspectEnvironment, listEnvironments, type ManagedEngine } from './docker-inspect.js';
-import { DockerLifecycle } from './docker-lifecycle.js';
+import { findContainer, inspectEnvironment, listEnvironments } from './docker-inspect.js';
+import { DockerLifecycle, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
 import { assertEnvId, containerName } from './docker-names.js';
 import { buildCreateOptions, validateSpec, type CreateContext } from './docker-spec.js';
@@ -45,25 +44,20 @@ export interface DockerRuntimeOptions {
  * reads go to docker-inspect.ts, logs and events to docker-logs.ts and docker-events.ts.
  */
 export class DockerRuntime implements ContainerRuntime {
-  private readonly docker: Dockerode;
-  private readonly engine: ManagedEngine;
+  /** The engine (its one Docker handle) and the lifecycle's settings, shared with the lifecycle. */
+  private readonly engine: LifecycleSettings;
   private readonly lifecycle: DockerLifecycle;
   private readonly locks = new KeyedLock();
 
   constructor(private readonly options: DockerRuntimeOptions) {
-    this.docker = options.docker ?? new Dockerode();
-    this.engine = { docker: this.docker, managedBy: options.managedBy ?? 'true' };
-    this.lifecycle = new DockerLifecycle({
-      ...this.engine,
+    this.engine = {
+      docker: options.docker ?? new Dockerode(),
+      managedBy: options.managedBy ?? 'true',
       stateDir: options.stateDir,
       stopTimeoutS: options.stopTimeoutS ?? 10,
       log: options.logger?.child({ component: 'runtime' }),
-    });
-  }
-
-  /** The GPU mode 'auto' resolves to on this engine (see detectGpuMode). */
-  static async detectGpuMode(docker: Dockerode = new Dockerode()): Promise<GpuMode> {
-    return detectEngineGpuMode(docker);
+    };
+    this.lifecycle = new DockerLifecycle(this.engine);
   }
 
   async apply(spec: EnvSpec): Promise<ApplyResult> {
@@ -102,16 +96,16 @@ export class DockerRuntime implements ContainerRuntime {
       throw toRuntimeError(err, 'reading logs');
     }
     if (!found) throw new RuntimeError('not_found', `environment ${envId} has no container`);
-    yield* containerLogs(this.docker.getContainer(found.Id), found.Config.Tty === true, options);
+    yield* containerLogs(this.engine.docker.getContainer(found.Id), found.Config.Tty === true, options);
   }
 
   events(signal: AbortSignal): AsyncIterable<LifecycleEvent> {
-    return dockerEvents(this.docker, signal, Date.now(), this.engine.managedBy);
+    return dockerEvents(this.engine.docker, signal, Date.now(), this.engine.managedBy);
   }
 
   execArgs(envId: string, command: readonly string[]): string[] {
     assertEnvId(envId);
-    const socketPath = (this.docker.modem as { socketPath?: unknown }).socketPath;
+    const socketPath = (this.engine.docker.modem as { socketPath?: unknown }).socketPath;
     const host = typeof socketPath === 'string' ? ['-H', `unix://${socketPath}`] : [];
     const argv = command.length > 0 ? [...command] : ['/bin/sh', '-c', LOGIN_SHELL];
     return ['docker', ...host, 'exec', '-it', '-e', 'TERM=xterm-256color', containerName(envId), ...argv];

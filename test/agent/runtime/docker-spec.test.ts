@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildCreateOptions, specHash, validateSpec, type CreateContext } from '../../../agent/runtime/docker-spec.js';
+import { buildCreateOptions, specHash, validateSpec, withImage, type CreateContext } from '../../../agent/runtime/docker-spec.js';
 import type { EnvSpec } from '../../../agent/runtime/types.js';
 
 const GiB = 1024 ** 3;
@@ -105,8 +105,8 @@ describe('buildCreateOptions', () => {
     });
   });
 
-  it('creates from a committed image when the context names one, keeping the catalog image label', () => {
-    const o = buildCreateOptions(spec(), { ...ctx, image: 'remotegpu-env/env-abc123:3' });
+  it('creates from a committed image when one is named, keeping the catalog image label', () => {
+    const o = withImage(buildCreateOptions(spec(), ctx), 'remotegpu-env/env-abc123:3');
     expect(o.Image).toBe('remotegpu-env/env-abc123:3');
     expect(o.Labels?.['remotegpu.image']).toBe(spec().image);
   });
