@@ -79,6 +79,11 @@ describe.skipIf(!HAVE_DOCKER)('OOM kills and lifecycle events (real Docker)', ()
     const spec = envSpec();
     used.push(spec.envId);
     await runtime.apply(spec);
+    // The image's shell installs its SIGTERM trap just before it prints this line; a stop that
+    // came earlier would end it with 143 instead of 0.
+    const { containerId } = await runtime.inspect(spec.envId);
+    const ready = async () => (await docker.getContainer(containerId).logs({ stdout: true, stderr: true })).toString().includes('busybox-test ready');
+    await waitFor(ready, 30_000, 'the test image ready');
     const stopped = await runtime.stop(spec.envId, 5);
     expect(stopped).toMatchObject({ state: 'exited', exitCode: 0, oomKilled: false });
     expect(await runtime.remove(spec.envId)).toBe(true);
