@@ -78,7 +78,11 @@ export interface HostsTable {
   public_address: string;
   agent_address: string;
   agent_version: Generated<string>;
-  credential: string;
+  /** False while a host registered with a token that requires approval waits for an admin. */
+  approved: Generated<boolean>;
+  approved_at: NullableTimestamp;
+  /** The admin join token it registered with; null for the bootstrap token (REMOTEGPU_JOIN_TOKEN). */
+  join_token_id: Generated<string | null>;
   liveness: ColumnType<HostLiveness, HostLiveness | undefined, HostLiveness>;
   admin_state: ColumnType<HostAdminState, HostAdminState | undefined, HostAdminState>;
   os: Generated<string>;
@@ -191,6 +195,43 @@ export interface EnvironmentEventsTable {
   message: string;
 }
 
+/** The cluster CA: certificate, and private key encrypted with the controller's secret key. */
+export interface ClusterCaTable {
+  id: number;
+  cert_pem: string;
+  /** base64 of AES-256-GCM iv | tag | ciphertext of the PKCS#8 DER key. */
+  key_ciphertext: string;
+  /** sha256 of the encrypting key (hex, first 16): tells a wrong REMOTEGPU_SECRET_KEY apart from corruption. */
+  key_id: string;
+  created_at: Timestamp;
+}
+
+/** Join tokens an admin manages: only the hash of the secret is kept. */
+export interface JoinTokensTable {
+  id: string;
+  secret_hash: string;
+  description: Generated<string>;
+  requires_approval: Generated<boolean>;
+  max_uses: number | null;
+  uses: Generated<number>;
+  expires_at: NullableTimestamp;
+  created_by: number | null;
+  created_at: Timestamp;
+  last_used_at: NullableTimestamp;
+}
+
+/** Every certificate issued to a host (fingerprints only; the keys never leave the hosts). */
+export interface HostCertificatesTable {
+  serial: string;
+  host_id: string;
+  /** sha256 (hex) of the certificate's SubjectPublicKeyInfo: one registration per key. */
+  key_sha256: string;
+  /** sha256 (hex) of the certificate's DER. */
+  cert_sha256: string;
+  not_after: Timestamp;
+  issued_at: Timestamp;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -198,6 +239,9 @@ export interface SettingsTable {
 
 export interface Database {
   settings: SettingsTable;
+  cluster_ca: ClusterCaTable;
+  join_tokens: JoinTokensTable;
+  host_certificates: HostCertificatesTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
   workspaces: WorkspacesTable;

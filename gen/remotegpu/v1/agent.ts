@@ -1421,9 +1421,12 @@ export const ExecOutput: MessageFns<ExecOutput> = {
 };
 
 /**
- * Served by the agent on each GPU host, called by the controller. Every call must carry the host
- * credential in the "authorization" metadata entry as "Bearer <host_credential>"; calls without it
- * are refused with UNAUTHENTICATED. Every call is idempotent.
+ * Served by the agent on each GPU host, called by the controller, over mutual TLS: the agent serves
+ * its host certificate and accepts only a client certificate from the cluster CA that names
+ * spiffe://remotegpu/controller (another host's certificate gets PERMISSION_DENIED). Only with
+ * REMOTEGPU_GRPC_INSECURE=1 it is plaintext and every call carries
+ * "authorization: Bearer <host_credential>" instead (UNAUTHENTICATED without it). Every call is
+ * idempotent.
  */
 export type AgentServiceService = typeof AgentServiceService;
 export const AgentServiceService = {

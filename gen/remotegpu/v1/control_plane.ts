@@ -25,29 +25,43 @@ export const protobufPackage = "remotegpu.v1";
 export const protobufFileName = "remotegpu/v1/control_plane.proto";
 
 export interface RegisterRequest {
-  /** The cluster's join token (REMOTEGPU_JOIN_TOKEN). */
+  /** The join token's secret part (what precedes "@sha256:" in the token an admin hands out). */
   joinToken: string;
   /** Host facts at registration time. */
   facts:
     | HostFacts
     | undefined;
   /**
-   * Host id from an earlier registration (kept in the agent's state directory); empty on first
-   * registration.
+   * PEM PKCS#10 request for a fresh ECDSA P-256 key, signed by that key. A key registers once:
+   * a replayed registration is refused.
    */
-  hostId: string;
+  csrPem: string;
 }
 
 export interface RegisterResponse {
   /** The host's id, e.g. "host-xyz789". */
   hostId: string;
-  /**
-   * Secret the agent presents on ReportStatus and the controller presents on AgentService calls.
-   * Store it with mode 0600; never log it.
-   */
+  /** Only with REMOTEGPU_GRPC_INSECURE=1: the bearer secret of this host. Empty under TLS. */
   hostCredential: string;
   /** How often the controller wants reports, milliseconds. */
   reportIntervalMs: number;
+  /** The host's certificate (PEM), naming spiffe://remotegpu/host/<host_id>. */
+  certificatePem: string;
+  /** The cluster CA (PEM); its public key hash is the pin the agent checked. */
+  caPem: string;
+  /** True when the join token requires an admin's approval before the host gets workloads. */
+  pendingApproval: boolean;
+}
+
+export interface RenewCertificateRequest {
+  hostId: string;
+  /** PEM PKCS#10 request for a new key. */
+  csrPem: string;
+}
+
+export interface RenewCertificateResponse {
+  certificatePem: string;
+  caPem: string;
 }
 
 export interface ReportStatusRequest {
@@ -71,7 +85,7 @@ export interface ReportStatusResponse {
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
-  return { joinToken: "", facts: undefined, hostId: "" };
+  return { joinToken: "", facts: undefined, csrPem: "" };
 }
 
 export const RegisterRequest: MessageFns<RegisterRequest> = {
@@ -82,8 +96,8 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.facts !== undefined) {
       HostFacts.encode(message.facts, writer.uint32(18).fork()).join();
     }
-    if (message.hostId !== "") {
-      writer.uint32(26).string(message.hostId);
+    if (message.csrPem !== "") {
+      writer.uint32(34).string(message.csrPem);
     }
     return writer;
   },
@@ -117,12 +131,12 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.facts = HostFacts.decode(reader, reader.uint32());
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
+          case 4: {
+            if (tag !== 34) {
               break;
             }
 
-            message.hostId = reader.string();
+            message.csrPem = reader.string();
             continue;
           }
         }
@@ -145,10 +159,10 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
         ? globalThis.String(object.join_token)
         : "",
       facts: isSet(object.facts) ? HostFacts.fromJSON(object.facts) : undefined,
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
         : "",
     };
   },
@@ -161,8 +175,8 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.facts !== undefined) {
       obj.facts = HostFacts.toJSON(message.facts);
     }
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
     }
     return obj;
   },
@@ -176,13 +190,13 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.facts = (object.facts !== undefined && object.facts !== null)
       ? HostFacts.fromPartial(object.facts)
       : undefined;
-    message.hostId = object.hostId ?? "";
+    message.csrPem = object.csrPem ?? "";
     return message;
   },
 };
 
 function createBaseRegisterResponse(): RegisterResponse {
-  return { hostId: "", hostCredential: "", reportIntervalMs: 0 };
+  return { hostId: "", hostCredential: "", reportIntervalMs: 0, certificatePem: "", caPem: "", pendingApproval: false };
 }
 
 export const RegisterResponse: MessageFns<RegisterResponse> = {
@@ -195,6 +209,15 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
     }
     if (message.reportIntervalMs !== 0) {
       writer.uint32(24).uint32(message.reportIntervalMs);
+    }
+    if (message.certificatePem !== "") {
+      writer.uint32(34).string(message.certificatePem);
+    }
+    if (message.caPem !== "") {
+      writer.uint32(42).string(message.caPem);
+    }
+    if (message.pendingApproval !== false) {
+      writer.uint32(48).bool(message.pendingApproval);
     }
     return writer;
   },
@@ -236,6 +259,30 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
             message.reportIntervalMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.certificatePem = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.caPem = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.pendingApproval = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -265,6 +312,21 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
         : isSet(object.report_interval_ms)
         ? globalThis.Number(object.report_interval_ms)
         : 0,
+      certificatePem: isSet(object.certificatePem)
+        ? globalThis.String(object.certificatePem)
+        : isSet(object.certificate_pem)
+        ? globalThis.String(object.certificate_pem)
+        : "",
+      caPem: isSet(object.caPem)
+        ? globalThis.String(object.caPem)
+        : isSet(object.ca_pem)
+        ? globalThis.String(object.ca_pem)
+        : "",
+      pendingApproval: isSet(object.pendingApproval)
+        ? globalThis.Boolean(object.pendingApproval)
+        : isSet(object.pending_approval)
+        ? globalThis.Boolean(object.pending_approval)
+        : false,
     };
   },
 
@@ -279,6 +341,15 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
     if (message.reportIntervalMs !== 0) {
       obj.reportIntervalMs = Math.round(message.reportIntervalMs);
     }
+    if (message.certificatePem !== "") {
+      obj.certificatePem = message.certificatePem;
+    }
+    if (message.caPem !== "") {
+      obj.caPem = message.caPem;
+    }
+    if (message.pendingApproval !== false) {
+      obj.pendingApproval = message.pendingApproval;
+    }
     return obj;
   },
 
@@ -290,6 +361,195 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
     message.hostId = object.hostId ?? "";
     message.hostCredential = object.hostCredential ?? "";
     message.reportIntervalMs = object.reportIntervalMs ?? 0;
+    message.certificatePem = object.certificatePem ?? "";
+    message.caPem = object.caPem ?? "";
+    message.pendingApproval = object.pendingApproval ?? false;
+    return message;
+  },
+};
+
+function createBaseRenewCertificateRequest(): RenewCertificateRequest {
+  return { hostId: "", csrPem: "" };
+}
+
+export const RenewCertificateRequest: MessageFns<RenewCertificateRequest> = {
+  encode(message: RenewCertificateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== "") {
+      writer.uint32(10).string(message.hostId);
+    }
+    if (message.csrPem !== "") {
+      writer.uint32(18).string(message.csrPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewCertificateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewCertificateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewCertificateRequest {
+    return {
+      hostId: isSet(object.hostId)
+        ? globalThis.String(object.hostId)
+        : isSet(object.host_id)
+        ? globalThis.String(object.host_id)
+        : "",
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewCertificateRequest): unknown {
+    const obj: any = {};
+    if (message.hostId !== "") {
+      obj.hostId = message.hostId;
+    }
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RenewCertificateRequest>): RenewCertificateRequest {
+    return RenewCertificateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RenewCertificateRequest>): RenewCertificateRequest {
+    const message = createBaseRenewCertificateRequest();
+    message.hostId = object.hostId ?? "";
+    message.csrPem = object.csrPem ?? "";
+    return message;
+  },
+};
+
+function createBaseRenewCertificateResponse(): RenewCertificateResponse {
+  return { certificatePem: "", caPem: "" };
+}
+
+export const RenewCertificateResponse: MessageFns<RenewCertificateResponse> = {
+  encode(message: RenewCertificateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.certificatePem !== "") {
+      writer.uint32(10).string(message.certificatePem);
+    }
+    if (message.caPem !== "") {
+      writer.uint32(18).string(message.caPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewCertificateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewCertificateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certificatePem = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.caPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewCertificateResponse {
+    return {
+      certificatePem: isSet(object.certificatePem)
+        ? globalThis.String(object.certificatePem)
+        : isSet(object.certificate_pem)
+        ? globalThis.String(object.certificate_pem)
+        : "",
+      caPem: isSet(object.caPem)
+        ? globalThis.String(object.caPem)
+        : isSet(object.ca_pem)
+        ? globalThis.String(object.ca_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewCertificateResponse): unknown {
+    const obj: any = {};
+    if (message.certificatePem !== "") {
+      obj.certificatePem = message.certificatePem;
+    }
+    if (message.caPem !== "") {
+      obj.caPem = message.caPem;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RenewCertificateResponse>): RenewCertificateResponse {
+    return RenewCertificateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RenewCertificateResponse>): RenewCertificateResponse {
+    const message = createBaseRenewCertificateResponse();
+    message.certificatePem = object.certificatePem ?? "";
+    message.caPem = object.caPem ?? "";
     return message;
   },
 };
@@ -509,14 +769,18 @@ export const ReportStatusResponse: MessageFns<ReportStatusResponse> = {
 };
 
 /**
- * Served by the controller, called by agents. ReportStatus must carry the host credential in the
- * "authorization" metadata entry as "Bearer <host_credential>".
+ * Served by the controller, called by agents, over mutual TLS: every call except Register needs the
+ * host's certificate (issued by Register, renewed by RenewCertificate), and the controller's
+ * certificate chains to the cluster CA the agent pinned from its join token. Only with
+ * REMOTEGPU_GRPC_INSECURE=1 on both sides it is plaintext, and then ReportStatus and
+ * RenewCertificate carry "authorization: Bearer <host_credential>" instead.
  */
 export type ControlPlaneService = typeof ControlPlaneService;
 export const ControlPlaneService = {
   /**
-   * Registers a host. Presenting the join token creates a host; presenting an existing host id with
-   * its credential (metadata) re-registers it without creating a second host.
+   * Registers a new host. The join token proves the agent may join; the CSR carries the key the
+   * host will prove itself with from then on. A host registers once: its identity (host id, key,
+   * certificate) stays in the agent's data directory until `remotegpu-agent reset`.
    */
   register: {
     path: "/remotegpu.v1.ControlPlane/Register" as const,
@@ -541,12 +805,28 @@ export const ControlPlaneService = {
       Buffer.from(ReportStatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReportStatusResponse => ReportStatusResponse.decode(value),
   },
+  /**
+   * A new certificate for a new key, before the current certificate expires. Authenticated by the
+   * current certificate.
+   */
+  renewCertificate: {
+    path: "/remotegpu.v1.ControlPlane/RenewCertificate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewCertificateRequest): Buffer =>
+      Buffer.from(RenewCertificateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewCertificateRequest => RenewCertificateRequest.decode(value),
+    responseSerialize: (value: RenewCertificateResponse): Buffer =>
+      Buffer.from(RenewCertificateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenewCertificateResponse => RenewCertificateResponse.decode(value),
+  },
 } as const;
 
 export interface ControlPlaneServer extends UntypedServiceImplementation {
   /**
-   * Registers a host. Presenting the join token creates a host; presenting an existing host id with
-   * its credential (metadata) re-registers it without creating a second host.
+   * Registers a new host. The join token proves the agent may join; the CSR carries the key the
+   * host will prove itself with from then on. A host registers once: its identity (host id, key,
+   * certificate) stays in the agent's data directory until `remotegpu-agent reset`.
    */
   register: handleUnaryCall<RegisterRequest, RegisterResponse>;
   /**
@@ -554,12 +834,18 @@ export interface ControlPlaneServer extends UntypedServiceImplementation {
    * and lifecycle events since the last accepted report. Idempotent per sequence number.
    */
   reportStatus: handleUnaryCall<ReportStatusRequest, ReportStatusResponse>;
+  /**
+   * A new certificate for a new key, before the current certificate expires. Authenticated by the
+   * current certificate.
+   */
+  renewCertificate: handleUnaryCall<RenewCertificateRequest, RenewCertificateResponse>;
 }
 
 export interface ControlPlaneClient extends Client {
   /**
-   * Registers a host. Presenting the join token creates a host; presenting an existing host id with
-   * its credential (metadata) re-registers it without creating a second host.
+   * Registers a new host. The join token proves the agent may join; the CSR carries the key the
+   * host will prove itself with from then on. A host registers once: its identity (host id, key,
+   * certificate) stays in the agent's data directory until `remotegpu-agent reset`.
    */
   register(
     request: RegisterRequest,
@@ -594,6 +880,25 @@ export interface ControlPlaneClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReportStatusResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A new certificate for a new key, before the current certificate expires. Authenticated by the
+   * current certificate.
+   */
+  renewCertificate(
+    request: RenewCertificateRequest,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,85 @@
+import { X509Certificate } from 'node:crypto';
+import tls, { type PeerCertificate, type SecureContextOptions } from 'node:tls';
+import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { identityFromSan, identityUri, type Identity } from './pki.js';
+
+// Mutual TLS for both gRPC directions. Servers (the controller's ControlPlane, every agent's
+// AgentService) ask each client for a certificate; the handler then reads who called with
+// `peerOf(call)`: an identity only when the client's chain verified against the cluster CA (and
+// was valid) during the handshake. Server certificates can be replaced while serving (rotation).
+
+export interface TlsMaterial {
+  /** PEM of the cluster CA: whom to trust. */
+  readonly caPem: string;
+  /** PEM certificate chain presented to peers (leaf first; the CA may follow). */
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/**
+ * Server credentials whose certificate can be swapped at run time (`update`). With
+ * `requireClientCertificate` false a client without a certificate still gets through the handshake
+ * (the controller's Register, the bootstrap); handlers check `peerOf(call)`. Until the first
+ * material is set (an agent before it registered), every connection is dropped.
+ */
+export class ReloadableServerCredentials extends ServerCredentials {
+  constructor(material: TlsMaterial | undefined, requireClientCertificate: boolean) {
+    super({ requestCert: true, rejectUnauthorized: requireClientCertificate }, material ? contextOf(material) : undefined);
+  }
+
+  update(material: TlsMaterial): void {
+    this.updateSecureContextOptions(contextOf(material));
+  }
+
+  _equals(other: ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+function contextOf(m: TlsMaterial): SecureContextOptions {
+  return { ca: m.caPem, cert: m.certPem, key: m.keyPem, minVersion: 'TLSv1.2' };
+}
+
+export interface Peer {
+  readonly identity: Identity | undefined;
+  readonly cert: X509Certificate;
+}
+
+/**
+ * The verified client certificate of a call, or undefined when the client presented none or one
+ * that does not chain to the cluster CA (grpc-js exposes the peer certificate only when the
+ * handshake verified it).
+ */
+export function peerOf(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }): Peer | undefined {
+  const peer = call.getAuthContext().sslPeerCertificate;
+  if (!peer?.raw) return undefined;
+  const cert = new X509Certificate(peer.raw);
+  return { identity: identityFromSan(cert.subjectAltName ?? ''), cert };
+}
+
+export function describeIdentity(identity: Identity | undefined): string {
+  if (!identity) return 'no remotegpu identity';
+  return identity.kind === 'controller' ? 'the controller' : `host ${identity.hostId}`;
+}
+
+function sameIdentity(a: Identity | undefined, b: Identity): boolean {
+  return a !== undefined && identityUri(a) === identityUri(b);
+}
+
+/**
+ * Client credentials trusting only the cluster CA, presenting `key`/`cert` when given, and
+ * accepting only a server whose certificate names `expect` (a host id for agents). For the
+ * controller a certificate valid for the dialled host name (an operator-supplied one) is accepted
+ * too.
+ */
+export function tlsChannelCredentials(options: { caPem: string; keyPem?: string; certPem?: string; expect: Identity }): ChannelCredentials {
+  const { caPem, keyPem, certPem, expect } = options;
+  return credentials.createSsl(Buffer.from(caPem), keyPem ? Buffer.from(keyPem) : null, certPem ? Buffer.from(certPem) : null, {
+    checkServerIdentity: (hostname, cert) => {
+      const found = identityFromSan(cert.subjectaltname ?? '');
+      if (sameIdentity(found, expect)) return undefined;
+      if (expect.kind === 'controller' && !found && tls.checkServerIdentity(hostname, cert) === undefined) return undefined;
+      return new Error(`the server presents a certificate for ${describeIdentity(found)}, expected ${describeIdentity(expect)}`);
+    },
+  });
+}
