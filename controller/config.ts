@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { intVar, logLevelVar, parseEnv, portRangeVar, portVar } from '../common/config.js';
+import { ConfigError, intVar, logLevelVar, parseEnv, portRangeVar, portVar } from '../common/config.js';
 
 /** Every environment variable the controller reads, with defaults. Documented in README.md. */
 const schema = z.object({
   REMOTEGPU_HTTP_PORT: portVar(8080),
   REMOTEGPU_HTTP_HOST: z.string().default('0.0.0.0'),
+  REMOTEGPU_HTTP_TLS_CERT: z.string().optional(),
+  REMOTEGPU_HTTP_TLS_KEY: z.string().optional(),
   REMOTEGPU_GRPC_PORT: portVar(9090),
   REMOTEGPU_GRPC_HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z
@@ -29,6 +31,8 @@ export type ControllerEnv = z.infer<typeof schema>;
 export interface ControllerConfig {
   readonly httpPort: number;
   readonly httpHost: string;
+  /** PEM files of the REST API's certificate (chain) and key: it serves HTTPS when set, HTTP otherwise. */
+  readonly httpTls: HttpTlsFiles | undefined;
   readonly grpcPort: number;
   readonly grpcHost: string;
   readonly databaseUrl: string | undefined;
@@ -51,6 +55,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
   return Object.freeze({
     httpPort: e.REMOTEGPU_HTTP_PORT,
     httpHost: e.REMOTEGPU_HTTP_HOST,
+    httpTls: httpTlsFiles(e.REMOTEGPU_HTTP_TLS_CERT, e.REMOTEGPU_HTTP_TLS_KEY),
     grpcPort: e.REMOTEGPU_GRPC_PORT,
     grpcHost: e.REMOTEGPU_GRPC_HOST,
     databaseUrl: e.DATABASE_URL,
@@ -66,4 +71,19 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
+}
+
+export interface HttpTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** Both TLS variables or neither: one alone is a configuration error (one line, like parseEnv's). */
+function httpTlsFiles(certFile: string | undefined, keyFile: string | undefined): HttpTlsFiles | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    const [set, unset] = certFile === undefined ? ['REMOTEGPU_HTTP_TLS_KEY', 'REMOTEGPU_HTTP_TLS_CERT'] : ['REMOTEGPU_HTTP_TLS_CERT', 'REMOTEGPU_HTTP_TLS_KEY'];
+    throw new ConfigError(`invalid configuration: ${unset}=(unset): set it together with ${set} (PEM files) to serve HTTPS, or unset both for HTTP`);
+  }
+  return { certFile, keyFile };
 }

@@ -3,6 +3,7 @@ import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { startController } from './server.js';
+import { describeRestApi } from './http-server.js';
 
 // remotegpu-controller: the production entry point of the controller.
 
@@ -26,7 +27,7 @@ try {
   if (!config.joinToken) {
     process.stderr.write(`remotegpu-controller: agent join token (generated once and kept in the database; REMOTEGPU_JOIN_TOKEN overrides it): ${controller.joinToken}\n`);
   }
-  process.stderr.write(`remotegpu-controller: REST API on ${controller.httpUrl}, agents connect to gRPC port ${controller.grpcPort}\n`);
+  process.stderr.write(`remotegpu-controller: REST API on ${describeRestApi(controller)}, agents connect to gRPC port ${controller.grpcPort}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -38,6 +39,7 @@ try {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 } catch (err) {
   process.stderr.write(`remotegpu-controller: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (err instanceof ConfigError) process.exit(2); // a bad TLS file: the line above says which
   logger.error({ err }, 'controller failed to start');
   process.exit(1);
 }

@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import type { ControllerConfig } from './config.js';
@@ -10,10 +8,13 @@ import { bootstrapAdmin } from './users/bootstrap.js';
 import { storedSetting } from './db/settings.js';
 import { buildApi } from './api/routes.js';
 import { ControllerServices } from './services.js';
+import { listenHttp, readTlsFiles } from './http-server.js';
 
 export interface RunningController {
-  /** Base URL of the REST API, e.g. http://127.0.0.1:8080. */
+  /** Base URL of the REST API as a client here reaches it: http://127.0.0.1:8080, https:// with TLS. */
   readonly httpUrl: string;
+  /** Where the REST API listens, HOST:PORT (0.0.0.0:8080 = all interfaces); see describeRestApi. */
+  readonly httpListen: string;
   /** Port of the ControlPlane gRPC server. */
   readonly grpcPort: number;
   /** Join token agents must present (configured or generated now). */
@@ -31,6 +32,7 @@ export interface RunningController {
  * API and the ControlPlane gRPC service, and runs the background loops.
  */
 export async function startController(config: ControllerConfig, logger: Logger): Promise<RunningController> {
+  const tls = config.httpTls && readTlsFiles(config.httpTls); // a bad file fails before the database opens
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const stops: (() => Promise<void>)[] = [() => database.close()];
   const stop = async () => {
@@ -69,15 +71,14 @@ export async function startController(config: ControllerConfig, logger: Logger):
     );
 
     const app = buildApi({ services, logger });
-    const http = await listenHttp(app.fetch, config.httpHost, config.httpPort);
-    stops.push(() => closeHttp(http));
-    const port = (http.address() as AddressInfo).port;
-    const shownHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost;
+    const http = await listenHttp(app.fetch, config.httpHost, config.httpPort, tls);
+    stops.push(() => http.close());
 
     services.startLoops();
-    logger.info({ httpPort: port, grpcPort, database: database.kind }, 'controller started');
+    logger.info({ http: http.listen, tls: tls !== undefined, grpcPort, database: database.kind }, 'controller started');
     return {
-      httpUrl: `http://${shownHost}:${port}`,
+      httpUrl: http.url,
+      httpListen: http.listen,
       grpcPort,
       joinToken,
       generatedAdminToken: boot.generatedToken,
@@ -89,19 +90,4 @@ export async function startController(config: ControllerConfig, logger: Logger):
     await stop();
     throw err;
   }
-}
-
-function listenHttp(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server));
-    server.once('error', (err) => reject(new Error(`cannot listen for HTTP on ${hostname}:${port}: ${err.message}`)));
-  });
-}
-
-function closeHttp(server: ServerType): Promise<void> {
-  return new Promise((resolve) => {
-    // Followers of log streams keep connections open; end them so shutdown is prompt.
-    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-    server.close(() => resolve());
-  });
 }

@@ -1,5 +1,6 @@
 import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
+import { describeRestApi } from '../controller/http-server.js';
 import { LOCAL_IMAGE, startLocalPlatform } from './local-platform.js';
 
 // `npm start`: the controller and one agent on this machine, connected to each other.
@@ -10,7 +11,7 @@ const logger = createLogger({ name: 'remotegpu', level: process.env.REMOTEGPU_LO
 try {
   const platform = await startLocalPlatform(process.env, logger);
   const { controller } = platform;
-  say(`REST API on ${controller.httpUrl} (OpenAPI: ${controller.httpUrl}/api/v1/openapi.json)`);
+  say(`REST API on ${describeRestApi(controller)} (OpenAPI: ${controller.httpUrl}/api/v1/openapi.json)`);
   if (controller.generatedAdminToken) say(`admin token (shown once, keep it): ${controller.generatedAdminToken}`);
   else say('admin token: the one in REMOTEGPU_BOOTSTRAP_TOKEN (or printed at the first start)');
   if (platform.agent) {
