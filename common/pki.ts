@@ -8,7 +8,7 @@ import { AppError } from './errors.js';
 // spiffe://remotegpu/controller or spiffe://remotegpu/host/<host id>. Private keys are PKCS#8 PEM
 // strings; they never leave the process that made them, except the CA key, stored encrypted.
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const URI_PREFIX = 'spiffe://remotegpu/';
@@ -46,15 +46,15 @@ export function identityFromSan(san: string): Identity | undefined {
   return undefined;
 }
 
-/** A new ECDSA P-256 key pair: the private key as PKCS#8 PEM and as a CryptoKey pair. */
-async function newKeys(): Promise<{ keys: CryptoKeyPair; keyPem: string }> {
-  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+/** A new ECDSA P-256 key pair: the private key as PKCS#8 PEM and as a webcrypto.CryptoKey pair. */
+async function newKeys(): Promise<{ keys: webcrypto.CryptoKeyPair; keyPem: string }> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   const keyPem = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString();
   return { keys, keyPem };
 }
 
-async function importSigningKey(keyPem: string): Promise<CryptoKey> {
+async function importSigningKey(keyPem: string): Promise<webcrypto.CryptoKey> {
   const der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
   return webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']);
 }
@@ -113,7 +113,7 @@ export async function readCsr(csrPem: string): Promise<ParsedCsr> {
   } catch {
     throw new AppError('invalid_argument', 'csr_pem is not a PEM certificate signing request');
   }
-  const alg = csr.publicKey.algorithm as EcKeyAlgorithm;
+  const alg = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new AppError('invalid_argument', 'the CSR key must be ECDSA P-256');
   if (!(await csr.verify())) throw new AppError('invalid_argument', 'the CSR signature does not verify (it must be signed by the requested key)');
   return { csr, keySha256: sha256Hex(Buffer.from(csr.publicKey.rawData)) };
@@ -122,7 +122,7 @@ export async function readCsr(csrPem: string): Promise<ParsedCsr> {
 export interface IssueRequest {
   readonly ca: KeyAndCert;
   /** The key to certify: a parsed CSR, or (for the controller's own certificate) a public key PEM. */
-  readonly publicKey: x509.PublicKey | CryptoKey;
+  readonly publicKey: x509.PublicKey | webcrypto.CryptoKey;
   readonly identity: Identity;
   readonly validityMs: number;
   /** Extra names for standard hostname checks (the controller's serving certificate). */

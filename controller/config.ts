@@ -16,6 +16,9 @@ const schema = z.object({
   REMOTEGPU_DATA_DIR: z.string().default('./data'),
   REMOTEGPU_BOOTSTRAP_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   REMOTEGPU_JOIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  REMOTEGPU_SECRET_KEY: z.string().min(32, 'expected at least 32 characters (e.g. openssl rand -base64 32)').optional(),
+  REMOTEGPU_GRPC_INSECURE: z.enum(['0', '1', 'true', 'false']).default('0'),
+  REMOTEGPU_CERT_VALIDITY_S: intVar(30 * 86_400, 5, 3650 * 86_400),
   REMOTEGPU_HOST_TIMEOUT_MS: intVar(30_000, 1_000),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
@@ -38,7 +41,14 @@ export interface ControllerConfig {
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly bootstrapToken: string | undefined;
+  /** Bootstrap join token (REMOTEGPU_JOIN_TOKEN): hosts registered with it need no approval. */
   readonly joinToken: string | undefined;
+  /** Encrypts the cluster CA key (REMOTEGPU_SECRET_KEY); a key file in dataDir when unset. */
+  readonly secretKey: string | undefined;
+  /** Plaintext gRPC both ways (REMOTEGPU_GRPC_INSECURE=1): development only, warned at every start. */
+  readonly grpcInsecure: boolean;
+  /** Lifetime of the host and controller certificates, milliseconds; renewed after two thirds. */
+  readonly certValidityMs: number;
   readonly hostTimeoutMs: number;
   readonly reportIntervalMs: number;
   readonly reconcileIntervalMs: number;
@@ -62,6 +72,9 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     dataDir: e.REMOTEGPU_DATA_DIR,
     bootstrapToken: e.REMOTEGPU_BOOTSTRAP_TOKEN,
     joinToken: e.REMOTEGPU_JOIN_TOKEN,
+    secretKey: e.REMOTEGPU_SECRET_KEY,
+    grpcInsecure: e.REMOTEGPU_GRPC_INSECURE === '1' || e.REMOTEGPU_GRPC_INSECURE === 'true',
+    certValidityMs: e.REMOTEGPU_CERT_VALIDITY_S * 1000,
     hostTimeoutMs: e.REMOTEGPU_HOST_TIMEOUT_MS,
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
     reconcileIntervalMs: e.REMOTEGPU_RECONCILE_INTERVAL_MS,

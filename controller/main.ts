@@ -24,9 +24,11 @@ try {
   if (controller.generatedAdminToken) {
     process.stderr.write(`remotegpu-controller: admin API token (shown once): ${controller.generatedAdminToken}\n`);
   }
-  if (!config.joinToken) {
-    process.stderr.write(`remotegpu-controller: agent join token (generated once and kept in the database; REMOTEGPU_JOIN_TOKEN overrides it): ${controller.joinToken}\n`);
-  }
+  process.stderr.write(
+    `remotegpu-controller: cluster CA ${controller.caPin}; give agents a join token from POST /api/v1/admin/join-tokens` +
+      `${config.joinToken ? ' (or the bootstrap REMOTEGPU_JOIN_TOKEN followed by @' + controller.caPin + ')' : ''}\n`,
+  );
+  if (config.grpcInsecure) process.stderr.write('remotegpu-controller: WARNING: REMOTEGPU_GRPC_INSECURE=1, plaintext gRPC to agents (development only)\n');
   process.stderr.write(`remotegpu-controller: REST API on ${describeRestApi(controller)}, agents connect to gRPC port ${controller.grpcPort}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {

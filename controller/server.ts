@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import type { ControllerConfig } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { bootstrapAdmin } from './users/bootstrap.js';
-import { storedSetting } from './db/settings.js';
+import { ClusterTrust } from './trust/cluster-trust.js';
 import { buildApi } from './api/routes.js';
 import { ControllerServices } from './services.js';
 import { listenHttp, readTlsFiles } from './http-server.js';
@@ -17,8 +16,13 @@ export interface RunningController {
   readonly httpListen: string;
   /** Port of the ControlPlane gRPC server. */
   readonly grpcPort: number;
-  /** Join token agents must present (configured or generated now). */
-  readonly joinToken: string;
+  /** The pin of the cluster CA ("sha256:<64 hex>") that join tokens carry. */
+  readonly caPin: string;
+  /**
+   * The bootstrap join token as an agent takes it (`REMOTEGPU_JOIN_TOKEN@<caPin>`), when
+   * REMOTEGPU_JOIN_TOKEN is set; otherwise admins create join tokens through the API.
+   */
+  readonly bootstrapJoinToken: string | undefined;
   /** The admin token when it was generated at this start (printed once by the caller). */
   readonly generatedAdminToken: string | undefined;
   readonly database: DatabaseHandle;
@@ -44,43 +48,30 @@ export async function startController(config: ControllerConfig, logger: Logger):
     const applied = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
     const boot = await bootstrapAdmin(database.db, config.bootstrapToken);
-    const joinToken = config.joinToken ?? (await storedSetting(database.db, 'join_token', () => randomBytes(24).toString('base64url')));
+    const trust = await ClusterTrust.create({ db: database.db, config, logger });
+    if (trust.insecure) {
+      logger.warn('REMOTEGPU_GRPC_INSECURE=1: plaintext gRPC between controller and agents; anyone on the network can read host traffic and impersonate hosts or the controller (development only)');
+    }
 
-    const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, joinToken });
+    const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, trust });
     stops.push(() => services.stop());
 
-    const grpc = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-    services.registerGrpc(grpc);
-    const grpcPort = await new Promise<number>((resolve, reject) =>
-      grpc.bindAsync(`${config.grpcHost}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(new Error(`cannot listen for gRPC on ${config.grpcHost}:${config.grpcPort}: ${err.message}`)) : resolve(port),
-      ),
-    );
-    stops.push(
-      () =>
-        new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            grpc.forceShutdown();
-            resolve();
-          }, 2000);
-          grpc.tryShutdown(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        }),
-    );
+    const grpc = await serveGrpc(services, config);
+    stops.push(grpc.stop);
+    const grpcPort = grpc.port;
 
     const app = buildApi({ services, logger });
     const http = await listenHttp(app.fetch, config.httpHost, config.httpPort, tls);
     stops.push(() => http.close());
 
     services.startLoops();
-    logger.info({ http: http.listen, tls: tls !== undefined, grpcPort, database: database.kind }, 'controller started');
+    logger.info({ http: http.listen, tls: tls !== undefined, grpcPort, grpcTls: !trust.insecure, database: database.kind }, 'controller started');
     return {
       httpUrl: http.url,
       httpListen: http.listen,
       grpcPort,
-      joinToken,
+      caPin: trust.caPin,
+      bootstrapJoinToken: config.joinToken ? `${config.joinToken}@${trust.caPin}` : undefined,
       generatedAdminToken: boot.generatedToken,
       database,
       services,
@@ -90,4 +81,27 @@ export async function startController(config: ControllerConfig, logger: Logger):
     await stop();
     throw err;
   }
+}
+
+/** Serves the ControlPlane with the cluster trust's credentials (mutual TLS, or plaintext when told). */
+async function serveGrpc(services: ControllerServices, config: ControllerConfig): Promise<{ port: number; stop: () => Promise<void> }> {
+  const grpc = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  services.registerGrpc(grpc);
+  const port = await new Promise<number>((resolve, reject) =>
+    grpc.bindAsync(`${config.grpcHost}:${config.grpcPort}`, services.trust.serverCredentials, (err, p) =>
+      err ? reject(new Error(`cannot listen for gRPC on ${config.grpcHost}:${config.grpcPort}: ${err.message}`)) : resolve(p),
+    ),
+  );
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        grpc.forceShutdown();
+        resolve();
+      }, 2000);
+      grpc.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  return { port, stop };
 }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,13 +30,17 @@ export interface LocalPlatform {
 
 /**
  * The one-machine platform behind `npm start`: a controller (embedded PGlite unless DATABASE_URL
- * is set) and one agent on the local Docker engine, connected over gRPC on loopback. Reads the
+ * is set) and one agent on the local Docker engine, connected over mutual TLS on loopback
+ * (plaintext only with REMOTEGPU_GRPC_INSECURE=1). Reads the
  * variables of both processes from `env`; defaults suit one machine (ports published on
  * 127.0.0.1, GPUs simulated from a recorded capture when there is no nvidia-smi).
  */
 export async function startLocalPlatform(env: Record<string, string | undefined>, logger: Logger, options: { buildImage?: boolean } = {}): Promise<LocalPlatform> {
   const dataDir = env.REMOTEGPU_DATA_DIR ?? './data';
-  const controllerConfig = loadControllerConfig({ ...env, REMOTEGPU_DATA_DIR: path.join(dataDir, 'controller'), REMOTEGPU_HTTP_HOST: env.REMOTEGPU_HTTP_HOST ?? '127.0.0.1', REMOTEGPU_GRPC_HOST: env.REMOTEGPU_GRPC_HOST ?? '127.0.0.1' });
+  // The local agent joins with a bootstrap token that lives only in this process (never printed or
+  // stored; the agent keeps its certificate in its data directory and does not need it again).
+  const joinToken = env.REMOTEGPU_JOIN_TOKEN ?? randomBytes(24).toString('base64url');
+  const controllerConfig = loadControllerConfig({ ...env, REMOTEGPU_JOIN_TOKEN: joinToken, REMOTEGPU_DATA_DIR: path.join(dataDir, 'controller'), REMOTEGPU_HTTP_HOST: env.REMOTEGPU_HTTP_HOST ?? '127.0.0.1', REMOTEGPU_GRPC_HOST: env.REMOTEGPU_GRPC_HOST ?? '127.0.0.1' });
   const controller = await startController(controllerConfig, logger.child({ process: 'controller' }));
   const stops: (() => Promise<void>)[] = [() => controller.stop()];
   const stop = async () => {
@@ -59,7 +64,7 @@ export async function startLocalPlatform(env: Record<string, string | undefined>
     const agentConfig = loadAgentConfig({
       ...env,
       REMOTEGPU_CONTROLLER: `127.0.0.1:${controller.grpcPort}`,
-      REMOTEGPU_JOIN_TOKEN: controller.joinToken,
+      REMOTEGPU_JOIN_TOKEN: controller.bootstrapJoinToken,
       REMOTEGPU_DATA_DIR: path.join(dataDir, 'agent'),
       REMOTEGPU_AGENT_LISTEN: env.REMOTEGPU_AGENT_LISTEN ?? '127.0.0.1:9091',
       REMOTEGPU_PUBLIC_ADDRESS: env.REMOTEGPU_PUBLIC_ADDRESS ?? '127.0.0.1',

@@ -1,4 +1,4 @@
-import { credentials, status as GrpcStatus, type CallOptions, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 import {
   AgentServiceClient,
   type ApplyEnvironmentResponse,
@@ -12,6 +12,7 @@ import { bearerMetadata, fromGrpcError } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import type { ControllerConfig } from '../config.js';
 import type { Db } from '../db/database.js';
+import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { absentObservation, logLineFromProto, observedFromProto, specToProto } from './convert.js';
 import { findAgentEndpoint } from './hosts.repo.js';
 import type { AgentApi, AgentEnvSpec, AgentLogLine, AgentPool, ObservedEnvironment } from './types.js';
@@ -21,18 +22,23 @@ export interface AgentPoolDeps {
   readonly logger: Logger;
   /** `agentTimeoutMs`: deadline of every unary call and of non-following log reads (REMOTEGPU_AGENT_TIMEOUT_MS). */
   readonly config: Pick<ControllerConfig, 'agentTimeoutMs'>;
+  /** Client credentials per host (mutual TLS naming the host, or plaintext + bearer). */
+  readonly trust: ClusterTrust;
 }
 
 interface Entry {
   readonly address: string;
-  readonly credential: string;
+  /** The controller certificate generation the connection was made with. */
+  readonly generation: number;
   readonly client: AgentServiceClient;
   readonly api: AgentApi;
 }
 
 /**
  * One AgentService client per host, created on first use and replaced when the host's agent
- * address or credential changes (the agent moved or registered again).
+ * address changes (the agent moved) or the controller certificate was renewed. Under TLS the
+ * client presents the controller certificate and accepts only an agent certificate naming that
+ * host; in plaintext mode every call carries the host's derived bearer credential.
  */
 export class GrpcAgentPool implements AgentPool {
   private readonly entries = new Map<string, Entry>();
@@ -53,14 +59,17 @@ export class GrpcAgentPool implements AgentPool {
     }
     // Synchronous from here on, so concurrent callers share one client.
     const current = this.entries.get(hostId);
-    if (current && current.address === endpoint.agentAddress && current.credential === endpoint.credential) return current.api;
+    const { trust } = this.deps;
+    if (current && current.address === endpoint.agentAddress && current.generation === trust.generation) return current.api;
     if (current) {
-      this.log.info({ hostId, agentAddress: endpoint.agentAddress }, 'agent address or credential changed; reconnecting');
+      this.log.info({ hostId, agentAddress: endpoint.agentAddress }, 'agent address or controller certificate changed; reconnecting');
       current.client.close();
     }
-    const client = new AgentServiceClient(endpoint.agentAddress, credentials.createInsecure());
-    const api = new GrpcAgentApi(hostId, client, endpoint.credential, this.deps.config.agentTimeoutMs);
-    this.entries.set(hostId, { address: endpoint.agentAddress, credential: endpoint.credential, client, api });
+    // The TLS name is the host id (agents are checked by the identity in their certificate, not by address).
+    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId), trust.insecure ? {} : { 'grpc.ssl_target_name_override': `${hostId}.hosts.remotegpu` });
+    const metadata = () => (trust.insecure ? bearerMetadata(trust.hostCredential(hostId)) : new Metadata());
+    const api = new GrpcAgentApi(hostId, client, metadata, this.deps.config.agentTimeoutMs);
+    this.entries.set(hostId, { address: endpoint.agentAddress, generation: trust.generation, client, api });
     return api;
   }
 
@@ -73,12 +82,12 @@ export class GrpcAgentPool implements AgentPool {
 
 type Callback<T> = (err: ServiceError | null, res: T) => void;
 
-/** AgentApi over one gRPC client: credential on every call, deadline on unary calls, errors mapped. */
+/** AgentApi over one gRPC client: proof on every call (plaintext mode), deadline on unary calls, errors mapped. */
 class GrpcAgentApi implements AgentApi {
   constructor(
     private readonly hostId: string,
     private readonly client: AgentServiceClient,
-    private readonly credential: string,
+    private readonly metadata: () => Metadata,
     private readonly timeoutMs: number,
   ) {}
 
@@ -107,7 +116,7 @@ class GrpcAgentApi implements AgentApi {
     if (signal.aborted) return;
     const call = this.client.streamLogs(
       { envId, tailLines: Math.max(0, Math.floor(options.tail)), follow: options.follow },
-      bearerMetadata(this.credential),
+      this.metadata(),
       options.follow ? {} : { deadline: Date.now() + this.timeoutMs },
     );
     const onAbort = () => call.cancel();
@@ -126,7 +135,7 @@ class GrpcAgentApi implements AgentApi {
 
   private unary<T>(invoke: (md: Metadata, options: Partial<CallOptions>, cb: Callback<T>) => unknown): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      invoke(bearerMetadata(this.credential), { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+      invoke(this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) =>
         err ? reject(this.mapError(err)) : resolve(res),
       );
     });
@@ -134,7 +143,7 @@ class GrpcAgentApi implements AgentApi {
 
   /**
    * Unreachable agents (UNAVAILABLE, DEADLINE_EXCEEDED) are `unavailable`; so is an agent refusing
-   * the host credential, which is a fault between controller and agent, never the API caller's.
+   * the controller's certificate or credential, which is a fault between controller and agent, never the API caller's.
    */
   private mapError(err: unknown): AppError {
     const code = (err as Partial<ServiceError>)?.code;
@@ -142,7 +151,7 @@ class GrpcAgentApi implements AgentApi {
       return fromGrpcError(err, `agent on ${this.hostId} unreachable`);
     }
     if (code === GrpcStatus.UNAUTHENTICATED || code === GrpcStatus.PERMISSION_DENIED) {
-      const e = fromGrpcError(err, `agent on ${this.hostId} refused the controller's host credential (the agent must register again)`);
+      const e = fromGrpcError(err, `agent on ${this.hostId} refused the controller (certificate or credential)`);
       return new AppError('unavailable', e.message, { cause: err });
     }
     return fromGrpcError(err, `agent on ${this.hostId}`);

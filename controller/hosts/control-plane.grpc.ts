@@ -4,13 +4,17 @@ import {
   type ControlPlaneServer,
   type RegisterRequest,
   type RegisterResponse,
+  type RenewCertificateRequest,
+  type RenewCertificateResponse,
   type ReportStatusRequest,
   type ReportStatusResponse,
 } from '../../gen/remotegpu/v1/control_plane.js';
 import { AppError } from '../../common/errors.js';
 import { bearerFromMetadata, toGrpcError } from '../../common/grpc.js';
+import { peerOf } from '../../common/grpc-tls.js';
 import type { Logger } from '../../common/logger.js';
 import { eventFromProto, hostFactsFromProto, observedFromProto } from './convert.js';
+import type { HostProof } from './host-auth.js';
 import type { HostRegistry } from './registry.js';
 
 export { ControlPlaneService };
@@ -24,7 +28,7 @@ export interface ControlPlaneDeps {
 
 /**
  * The ControlPlane gRPC service (the controller side of Register and ReportStatus). A thin edge:
- * reads the bearer credential, converts proto to domain, calls the registry, and turns AppErrors
+ * reads who called (verified client certificate, or bearer credential in plaintext mode), converts proto to domain, calls the registry, and turns AppErrors
  * into gRPC statuses (internal faults are logged here and sent without detail).
  */
 export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
@@ -34,13 +38,15 @@ export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
       void answer(log, 'Register', callback, async () => {
         const req = call.request;
         if (!req.facts) throw new AppError('invalid_argument', 'facts are required on registration');
-        const res = await deps.registry.register({
-          joinToken: req.joinToken,
-          hostId: req.hostId.trim(),
-          credential: bearerFromMetadata(call.metadata),
-          facts: hostFactsFromProto(req.facts),
-        });
-        return { hostId: res.hostId, hostCredential: res.credential, reportIntervalMs: deps.reportIntervalMs };
+        const res = await deps.registry.register({ joinToken: req.joinToken.trim(), csrPem: req.csrPem, facts: hostFactsFromProto(req.facts) });
+        return {
+          hostId: res.hostId,
+          hostCredential: res.credential,
+          reportIntervalMs: deps.reportIntervalMs,
+          certificatePem: res.certificatePem,
+          caPem: res.caPem,
+          pendingApproval: res.pendingApproval,
+        };
       });
     },
     reportStatus(call: ServerUnaryCall<ReportStatusRequest, ReportStatusResponse>, callback: sendUnaryData<ReportStatusResponse>) {
@@ -49,7 +55,7 @@ export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
         const now = new Date();
         await deps.registry.report({
           hostId: req.hostId.trim(),
-          credential: bearerFromMetadata(call.metadata),
+          proof: proofOf(call),
           seq: req.seq,
           facts: req.facts ? hostFactsFromProto(req.facts) : undefined,
           environments: req.environments.map(observedFromProto),
@@ -58,7 +64,17 @@ export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
         return { reportIntervalMs: deps.reportIntervalMs };
       });
     },
+    renewCertificate(call: ServerUnaryCall<RenewCertificateRequest, RenewCertificateResponse>, callback: sendUnaryData<RenewCertificateResponse>) {
+      void answer(log, 'RenewCertificate', callback, async () => {
+        const res = await deps.registry.renew({ hostId: call.request.hostId.trim(), proof: proofOf(call), csrPem: call.request.csrPem });
+        return { certificatePem: res.certificatePem, caPem: res.caPem };
+      });
+    },
   };
+}
+
+function proofOf(call: ServerUnaryCall<unknown, unknown>): HostProof {
+  return { peer: peerOf(call), bearer: bearerFromMetadata(call.metadata) };
 }
 
 async function answer<T>(log: Logger, method: string, callback: sendUnaryData<T>, run: () => Promise<T>): Promise<void> {

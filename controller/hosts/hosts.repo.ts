@@ -26,25 +26,32 @@ function factColumns(f: HostFacts) {
   };
 }
 
-/** Inserts a new host, online and just heard from. False when the id is taken (caller picks another). */
-export async function insertHost(db: Db, id: string, credential: string, facts: HostFacts): Promise<boolean> {
+/**
+ * Inserts a new host, online and just heard from; `approved` false keeps it out of placement until
+ * an admin approves it. False when the id is taken (caller picks another).
+ */
+export async function insertHost(db: Db, id: string, facts: HostFacts, admission: { approved: boolean; joinTokenId: string | null }): Promise<boolean> {
   const row = await db
     .insertInto('hosts')
-    .values({ id, credential, ...factColumns(facts), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: 0 })
+    .values({
+      id,
+      ...factColumns(facts),
+      liveness: 'online',
+      last_report_at: sql<Date>`now()`,
+      last_seq: 0,
+      approved: admission.approved,
+      approved_at: admission.approved ? sql<Date>`now()` : null,
+      join_token_id: admission.joinTokenId,
+    })
     .onConflict((oc) => oc.column('id').doNothing())
     .returning('id')
     .executeTakeFirst();
   return row !== undefined;
 }
 
-/** The id and credential of a host, or undefined when it does not exist. */
-export async function findHostCredential(db: Db, id: string): Promise<{ id: string; credential: string } | undefined> {
-  return db.selectFrom('hosts').select(['id', 'credential']).where('id', '=', id).executeTakeFirst();
-}
-
-/** Where the controller reaches a host's agent, with the credential it presents. */
-export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddress: string; credential: string } | undefined> {
-  return db.selectFrom('hosts').select(['agent_address as agentAddress', 'credential']).where('id', '=', id).executeTakeFirst();
+/** Where the controller reaches a host's agent, or undefined when the host does not exist. */
+export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddress: string } | undefined> {
+  return db.selectFrom('hosts').select(['agent_address as agentAddress']).where('id', '=', id).executeTakeFirst();
 }
 
 /**

@@ -1,34 +1,51 @@
-import { randomBytes } from 'node:crypto';
 import { AppError, invalidFields } from '../../common/errors.js';
-import { hashSecret, sameSecret, secretMatchesHash } from '../../common/secrets.js';
 import type { Logger } from '../../common/logger.js';
-import type { Db } from '../db/database.js';
+import { certSha256, readCsr, type ParsedCsr } from '../../common/pki.js';
+import type { Db, Trx } from '../db/database.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { newId } from '../ids.js';
-import { acceptReportRow, findHostCredential, insertHost, markMissingGpus, updateHostOnRegister, upsertGpus } from './hosts.repo.js';
+import type { ClusterTrust } from '../trust/cluster-trust.js';
+import { insertHostCertificate, keyWasCertified } from './host-certificates.repo.js';
+import { authenticateHost, type HostProof } from './host-auth.js';
+import { acceptReportRow, insertHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
+
+/** Checks and spends a join token inside the registration transaction (JoinTokens implements it). */
+export interface JoinTokenCheck {
+  consume(trx: Trx, presented: string): Promise<{ tokenId: string | null; requiresApproval: boolean }>;
+}
 
 export interface RegistryDeps {
   readonly db: Db;
   readonly logger: Logger;
-  /** The cluster's join token (REMOTEGPU_JOIN_TOKEN or generated at start). */
-  readonly joinToken: string;
+  readonly trust: ClusterTrust;
+  readonly joinTokens: JoinTokenCheck;
   /** Told about every report (after the host's rows were saved). */
   readonly observer: HostObserver;
 }
 
 export interface RegisterInput {
+  /** The join token's secret part. */
   readonly joinToken: string;
-  /** Host id from an earlier registration, '' on the first one. */
-  readonly hostId: string;
-  /** Bearer credential presented with the call, '' when none. */
-  readonly credential: string;
+  /** PEM CSR for the host's new key (optional only in plaintext mode). */
+  readonly csrPem: string;
   readonly facts: HostFacts;
+}
+
+export interface Registration {
+  readonly hostId: string;
+  /** PEM certificate for the CSR's key ('' in plaintext mode without a CSR). */
+  readonly certificatePem: string;
+  readonly caPem: string;
+  /** Plaintext mode only: the host's bearer credential ('' under TLS). */
+  readonly credential: string;
+  readonly pendingApproval: boolean;
 }
 
 export interface ReportInput {
   readonly hostId: string;
-  readonly credential: string;
+  readonly proof: HostProof;
   readonly seq: number;
   /** Absent when the agent sent no facts: only liveness is recorded. */
   readonly facts: HostFacts | undefined;
@@ -36,84 +53,80 @@ export interface ReportInput {
   readonly events: readonly AgentEvent[];
 }
 
-/** A new host credential: 32 random bytes, base64url. */
-export function newHostCredential(): string {
-  return randomBytes(32).toString('base64url');
-}
-
 /**
- * The ControlPlane's logic without gRPC: registration of agents and their periodic reports. Never
- * logs join tokens or credentials.
+ * The ControlPlane's logic without gRPC: registration of agents, certificate renewal and periodic
+ * reports. Never logs join tokens, keys or credentials.
  */
 export class HostRegistry {
-  private readonly joinTokenHash: string;
   private readonly log: Logger;
 
   constructor(private readonly deps: RegistryDeps) {
-    this.joinTokenHash = hashSecret(deps.joinToken);
     this.log = deps.logger.child({ component: 'hosts' });
   }
 
   /**
-   * Registers an agent. With the id of an existing host and that host's credential it re-registers
-   * it (same id and credential, facts updated, report sequence reset), so an agent restart never
-   * creates a second host; the join token is not needed then. Otherwise the join token must match
-   * and a new host is created. Throws `unauthenticated` for a wrong join token or for an existing
-   * host id presented without its credential, `invalid_argument` for unusable facts.
+   * Registers a new host: in one transaction the join token is spent (expiry and use count
+   * checked), the CSR's key is checked never to have been certified (a replayed registration is
+   * refused), the host is inserted (pending approval when the token says so) and its certificate
+   * issued and recorded. Throws `unauthenticated` for a bad join token, `conflict` for a replay,
+   * `invalid_argument` for an unusable CSR or facts.
    */
-  async register(input: RegisterInput): Promise<{ hostId: string; credential: string; created: boolean }> {
+  async register(input: RegisterInput): Promise<Registration> {
     const facts = validFacts(input.facts, this.log);
-    if (input.hostId) {
-      const known = await findHostCredential(this.deps.db, input.hostId);
-      if (known) {
-        if (!input.credential || !sameSecret(input.credential, known.credential)) {
-          throw new AppError(
-            'unauthenticated',
-            `host ${input.hostId} is registered, but the presented host credential does not match it; ` +
-              `restore the agent's state directory, or remove the host (DELETE /api/v1/admin/hosts/${input.hostId}) and clear the agent's state to register it anew`,
-          );
-        }
-        await this.deps.db.transaction().execute(async (trx) => {
-          if (!(await updateHostOnRegister(trx, known.id, facts))) throw new AppError('not_found', `host ${known.id} was removed meanwhile; register again`);
-          await saveGpus(trx, known.id, facts.gpus);
-        });
-        this.log.info({ hostId: known.id, hostname: facts.hostname, gpus: facts.gpus.length }, 'host re-registered');
-        return { hostId: known.id, credential: known.credential, created: false };
-      }
-      this.log.info({ hostId: input.hostId }, 'unknown host id presented on registration; registering as a new host');
-    }
-    if (!input.joinToken || !secretMatchesHash(input.joinToken, this.joinTokenHash)) {
-      throw new AppError('unauthenticated', "invalid join token: the agent's REMOTEGPU_JOIN_TOKEN must equal the controller's");
-    }
-    const credential = newHostCredential();
-    const hostId = await this.deps.db.transaction().execute(async (trx) => {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const id = newId('host');
-        if (await insertHost(trx, id, credential, facts)) {
-          await saveGpus(trx, id, facts.gpus);
-          return id;
-        }
-      }
-      throw new AppError('internal', 'could not allocate a unique host id');
-    });
-    this.log.info({ hostId, hostname: facts.hostname, agentAddress: facts.agentAddress, gpus: facts.gpus.length }, 'host registered');
-    return { hostId, credential, created: true };
+    if (!input.joinToken) throw new AppError('unauthenticated', 'join_token is required');
+    const { trust } = this.deps;
+    const csr = trust.insecure && !input.csrPem ? undefined : await readCsr(input.csrPem);
+    const res = await this.deps.db
+      .transaction()
+      .execute(async (trx) => {
+        const admission = await this.deps.joinTokens.consume(trx, input.joinToken);
+        if (csr && (await keyWasCertified(trx, csr.keySha256))) throw replayed();
+        const hostId = await insertNewHost(trx, facts, { approved: !admission.requiresApproval, joinTokenId: admission.tokenId });
+        const certificatePem = csr ? await this.certify(trx, hostId, csr) : '';
+        return { hostId, certificatePem, pendingApproval: admission.requiresApproval, tokenId: admission.tokenId };
+      })
+      .catch((err: unknown) => {
+        throw isUniqueViolation(err) ? replayed() : err;
+      });
+    this.log.info(
+      { hostId: res.hostId, hostname: facts.hostname, agentAddress: facts.agentAddress, gpus: facts.gpus.length, joinToken: res.tokenId ?? 'bootstrap', pendingApproval: res.pendingApproval },
+      'host registered',
+    );
+    return {
+      hostId: res.hostId,
+      certificatePem: res.certificatePem,
+      caPem: trust.ca.certPem,
+      credential: trust.insecure ? trust.hostCredential(res.hostId) : '',
+      pendingApproval: res.pendingApproval,
+    };
   }
 
-  /**
-   * Checks a host id and its bearer credential. Throws `not_found` for an unknown host (the agent
-   * must register again) and `unauthenticated` for a missing or wrong credential.
-   */
-  async authenticate(hostId: string, credential: string): Promise<void> {
-    if (!hostId) throw new AppError('invalid_argument', 'host_id is required');
-    const known = await findHostCredential(this.deps.db, hostId);
-    if (!known) {
-      throw new AppError('not_found', `host ${hostId} is not registered with this controller (removed, or the database was reset); register again`);
-    }
-    if (!credential) throw new AppError('unauthenticated', 'missing host credential: send metadata "authorization: Bearer <host credential>"');
-    if (!sameSecret(credential, known.credential)) {
-      throw new AppError('unauthenticated', `the host credential does not match host ${hostId}`);
-    }
+  /** A new certificate for a new key of an authenticated host (rotation before expiry). */
+  async renew(input: { hostId: string; proof: HostProof; csrPem: string }): Promise<{ certificatePem: string; caPem: string }> {
+    await this.authenticate(input.hostId, input.proof);
+    const csr = await readCsr(input.csrPem);
+    const certificatePem = await this.deps.db
+      .transaction()
+      .execute(async (trx) => {
+        if (await keyWasCertified(trx, csr.keySha256)) throw replayed();
+        return this.certify(trx, input.hostId, csr);
+      })
+      .catch((err: unknown) => {
+        throw isUniqueViolation(err) ? replayed() : err;
+      });
+    this.log.info({ hostId: input.hostId }, 'host certificate renewed');
+    return { certificatePem, caPem: this.deps.trust.ca.certPem };
+  }
+
+  /** Checks that a call comes from `hostId` (see authenticateHost). */
+  authenticate(hostId: string, proof: HostProof): Promise<void> {
+    return authenticateHost(this.deps.db, this.deps.trust, hostId, proof);
+  }
+
+  private async certify(trx: Trx, hostId: string, csr: ParsedCsr): Promise<string> {
+    const issued = await this.deps.trust.issueHostCertificate(csr.csr.publicKey, hostId);
+    await insertHostCertificate(trx, { serial: issued.serial, hostId, keySha256: csr.keySha256, certSha256: certSha256(issued.certPem), notAfter: issued.notAfter });
+    return issued.certPem;
   }
 
   /**
@@ -124,7 +137,7 @@ export class HostRegistry {
    * agent sends the events again with its next report.
    */
   async report(input: ReportInput): Promise<{ accepted: boolean }> {
-    await this.authenticate(input.hostId, input.credential);
+    await this.authenticate(input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
     const accepted = await this.deps.db.transaction().execute(async (trx) => {
       if (!(await acceptReportRow(trx, input.hostId, input.seq, facts))) return false;
@@ -141,6 +154,21 @@ export class HostRegistry {
     await this.deps.observer.onReport(input.hostId, input.environments, input.events);
     return { accepted: true };
   }
+}
+
+function replayed(): AppError {
+  return new AppError('conflict', 'this key was already certified: a replayed registration is refused (the agent makes a new key for every registration and renewal)');
+}
+
+async function insertNewHost(trx: Trx, facts: HostFacts, admission: { approved: boolean; joinTokenId: string | null }): Promise<string> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const id = newId('host');
+    if (await insertHost(trx, id, facts, admission)) {
+      await saveGpus(trx, id, facts.gpus);
+      return id;
+    }
+  }
+  throw new AppError('internal', 'could not allocate a unique host id');
 }
 
 /** Upserts the reported GPUs and marks the others absent; returns the uuids newly marked absent. */

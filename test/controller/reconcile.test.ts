@@ -54,7 +54,7 @@ describe.each(DB_TARGETS)('reconciliation on $name', (target) => {
       grpcPort = await freePort();
       controller = await start();
       await controller.database.db.insertInto('images').values({ name: 'img:1', docker_ref: 'img:1', jupyter_port: 8888 }).execute();
-      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${grpcPort}`, joinToken: JOIN, gpus: 4 });
+      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${grpcPort}`, joinToken: JOIN, caPem: controller.services.trust.ca.certPem, gpus: 4 });
       agent.startReporting(200);
     });
 

@@ -92,10 +92,13 @@ const agent: AgentServiceServer = {
 
 const controlPlane: ControlPlaneServer = {
   register(call, cb) {
-    cb(null, { hostId: 'host-1', hostCredential: SECRET, reportIntervalMs: 5000 });
+    cb(null, { hostId: 'host-1', hostCredential: SECRET, reportIntervalMs: 5000, certificatePem: '', caPem: '', pendingApproval: false });
   },
   reportStatus(call, cb) {
     cb(null, { reportIntervalMs: call.request.environments.length * 1000 });
+  },
+  renewCertificate(call, cb) {
+    cb(null, { certificatePem: `cert for ${call.request.hostId}`, caPem: '' });
   },
 };
 
@@ -119,7 +122,7 @@ describe('gRPC contract over loopback', () => {
       client.register(
         {
           joinToken: 'join',
-          hostId: '',
+          csrPem: '',
           facts: {
             hostname: 'gpu-1',
             publicAddress: '10.0.0.1',

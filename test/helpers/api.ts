@@ -4,6 +4,7 @@ import type { Db } from '../../controller/db/database.js';
 import type { UserRole } from '../../controller/db/schema.js';
 import { buildApi } from '../../controller/api/routes.js';
 import { ControllerServices } from '../../controller/services.js';
+import { ClusterTrust } from '../../controller/trust/cluster-trust.js';
 import { bootstrapAdmin } from '../../controller/users/bootstrap.js';
 import { generateToken } from '../../controller/users/tokens.js';
 import { insertToken } from '../../controller/users/users.repo.js';
@@ -11,6 +12,9 @@ import { createTestDatabase, type DbTarget, type TestDatabase } from './database
 
 /** The bootstrap admin's token in every test API. */
 export const TEST_ADMIN_TOKEN = 'rgpu_test-admin-token-0123456789abcdef';
+/** The bootstrap join token and the secret key of every test controller. */
+export const TEST_JOIN_TOKEN = 'test-join-token-0123456789';
+export const TEST_SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmnop';
 
 export interface TestUser {
   readonly id: number;
@@ -69,9 +73,10 @@ export async function createTestApi(
   const database = await createTestDatabase(target, options.poolSize === undefined ? {} : { poolSize: options.poolSize });
   const db = database.db;
   await bootstrapAdmin(db, TEST_ADMIN_TOKEN);
-  const config = loadControllerConfig(options.env ?? {});
+  const config = loadControllerConfig({ REMOTEGPU_JOIN_TOKEN: TEST_JOIN_TOKEN, REMOTEGPU_SECRET_KEY: TEST_SECRET_KEY, ...options.env });
   const logger = pino({ level: 'silent' });
-  const services = new ControllerServices({ db, config, logger, joinToken: 'test-join-token-0123456789', dbKind: database.kind });
+  const trust = await ClusterTrust.create({ db, config, logger });
+  const services = new ControllerServices({ db, config, logger, trust, dbKind: database.kind });
   const app = buildApi({ services, logger });
 
   let closing: Promise<void> | undefined;

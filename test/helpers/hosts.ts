@@ -17,7 +17,6 @@ export async function seedHost(
       hostname: `${id}.test`,
       public_address: options.publicAddress ?? '127.0.0.1',
       agent_address: '127.0.0.1:1',
-      credential: `credential-of-${id}`,
       cpu_cores: options.cpuCores ?? 128,
       memory_bytes: options.memoryBytes ?? 2 ** 40,
       disk_total_bytes: options.diskBytes ?? 2 ** 44,

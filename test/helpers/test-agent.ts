@@ -1,15 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  Metadata,
   Server,
   ServerCredentials,
   credentials,
   status as GrpcStatus,
-  type Metadata,
   type ServerWritableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { AgentServiceService, LogStream, type AgentServiceServer, type LogLine, type StreamLogsRequest } from '../../gen/remotegpu/v1/agent.js';
-import { ControlPlaneClient, type RegisterResponse, type ReportStatusResponse } from '../../gen/remotegpu/v1/control_plane.js';
+import { ControlPlaneClient, type RegisterRequest, type RegisterResponse, type ReportStatusResponse } from '../../gen/remotegpu/v1/control_plane.js';
 import {
   DesiredState,
   GpuHealth,
@@ -21,6 +21,8 @@ import {
   type LifecycleEvent,
 } from '../../gen/remotegpu/v1/types.js';
 import { bearerFromMetadata, bearerMetadata } from '../../common/grpc.js';
+import { peerOf, ReloadableServerCredentials, tlsChannelCredentials } from '../../common/grpc-tls.js';
+import { createCsr } from '../../common/pki.js';
 
 // A fake GPU host for controller tests: a real AgentService over real gRPC on 127.0.0.1 that
 // registers and reports through the controller's real ControlPlane. It runs no containers: it keeps
@@ -35,7 +37,12 @@ export type GpuFacts = Partial<Gpu>;
 export interface TestAgentOptions {
   /** host:port of the controller's ControlPlane. */
   readonly controllerAddress: string;
+  /** The join token's secret part. */
   readonly joinToken: string;
+  /** The cluster CA (PEM) the agent trusts; required unless `insecure`. */
+  readonly caPem?: string;
+  /** Plaintext gRPC both ways (the controller runs with REMOTEGPU_GRPC_INSECURE=1). */
+  readonly insecure?: boolean;
   /** How many H100s to simulate, or the GPUs themselves (default 0). */
   readonly gpus?: number | readonly GpuFacts[];
   readonly cpuCores?: number;
@@ -99,6 +106,9 @@ function absent(envId: string): EnvironmentStatus {
   };
 }
 
+/** What the auth check needs from a server call. */
+type AgentCallLike = Parameters<typeof peerOf>[0] & { readonly metadata: Metadata };
+
 export class TestAgent {
   /** host:port of this agent's AgentService. */
   readonly address: string;
@@ -108,14 +118,20 @@ export class TestAgent {
   readonly containers = new Map<string, Container>();
   /** Number of AgentService calls received, by method (refused ones included). */
   readonly calls: Record<AgentCall, number> = { apply: 0, stop: 0, remove: 0, inspect: 0, streamLogs: 0, exec: 0 };
-  /** Calls refused for a missing or wrong credential. */
+  /** Calls refused for a missing or wrong certificate or credential. */
   unauthenticatedCalls = 0;
   /** StreamLogs calls the client cancelled. */
   cancelledStreams = 0;
   /** Lifecycle events not yet acknowledged by the controller. */
   readonly pendingEvents: LifecycleEvent[] = [];
   hostId = '';
+  /** Plaintext mode: the bearer credential from Register. */
   credential = '';
+  /** TLS: the host key and certificate from the last Register or renewal. */
+  keyPem = '';
+  certPem = '';
+  /** The last Register request sent (tests replay it). */
+  lastRegisterRequest: RegisterRequest | undefined;
   /** Sequence number of the last report sent. */
   seq = 0;
   /** Report interval the controller asked for last. */
@@ -130,36 +146,68 @@ export class TestAgent {
   private reportTimer: NodeJS.Timeout | undefined;
   private containerCounter = 0;
 
+  /** Client for Register (no client certificate) and, once registered, for reports (mutual TLS). */
+  private controller: ControlPlaneClient;
+
   constructor(
     private readonly server: Server,
-    private readonly controller: ControlPlaneClient,
-    private readonly joinToken: string,
+    private readonly serverCredentials: ReloadableServerCredentials | undefined,
+    private readonly options: TestAgentOptions,
     port: number,
     facts: HostFacts,
   ) {
     this.address = `127.0.0.1:${port}`;
     this.facts = facts;
+    this.controller = new ControlPlaneClient(options.controllerAddress, this.channelCredentials(false));
+  }
+
+  private channelCredentials(withCertificate: boolean) {
+    if (this.options.insecure) return credentials.createInsecure();
+    if (!this.options.caPem) throw new Error('test agent: caPem is required unless insecure');
+    const own = withCertificate ? { keyPem: this.keyPem, certPem: this.certPem } : {};
+    return tlsChannelCredentials({ caPem: this.options.caPem, ...own, expect: { kind: 'controller' } });
+  }
+
+  /** Uses a new key and certificate: served to the controller, presented on reports. */
+  useCertificate(keyPem: string, certPem: string): void {
+    this.keyPem = keyPem;
+    this.certPem = certPem;
+    this.serverCredentials?.update({ caPem: this.options.caPem!, keyPem, certPem });
+    this.controller.close();
+    this.controller = new ControlPlaneClient(this.options.controllerAddress, this.channelCredentials(true));
   }
 
   /**
-   * Registers with the controller: anew, or as the known host when `hostId` and `credential` are set
-   * (what an agent restart does). Resets the report sequence. Rejects with the gRPC error.
+   * Registers with the controller as a new host, with a fresh key and CSR (or `request` as given,
+   * to replay a captured one). Resets the report sequence. Rejects with the gRPC error.
    */
-  async register(options: { joinToken?: string } = {}): Promise<RegisterResponse> {
-    const md = this.credential ? bearerMetadata(this.credential) : undefined;
+  async register(options: { joinToken?: string; request?: RegisterRequest } = {}): Promise<RegisterResponse> {
+    const { keyPem, csrPem } = await createCsr(this.facts.hostname);
+    const request = options.request ?? { joinToken: options.joinToken ?? this.options.joinToken, facts: this.facts, csrPem };
+    this.lastRegisterRequest = request;
+    const bootstrap = new ControlPlaneClient(this.options.controllerAddress, this.channelCredentials(false));
     const res = await new Promise<RegisterResponse>((resolve, reject) =>
-      this.controller.register(
-        { joinToken: options.joinToken ?? this.joinToken, facts: this.facts, hostId: this.hostId },
-        md ?? bearerMetadata(''),
-        { deadline: Date.now() + 10_000 },
-        (err, r) => (err ? reject(err) : resolve(r)),
-      ),
-    );
+      bootstrap.register(request, new Metadata(), { deadline: Date.now() + 10_000 }, (err, r) => (err ? reject(err) : resolve(r))),
+    ).finally(() => bootstrap.close());
     this.hostId = res.hostId;
     this.credential = res.hostCredential;
     this.reportIntervalMs = res.reportIntervalMs;
     this.seq = 0;
+    if (!this.options.insecure && !options.request) this.useCertificate(keyPem, res.certificatePem);
     return res;
+  }
+
+  /** Renews the host certificate (a new key) through RenewCertificate. Rejects with the gRPC error. */
+  async renew(): Promise<void> {
+    const { keyPem, csrPem } = await createCsr(this.facts.hostname);
+    const res = await new Promise<{ certificatePem: string }>((resolve, reject) =>
+      this.controller.renewCertificate({ hostId: this.hostId, csrPem }, this.proof(), { deadline: Date.now() + 10_000 }, (err, r) => (err ? reject(err) : resolve(r))),
+    );
+    this.useCertificate(keyPem, res.certificatePem);
+  }
+
+  private proof(credential?: string): Metadata {
+    return this.options.insecure || credential !== undefined ? bearerMetadata(credential ?? this.credential) : new Metadata();
   }
 
   /**
@@ -180,7 +228,7 @@ export class TestAgent {
           events,
           seq,
         },
-        bearerMetadata(options.credential ?? this.credential),
+        this.proof(options.credential),
         { deadline: Date.now() + 10_000 },
         (err, r) => (err ? reject(err) : resolve(r)),
       ),
@@ -276,14 +324,14 @@ export class TestAgent {
   service(): AgentServiceServer {
     return {
       applyEnvironment: (call, cb) => {
-        this.unary('apply', call.metadata, cb, () => {
+        this.unary('apply', call, cb, () => {
           const spec = call.request.spec;
           if (!spec?.envId) throw Object.assign(new Error('spec.env_id is required'), { code: GrpcStatus.INVALID_ARGUMENT });
           return this.apply(spec);
         });
       },
       stopEnvironment: (call, cb) => {
-        this.unary('stop', call.metadata, cb, () => {
+        this.unary('stop', call, cb, () => {
           const c = this.containers.get(call.request.envId);
           if (!c) return { status: absent(call.request.envId) };
           if (c.status.state === ObservedState.OBSERVED_STATE_RUNNING) {
@@ -294,7 +342,7 @@ export class TestAgent {
         });
       },
       removeEnvironment: (call, cb) => {
-        this.unary('remove', call.metadata, cb, () => {
+        this.unary('remove', call, cb, () => {
           const envId = call.request.envId;
           const existed = this.containers.delete(envId);
           for (const follower of this.followers.get(envId) ?? []) follower.end();
@@ -305,14 +353,14 @@ export class TestAgent {
         });
       },
       inspectEnvironment: (call, cb) => {
-        this.unary('inspect', call.metadata, cb, () => {
+        this.unary('inspect', call, cb, () => {
           const c = this.containers.get(call.request.envId);
           return { status: c ? { ...c.status } : absent(call.request.envId) };
         });
       },
       streamLogs: (call) => {
         this.calls.streamLogs++;
-        const refused = this.refusal('streamLogs', call.metadata);
+        const refused = this.refusal('streamLogs', call);
         if (refused === 'hang') return;
         if (refused) {
           call.emit('error', refused);
@@ -392,19 +440,24 @@ export class TestAgent {
     c.status = { ...c.status, state: ObservedState.OBSERVED_STATE_EXITED, exitCode: code, finishedAtMs: Date.now(), sshReady: false };
   }
 
-  private refusal(method: AgentCall, md: Metadata): Partial<ServiceError> | 'hang' | undefined {
-    if (!this.credential || bearerFromMetadata(md) !== this.credential) {
+  private refusal(method: AgentCall, call: AgentCallLike): Partial<ServiceError> | 'hang' | undefined {
+    if (this.options.insecure) {
+      if (!this.credential || bearerFromMetadata(call.metadata) !== this.credential) {
+        this.unauthenticatedCalls++;
+        return { code: GrpcStatus.UNAUTHENTICATED, details: 'missing or wrong host credential' };
+      }
+    } else if (peerOf(call)?.identity?.kind !== 'controller') {
       this.unauthenticatedCalls++;
-      return { code: GrpcStatus.UNAUTHENTICATED, details: 'missing or wrong host credential' };
+      return { code: GrpcStatus.PERMISSION_DENIED, details: 'only the controller may call the agent' };
     }
     const failure = this.failures.get(method);
     if (failure === 'hang') return 'hang';
     return failure ? { code: failure.code, details: failure.details } : undefined;
   }
 
-  private unary<T>(method: AgentCall, md: Metadata, cb: (err: Partial<ServiceError> | null, res?: T) => void, run: () => T): void {
+  private unary<T>(method: AgentCall, call: AgentCallLike, cb: (err: Partial<ServiceError> | null, res?: T) => void, run: () => T): void {
     this.calls[method]++;
-    const refused = this.refusal(method, md);
+    const refused = this.refusal(method, call);
     if (refused === 'hang') return;
     if (refused) return cb(refused);
     try {
@@ -427,8 +480,10 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
       ? Array.from({ length: options.gpus ?? 0 }, (_, i) => testGpu(i, tag))
       : options.gpus.map((g, i) => testGpu(g.index ?? i, tag, g));
   const server = new Server();
+  // TLS: nothing is served until Register brings the host certificate; a client certificate is required.
+  const serverCredentials = options.insecure ? undefined : new ReloadableServerCredentials(undefined, true);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', serverCredentials ?? ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const facts: HostFacts = {
     hostname: options.hostname ?? `test-host-${tag}`,
@@ -448,8 +503,7 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     cudaVersion: gpus.length > 0 ? '12.2' : '',
     gpuMode: 'devices',
   };
-  const controller = new ControlPlaneClient(options.controllerAddress, credentials.createInsecure());
-  const agent = new TestAgent(server, controller, options.joinToken, port, facts);
+  const agent = new TestAgent(server, serverCredentials, options, port, facts);
   server.addService(AgentServiceService, agent.service());
   try {
     if (options.register !== false) await agent.register();

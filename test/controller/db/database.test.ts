@@ -17,7 +17,7 @@ describe.each(DB_TARGETS)('database on $name', (target) => {
         .executeTakeFirstOrThrow();
       await t.db
         .insertInto('hosts')
-        .values({ id: 'host-a', hostname: 'a', public_address: '127.0.0.1', agent_address: '127.0.0.1:9091', credential: 'x' })
+        .values({ id: 'host-a', hostname: 'a', public_address: '127.0.0.1', agent_address: '127.0.0.1:9091' })
         .execute();
       for (const id of ['env-1', 'env-2']) {
         await t.db

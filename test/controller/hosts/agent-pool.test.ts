@@ -47,7 +47,7 @@ describe.each(DB_TARGETS)('AgentPool on $name', (target) => {
 
     beforeAll(async () => {
       f = await startHostsFixture(target);
-      agent = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN, gpus: 2 });
+      agent = await startTestAgent({ ...f.join, gpus: 2 });
     });
     afterAll(async () => {
       await agent?.close();
@@ -154,7 +154,7 @@ describe.each(DB_TARGETS)('AgentPool on $name', (target) => {
         agent.setFailure('apply', undefined);
       }
 
-      const pool = new GrpcAgentPool({ db: f.db, logger: createLogger({ name: 't', level: 'silent' }), config: { agentTimeoutMs: 200 } });
+      const pool = new GrpcAgentPool({ db: f.db, logger: createLogger({ name: 't', level: 'silent' }), config: { agentTimeoutMs: 200 }, trust: f.services.trust });
       agent.setFailure('inspect', 'hang');
       try {
         const err = await caught((await pool.forHost(agent.hostId)).inspect('env-x'));
@@ -169,7 +169,7 @@ describe.each(DB_TARGETS)('AgentPool on $name', (target) => {
     it('an unknown host is not_found; an unreachable agent is unavailable', async () => {
       expect((await caught(f.services.agents.forHost('host-nope000000'))).code).toBe('not_found');
 
-      const down = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN });
+      const down = await startTestAgent({ ...f.join });
       await down.close();
       const api = await f.services.agents.forHost(down.hostId);
       const err = await caught(api.inspect('env-1'));
@@ -177,31 +177,33 @@ describe.each(DB_TARGETS)('AgentPool on $name', (target) => {
       expect(err.message).toMatch(new RegExp(`^agent on ${down.hostId} unreachable: `));
     });
 
-    it('reconnects when the agent address or credential changes', async () => {
-      const moved = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN });
+    it('reconnects after the controller certificate is renewed, and refuses an agent presenting another host id', async () => {
+      const moved = await startTestAgent({ ...f.join });
       const first = await f.services.agents.forHost(moved.hostId);
       expect((await first.inspect('env-1')).state).toBe('absent');
 
-      // The controller's stored credential changes (e.g. the host was re-created): the old client is dropped.
-      await f.db.updateTable('hosts').set({ credential: 'another-credential' }).where('id', '=', moved.hostId).execute();
+      // A renewed controller certificate: the next call gets a new client, presenting the new certificate.
+      await f.services.trust.renew();
       const second = await f.services.agents.forHost(moved.hostId);
       expect(second).not.toBe(first);
-      const refused = await caught(second.inspect('env-1'));
-      expect(refused.code).toBe('unavailable');
-      expect(refused.message).toMatch(/refused the controller's host credential/);
-      expect(moved.unauthenticatedCalls).toBe(1);
+      expect((await second.inspect('env-1')).state).toBe('absent');
+      expect(moved.calls.inspect).toBe(2);
 
-      // The agent comes back on another port with the right credential: the next call reaches it.
-      const replacement = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN });
-      await f.db
-        .updateTable('hosts')
-        .set({ agent_address: replacement.address, credential: replacement.credential })
-        .where('id', '=', moved.hostId)
-        .execute();
+      // The host's address now leads to another registered host: its certificate names another host
+      // id, so the controller refuses it during the handshake and never sends the call.
+      const impostor = await startTestAgent({ ...f.join });
+      await f.db.updateTable('hosts').set({ agent_address: impostor.address }).where('id', '=', moved.hostId).execute();
       const third = await f.services.agents.forHost(moved.hostId);
-      expect((await third.inspect('env-1')).state).toBe('absent');
-      expect(replacement.calls.inspect).toBe(1);
-      await Promise.all([moved.close(), replacement.close()]);
+      expect(third).not.toBe(second);
+      const refused = await caught(third.inspect('env-1'));
+      expect(refused.code).toBe('unavailable');
+      expect(impostor.calls.inspect).toBe(0);
+
+      // Back at the real agent: the next call reaches it.
+      await f.db.updateTable('hosts').set({ agent_address: moved.address }).where('id', '=', moved.hostId).execute();
+      expect((await (await f.services.agents.forHost(moved.hostId)).inspect('env-1')).state).toBe('absent');
+      expect(moved.calls.inspect).toBe(3);
+      await Promise.all([moved.close(), impostor.close()]);
     });
   });
 });

@@ -5,6 +5,7 @@ import { DB_TARGETS } from '../../helpers/databases.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { GPU_NOT_REPORTED } from '../../../controller/hosts/model.js';
 import { JOIN_TOKEN, startHostsFixture, type HostsFixture } from './fixture.js';
+import { identityOf } from '../../../common/pki.js';
 
 // ControlPlane over real gRPC on loopback, against both database engines.
 
@@ -13,7 +14,7 @@ describe.each(DB_TARGETS)('ControlPlane on $name', (target) => {
     let f: HostsFixture;
     const agents: TestAgent[] = [];
     const agent = async (opts: Partial<Parameters<typeof startTestAgent>[0]> = {}) => {
-      const a = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN, gpus: 2, ...opts });
+      const a = await startTestAgent({ ...f.join, gpus: 2, ...opts });
       agents.push(a);
       return a;
     };
@@ -28,17 +29,19 @@ describe.each(DB_TARGETS)('ControlPlane on $name', (target) => {
       await f?.close();
     });
 
-    it('registers a host with the join token: new id, credential, facts and GPUs saved', async () => {
+    it('registers a host with the join token: new id, a certificate naming it, facts and GPUs saved', async () => {
       const a = await agent({ gpus: 4, cpuCores: 64, memoryBytes: 2 ** 40 });
       expect(a.hostId).toMatch(/^host-[a-z0-9]{10}$/);
-      expect(Buffer.from(a.credential, 'base64url')).toHaveLength(32);
+      expect(identityOf(a.certPem)).toEqual({ kind: 'host', hostId: a.hostId });
+      expect(a.credential).toBe('');
       expect(a.reportIntervalMs).toBe(1000);
 
       const host = await f.db.selectFrom('hosts').selectAll().where('id', '=', a.hostId).executeTakeFirstOrThrow();
       expect(host).toMatchObject({
         hostname: a.facts.hostname,
         agent_address: a.address,
-        credential: a.credential,
+        approved: true,
+        join_token_id: null,
         cpu_cores: 64,
         memory_bytes: 2 ** 40,
         liveness: 'online',
@@ -53,51 +56,15 @@ describe.each(DB_TARGETS)('ControlPlane on $name', (target) => {
 
     it('refuses a wrong join token with UNAUTHENTICATED and a clear message, creating nothing', async () => {
       const before = await f.db.selectFrom('hosts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      const err = await startTestAgent({ controllerAddress: f.address, joinToken: 'not-the-join-token-at-all', gpus: 1 }).then(
+      const err = await startTestAgent({ ...f.join, joinToken: 'not-the-join-token-at-all', gpus: 1 }).then(
         () => undefined,
         (e: ServiceError) => e,
       );
       expect(err?.code).toBe(status.UNAUTHENTICATED);
-      expect(err?.details).toMatch(/invalid join token/);
+      expect(err?.details).toMatch(/unknown join token/);
       expect(err?.details).not.toContain(JOIN_TOKEN);
       const after = await f.db.selectFrom('hosts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
       expect(after.n).toBe(before.n);
-    });
-
-    it('re-registration with id and credential keeps the host, its credential, and updates facts', async () => {
-      const a = await agent();
-      const { hostId, credential } = a;
-      a.facts.agentVersion = '0.2.0';
-      a.facts.cpuCores = 48;
-      const res = await a.register({ joinToken: '' });
-      expect(res.hostId).toBe(hostId);
-      expect(res.hostCredential).toBe(credential);
-      const rows = await f.db.selectFrom('hosts').select(['id', 'agent_version', 'cpu_cores']).where('hostname', '=', a.facts.hostname).execute();
-      expect(rows).toEqual([{ id: hostId, agent_version: '0.2.0', cpu_cores: 48 }]);
-    });
-
-    it('refuses re-registration of an existing host id without its credential', async () => {
-      const a = await agent();
-      const b = await agent();
-      // b claims a's id with b's own credential and a valid join token: no takeover.
-      b.hostId = a.hostId;
-      const err = await b.register().then(
-        () => undefined,
-        (e: ServiceError) => e,
-      );
-      expect(err?.code).toBe(status.UNAUTHENTICATED);
-      expect(err?.details).toContain(a.hostId);
-      const host = await f.db.selectFrom('hosts').select('credential').where('id', '=', a.hostId).executeTakeFirstOrThrow();
-      expect(host.credential).toBe(a.credential);
-    });
-
-    it('an unknown host id with the join token registers a new host', async () => {
-      const a = await agent();
-      a.hostId = 'host-doesnotexi';
-      a.credential = '';
-      await a.register();
-      expect(a.hostId).not.toBe('host-doesnotexi');
-      expect(await f.db.selectFrom('hosts').select('id').where('id', '=', a.hostId).executeTakeFirst()).toBeDefined();
     });
 
     it('a report updates GPU usage in host_gpus and passes environments and events to the observer', async () => {
@@ -171,29 +138,6 @@ describe.each(DB_TARGETS)('ControlPlane on $name', (target) => {
       ]);
       const host = await f.db.selectFrom('hosts').select('gpu_condition').where('id', '=', a.hostId).executeTakeFirstOrThrow();
       expect(host.gpu_condition).toBe('NVIDIA driver not loaded');
-    });
-
-    it('refuses a report with a wrong or missing credential (UNAUTHENTICATED) and an unknown host (NOT_FOUND)', async () => {
-      const a = await agent();
-      const wrong = await a.report({ credential: 'x'.repeat(43) }).then(
-        () => undefined,
-        (e: ServiceError) => e,
-      );
-      expect(wrong?.code).toBe(status.UNAUTHENTICATED);
-      const missing = await a.report({ credential: '' }).then(
-        () => undefined,
-        (e: ServiceError) => e,
-      );
-      expect(missing?.code).toBe(status.UNAUTHENTICATED);
-      const realId = a.hostId;
-      a.hostId = 'host-zzzzzzzzzz';
-      const unknown = await a.report().then(
-        () => undefined,
-        (e: ServiceError) => e,
-      );
-      expect(unknown?.code).toBe(status.NOT_FOUND);
-      expect(unknown?.details).toMatch(/register again/);
-      a.hostId = realId;
     });
 
     it('ignores stale sequence numbers and accepts seq 1 after an agent restart', async () => {

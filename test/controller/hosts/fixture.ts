@@ -1,7 +1,9 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { createLogger } from '../../../common/logger.js';
 import { loadControllerConfig } from '../../../controller/config.js';
 import { ControllerServices } from '../../../controller/services.js';
+import { ClusterTrust } from '../../../controller/trust/cluster-trust.js';
+import { TEST_SECRET_KEY } from '../../helpers/api.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from '../../../controller/hosts/types.js';
 import { createTestDatabase, type DbTarget, type TestDatabase } from '../../helpers/databases.js';
 import type { Db } from '../../../controller/db/database.js';
@@ -34,6 +36,10 @@ export interface HostsFixture {
   readonly observer: RecordingObserver;
   /** host:port of the ControlPlane. */
   readonly address: string;
+  /** The cluster CA (PEM) test agents trust. */
+  readonly caPem: string;
+  /** What startTestAgent needs to join this controller: address, bootstrap join token, CA (and plaintext mode). */
+  readonly join: { readonly controllerAddress: string; readonly joinToken: string; readonly caPem: string; readonly insecure: boolean };
   close(): Promise<void>;
 }
 
@@ -43,6 +49,7 @@ export async function startHostsFixture(target: DbTarget, env: Record<string, st
   const config = loadControllerConfig({
     REMOTEGPU_DATA_DIR: 'memory://',
     REMOTEGPU_JOIN_TOKEN: JOIN_TOKEN,
+    REMOTEGPU_SECRET_KEY: TEST_SECRET_KEY,
     REMOTEGPU_REPORT_INTERVAL_MS: '1000',
     REMOTEGPU_AGENT_TIMEOUT_MS: '3000',
     REMOTEGPU_LOG_LEVEL: 'silent',
@@ -50,11 +57,12 @@ export async function startHostsFixture(target: DbTarget, env: Record<string, st
   });
   const logger = createLogger({ name: 'test', level: 'silent' });
   const observer = new RecordingObserver();
-  const services = new ControllerServices({ db: database.db, config, logger, joinToken: JOIN_TOKEN, dbKind: target.name, hostObserver: observer });
+  const trust = await ClusterTrust.create({ db: database.db, config, logger });
+  const services = new ControllerServices({ db: database.db, config, logger, trust, dbKind: target.name, hostObserver: observer });
   const server = new Server();
   services.registerGrpc(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', trust.serverCredentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     db: database.db,
@@ -62,6 +70,8 @@ export async function startHostsFixture(target: DbTarget, env: Record<string, st
     services,
     observer,
     address: `127.0.0.1:${port}`,
+    caPem: trust.ca.certPem,
+    join: { controllerAddress: `127.0.0.1:${port}`, joinToken: JOIN_TOKEN, caPem: trust.ca.certPem, insecure: trust.insecure },
     async close() {
       await services.stop();
       server.forceShutdown();

@@ -36,8 +36,8 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
       (await f.db.selectFrom('hosts').select('liveness').where('id', '=', hostId).executeTakeFirstOrThrow()).liveness;
 
     it('the running loop flips a silent host offline and tells the observer once; a report brings it back', async () => {
-      const quiet = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN, gpus: 1 });
-      const chatty = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN, gpus: 1 });
+      const quiet = await startTestAgent({ ...f.join, gpus: 1 });
+      const chatty = await startTestAgent({ ...f.join, gpus: 1 });
       agents.push(quiet, chatty);
       await silence(quiet.hostId);
 
@@ -67,7 +67,7 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
     });
 
     it('the configured loop in ControllerServices runs too', async () => {
-      const a = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN });
+      const a = await startTestAgent({ ...f.join });
       agents.push(a);
       await silence(a.hostId);
       const pass = await f.services.hostLiveness.runOnce();
@@ -77,7 +77,7 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
     });
 
     it('a host that registered but never reported goes offline after the timeout too', async () => {
-      const a = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN });
+      const a = await startTestAgent({ ...f.join });
       agents.push(a);
       await f.db
         .updateTable('hosts')
@@ -90,8 +90,8 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
 
     it('end to end with a 1 s timeout: the agent that stops reporting goes offline, and back online when it reports again', async () => {
       const g = await startHostsFixture(target, { REMOTEGPU_HOST_TIMEOUT_MS: '1000' });
-      const silent = await startTestAgent({ controllerAddress: g.address, joinToken: JOIN_TOKEN, gpus: 1 });
-      const steady = await startTestAgent({ controllerAddress: g.address, joinToken: JOIN_TOKEN, gpus: 1 });
+      const silent = await startTestAgent({ ...g.join, gpus: 1 });
+      const steady = await startTestAgent({ ...g.join, gpus: 1 });
       const state = async (hostId: string) =>
         (await g.db.selectFrom('hosts').select('liveness').where('id', '=', hostId).executeTakeFirstOrThrow()).liveness;
       try {
@@ -112,7 +112,7 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
 
     // Only a server has a second session to hold the lock from; PGlite serves one process.
     if (target.name === 'postgres') it('skips the pass while another replica holds the advisory lock', async () => {
-      const a = await startTestAgent({ controllerAddress: f.address, joinToken: JOIN_TOKEN });
+      const a = await startTestAgent({ ...f.join });
       agents.push(a);
       await silence(a.hostId);
       const other = new pg.Client({ connectionString: f.database.url });

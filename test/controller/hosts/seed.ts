@@ -34,7 +34,7 @@ export async function insertHost(
       hostname: options.hostname ?? `${id}.example`,
       public_address: `10.0.0.${Math.floor(Math.random() * 250) + 1}`,
       agent_address: '127.0.0.1:1',
-      credential: `credential-of-${id}`,
+
       liveness: options.liveness ?? 'online',
       admin_state: options.adminState ?? 'active',
       cpu_cores: options.cpuCores ?? 64,

@@ -1,0 +1,122 @@
+import { createHmac } from 'node:crypto';
+import os from 'node:os';
+import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { ReloadableServerCredentials, tlsChannelCredentials } from '../../common/grpc-tls.js';
+import type { Logger } from '../../common/logger.js';
+import { caPin, issueCertificate, issueKeyAndCertificate, renewAt, type Identity, type KeyAndCert } from '../../common/pki.js';
+import type { ControllerConfig } from '../config.js';
+import type { Db } from '../db/database.js';
+import { loadClusterCa } from './cluster-ca.js';
+import { loadSecretKey } from './secret-key.js';
+
+export interface ClusterTrustDeps {
+  readonly db: Db;
+  readonly config: Pick<ControllerConfig, 'secretKey' | 'dataDir' | 'grpcInsecure' | 'certValidityMs'>;
+  readonly logger: Logger;
+}
+
+type Issuable = Parameters<typeof issueCertificate>[0]['publicKey'];
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Who the controller trusts and how it proves itself: the cluster CA, the controller's own
+ * certificate (a fresh key at every start, kept in memory only, renewed after two thirds of its
+ * lifetime without restarting anything), the gRPC server credentials of the ControlPlane and the
+ * client credentials for dialling agents. With REMOTEGPU_GRPC_INSECURE=1 both directions are
+ * plaintext and hosts authenticate with a bearer credential derived from the secret key (stored
+ * nowhere).
+ */
+export class ClusterTrust {
+  /** Plaintext gRPC (REMOTEGPU_GRPC_INSECURE=1). */
+  readonly insecure: boolean;
+  /** The pin agents check: "sha256:" + hash of the CA public key. */
+  readonly caPin: string;
+  readonly serverCredentials: ServerCredentials;
+  /** Bumped at every renewal of the controller certificate (agent connections are remade). */
+  generation = 0;
+  private own: KeyAndCert;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly deps: ClusterTrustDeps,
+    private readonly secretKey: Buffer,
+    readonly ca: KeyAndCert,
+    own: KeyAndCert,
+  ) {
+    this.insecure = deps.config.grpcInsecure;
+    this.caPin = caPin(ca.certPem);
+    this.own = own;
+    this.log = deps.logger.child({ component: 'trust' });
+    this.serverCredentials = this.insecure ? ServerCredentials.createInsecure() : new ReloadableServerCredentials(this.material(), false);
+  }
+
+  /** Loads (or creates) the secret key and the cluster CA, and issues the controller certificate. */
+  static async create(deps: ClusterTrustDeps): Promise<ClusterTrust> {
+    const key = await loadSecretKey({ secretKey: deps.config.secretKey, dataDir: deps.config.dataDir, logger: deps.logger });
+    const ca = await loadClusterCa(deps.db, key, deps.logger);
+    return new ClusterTrust(deps, key, ca, await ClusterTrust.issueOwn(ca, deps.config.certValidityMs));
+  }
+
+  private static issueOwn(ca: KeyAndCert, validityMs: number): Promise<KeyAndCert> {
+    return issueKeyAndCertificate({ ca, identity: { kind: 'controller' }, validityMs, dnsNames: ['localhost', os.hostname()], ips: ['127.0.0.1', '::1'] });
+  }
+
+  /** The controller's current certificate (PEM). */
+  get certificatePem(): string {
+    return this.own.certPem;
+  }
+
+  /** Renews the controller certificate on schedule until stop(). */
+  start(): void {
+    this.schedule();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Replaces the controller certificate now: new connections use it, open ones are not dropped. */
+  async renew(): Promise<void> {
+    this.own = await ClusterTrust.issueOwn(this.ca, this.deps.config.certValidityMs);
+    if (this.serverCredentials instanceof ReloadableServerCredentials) this.serverCredentials.update(this.material());
+    this.generation++;
+    this.log.info({ generation: this.generation }, 'controller certificate renewed');
+  }
+
+  private schedule(): void {
+    const delay = Math.max(1000, renewAt(this.own.certPem).getTime() - Date.now());
+    this.timer = setTimeout(() => {
+      if (delay > MAX_TIMER_MS) return this.schedule();
+      this.renew()
+        .catch((err: unknown) => this.log.error({ err }, 'controller certificate renewal failed; retrying'))
+        .finally(() => {
+          if (this.timer) this.schedule();
+        });
+    }, Math.min(delay, MAX_TIMER_MS));
+    this.timer.unref();
+  }
+
+  /** What the ControlPlane serves: the controller certificate followed by the CA (agents pin the CA). */
+  private material() {
+    return { caPem: this.ca.certPem, certPem: this.own.certPem + this.ca.certPem, keyPem: this.own.keyPem };
+  }
+
+  /** Client credentials for dialling the agent of `hostId`: only a server certificate naming that host is accepted. */
+  agentCredentials(hostId: string): ChannelCredentials {
+    if (this.insecure) return credentials.createInsecure();
+    const expect: Identity = { kind: 'host', hostId };
+    return tlsChannelCredentials({ caPem: this.ca.certPem, keyPem: this.own.keyPem, certPem: this.own.certPem, expect });
+  }
+
+  /** A certificate for a host's key (from its CSR). */
+  issueHostCertificate(publicKey: Issuable, hostId: string): ReturnType<typeof issueCertificate> {
+    return issueCertificate({ ca: this.ca, publicKey, identity: { kind: 'host', hostId }, validityMs: this.deps.config.certValidityMs });
+  }
+
+  /** The plaintext-mode bearer credential of a host: derived from the secret key, stored nowhere. */
+  hostCredential(hostId: string): string {
+    return createHmac('sha256', this.secretKey).update(`host credential\0${hostId}`).digest('base64url');
+  }
+}
