@@ -1,4 +1,4 @@
-import { AppError, invalidFields } from '../../common/errors.js';
+import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { certSha256, readCsr, type ParsedCsr } from '../../common/pki.js';
 import type { Db, Trx } from '../db/database.js';
@@ -7,6 +7,7 @@ import { newId } from '../ids.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, keyWasCertified } from './host-certificates.repo.js';
 import { authenticateHost, type HostProof } from './host-auth.js';
+import { validFacts } from './host-facts.js';
 import { acceptReportRow, insertHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
@@ -179,24 +180,4 @@ async function saveGpus(db: Db, hostId: string, gpus: readonly GpuFacts[]): Prom
     hostId,
     gpus.map((g) => g.uuid),
   );
-}
-
-/**
- * Facts the controller can use: hostname and agent address present; GPUs without a uuid dropped and
- * duplicate uuids collapsed (the last wins), since GPUs are keyed by uuid.
- */
-function validFacts(facts: HostFacts, log: Logger): HostFacts {
-  const fields = [];
-  if (!facts.hostname) fields.push({ field: 'facts.hostname', message: 'required' });
-  if (!facts.agentAddress) fields.push({ field: 'facts.agent_address', message: 'required: host:port where the controller reaches the agent' });
-  if (fields.length > 0) {
-    throw invalidFields(fields, 'invalid host facts');
-  }
-  const byUuid = new Map<string, GpuFacts>();
-  for (const g of facts.gpus) if (g.uuid) byUuid.set(g.uuid, g);
-  if (byUuid.size !== facts.gpus.length) {
-    log.warn({ hostname: facts.hostname, reported: facts.gpus.length, kept: byUuid.size }, 'GPUs without uuid or with a duplicate uuid ignored');
-    return { ...facts, gpus: [...byUuid.values()] };
-  }
-  return facts;
 }

@@ -1,4 +1,4 @@
-import { Server, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, Server, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReloadableServerCredentials, peerOf, tlsChannelCredentials, type TlsMaterial } from '../../common/grpc-tls.js';
 import { caPin, createCa, createCsr, identityOf, issueCertificate, issueKeyAndCertificate, readCsr, type KeyAndCert } from '../../common/pki.js';
@@ -35,7 +35,7 @@ async function serve(creds: ReloadableServerCredentials): Promise<{ address: str
 
 function report(client: ControlPlaneClient): Promise<number> {
   return new Promise((resolve, reject) =>
-    client.reportStatus({ hostId: 'h', environments: [], events: [], seq: 1 }, { deadline: Date.now() + 5000 }, (err: ServiceError | null, r) =>
+    client.reportStatus({ hostId: 'h', facts: undefined, environments: [], events: [], seq: 1 }, new Metadata(), { deadline: Date.now() + 5000 }, (err: ServiceError | null, r) =>
       err ? reject(err) : resolve(r.reportIntervalMs),
     ),
   );
