@@ -7,7 +7,16 @@ const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
  * (~51 bits), drawn without modulo bias. Every generated id in the controller comes from here.
  */
 export function newId(prefix: 'env' | 'host'): string {
-  let out = `${prefix}-`;
-  for (let i = 0; i < 10; i++) out += ALPHABET[randomInt(ALPHABET.length)];
+  return `${prefix}-${randomChars(10)}`;
+}
+
+/** A join token id like `jt_k3x9q2m7ab` (an underscore: the token itself is `<id>.<secret>`). */
+export function newJoinTokenId(): string {
+  return `jt_${randomChars(10)}`;
+}
+
+function randomChars(n: number): string {
+  let out = '';
+  for (let i = 0; i < n; i++) out += ALPHABET[randomInt(ALPHABET.length)];
   return out;
 }

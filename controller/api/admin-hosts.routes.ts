@@ -23,6 +23,15 @@ const routes = {
     request: { params: HostParams },
     responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
   }),
+  approve: createRoute({
+    method: 'post',
+    path: '/admin/hosts/{host_id}/approve',
+    tags,
+    summary: 'Approve a host registered with a join token that requires approval',
+    description: 'The host leaves pending_approval and takes placements. Idempotent: an approved host is answered unchanged.',
+    request: { params: HostParams },
+    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
+  }),
   remove: createRoute({
     method: 'delete',
     path: '/admin/hosts/{host_id}',
@@ -46,7 +55,7 @@ function actionRoute(verb: 'cordon' | 'uncordon' | 'drain', summary: string) {
   });
 }
 
-/** `/admin/hosts`: the host listing, detail, cordon, uncordon, drain and remove (admin only). */
+/** `/admin/hosts`: the host listing, detail, approve, cordon, uncordon, drain and remove (admin only). */
 export function adminHostsRoutes({ services }: ApiDeps) {
   const { hosts } = services;
   const middleware = adminOnly(services.users);
@@ -58,6 +67,7 @@ export function adminHostsRoutes({ services }: ApiDeps) {
     return reply(c, paginated(await hosts.list({ status: q.status, gpuModel: q.gpu_model }, request), request, hostJson));
   });
   app.openapi({ ...routes.get, middleware }, async (c) => reply(c, hostDetailJson(await hosts.get(c.req.valid('param').host_id))));
+  app.openapi({ ...routes.approve, middleware }, async (c) => reply(c, hostDetailJson(await hosts.approve(c.req.valid('param').host_id)), 'host_approved'));
 
   const actions = [
     { verb: 'cordon', summary: 'Stop placing new environments on a host', message: 'host_cordoned', run: (id: string) => hosts.cordon(id) },

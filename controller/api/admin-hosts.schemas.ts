@@ -5,7 +5,9 @@ import { PaginationQuery, iso } from './schemas.js';
 
 // Schemas and JSON views of hosts and their GPUs, for `/admin/hosts`.
 
-const HostStatusSchema = z.enum(HOST_STATUSES).openapi({ description: 'offline when the agent stopped reporting, else the admin state' });
+const HostStatusSchema = z.enum(HOST_STATUSES).openapi({
+  description: 'offline when the agent stopped reporting; else pending_approval until an admin approves the host; else the admin state (active shown as online)',
+});
 
 export const Host = z
   .object({
@@ -57,6 +59,9 @@ export const HostDetailSchema = Host.extend({
   cpu_model: z.string(),
   gpu_mode: z.string(),
   disk_free_bytes: z.number().int(),
+  approved: z.boolean().openapi({ description: 'false while the host waits for POST /api/v1/admin/hosts/{host_id}/approve' }),
+  approved_at: z.string().nullable().openapi({ description: 'when an admin approved it; null when it never needed approval' }),
+  join_token_id: z.string().nullable().openapi({ description: 'the join token it registered with; null for the bootstrap token' }),
   gpus: z.array(HostGpu),
 }).openapi('HostDetail');
 
@@ -128,6 +133,9 @@ export function hostDetailJson(h: HostDetail) {
     cpu_model: h.cpuModel,
     gpu_mode: h.gpuMode,
     disk_free_bytes: h.diskFreeBytes,
+    approved: h.approved,
+    approved_at: iso(h.approvedAt),
+    join_token_id: h.joinTokenId,
     gpus: h.gpus.map(gpuJson),
   };
 }

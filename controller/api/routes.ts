@@ -9,6 +9,7 @@ import { adminDatasetsRoutes } from './admin-datasets.routes.js';
 import { datasetsRoutes } from './datasets.routes.js';
 import { sshKeysRoutes } from './ssh-keys.routes.js';
 import { adminHostsRoutes } from './admin-hosts.routes.js';
+import { adminJoinTokensRoutes } from './admin-join-tokens.routes.js';
 import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
@@ -27,6 +28,7 @@ export function buildApi(deps: ApiDeps) {
     sshKeysRoutes,
     imagesRoutes,
     adminHostsRoutes,
+    adminJoinTokensRoutes,
     environmentsRoutes,
     environmentMountsRoutes,
     environmentLogsRoutes,

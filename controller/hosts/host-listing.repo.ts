@@ -6,8 +6,13 @@ import type { HostFilter, HostGpuView, HostSummary } from './model.js';
 
 // The admin listing of hosts: every column computed in SQL, one statement per page.
 
-/** A host's status (offline, else its admin state with active shown as online) over the alias `h`. */
-export const hostStatusSql = sql<HostStatus>`case when h.liveness = 'offline' then 'offline' when h.admin_state = 'active' then 'online' else h.admin_state end`;
+/**
+ * A host's status over the alias `h`: offline, else pending_approval while not approved, else its
+ * admin state with active shown as online. The scheduler places only on `online` hosts, so this is
+ * also what keeps unapproved hosts out of placement.
+ */
+export const hostStatusSql = sql<HostStatus>`case when h.liveness = 'offline' then 'offline' when not h.approved then 'pending_approval'
+  when h.admin_state = 'active' then 'online' else h.admin_state end`;
 const statusExpr = hostStatusSql;
 
 function escapeLike(s: string): string {
@@ -122,7 +127,17 @@ export async function findHostSummary(db: Db, id: string): Promise<HostSummary |
 export async function findHostExtras(db: Db, id: string) {
   return db
     .selectFrom('hosts')
-    .select(['agent_address as agentAddress', 'os', 'kernel', 'cpu_model as cpuModel', 'gpu_mode as gpuMode', 'disk_free_bytes as diskFreeBytes'])
+    .select([
+      'agent_address as agentAddress',
+      'os',
+      'kernel',
+      'cpu_model as cpuModel',
+      'gpu_mode as gpuMode',
+      'disk_free_bytes as diskFreeBytes',
+      'approved',
+      'approved_at as approvedAt',
+      'join_token_id as joinTokenId',
+    ])
     .where('id', '=', id)
     .executeTakeFirst();
 }

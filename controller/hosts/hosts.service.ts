@@ -2,15 +2,24 @@ import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
+import { approveHost } from './host-approval.repo.js';
 import { deleteHostRows, liveEnvironmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
 import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
 
 export { snapshotForScheduling } from './scheduling-snapshot.js';
 
-/** The admin's view of hosts: listing, detail, cordon, uncordon, drain, remove. */
+/** Told when a host starts taking placements (the environments' WakeSignal: queued ones may fit now). */
+export interface PlacementWake {
+  notify(): void;
+}
+
+/** The admin's view of hosts: listing, detail, approve, cordon, uncordon, drain, remove. */
 export class HostsService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly wake: PlacementWake = { notify: () => {} },
+  ) {}
 
   /** One page of hosts matching `filter`, ordered by hostname; `total` counts every match. */
   async list(filter: HostFilter, paging: PageRequest): Promise<Page<HostSummary>> {
@@ -22,6 +31,17 @@ export class HostsService {
     const [summary, extras, gpus] = await Promise.all([findHostSummary(this.db, hostId), findHostExtras(this.db, hostId), listHostGpus(this.db, hostId)]);
     if (!summary || !extras) throw notFound(hostId);
     return { ...summary, ...extras, gpus };
+  }
+
+  /**
+   * Approves a host registered with a join token that requires approval: it leaves
+   * pending_approval and takes placements (queued environments are looked at again soon).
+   * Idempotent: an approved host stays as it is. Returns the host. Throws not_found.
+   */
+  async approve(hostId: string): Promise<HostDetail> {
+    if (!(await approveHost(this.db, hostId))) throw notFound(hostId);
+    this.wake.notify();
+    return this.get(hostId);
   }
 
   /** No new placements on the host; its environments keep running. Idempotent. Throws not_found. */

@@ -100,6 +100,12 @@ export interface HostDetail extends HostSummary {
   readonly cpuModel: string;
   readonly gpuMode: string;
   readonly diskFreeBytes: number;
+  /** False while the host waits for an admin's approval (status pending_approval unless offline). */
+  readonly approved: boolean;
+  /** When an admin approved it; null for hosts that never needed approval. */
+  readonly approvedAt: Date | null;
+  /** The admin join token it registered with; null for the bootstrap token. */
+  readonly joinTokenId: string | null;
   readonly gpus: readonly HostGpuView[];
 }
 

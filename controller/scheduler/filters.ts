@@ -33,6 +33,8 @@ export const checkStatus: HostFilter = (_request, host) => {
       return reject(host, 'draining', 'host is draining: it takes no new environments');
     case 'offline':
       return reject(host, 'offline', 'host is offline');
+    case 'pending_approval':
+      return reject(host, 'pending_approval', `host awaits an admin's approval (POST /api/v1/admin/hosts/${host.id}/approve)`);
     default:
       return reject(host, 'offline', `host status is ${JSON.stringify(host.status)}, not online`);
   }

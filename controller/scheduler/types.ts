@@ -15,10 +15,12 @@ export interface PlacementRequest {
 }
 
 /**
- * Liveness and admin state folded into one (the admin listing shows it): only `online` hosts take
- * new placements.
+ * Liveness, approval and admin state folded into one (the admin listing shows it): only `online`
+ * hosts take new placements. Precedence: `offline` (the agent stopped reporting) over
+ * `pending_approval` (registered with a join token that requires approval, not yet approved) over
+ * the admin state (`cordoned`, `draining`, else `online`).
  */
-export const HOST_STATUSES = ['online', 'offline', 'cordoned', 'draining'] as const;
+export const HOST_STATUSES = ['online', 'offline', 'cordoned', 'draining', 'pending_approval'] as const;
 export type HostStatus = (typeof HOST_STATUSES)[number];
 
 /** One GPU of a host as the scheduler sees it. */
@@ -54,6 +56,7 @@ export type RejectReason =
   | 'offline'
   | 'cordoned'
   | 'draining'
+  | 'pending_approval'
   | 'insufficient_cpu'
   | 'insufficient_memory'
   | 'insufficient_storage'

@@ -18,6 +18,13 @@ const CASES: Case[] = [
   { name: 'cordoned host', host: host({ status: 'cordoned' }), request: request(), reason: 'cordoned', detail: /cordoned/ },
   { name: 'draining host', host: host({ status: 'draining' }), request: request(), reason: 'draining', detail: /draining/ },
   {
+    name: 'host awaiting approval',
+    host: host({ id: 'h-new', status: 'pending_approval' }),
+    request: request(),
+    reason: 'pending_approval',
+    detail: "host awaits an admin's approval (POST /api/v1/admin/hosts/h-new/approve)",
+  },
+  {
     name: 'unknown status counts as offline',
     host: host({ status: 'rebooting' as HostSnapshot['status'] }),
     request: request(),
@@ -126,6 +133,7 @@ describe('filters: one rejection reason per case', () => {
       offline: true,
       cordoned: true,
       draining: true,
+      pending_approval: true,
       insufficient_cpu: true,
       insufficient_memory: true,
       insufficient_storage: true,
