@@ -19,6 +19,10 @@ const schema = z.object({
   REMOTEGPU_SECRET_KEY: z.string().min(32, 'expected at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   REMOTEGPU_GRPC_INSECURE: z.enum(['0', '1', 'true', 'false']).default('0'),
   REMOTEGPU_CERT_VALIDITY_S: intVar(30 * 86_400, 5, 3650 * 86_400),
+  REMOTEGPU_TLS_CA: z.string().optional(),
+  REMOTEGPU_TLS_CA_KEY: z.string().optional(),
+  REMOTEGPU_TLS_CERT: z.string().optional(),
+  REMOTEGPU_TLS_KEY: z.string().optional(),
   REMOTEGPU_HOST_TIMEOUT_MS: intVar(30_000, 1_000),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
@@ -49,6 +53,8 @@ export interface ControllerConfig {
   readonly grpcInsecure: boolean;
   /** Lifetime of the host and controller certificates, milliseconds; renewed after two thirds. */
   readonly certValidityMs: number;
+  /** Operator-supplied PKI files (PEM paths) instead of the generated cluster CA and controller certificate. */
+  readonly clusterTls: ClusterTlsFiles;
   readonly hostTimeoutMs: number;
   readonly reportIntervalMs: number;
   readonly reconcileIntervalMs: number;
@@ -75,6 +81,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     secretKey: e.REMOTEGPU_SECRET_KEY,
     grpcInsecure: e.REMOTEGPU_GRPC_INSECURE === '1' || e.REMOTEGPU_GRPC_INSECURE === 'true',
     certValidityMs: e.REMOTEGPU_CERT_VALIDITY_S * 1000,
+    clusterTls: clusterTlsFiles(e),
     hostTimeoutMs: e.REMOTEGPU_HOST_TIMEOUT_MS,
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
     reconcileIntervalMs: e.REMOTEGPU_RECONCILE_INTERVAL_MS,
@@ -99,4 +106,21 @@ function httpTlsFiles(certFile: string | undefined, keyFile: string | undefined)
     throw new ConfigError(`invalid configuration: ${unset}=(unset): set it together with ${set} (PEM files) to serve HTTPS, or unset both for HTTP`);
   }
   return { certFile, keyFile };
+}
+
+/** Operator-supplied cluster PKI: the CA (with its key, to sign host certificates) and optionally the controller's certificate. */
+export interface ClusterTlsFiles {
+  readonly ca: { readonly cert: string; readonly key: string } | undefined;
+  readonly controller: { readonly cert: string; readonly key: string } | undefined;
+}
+
+function clusterTlsFiles(e: { REMOTEGPU_TLS_CA?: string | undefined; REMOTEGPU_TLS_CA_KEY?: string | undefined; REMOTEGPU_TLS_CERT?: string | undefined; REMOTEGPU_TLS_KEY?: string | undefined }): ClusterTlsFiles {
+  const pair = (certVar: string, cert: string | undefined, keyVar: string, key: string | undefined) => {
+    if (!cert !== !key) throw new ConfigError(`invalid configuration: set ${certVar} and ${keyVar} together (PEM files), or neither`);
+    return cert && key ? { cert, key } : undefined;
+  };
+  const ca = pair('REMOTEGPU_TLS_CA', e.REMOTEGPU_TLS_CA, 'REMOTEGPU_TLS_CA_KEY', e.REMOTEGPU_TLS_CA_KEY);
+  const controller = pair('REMOTEGPU_TLS_CERT', e.REMOTEGPU_TLS_CERT, 'REMOTEGPU_TLS_KEY', e.REMOTEGPU_TLS_KEY);
+  if (controller && !ca) throw new ConfigError('invalid configuration: REMOTEGPU_TLS_CERT needs REMOTEGPU_TLS_CA and REMOTEGPU_TLS_CA_KEY (the CA that issued it, which also signs host certificates)');
+  return { ca, controller };
 }

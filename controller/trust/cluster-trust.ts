@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { ReloadableServerCredentials, tlsChannelCredentials } from '../../common/grpc-tls.js';
@@ -7,11 +7,12 @@ import { caPin, issueCertificate, issueKeyAndCertificate, renewAt, type Identity
 import type { ControllerConfig } from '../config.js';
 import type { Db } from '../db/database.js';
 import { loadClusterCa } from './cluster-ca.js';
+import { readCaFiles, readControllerFiles } from './pki-files.js';
 import { loadSecretKey } from './secret-key.js';
 
 export interface ClusterTrustDeps {
   readonly db: Db;
-  readonly config: Pick<ControllerConfig, 'secretKey' | 'dataDir' | 'grpcInsecure' | 'certValidityMs'>;
+  readonly config: Pick<ControllerConfig, 'secretKey' | 'dataDir' | 'grpcInsecure' | 'certValidityMs' | 'clusterTls'>;
   readonly logger: Logger;
 }
 
@@ -36,6 +37,8 @@ export class ClusterTrust {
   generation = 0;
   private own: KeyAndCert;
   private timer: NodeJS.Timeout | undefined;
+  /** After unchanged operator files, the next look at them. */
+  private quietUntil = 0;
   private readonly log: Logger;
 
   private constructor(
@@ -51,14 +54,21 @@ export class ClusterTrust {
     this.serverCredentials = this.insecure ? ServerCredentials.createInsecure() : new ReloadableServerCredentials(this.material(), false);
   }
 
-  /** Loads (or creates) the secret key and the cluster CA, and issues the controller certificate. */
+  /**
+   * Loads (or creates) the secret key and the cluster CA (or reads the operator's CA files), and
+   * issues the controller certificate (or reads the operator's).
+   */
   static async create(deps: ClusterTrustDeps): Promise<ClusterTrust> {
+    const files = deps.config.clusterTls;
     const key = await loadSecretKey({ secretKey: deps.config.secretKey, dataDir: deps.config.dataDir, logger: deps.logger });
-    const ca = await loadClusterCa(deps.db, key, deps.logger);
-    return new ClusterTrust(deps, key, ca, await ClusterTrust.issueOwn(ca, deps.config.certValidityMs));
+    const ca = files.ca ? readCaFiles(files.ca) : await loadClusterCa(deps.db, key, deps.logger);
+    return new ClusterTrust(deps, key, ca, await ClusterTrust.issueOwn(ca, deps.config));
   }
 
-  private static issueOwn(ca: KeyAndCert, validityMs: number): Promise<KeyAndCert> {
+  /** A fresh controller key and certificate, or the operator's files read again (replace them to rotate). */
+  private static async issueOwn(ca: KeyAndCert, config: ClusterTrustDeps['config']): Promise<KeyAndCert> {
+    if (config.clusterTls.controller) return readControllerFiles(config.clusterTls.controller, ca);
+    const validityMs = config.certValidityMs;
     return issueKeyAndCertificate({ ca, identity: { kind: 'controller' }, validityMs, dnsNames: ['localhost', os.hostname()], ips: ['127.0.0.1', '::1'] });
   }
 
@@ -79,14 +89,20 @@ export class ClusterTrust {
 
   /** Replaces the controller certificate now: new connections use it, open ones are not dropped. */
   async renew(): Promise<void> {
-    this.own = await ClusterTrust.issueOwn(this.ca, this.deps.config.certValidityMs);
+    const next = await ClusterTrust.issueOwn(this.ca, this.deps.config);
+    if (next.certPem === this.own.certPem) {
+      this.log.warn({ notAfter: new X509Certificate(next.certPem).validTo }, 'controller certificate is due for renewal but REMOTEGPU_TLS_CERT is unchanged: replace the files');
+      this.quietUntil = Date.now() + 600_000;
+      return;
+    }
+    this.own = next;
     if (this.serverCredentials instanceof ReloadableServerCredentials) this.serverCredentials.update(this.material());
     this.generation++;
     this.log.info({ generation: this.generation }, 'controller certificate renewed');
   }
 
   private schedule(): void {
-    const delay = Math.max(1000, renewAt(this.own.certPem).getTime() - Date.now());
+    const delay = Math.max(1000, renewAt(this.own.certPem).getTime() - Date.now(), this.quietUntil - Date.now());
     this.timer = setTimeout(() => {
       if (delay > MAX_TIMER_MS) return this.schedule();
       this.renew()
