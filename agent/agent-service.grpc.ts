@@ -1,6 +1,7 @@
 import { Server, ServerCredentials, type Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { AppError } from '../common/errors.js';
 import { bearerFromMetadata, toGrpcError } from '../common/grpc.js';
+import { describeIdentity, peerOf, type ReloadableServerCredentials } from '../common/grpc-tls.js';
 import { sameSecret } from '../common/secrets.js';
 import type { Logger } from '../common/logger.js';
 import { AgentServiceService, type AgentServiceServer, type ExecInput, type ExecOutput, type StreamLogsRequest, type LogLine } from '../gen/remotegpu/v1/agent.js';
@@ -15,13 +16,26 @@ export interface AgentServiceDeps {
   readonly logger: Logger;
   /** The agent's own environment (AgentConfig.processEnv): `docker exec` terminals take PATH and DOCKER_HOST from it. */
   readonly processEnv: NodeJS.ProcessEnv;
-  /** The host credential the controller must present; undefined until registered (then every call is refused). */
-  readonly credential: () => string | undefined;
+  /** Who may call: the controller's certificate (mutual TLS), or its bearer credential in insecure mode. */
+  readonly auth: AgentServiceAuth;
   /** Whether SSH answered in this environment since its container last started. */
   readonly sshReady: (envId: string) => boolean;
   /** Told after every successful apply (to watch for SSH readiness and report soon). */
   readonly applied: (status: ObservedStatus, spec: { ports: readonly { name: string; hostPort: number }[] }) => void;
 }
+
+/**
+ * How callers are authenticated. 'mtls': the server asks every client for a certificate of the
+ * cluster CA (the credentials carry this host's certificate, none until registered, so that nothing
+ * connects before) and only the controller's identity may call. 'bearer' (REMOTEGPU_GRPC_INSECURE=1):
+ * plaintext, every call carries the host credential (undefined until registered: all refused).
+ */
+export type AgentServiceAuth =
+  | { readonly kind: 'mtls'; readonly credentials: ReloadableServerCredentials }
+  | { readonly kind: 'bearer'; readonly credential: () => string | undefined };
+
+/** What the auth check reads of a call. */
+type CallAuth = Parameters<typeof peerOf>[0] & { readonly metadata: Metadata };
 
 /** The AgentService listening. */
 export interface ListeningAgentService {
@@ -31,12 +45,12 @@ export interface ListeningAgentService {
   shutdown(): Promise<void>;
 }
 
-/** Serves the AgentService (plaintext gRPC; every call carries the host credential) on `listen`, HOST:PORT. */
+/** Serves the AgentService on `listen`, HOST:PORT: mutual TLS, or plaintext with a bearer credential (deps.auth). */
 export async function serveAgentService(listen: string, deps: AgentServiceDeps): Promise<ListeningAgentService> {
   const server = new Server();
   server.addService(AgentServiceService, agentService(deps));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(listen, deps.auth.kind === 'mtls' ? deps.auth.credentials : ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p),
     ),
   );
@@ -55,21 +69,15 @@ export async function serveAgentService(listen: string, deps: AgentServiceDeps):
 }
 
 /**
- * The AgentService: thin. It checks the host credential, converts proto to domain, calls the
+ * The AgentService: thin. It checks the caller (authorizeCall), converts proto to domain, calls the
  * runtime and converts errors (RuntimeError → AppError → gRPC status with Docker's message).
  */
 export function agentService(deps: AgentServiceDeps): AgentServiceServer {
-  const authorize = (md: Metadata) => {
-    const expected = deps.credential();
-    const presented = bearerFromMetadata(md);
-    if (!expected || !presented || !sameSecret(presented, expected)) {
-      throw new AppError('unauthenticated', 'missing or wrong host credential');
-    }
-  };
+  const authorize = (call: CallAuth) => authorizeCall(deps.auth, call);
   const unary = <Req, Res>(name: string, fn: (req: Req) => Promise<Res>) =>
-    ((call: { request: Req; metadata: Metadata }, cb: (err: unknown, res?: Res) => void) => {
+    ((call: CallAuth & { request: Req }, cb: (err: unknown, res?: Res) => void) => {
       Promise.resolve()
-        .then(() => authorize(call.metadata))
+        .then(() => authorize(call))
         .then(() => fn(call.request))
         .then(
           (res) => cb(null, res),
@@ -104,12 +112,12 @@ export function agentService(deps: AgentServiceDeps): AgentServiceServer {
   };
 }
 
-async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>, deps: AgentServiceDeps, authorize: (md: Metadata) => void) {
+async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>, deps: AgentServiceDeps, authorize: (call: CallAuth) => void) {
   const abort = new AbortController();
   call.on('cancelled', () => abort.abort());
   call.on('close', () => abort.abort());
   try {
-    authorize(call.metadata);
+    authorize(call);
     const { envId, tailLines, follow } = call.request;
     for await (const line of deps.runtime.logs(envId, { tail: tailLines, follow, signal: abort.signal })) {
       if (abort.signal.aborted) break;
@@ -134,14 +142,14 @@ async function streamLogs(call: ServerWritableStream<StreamLogsRequest, LogLine>
   }
 }
 
-function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServiceDeps, authorize: (md: Metadata) => void) {
+function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServiceDeps, authorize: (call: CallAuth) => void) {
   let session: TerminalSession | undefined;
   const fail = (err: unknown) => {
     session?.kill();
     call.emit('error', toWireError(err, toAppError(err)));
   };
   try {
-    authorize(call.metadata);
+    authorize(call);
   } catch (err) {
     fail(err);
     return;
@@ -171,6 +179,21 @@ function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServic
   });
   call.on('end', () => session?.kill());
   call.on('cancelled', () => session?.kill());
+}
+
+/** Throws AppError unauthenticated/permission_denied unless the controller makes the call. */
+export function authorizeCall(auth: AgentServiceAuth, call: CallAuth): void {
+  if (auth.kind === 'bearer') {
+    const expected = auth.credential();
+    const presented = bearerFromMetadata(call.metadata);
+    if (!expected || !presented || !sameSecret(presented, expected)) throw new AppError('unauthenticated', 'missing or wrong host credential');
+    return;
+  }
+  const peer = peerOf(call);
+  if (!peer) throw new AppError('unauthenticated', 'a client certificate issued by the cluster CA is required');
+  if (peer.identity?.kind !== 'controller') {
+    throw new AppError('permission_denied', `only the controller may call the agent; the client presents ${describeIdentity(peer.identity)}`);
+  }
 }
 
 /**

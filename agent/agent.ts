@@ -2,10 +2,12 @@ import path from 'node:path';
 import Dockerode from 'dockerode';
 import type { Logger } from '../common/logger.js';
 import { VERSION } from '../common/version.js';
-import { serveAgentService } from './agent-service.grpc.js';
+import { ReloadableServerCredentials } from '../common/grpc-tls.js';
+import { serveAgentService, type AgentServiceAuth } from './agent-service.grpc.js';
 import type { AgentConfig } from './config.js';
 import { createFakeDeviceNodes, fakeNvidiaSmiPath } from './discovery/fake-gpus.js';
 import { HostScan } from './host-scan.js';
+import { identityAtStart, type AgentIdentity } from './identity.js';
 import { followLifecycleEvents } from './lifecycle-events.js';
 import { Reporter } from './reporter.js';
 import { DockerRuntime } from './runtime/docker.js';
@@ -35,10 +37,12 @@ export interface RunningAgent {
  * re-adopts them by label.
  */
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
+  if (config.grpcInsecure) logger.warn(PLAINTEXT_WARNING);
+  // A data directory that cannot work with this configuration fails before anything starts (ConfigError).
+  const identity = await identityAtStart({ ...config, dataDir: path.resolve(config.dataDir) });
   const host = await prepareHost(config, logger);
   const runtime = createRuntime(config, host, logger);
-
-  let credential: string | undefined;
+  const auth = serviceAuth(config.grpcInsecure, identity);
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
   const ssh = new SshWatch({
@@ -49,7 +53,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     runtime,
     logger,
     processEnv: config.processEnv,
-    credential: () => credential,
+    auth: auth.auth,
     sshReady: (envId) => ssh.isReady(envId),
     applied: (status, spec) => {
       ssh.applied(status, spec.ports);
@@ -61,15 +65,16 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   reporter = new Reporter({
     controller: config.controller,
     joinToken: config.joinToken,
+    caPin: config.caPin,
+    insecure: config.grpcInsecure,
+    identity,
     dataDir: host.dataDir,
     intervalMs: config.reportIntervalMs,
     runtime,
     logger: logger.child({ component: 'reporter' }),
     facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores }),
     sshReady: (envId) => ssh.isReady(envId),
-    onIdentity: (identity) => {
-      credential = identity.credential;
-    },
+    onIdentity: auth.update,
   });
   await reporter.start();
 
@@ -79,7 +84,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     reporter!.pushEvent(event);
   });
 
-  logger.info({ listen: config.listen, advertise, gpuMode: host.gpuMode, publicAddress: host.publicAddress, controller: config.controller }, 'agent started');
+  const grpc = config.grpcInsecure ? 'plaintext' : 'mutual TLS';
+  logger.info({ listen: config.listen, advertise, gpuMode: host.gpuMode, publicAddress: host.publicAddress, controller: config.controller, hostId: identity?.hostId, grpc }, 'agent started');
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     const eventsEnded = events.stop();
@@ -91,12 +97,28 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   return { address: advertise, runtime, reporter, gpuMode: host.gpuMode, stop: () => (stopping ??= stop()) };
 }
 
+const PLAINTEXT_WARNING =
+  'plaintext gRPC (REMOTEGPU_GRPC_INSECURE=1): anyone on the network can read and alter the traffic between the controller and this agent, steal the host credential and impersonate either side; use it only for development or on a network you fully trust';
+
+/**
+ * Who may call the AgentService, and how a new identity (registered, certificate renewed) reaches it:
+ * the served certificate is swapped without a restart (connections in flight keep going).
+ */
+function serviceAuth(insecure: boolean, identity: AgentIdentity | undefined): { auth: AgentServiceAuth; update: (identity: AgentIdentity) => void } {
+  if (insecure) {
+    let credential = identity?.credential;
+    return { auth: { kind: 'bearer', credential: () => credential }, update: (next) => void (credential = next.credential) };
+  }
+  const material = (i: AgentIdentity) => ({ caPem: i.caPem, keyPem: i.keyPem, certPem: i.certPem });
+  const credentials = new ReloadableServerCredentials(identity ? material(identity) : undefined, true);
+  return { auth: { kind: 'mtls', credentials }, update: (next) => credentials.update(material(next)) };
+}
+
 /** The Docker runtime on the prepared host; it asks the latest GPU discovery on every apply. */
 function createRuntime(config: AgentConfig, host: PreparedHost, logger: Logger): DockerRuntime {
   return new DockerRuntime({
     docker: host.docker,
     stateDir: host.dataDir,
-    datasetRoots: config.datasetRoots,
     gpuMode: host.gpuMode,
     gpuIndexes: () => host.scan.gpuIndexes(),
     deviceDir: host.deviceDir,

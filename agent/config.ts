@@ -1,6 +1,6 @@
-import { posix } from 'node:path';
 import { z } from 'zod';
 import { intVar, logLevelVar, parseEnv } from '../common/config.js';
+import { caHashVar, configuredPin, joinTokenVar } from './join-token.js';
 
 const hostPort = (fallback: string) =>
   z
@@ -8,41 +8,16 @@ const hostPort = (fallback: string) =>
     .default(fallback)
     .refine((v) => /^[^\s:]+:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v), 'expected HOST:PORT');
 
-/**
- * Host directories datasets may be mounted from: absolute, normalized paths separated by `:` or
- * `,`; not `/`. Unset: none (the agent then mounts no dataset).
- */
-const datasetRoots = z
-  .string()
-  .optional()
-  .transform((value, ctx): readonly string[] => {
-    const roots = (value ?? '').split(/[:,]/).map((r) => r.trim()).filter(Boolean);
-    for (const root of roots) {
-      const problem = datasetRootProblem(root);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    }
-    return Object.freeze([...new Set(roots)]);
-  });
-
-function datasetRootProblem(root: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  if (!root.startsWith('/') || /[\x00-\x1f\x7f]/.test(root)) return `${JSON.stringify(root)} must be an absolute path without control characters`;
-  if (root.split('/').includes('..')) return `${JSON.stringify(root)} must not contain ".."`;
-  const normalized = posix.normalize(root).replace(/(.)\/+$/, '$1');
-  if (normalized !== root) return `${JSON.stringify(root)} is not normalized (did you mean ${JSON.stringify(normalized)}?)`;
-  if (root === '/') return '"/" cannot be a dataset root: it would let environments mount the whole host; list the directories that hold datasets, e.g. /srv/datasets';
-  return undefined;
-}
-
 /** Every environment variable the agent reads, with defaults. Documented in README.md. */
 const schema = z.object({
   REMOTEGPU_CONTROLLER: hostPort('127.0.0.1:9090'),
-  REMOTEGPU_JOIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  REMOTEGPU_JOIN_TOKEN: joinTokenVar,
+  REMOTEGPU_CA_HASH: caHashVar,
+  REMOTEGPU_GRPC_INSECURE: z.enum(['0', '1', 'false', 'true'], 'expected 1 or 0').default('0').transform((v) => v === '1' || v === 'true'),
   REMOTEGPU_AGENT_LISTEN: hostPort('0.0.0.0:9091'),
   REMOTEGPU_AGENT_ADVERTISE: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected HOST:PORT').optional(),
   REMOTEGPU_PUBLIC_ADDRESS: z.string().optional(),
   REMOTEGPU_DATA_DIR: z.string().default('./data'),
-  REMOTEGPU_DATASET_ROOTS: datasetRoots,
   REMOTEGPU_GPU_MODE: z.enum(['auto', 'nvidia', 'cdi', 'devices']).default('auto'),
   REMOTEGPU_NVIDIA_SMI: z.string().default('nvidia-smi'),
   REMOTEGPU_FAKE_GPUS: z.string().optional(),
@@ -58,14 +33,17 @@ const schema = z.object({
 
 export interface AgentConfig {
   readonly controller: string;
+  /** The join token's secret part (what Register carries). */
   readonly joinToken: string | undefined;
+  /** The cluster CA pin, "sha256:<hex>": from the join token or REMOTEGPU_CA_HASH. */
+  readonly caPin: string | undefined;
+  /** REMOTEGPU_GRPC_INSECURE=1: plaintext gRPC both ways, the host credential as a bearer secret. */
+  readonly grpcInsecure: boolean;
   readonly listen: string;
   /** Address the controller uses to reach this agent; defaults to the public address + listen port. */
   readonly advertise: string | undefined;
   readonly publicAddress: string | undefined;
   readonly dataDir: string;
-  /** Host directories datasets may be bind-mounted from (REMOTEGPU_DATASET_ROOTS); empty: none. */
-  readonly datasetRoots: readonly string[];
   readonly gpuMode: 'auto' | 'nvidia' | 'cdi' | 'devices';
   readonly nvidiaSmi: string;
   readonly fakeGpus: string | undefined;
@@ -96,12 +74,13 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
   const e = parseEnv(schema, env);
   return Object.freeze({
     controller: e.REMOTEGPU_CONTROLLER,
-    joinToken: e.REMOTEGPU_JOIN_TOKEN,
+    joinToken: e.REMOTEGPU_JOIN_TOKEN?.secret,
+    caPin: configuredPin(e.REMOTEGPU_JOIN_TOKEN, e.REMOTEGPU_CA_HASH),
+    grpcInsecure: e.REMOTEGPU_GRPC_INSECURE,
     listen: e.REMOTEGPU_AGENT_LISTEN,
     advertise: e.REMOTEGPU_AGENT_ADVERTISE,
     publicAddress: e.REMOTEGPU_PUBLIC_ADDRESS,
     dataDir: e.REMOTEGPU_DATA_DIR,
-    datasetRoots: e.REMOTEGPU_DATASET_ROOTS,
     gpuMode: e.REMOTEGPU_GPU_MODE,
     nvidiaSmi: e.REMOTEGPU_NVIDIA_SMI,
     fakeGpus: e.REMOTEGPU_FAKE_GPUS,
@@ -115,4 +94,9 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     logLevel: e.REMOTEGPU_LOG_LEVEL,
     processEnv,
   });
+}
+
+/** REMOTEGPU_DATA_DIR alone (for `remotegpu-agent reset`, which must work whatever else is misconfigured). */
+export function agentDataDir(env: Record<string, string | undefined> = process.env): string {
+  return env.REMOTEGPU_DATA_DIR?.trim() || './data';
 }

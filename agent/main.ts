@@ -1,10 +1,20 @@
 #!/usr/bin/env node
 import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { loadAgentConfig, type AgentConfig } from './config.js';
+import { agentDataDir, loadAgentConfig, type AgentConfig } from './config.js';
 import { startAgent } from './agent.js';
+import { resetIdentity } from './reset.js';
 
-// remotegpu-agent: the daemon on every GPU server.
+// remotegpu-agent: the daemon on every GPU server. `remotegpu-agent reset` forgets the host's
+// identity (the next start registers anew).
+
+const command = process.argv[2];
+if (command === 'reset') {
+  process.exit(await resetIdentity(agentDataDir(), (line) => process.stdout.write(`${line}\n`)));
+} else if (command !== undefined) {
+  process.stderr.write(`remotegpu-agent: unknown command ${JSON.stringify(command)} (without a command it runs the agent; \`remotegpu-agent reset\` forgets this host's identity)\n`);
+  process.exit(2);
+}
 
 let config: AgentConfig;
 try {
@@ -31,6 +41,7 @@ try {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 } catch (err) {
   process.stderr.write(`remotegpu-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (err instanceof ConfigError) process.exit(2);
   logger.error({ err }, 'agent failed to start');
   process.exit(1);
 }

@@ -1,15 +1,24 @@
-import { Metadata, credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { bearerMetadata } from '../common/grpc.js';
+import type { ServiceError } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
-import { ControlPlaneClient, type RegisterResponse } from '../gen/remotegpu/v1/control_plane.js';
+import { renewAt } from '../common/pki.js';
+import { ControlPlaneClient } from '../gen/remotegpu/v1/control_plane.js';
 import type { HostFacts, LifecycleEvent as ProtoEvent } from '../gen/remotegpu/v1/types.js';
 import { eventToProto, statusToProto } from './convert.js';
+import { hasCertificate, saveIdentity, type AgentIdentity } from './identity.js';
+import { callMetadata, controlPlaneCredentials, registerHost, renewCertificate, validUntil } from './registration.js';
+import { connectionProblem, type Connection } from './reporter-state.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
-import { loadIdentity, saveIdentity, type AgentIdentity } from './identity.js';
 
 export interface ReporterOptions {
   readonly controller: string;
+  /** The join token's secret part (needed only while unregistered). */
   readonly joinToken: string | undefined;
+  /** The pinned cluster CA, "sha256:<hex>" (needed only while unregistered, unless insecure). */
+  readonly caPin: string | undefined;
+  /** REMOTEGPU_GRPC_INSECURE=1: plaintext, the host credential as bearer secret, no certificates. */
+  readonly insecure: boolean;
+  /** The identity the agent started with (identityAtStart); undefined: register first. */
+  readonly identity: AgentIdentity | undefined;
   readonly dataDir: string;
   readonly intervalMs: number;
   readonly runtime: ContainerRuntime;
@@ -17,27 +26,29 @@ export interface ReporterOptions {
   /** Current host facts (cached discovery). */
   readonly facts: () => Promise<HostFacts>;
   readonly sshReady: (envId: string) => boolean;
-  /** Called whenever the identity is known or changes (the AgentService needs the credential). */
+  /** Called when the identity changes (registered, certificate renewed): the AgentService serves it. */
   readonly onIdentity: (identity: AgentIdentity) => void;
   /** Backoff bounds while the controller is unreachable. */
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
 }
 
-type Connection = 'connecting' | 'connected' | 'unreachable' | 'rejected';
 const MAX_BUFFERED_EVENTS = 10_000;
+const DEADLINE_MS = 15_000;
 
 /**
- * Registers the host and reports its status periodically. Keeps the host id and credential in the
- * data directory, so a restarted agent never registers a second host. While the controller is
- * down it retries with capped exponential backoff and jitter, and logs one line per change of
+ * Registers the host once and reports its status periodically, over mutual TLS with the host's
+ * certificate, which it renews before it expires. The identity (host id, key, certificate) stays
+ * in the data directory: no answer from the controller makes the agent forget it or register
+ * again; it retries with capped exponential backoff and jitter and logs one line per change of
  * connection state, not one per attempt. Lifecycle events are buffered and sent with the next
  * report; a report is sent early when events arrive.
  */
 export class Reporter {
-  private readonly client: ControlPlaneClient;
+  private client: ControlPlaneClient | undefined;
   private identity: AgentIdentity | undefined;
   private state: Connection = 'connecting';
+  private renewal: 'ok' | 'failing' | 'expired' = 'ok';
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failures = 0;
@@ -48,14 +59,13 @@ export class Reporter {
   private soon = false;
 
   constructor(private readonly o: ReporterOptions) {
-    this.client = new ControlPlaneClient(o.controller, credentials.createInsecure());
     this.intervalMs = o.intervalMs;
+    this.identity = o.identity;
+    if (this.identity) this.client = new ControlPlaneClient(o.controller, controlPlaneCredentials(this.identity, o.insecure));
   }
 
-  /** Loads the saved identity and starts the register/report loop. */
+  /** Starts the register/report loop. */
   async start(): Promise<void> {
-    this.identity = await loadIdentity(this.o.dataDir);
-    if (this.identity) this.o.onIdentity(this.identity);
     this.schedule(0);
   }
 
@@ -81,7 +91,7 @@ export class Reporter {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.inFlight;
-    this.client.close();
+    this.client?.close();
   }
 
   private schedule(delayMs: number): void {
@@ -98,8 +108,11 @@ export class Reporter {
   }
 
   private async once(): Promise<void> {
+    let phase: 'register' | 'report' = 'register';
     try {
       if (!this.identity) await this.register();
+      phase = 'report';
+      await this.renewIfDue();
       await this.report();
       this.failures = 0;
       this.setState('connected');
@@ -108,15 +121,10 @@ export class Reporter {
       this.soon = false;
       this.schedule(again ? 100 : this.intervalMs);
     } catch (err) {
-      const e = err as Partial<ServiceError>;
-      if (e.code === GrpcStatus.NOT_FOUND || (e.code === GrpcStatus.UNAUTHENTICATED && this.identity)) {
-        // The controller forgot this host (or its credential): register again with the join token.
-        this.o.logger.warn({ hostId: this.identity?.hostId, reason: e.details }, 'controller does not know this host; registering again');
-        this.identity = undefined;
-      }
+      // Whatever the answer, the identity stays: only `remotegpu-agent reset` forgets it.
       this.failures++;
-      const rejected = e.code === GrpcStatus.UNAUTHENTICATED || e.code === GrpcStatus.PERMISSION_DENIED || e.code === GrpcStatus.INVALID_ARGUMENT;
-      this.setState(rejected ? 'rejected' : 'unreachable', e.details ?? (err instanceof Error ? err.message : String(err)));
+      const problem = connectionProblem(err, phase, this.o.insecure);
+      this.setState(problem.state, problem.reason, problem.message);
       this.schedule(this.backoff());
     }
   }
@@ -128,29 +136,66 @@ export class Reporter {
     return Math.round(exp / 2 + Math.random() * (exp / 2));
   }
 
-  private setState(next: Connection, detail?: string): void {
+  private setState(next: Connection, reason?: string, message?: string): void {
     if (next === this.state) return;
     this.state = next;
     const ctx = { controller: this.o.controller, hostId: this.identity?.hostId };
     if (next === 'connected') this.o.logger.info(ctx, 'connected to the controller');
-    else if (next === 'rejected') this.o.logger.error({ ...ctx, reason: detail }, 'controller rejected this agent (check REMOTEGPU_JOIN_TOKEN); retrying with backoff');
-    else this.o.logger.warn({ ...ctx, reason: detail }, 'controller unreachable; retrying with backoff');
+    else if (next === 'unreachable') this.o.logger.warn({ ...ctx, reason }, message ?? 'controller unreachable; retrying with backoff');
+    else this.o.logger.error({ ...ctx, reason }, message ?? 'controller problem; retrying with backoff');
   }
 
   private async register(): Promise<void> {
-    if (!this.o.joinToken) throw Object.assign(new Error('REMOTEGPU_JOIN_TOKEN is not set and this host is not registered yet'), { code: GrpcStatus.UNAUTHENTICATED, details: 'REMOTEGPU_JOIN_TOKEN is not set' });
-    const facts = await this.o.facts();
-    const res = await new Promise<RegisterResponse>((resolve, reject) =>
-      this.client.register({ joinToken: this.o.joinToken!, facts, hostId: '' }, new Metadata(), { deadline: Date.now() + 15_000 }, (err, r) =>
-        err ? reject(err) : resolve(r),
-      ),
-    );
-    this.identity = { hostId: res.hostId, credential: res.hostCredential, controller: this.o.controller };
-    if (res.reportIntervalMs > 0) this.intervalMs = res.reportIntervalMs;
-    await saveIdentity(this.o.dataDir, this.identity);
-    this.o.onIdentity(this.identity);
+    const o = this.o;
+    const facts = await o.facts();
+    const registered = await registerHost({ controller: o.controller, joinToken: o.joinToken ?? '', caPin: o.caPin, insecure: o.insecure, facts });
+    await saveIdentity(o.dataDir, registered.identity);
+    this.adopt(registered.identity);
+    if (registered.reportIntervalMs > 0) this.intervalMs = registered.reportIntervalMs;
     this.seq = 0;
-    this.o.logger.info({ hostId: res.hostId, gpus: facts.gpus.length }, 'registered with the controller');
+    const hostId = registered.identity.hostId;
+    const validTo = hasCertificate(registered.identity) ? validUntil(registered.identity.certPem).toISOString() : undefined;
+    o.logger.info({ hostId, gpus: facts.gpus.length, certificateValidUntil: validTo }, 'registered with the controller');
+    if (registered.pendingApproval) {
+      o.logger.warn({ hostId }, `registered; waiting for an admin to approve host ${hostId} (POST /api/v1/admin/hosts/${hostId}/approve)`);
+    }
+  }
+
+  /** Uses a new identity from now on: a new channel (the old one closed after), the AgentService told. */
+  private adopt(identity: AgentIdentity): void {
+    const old = this.client;
+    this.identity = identity;
+    this.client = new ControlPlaneClient(this.o.controller, controlPlaneCredentials(identity, this.o.insecure));
+    old?.close();
+    this.o.onIdentity(identity);
+  }
+
+  /** Renews the certificate after 2/3 of its lifetime; a failure keeps the current one and is retried at the next report. */
+  private async renewIfDue(): Promise<void> {
+    const identity = this.identity!;
+    if (this.o.insecure || !hasCertificate(identity) || Date.now() < renewAt(identity.certPem).getTime()) return;
+    const expiry = validUntil(identity.certPem);
+    try {
+      const renewed = await renewCertificate(this.client!, identity);
+      await saveIdentity(this.o.dataDir, renewed);
+      this.adopt(renewed);
+      this.renewal = 'ok';
+      this.o.logger.info({ hostId: identity.hostId }, `certificate renewed, valid until ${validUntil(renewed.certPem).toISOString()}`);
+    } catch (err) {
+      const reason = (err as Partial<ServiceError>).details || (err instanceof Error ? err.message : String(err));
+      const next = Date.now() > expiry.getTime() ? 'expired' : 'failing';
+      if (next === this.renewal) return;
+      this.renewal = next;
+      const ctx = { hostId: identity.hostId, reason };
+      if (next === 'expired') {
+        this.o.logger.error(
+          ctx,
+          `the host certificate expired at ${expiry.toISOString()} and could not be renewed: the controller cannot accept this host any more; run \`remotegpu-agent reset\`, delete host ${identity.hostId} on the controller and join again (retrying meanwhile)`,
+        );
+      } else {
+        this.o.logger.warn(ctx, `certificate renewal failed; keeping the current certificate (valid until ${expiry.toISOString()}) and retrying at the next report`);
+      }
+    }
   }
 
   private async report(): Promise<void> {
@@ -159,10 +204,10 @@ export class Reporter {
     const events = this.events.splice(0);
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
-        this.client.reportStatus(
+        this.client!.reportStatus(
           { hostId: identity.hostId, facts, environments: statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId))), events, seq: ++this.seq },
-          bearerMetadata(identity.credential),
-          { deadline: Date.now() + 15_000 },
+          callMetadata(identity, this.o.insecure),
+          { deadline: Date.now() + DEADLINE_MS },
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),
         ),
       );

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { bearerMetadata } from '../../common/grpc.js';
+import { tlsChannelCredentials } from '../../common/grpc-tls.js';
+import { createCa, issueKeyAndCertificate, type Identity, type KeyAndCert } from '../../common/pki.js';
 import { AgentServiceClient, type ExecOutput } from '../../gen/remotegpu/v1/agent.js';
 import { loadControllerConfig } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/server.js';
@@ -14,9 +15,10 @@ import { dockerAvailable, ensureBusyboxImage, freePort } from '../helpers/docker
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The real agent program as operators run it (a separate process), with a fake nvidia-smi printing
-// a recorded 8×H100 capture: it registers, runs environments, refuses calls without its
-// credential, reports an OOM kill, and after SIGKILL and a restart re-adopts its running
-// containers without restarting them and without registering a second host.
+// a recorded 8×H100 capture: it registers over TLS with the pinned bootstrap join token, runs
+// environments, accepts calls only from the controller's certificate, reports an OOM kill, and after
+// SIGKILL and a restart re-adopts its running containers without restarting them and without
+// registering a second host.
 
 const run = promisify(execFile);
 const hasDocker = await dockerAvailable();
@@ -41,7 +43,7 @@ describe.skipIf(!hasDocker)('agent process', () => {
       env: {
         PATH: process.env.PATH,
         REMOTEGPU_CONTROLLER: `127.0.0.1:${controller.grpcPort}`,
-        REMOTEGPU_JOIN_TOKEN: JOIN,
+        REMOTEGPU_JOIN_TOKEN: controller.bootstrapJoinToken!,
         REMOTEGPU_AGENT_LISTEN: `127.0.0.1:${agentPort}`,
         REMOTEGPU_PUBLIC_ADDRESS: '127.0.0.1',
         REMOTEGPU_DATA_DIR: path.join(dir, 'agent'),
@@ -55,6 +57,13 @@ describe.skipIf(!hasDocker)('agent process', () => {
     });
     agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  };
+  /** An AgentService client presenting a certificate for `identity` from `ca` (default: the cluster CA, as the controller). */
+  const agentClient = async (identity: Identity = { kind: 'controller' }, ca: KeyAndCert = controller.services.trust.ca) => {
+    const hostId = (await api('GET', '/api/v1/admin/hosts')).body.data.items[0].host_id as string;
+    const own = await issueKeyAndCertificate({ ca, identity, validityMs: 3_600_000 });
+    const caPem = controller.services.trust.ca.certPem;
+    return new AgentServiceClient(`127.0.0.1:${agentPort}`, tlsChannelCredentials({ caPem, keyPem: own.keyPem, certPem: own.certPem, expect: { kind: 'host', hostId } }));
   };
   const inspect = async (envId: string) => {
     const { stdout } = await run('docker', ['inspect', '--format', '{{.Id}} {{.State.StartedAt}} {{.State.Status}}', `remotegpu-${envId}`]);
@@ -100,13 +109,32 @@ describe.skipIf(!hasDocker)('agent process', () => {
     expect(detail.gpus.every((g: { uuid: string }) => /^GPU-[0-9a-f-]{36}$/.test(g.uuid))).toBe(true);
   });
 
-  it('refuses AgentService calls without the host credential', async () => {
-    const client = new AgentServiceClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
-    const err = await new Promise<ServiceError>((resolve) => client.inspectEnvironment({ envId: 'env-x' }, bearerMetadata('wrong-credential'), (e) => resolve(e!)));
-    expect(err.code).toBe(GrpcStatus.UNAUTHENTICATED);
-    const none = await new Promise<ServiceError>((resolve) => client.inspectEnvironment({ envId: 'env-x' }, (e) => resolve(e!)));
-    expect(none.code).toBe(GrpcStatus.UNAUTHENTICATED);
-    client.close();
+  it('keeps its key and certificate in the identity file (mode 0600), no bearer credential', () => {
+    const file = path.join(dir, 'agent', 'agent-identity.json');
+    const identity = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(identity).toMatchObject({ version: 2, caPem: controller.services.trust.ca.certPem });
+    expect(identity.keyPem).toMatch(/PRIVATE KEY/);
+    expect(identity.certPem).toMatch(/BEGIN CERTIFICATE/);
+    expect(identity.credential).toBeUndefined();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it('accepts AgentService calls only from the controller: no certificate, another CA, another host are refused', async () => {
+    const call = (client: AgentServiceClient) =>
+      new Promise<ServiceError | undefined>((resolve) =>
+        client.inspectEnvironment({ envId: 'env-x' }, new Metadata(), { deadline: Date.now() + 5000 }, (e) => {
+          client.close();
+          resolve(e ?? undefined);
+        }),
+      );
+    expect(await call(await agentClient())).toBeUndefined();
+    const hostId = (await api('GET', '/api/v1/admin/hosts')).body.data.items[0].host_id as string;
+    const anonymous = new AgentServiceClient(`127.0.0.1:${agentPort}`, tlsChannelCredentials({ caPem: controller.services.trust.ca.certPem, expect: { kind: 'host', hostId } }));
+    expect((await call(anonymous))?.code).toBe(GrpcStatus.UNAVAILABLE);
+    expect((await call(await agentClient({ kind: 'controller' }, await createCa('another cluster'))))?.code).toBe(GrpcStatus.UNAVAILABLE);
+    const otherHost = await call(await agentClient({ kind: 'host', hostId: 'host-other' }));
+    expect(otherHost?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(otherHost?.details).toBe('only the controller may call the agent; the client presents host host-other');
   });
 
   it('opens a terminal in an environment through Exec (node-pty + docker exec), with resize and exit code', async () => {
@@ -114,9 +142,8 @@ describe.skipIf(!hasDocker)('agent process', () => {
     const id = res.body.data.env_id as string;
     envIds.push(id);
     await waitFor(`${id} running`, async () => (await api('GET', `/api/v1/environments/${id}`)).body.data.status === 'running');
-    const identity = JSON.parse(readFileSync(path.join(dir, 'agent', 'agent-identity.json'), 'utf8')) as { credential: string };
-    const client = new AgentServiceClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
-    const call = client.exec(bearerMetadata(identity.credential));
+    const client = await agentClient();
+    const call = client.exec();
     let out = '';
     let exitCode: number | undefined;
     const done = new Promise<void>((resolve, reject) => {
@@ -182,7 +209,7 @@ describe.skipIf(!hasDocker)('agent process', () => {
     const gpusAfter = (await api('GET', `/api/v1/admin/hosts/${hostId}`)).body.data.gpus.map((g: { uuid: string; env_id: string | null }) => `${g.uuid}=${g.env_id}`);
     expect(gpusAfter).toEqual(gpusBefore);
     for (const id of envIds) expect((await api('GET', `/api/v1/environments/${id}`)).body.data.status).toBe('running');
-    // The restarted agent serves calls again with the same credential: stop one environment.
+    // The restarted agent serves the controller again with the same certificate: stop one environment.
     expect((await api('POST', `/api/v1/environments/${envIds[1]}/stop`)).status).toBe(200);
     await waitFor('stopped', async () => (await api('GET', `/api/v1/environments/${envIds[1]}`)).body.data.status === 'stopped');
     expect(await inspect(envIds[1]!)).toMatch(/exited$/);
