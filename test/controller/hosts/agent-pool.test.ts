@@ -7,7 +7,7 @@ import type { AgentEnvSpec, AgentLogLine } from '../../../controller/hosts/types
 import { DB_TARGETS } from '../../helpers/databases.js';
 import { startTestAgent, testSpecHash, type TestAgent } from '../../helpers/test-agent.js';
 import { specToProto } from '../../../controller/hosts/convert.js';
-import { JOIN_TOKEN, startHostsFixture, type HostsFixture } from './fixture.js';
+import { startHostsFixture, type HostsFixture } from './fixture.js';
 
 // The controller's AgentPool against the test agent over real gRPC on loopback.
 

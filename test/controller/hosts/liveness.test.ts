@@ -5,7 +5,7 @@ import { DB_TARGETS } from '../../helpers/databases.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { HostLivenessLoop, LIVENESS_LOCK_KEY } from '../../../controller/hosts/liveness.js';
 import { createLogger } from '../../../common/logger.js';
-import { JOIN_TOKEN, startHostsFixture, type HostsFixture } from './fixture.js';
+import { startHostsFixture, type HostsFixture } from './fixture.js';
 
 // Host liveness: silent hosts go offline once, reporting hosts come back. The clock is faked by
 // moving last_report_at into the past instead of waiting for the timeout.
