@@ -119,6 +119,7 @@ function createRuntime(config: AgentConfig, host: PreparedHost, logger: Logger):
   return new DockerRuntime({
     docker: host.docker,
     stateDir: host.dataDir,
+    datasetRoots: config.datasetRoots,
     gpuMode: host.gpuMode,
     gpuIndexes: () => host.scan.gpuIndexes(),
     deviceDir: host.deviceDir,

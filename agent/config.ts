@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { z } from 'zod';
 import { intVar, logLevelVar, parseEnv } from '../common/config.js';
 import { caHashVar, configuredPin, joinTokenVar } from './join-token.js';
@@ -7,6 +8,32 @@ const hostPort = (fallback: string) =>
     .string()
     .default(fallback)
     .refine((v) => /^[^\s:]+:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v), 'expected HOST:PORT');
+
+/**
+ * Host directories datasets may be mounted from: absolute, normalized paths separated by `:` or
+ * `,`; not `/`. Unset: none (the agent then mounts no dataset).
+ */
+const datasetRoots = z
+  .string()
+  .optional()
+  .transform((value, ctx): readonly string[] => {
+    const roots = (value ?? '').split(/[:,]/).map((r) => r.trim()).filter(Boolean);
+    for (const root of roots) {
+      const problem = datasetRootProblem(root);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+    return Object.freeze([...new Set(roots)]);
+  });
+
+function datasetRootProblem(root: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  if (!root.startsWith('/') || /[\x00-\x1f\x7f]/.test(root)) return `${JSON.stringify(root)} must be an absolute path without control characters`;
+  if (root.split('/').includes('..')) return `${JSON.stringify(root)} must not contain ".."`;
+  const normalized = posix.normalize(root).replace(/(.)\/+$/, '$1');
+  if (normalized !== root) return `${JSON.stringify(root)} is not normalized (did you mean ${JSON.stringify(normalized)}?)`;
+  if (root === '/') return '"/" cannot be a dataset root: it would let environments mount the whole host; list the directories that hold datasets, e.g. /srv/datasets';
+  return undefined;
+}
 
 /** Every environment variable the agent reads, with defaults. Documented in README.md. */
 const schema = z.object({
@@ -18,6 +45,7 @@ const schema = z.object({
   REMOTEGPU_AGENT_ADVERTISE: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected HOST:PORT').optional(),
   REMOTEGPU_PUBLIC_ADDRESS: z.string().optional(),
   REMOTEGPU_DATA_DIR: z.string().default('./data'),
+  REMOTEGPU_DATASET_ROOTS: datasetRoots,
   REMOTEGPU_GPU_MODE: z.enum(['auto', 'nvidia', 'cdi', 'devices']).default('auto'),
   REMOTEGPU_NVIDIA_SMI: z.string().default('nvidia-smi'),
   REMOTEGPU_FAKE_GPUS: z.string().optional(),
@@ -44,6 +72,8 @@ export interface AgentConfig {
   readonly advertise: string | undefined;
   readonly publicAddress: string | undefined;
   readonly dataDir: string;
+  /** Host directories datasets may be bind-mounted from (REMOTEGPU_DATASET_ROOTS); empty: none. */
+  readonly datasetRoots: readonly string[];
   readonly gpuMode: 'auto' | 'nvidia' | 'cdi' | 'devices';
   readonly nvidiaSmi: string;
   readonly fakeGpus: string | undefined;
@@ -81,6 +111,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     advertise: e.REMOTEGPU_AGENT_ADVERTISE,
     publicAddress: e.REMOTEGPU_PUBLIC_ADDRESS,
     dataDir: e.REMOTEGPU_DATA_DIR,
+    datasetRoots: e.REMOTEGPU_DATASET_ROOTS,
     gpuMode: e.REMOTEGPU_GPU_MODE,
     nvidiaSmi: e.REMOTEGPU_NVIDIA_SMI,
     fakeGpus: e.REMOTEGPU_FAKE_GPUS,

@@ -12,8 +12,10 @@ import { WakeSignal } from './environments/wake.js';
 import { GrpcAgentPool } from './hosts/agent-pool.js';
 import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.grpc.js';
 import { HostsService } from './hosts/hosts.service.js';
+import { JoinTokens } from './hosts/join-tokens.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
 import { HostRegistry } from './hosts/registry.js';
+import type { ClusterTrust } from './trust/cluster-trust.js';
 import { EnvironmentAccess } from './environments/access-info.js';
 import { DatasetsService } from './catalog/datasets.service.js';
 import { ImagesService } from './catalog/images.service.js';
@@ -26,7 +28,8 @@ export interface ServiceDeps {
   readonly db: Db;
   readonly config: ControllerConfig;
   readonly logger: Logger;
-  readonly joinToken: string;
+  /** The cluster CA, the controller certificate and the gRPC credentials (or plaintext mode). */
+  readonly trust: ClusterTrust;
   /** Which engine backs `db` (the reconciler's single-instance lock depends on it). */
   readonly dbKind?: 'pglite' | 'postgres';
   /** Replaces the environments' observer of host reports (tests of the hosts component alone). */
@@ -45,6 +48,7 @@ export class ControllerServices {
   readonly agents: AgentPool;
   /** Moves environment status on from host reports and host silence. */
   readonly hostObserver: HostObserver;
+  readonly trust: ClusterTrust;
   /** Registration and reports of agents (served over gRPC by registerGrpc). */
   readonly registry: HostRegistry;
   /** Marks hosts that stopped reporting offline (one replica at a time). */
@@ -53,8 +57,10 @@ export class ControllerServices {
   readonly reconciler: Reconciler;
   readonly environments: EnvironmentsService;
   readonly environmentLogs: EnvironmentLogs;
-  /** Admin view of hosts (listing, detail, cordon, drain, remove). */
+  /** Admin view of hosts (listing, detail, approve, cordon, drain, remove). */
   readonly hosts: HostsService;
+  /** Join tokens an admin manages, and the check of the token a registering agent presents. */
+  readonly joinTokens: JoinTokens;
   /** Users, API tokens and authentication by token. */
   readonly users: UsersService;
   readonly workspaces: WorkspacesService;
@@ -75,9 +81,11 @@ export class ControllerServices {
     this.logger = logger;
     this.reportIntervalMs = config.reportIntervalMs;
 
-    this.agents = new GrpcAgentPool({ db, config, logger: child('agents') });
+    this.trust = deps.trust;
+    this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
-    this.registry = new HostRegistry({ db, logger, joinToken: deps.joinToken, observer: this.hostObserver });
+    this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
+    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver });
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
     this.queue = new QueuePlacer({ db, logger: child('queue'), ports });
     this.reconciler = new Reconciler({
@@ -91,7 +99,7 @@ export class ControllerServices {
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
-    this.hosts = new HostsService(db);
+    this.hosts = new HostsService(db, this.wake);
     this.users = new UsersService(db);
     this.workspaces = new WorkspacesService(db);
     this.sshKeys = new SshKeysService(db);
@@ -106,8 +114,9 @@ export class ControllerServices {
     server.addService(ControlPlaneService, controlPlaneServer({ registry: this.registry, reportIntervalMs: this.reportIntervalMs, logger: this.logger }));
   }
 
-  /** Starts the background loops (reconciler, host liveness). */
+  /** Starts the background loops (reconciler, host liveness, controller certificate renewal). */
   startLoops(): void {
+    this.trust.start();
     this.reconciler.start();
     this.hostLiveness.start();
   }
@@ -116,6 +125,7 @@ export class ControllerServices {
   async stop(): Promise<void> {
     await this.reconciler.stop();
     await this.hostLiveness.stop();
+    this.trust.stop();
     this.agents.close();
   }
 }

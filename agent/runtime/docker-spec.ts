@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
 import { RuntimeError } from './errors.js';
-import { gpuPassthrough, type GpuMode } from './gpu.js';
+import { gpuPassthrough, type GpuMode, type GpuPassthrough } from './gpu.js';
 import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysPath, containerName, volumeName } from './docker-names.js';
+import { assertConfined } from './host-config-guard.js';
+import { checkSpecMounts, mountTargetProblem, type MountPolicy } from './mount-policy.js';
 import type { EnvSpec } from './types.js';
 
 export const DEFAULT_PIDS_LIMIT = 4096;
@@ -28,13 +30,17 @@ export interface CreateContext {
   readonly defaultPidsLimit?: number;
   /** Value of the remotegpu.managed label: 'true', or the agent's namespace when several agents share one engine. */
   readonly managedBy?: string;
+  /** The Docker engine's unix socket, never a mount source (the final guard, host-config-guard.ts). */
+  readonly dockerSocket?: string;
 }
 
 /**
  * Checks what Docker would otherwise reject late or misread, throwing RuntimeError 'invalid_spec'
- * naming the field. Pure.
+ * naming the field, then every dataset's host path against the agent's own mount policy
+ * (mount-policy.ts: 'permission_denied' for a path it never mounts or one outside the dataset
+ * roots). Reads the file system only to resolve those paths.
  */
-export function validateSpec(spec: EnvSpec): void {
+export function validateSpec(spec: EnvSpec, policy: MountPolicy): void {
   assertEnvId(spec.envId);
   const bad = (msg: string): never => {
     throw new RuntimeError('invalid_spec', `environment ${spec.envId}: ${msg}`);
@@ -45,7 +51,8 @@ export function validateSpec(spec: EnvSpec): void {
   if (spec.memoryBytes > 0 && spec.memoryBytes < MIN_MEMORY_BYTES) bad('memoryBytes must be at least 6 MiB');
   if (!Number.isSafeInteger(spec.shmBytes) || spec.shmBytes < 0) bad('shmBytes must be 0 or positive');
   if (!Number.isSafeInteger(spec.pidsLimit) || spec.pidsLimit < 0) bad('pidsLimit must be 0 or positive');
-  if (!isAbsoluteClean(spec.dataPath) || spec.dataPath === '/') bad(`dataPath ${JSON.stringify(spec.dataPath)} must be an absolute path below /`);
+  const dataPathProblem = mountTargetProblem(spec.dataPath);
+  if (dataPathProblem) bad(`dataPath: ${dataPathProblem}`);
 
   const containerPorts = new Set<number>();
   const hostPorts = new Set<number>();
@@ -60,7 +67,8 @@ export function validateSpec(spec: EnvSpec): void {
   const targets = new Set<string>([spec.dataPath, AUTHORIZED_KEYS_TARGET]);
   for (const m of spec.mounts) {
     if (!posix.isAbsolute(m.hostPath)) bad(`dataset ${m.datasetId}: hostPath must be absolute`);
-    if (!isAbsoluteClean(m.containerPath) || m.containerPath === '/') bad(`dataset ${m.datasetId}: containerPath must be an absolute path below /`);
+    const targetProblem = mountTargetProblem(m.containerPath);
+    if (targetProblem) bad(`dataset ${m.datasetId}: containerPath: ${targetProblem}`);
     if (targets.has(m.containerPath)) bad(`dataset ${m.datasetId}: ${m.containerPath} is already mounted`);
     targets.add(m.containerPath);
   }
@@ -73,6 +81,7 @@ export function validateSpec(spec: EnvSpec): void {
     if (key.startsWith(LABEL_PREFIX)) bad(`label ${key}: the remotegpu. prefix is reserved`);
   }
   for (const key of spec.sshAuthorizedKeys) if (/[\r\n]/.test(key)) bad('an SSH key must be one line');
+  checkSpecMounts(spec, policy);
 }
 
 /**
@@ -108,7 +117,8 @@ export function specHash(spec: EnvSpec): string {
  * (the runtime validates once per apply, then builds these once); still throws RuntimeError
  * 'invalid_spec' for GPUs it cannot pass through (see gpuPassthrough). Never privileged, no added
  * capabilities, no swap, the storage volume at dataPath, authorized_keys bind-mounted read-only,
- * restart policy unless-stopped.
+ * restart policy unless-stopped; a final guard (assertConfined) throws 'permission_denied' should
+ * the options ever reach further into the host than that and the spec's datasets.
  */
 export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): ContainerCreateOptions {
   const gpu = gpuPassthrough({
@@ -136,7 +146,7 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
 
   const memory = spec.memoryBytes;
   const shm = spec.shmBytes > 0 ? spec.shmBytes : memory > 0 ? Math.floor(memory / 2) : 0;
-  return {
+  const options: ContainerCreateOptions = {
     name: containerName(spec.envId),
     Image: spec.image,
     Hostname: spec.envId,
@@ -160,6 +170,21 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
     },
   };
+  return confined(options, spec, ctx, gpu);
+}
+
+/** `options` once the final guard (host-config-guard.ts) let them through. */
+function confined(options: ContainerCreateOptions, spec: EnvSpec, ctx: CreateContext, gpu: GpuPassthrough): ContainerCreateOptions {
+  assertConfined(options, {
+    envId: spec.envId,
+    volume: volumeName(spec.envId),
+    authorizedKeys: { source: authorizedKeysPath(ctx.stateDir, spec.envId), target: AUTHORIZED_KEYS_TARGET },
+    dataDir: ctx.stateDir,
+    dockerSocket: ctx.dockerSocket,
+    devices: gpu.devices,
+    deviceRequests: gpu.deviceRequests,
+  });
+  return options;
 }
 
 /** The create options from `image` (a committed image of the environment) when given, else as built. */
@@ -191,10 +216,6 @@ function containerMounts(spec: EnvSpec, stateDir: string): MountSettings[] {
 
 function isPort(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && n <= 65535;
-}
-
-function isAbsoluteClean(p: string): boolean {
-  return posix.isAbsolute(p) && posix.normalize(p) === p && (p === '/' || !p.endsWith('/'));
 }
 
 function compare(a: string, b: string): number {

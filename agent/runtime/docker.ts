@@ -11,13 +11,19 @@ import { RuntimeError } from './errors.js';
 import type { GpuMode } from './gpu.js';
 import { findControlNodes } from './gpu-host.js';
 import { KeyedLock } from './keyed-lock.js';
+import type { MountPolicy } from './mount-policy.js';
 import type { ApplyResult, ContainerRuntime, EnvSpec, LifecycleEvent, LogLine, LogOptions, ObservedStatus } from './types.js';
 
 export interface DockerRuntimeOptions {
   /** The engine; default dockerode's (DOCKER_HOST or /var/run/docker.sock). */
   readonly docker?: Dockerode;
-  /** Agent state directory (authorized_keys files). */
+  /** Agent state directory (authorized_keys files); never a mount source (mount-policy.ts). */
   readonly stateDir: string;
+  /**
+   * Host directories datasets may be bind-mounted from (REMOTEGPU_DATASET_ROOTS); default none:
+   * every dataset mount is refused (mount-policy.ts).
+   */
+  readonly datasetRoots?: readonly string[];
   readonly gpuMode: GpuMode;
   /** The host's GPUs, UUID → index; a function is asked on every apply (discovery refreshes). */
   readonly gpuIndexes?: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>);
@@ -48,6 +54,8 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly engine: LifecycleSettings;
   private readonly lifecycle: DockerLifecycle;
   private readonly locks = new KeyedLock();
+  /** What the agent lets a spec bind-mount, checked on every apply (validateSpec). */
+  private readonly mountPolicy: MountPolicy;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.engine = {
@@ -58,10 +66,12 @@ export class DockerRuntime implements ContainerRuntime {
       log: options.logger?.child({ component: 'runtime' }),
     };
     this.lifecycle = new DockerLifecycle(this.engine);
+    this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, dockerSocket: this.socketPath() };
   }
 
   async apply(spec: EnvSpec): Promise<ApplyResult> {
-    validateSpec(spec);
+    // Before anything is created: a spec the agent's own rules refuse never reaches Docker.
+    validateSpec(spec, this.mountPolicy);
     return this.locks.run(spec.envId, async () => {
       // Built once, before anything is touched: an impossible spec (e.g. a GPU this host lacks) is rejected here.
       const options = buildCreateOptions(spec, await this.context());
@@ -105,8 +115,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   execArgs(envId: string, command: readonly string[]): string[] {
     assertEnvId(envId);
-    const socketPath = (this.engine.docker.modem as { socketPath?: unknown }).socketPath;
-    const host = typeof socketPath === 'string' ? ['-H', `unix://${socketPath}`] : [];
+    const socketPath = this.socketPath();
+    const host = socketPath ? ['-H', `unix://${socketPath}`] : [];
     const argv = command.length > 0 ? [...command] : ['/bin/sh', '-c', LOGIN_SHELL];
     return ['docker', ...host, 'exec', '-it', '-e', 'TERM=xterm-256color', containerName(envId), ...argv];
   }
@@ -124,7 +134,14 @@ export class DockerRuntime implements ContainerRuntime {
       publishAddress: this.options.publishAddress,
       defaultPidsLimit: this.options.defaultPidsLimit,
       managedBy: this.engine.managedBy,
+      dockerSocket: this.mountPolicy.dockerSocket,
     };
+  }
+
+  /** The engine's unix socket, when it is reached through one. */
+  private socketPath(): string | undefined {
+    const socketPath = (this.engine.docker.modem as { socketPath?: unknown }).socketPath;
+    return typeof socketPath === 'string' ? socketPath : undefined;
   }
 }
 

@@ -6,6 +6,8 @@ export type RuntimeErrorCode =
   | 'port_conflict'
   | 'gpu_driver_missing'
   | 'invalid_spec'
+  /** The agent's own rules refuse the spec whatever the controller says (mount-policy.ts, host-config-guard.ts). */
+  | 'permission_denied'
   | 'not_found'
   | 'docker_unavailable'
   | 'internal';
@@ -16,6 +18,7 @@ export const RUNTIME_TO_APP_CODE: Readonly<Record<RuntimeErrorCode, ErrorCode>> 
   port_conflict: 'conflict',
   gpu_driver_missing: 'wrong_state',
   invalid_spec: 'invalid_argument',
+  permission_denied: 'permission_denied',
   not_found: 'not_found',
   docker_unavailable: 'unavailable',
   internal: 'internal',

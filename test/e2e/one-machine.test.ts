@@ -64,6 +64,8 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
         {
           PATH: process.env.PATH,
           REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
+          // The agent mounts datasets from these directories only (step 4 mounts <dir>/imagenet).
+          REMOTEGPU_DATASET_ROOTS: dir,
           DATABASE_URL: databaseUrl,
           REMOTEGPU_HTTP_PORT: '0',
           REMOTEGPU_GRPC_PORT: '0',

@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { buildCreateOptions, specHash, validateSpec, withImage, type CreateContext } from '../../../agent/runtime/docker-spec.js';
+import type { MountPolicy } from '../../../agent/runtime/mount-policy.js';
 import type { EnvSpec } from '../../../agent/runtime/types.js';
 
 const GiB = 1024 ** 3;
@@ -126,6 +130,23 @@ describe('buildCreateOptions', () => {
 
 // The runtime validates a spec once per apply (DockerRuntime.apply), before building its options.
 describe('validateSpec', () => {
+  const roots = mkdtempSync(join(tmpdir(), 'rgpu-spec-roots-'));
+  mkdirSync(join(roots, 'imagenet'));
+  const policy: MountPolicy = { datasetRoots: [roots], dataDir: '/var/lib/remotegpu' };
+  const inRoot = [{ datasetId: 'ds-1', hostPath: join(roots, 'imagenet'), containerPath: '/data/imagenet', readonly: true }];
+  afterAll(() => rmSync(roots, { recursive: true, force: true }));
+
+  it('accepts a spec whose datasets lie in a dataset root', () => {
+    expect(() => validateSpec(spec({ mounts: inRoot }), policy)).not.toThrow();
+  });
+
+  it('refuses a dataset outside the dataset roots with permission_denied, naming it', () => {
+    expect(() => validateSpec(spec({ mounts: [{ ...inRoot[0]!, hostPath: '/etc' }] }), policy)).toThrow(
+      expect.objectContaining({ code: 'permission_denied', message: 'environment env-abc123: dataset ds-1: mount source /etc is refused: the agent never mounts /etc' }),
+    );
+    expect(() => validateSpec(spec(), policy)).toThrow(expect.objectContaining({ code: 'invalid_spec', message: expect.stringContaining('does not exist on this host') }));
+  });
+
   it.each<[string, Partial<EnvSpec>]>([
     ['an env id Docker cannot use', { envId: 'Env_1' }],
     ['an empty image', { image: ' ' }],
@@ -134,11 +155,14 @@ describe('validateSpec', () => {
     ['a port out of range', { ports: [{ name: 'ssh', containerPort: 22, hostPort: 70000 }] }],
     ['a host port used twice', { ports: [{ name: 'ssh', containerPort: 22, hostPort: 2000 }, { name: 'jupyter', containerPort: 8888, hostPort: 2000 }] }],
     ['a dataset mounted over the data path', { mounts: [{ datasetId: 'd', hostPath: '/x', containerPath: '/root/workspace', readonly: true }] }],
+    ['a dataset mounted under /dev', { mounts: [{ datasetId: 'd', hostPath: '/x', containerPath: '/dev/shm', readonly: true }] }],
+    ['a data path over /proc', { dataPath: '/proc' }],
+    ['a data path of /', { dataPath: '/' }],
     ['a reserved label', { labels: { 'remotegpu.managed': 'false' } }],
     ['an env name with =', { env: { 'A=B': 'c' } }],
     ['a multi-line SSH key', { sshAuthorizedKeys: ['ssh-ed25519 AAA\ncommand="x" ssh-rsa BBB'] }],
   ])('rejects %s with invalid_spec', (_what, over) => {
-    expect(() => validateSpec(spec(over))).toThrow(expect.objectContaining({ name: 'RuntimeError', code: 'invalid_spec' }));
+    expect(() => validateSpec(spec({ mounts: inRoot, ...over }), policy)).toThrow(expect.objectContaining({ name: 'RuntimeError', code: 'invalid_spec' }));
   });
 });
 
