@@ -1,7 +1,7 @@
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { bearerMetadata } from '../common/grpc.js';
-import { tlsChannelCredentials } from '../common/grpc-tls.js';
+import { tlsChannelCredentials, tlsChannelOptions } from '../common/grpc-tls.js';
 import { caPin, createCsr, identityOf, publicKeySha256, sha256Hex, signedBy } from '../common/pki.js';
 import { ControlPlaneClient, type RegisterResponse, type RenewCertificateResponse } from '../gen/remotegpu/v1/control_plane.js';
 import type { HostFacts } from '../gen/remotegpu/v1/types.js';
@@ -59,7 +59,7 @@ export interface Registration {
 export async function registerHost(o: RegisterOptions): Promise<Registration> {
   const trusted = o.insecure ? undefined : await pinnedControllerCa(o.controller, o.caPin ?? '');
   const { keyPem, csrPem } = await createCsr(o.facts.hostname || 'remotegpu-host');
-  const client = new ControlPlaneClient(o.controller, trusted ? tlsChannelCredentials({ caPem: trusted, expect: CONTROLLER }) : credentials.createInsecure());
+  const client = new ControlPlaneClient(o.controller, trusted ? tlsChannelCredentials({ caPem: trusted, expect: CONTROLLER }) : credentials.createInsecure(), tlsChannelOptions(CONTROLLER, !trusted));
   let res: RegisterResponse;
   try {
     res = await new Promise<RegisterResponse>((resolve, reject) =>

@@ -7,6 +7,9 @@ import { eventToProto, statusToProto } from './convert.js';
 import { hasCertificate, saveIdentity, type AgentIdentity } from './identity.js';
 import { callMetadata, controlPlaneCredentials, registerHost, renewCertificate, validUntil } from './registration.js';
 import { connectionProblem, type Connection } from './reporter-state.js';
+import { tlsChannelOptions } from '../common/grpc-tls.js';
+
+const CONTROLLER_IDENTITY = { kind: 'controller' } as const;
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 
 export interface ReporterOptions {
@@ -61,7 +64,7 @@ export class Reporter {
   constructor(private readonly o: ReporterOptions) {
     this.intervalMs = o.intervalMs;
     this.identity = o.identity;
-    if (this.identity) this.client = new ControlPlaneClient(o.controller, controlPlaneCredentials(this.identity, o.insecure));
+    if (this.identity) this.client = new ControlPlaneClient(o.controller, controlPlaneCredentials(this.identity, o.insecure), tlsChannelOptions(CONTROLLER_IDENTITY, o.insecure));
   }
 
   /** Starts the register/report loop. */
@@ -165,7 +168,7 @@ export class Reporter {
   private adopt(identity: AgentIdentity): void {
     const old = this.client;
     this.identity = identity;
-    this.client = new ControlPlaneClient(this.o.controller, controlPlaneCredentials(identity, this.o.insecure));
+    this.client = new ControlPlaneClient(this.o.controller, controlPlaneCredentials(identity, this.o.insecure), tlsChannelOptions(CONTROLLER_IDENTITY, this.o.insecure));
     old?.close();
     this.o.onIdentity(identity);
   }

@@ -27,7 +27,7 @@ const agent = spawn(process.execPath, DIST ? ['dist/agent/main.js'] : ['--import
   env: {
     PATH: process.env.PATH,
     REMOTEGPU_CONTROLLER: `127.0.0.1:${controller.grpcPort}`,
-    REMOTEGPU_JOIN_TOKEN: JOIN,
+    REMOTEGPU_JOIN_TOKEN: controller.bootstrapJoinToken,
     REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
     REMOTEGPU_PUBLIC_ADDRESS: '127.0.0.1',
     REMOTEGPU_DATA_DIR: path.join(dir, 'agent'),

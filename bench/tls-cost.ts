@@ -10,6 +10,7 @@ import type { AgentEnvSpec } from '../controller/hosts/types.js';
 import { ControllerServices } from '../controller/services.js';
 import { ClusterTrust } from '../controller/trust/cluster-trust.js';
 import { AgentServiceClient } from '../gen/remotegpu/v1/agent.js';
+import { tlsChannelOptions } from '../common/grpc-tls.js';
 import { startTestAgent } from '../test/helpers/test-agent.js';
 import { median, writeFigures } from './bench-util.js';
 
@@ -79,7 +80,7 @@ async function measure(insecure: boolean) {
     const report = await time(CALLS, () => agent.report());
     const apply = await time(CALLS, () => api.apply(spec));
     const firstCall = await time(Math.min(60, CALLS), async () => {
-      const client = new AgentServiceClient(agent.address, trust.agentCredentials(agent.hostId), insecure ? {} : { 'grpc.ssl_target_name_override': `${agent.hostId}.hosts.remotegpu` });
+      const client = new AgentServiceClient(agent.address, trust.agentCredentials(agent.hostId), tlsChannelOptions({ kind: 'host', hostId: agent.hostId }, insecure));
       const md = insecure ? (await import('../common/grpc.js')).bearerMetadata(trust.hostCredential(agent.hostId)) : new (await import('@grpc/grpc-js')).Metadata();
       await new Promise<void>((resolve, reject) => client.inspectEnvironment({ envId: spec.envId }, md, (e) => (e ? reject(e) : resolve())));
       client.close();

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import tls, { type PeerCertificate, type SecureContextOptions } from 'node:tls';
-import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { credentials, ServerCredentials, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { identityFromSan, identityUri, type Identity } from './pki.js';
 
 // Mutual TLS for both gRPC directions. Servers (the controller's ControlPlane, every agent's
@@ -82,4 +82,14 @@ export function tlsChannelCredentials(options: { caPem: string; keyPem?: string;
       return new Error(`the server presents a certificate for ${describeIdentity(found)}, expected ${describeIdentity(expect)}`);
     },
   });
+}
+
+/**
+ * Channel options for dialling `expect` over TLS: the TLS server name is the identity, not the
+ * address (both sides are checked by the identity in the certificate, and an IP address is not a
+ * valid TLS server name). None in plaintext mode.
+ */
+export function tlsChannelOptions(expect: Identity, insecure = false): ChannelOptions {
+  if (insecure) return {};
+  return { 'grpc.ssl_target_name_override': expect.kind === 'controller' ? 'controller.remotegpu' : `${expect.hostId}.hosts.remotegpu` };
 }

@@ -9,6 +9,7 @@ import {
 } from '../../gen/remotegpu/v1/agent.js';
 import { AppError } from '../../common/errors.js';
 import { bearerMetadata, fromGrpcError } from '../../common/grpc.js';
+import { tlsChannelOptions } from '../../common/grpc-tls.js';
 import type { Logger } from '../../common/logger.js';
 import type { ControllerConfig } from '../config.js';
 import type { Db } from '../db/database.js';
@@ -66,7 +67,7 @@ export class GrpcAgentPool implements AgentPool {
       current.client.close();
     }
     // The TLS name is the host id (agents are checked by the identity in their certificate, not by address).
-    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId), trust.insecure ? {} : { 'grpc.ssl_target_name_override': `${hostId}.hosts.remotegpu` });
+    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId), tlsChannelOptions({ kind: 'host', hostId }, trust.insecure));
     const metadata = () => (trust.insecure ? bearerMetadata(trust.hostCredential(hostId)) : new Metadata());
     const api = new GrpcAgentApi(hostId, client, metadata, this.deps.config.agentTimeoutMs);
     this.entries.set(hostId, { address: endpoint.agentAddress, generation: trust.generation, client, api });

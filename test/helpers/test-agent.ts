@@ -21,7 +21,7 @@ import {
   type LifecycleEvent,
 } from '../../gen/remotegpu/v1/types.js';
 import { bearerFromMetadata, bearerMetadata } from '../../common/grpc.js';
-import { peerOf, ReloadableServerCredentials, tlsChannelCredentials } from '../../common/grpc-tls.js';
+import { peerOf, ReloadableServerCredentials, tlsChannelCredentials, tlsChannelOptions } from '../../common/grpc-tls.js';
 import { createCsr } from '../../common/pki.js';
 
 // A fake GPU host for controller tests: a real AgentService over real gRPC on 127.0.0.1 that
@@ -158,7 +158,7 @@ export class TestAgent {
   ) {
     this.address = `127.0.0.1:${port}`;
     this.facts = facts;
-    this.controller = new ControlPlaneClient(options.controllerAddress, this.channelCredentials(false));
+    this.controller = new ControlPlaneClient(options.controllerAddress, this.channelCredentials(false), tlsChannelOptions({ kind: 'controller' }, options.insecure));
   }
 
   private channelCredentials(withCertificate: boolean) {
@@ -174,7 +174,7 @@ export class TestAgent {
     this.certPem = certPem;
     this.serverCredentials?.update({ caPem: this.options.caPem!, keyPem, certPem });
     this.controller.close();
-    this.controller = new ControlPlaneClient(this.options.controllerAddress, this.channelCredentials(true));
+    this.controller = new ControlPlaneClient(this.options.controllerAddress, this.channelCredentials(true), tlsChannelOptions({ kind: 'controller' }, this.options.insecure));
   }
 
   /**
@@ -185,7 +185,7 @@ export class TestAgent {
     const { keyPem, csrPem } = await createCsr(this.facts.hostname);
     const request = options.request ?? { joinToken: options.joinToken ?? this.options.joinToken, facts: this.facts, csrPem };
     this.lastRegisterRequest = request;
-    const bootstrap = new ControlPlaneClient(this.options.controllerAddress, this.channelCredentials(false));
+    const bootstrap = new ControlPlaneClient(this.options.controllerAddress, this.channelCredentials(false), tlsChannelOptions({ kind: 'controller' }, this.options.insecure));
     const res = await new Promise<RegisterResponse>((resolve, reject) =>
       bootstrap.register(request, new Metadata(), { deadline: Date.now() + 10_000 }, (err, r) => (err ? reject(err) : resolve(r))),
     ).finally(() => bootstrap.close());
