@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { tlsChannelCredentials } from '../../common/grpc-tls.js';
 import { createCa, issueKeyAndCertificate, type Identity, type KeyAndCert } from '../../common/pki.js';
 import { AgentServiceClient, type ExecOutput } from '../../gen/remotegpu/v1/agent.js';
+import { DesiredState } from '../../gen/remotegpu/v1/types.js';
 import { loadControllerConfig } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/server.js';
 import { dockerAvailable, ensureBusyboxImage, freePort } from '../helpers/docker.js';
@@ -135,6 +136,42 @@ describe.skipIf(!hasDocker)('agent process', () => {
     const otherHost = await call(await agentClient({ kind: 'host', hostId: 'host-other' }));
     expect(otherHost?.code).toBe(GrpcStatus.PERMISSION_DENIED);
     expect(otherHost?.details).toBe('only the controller may call the agent; the client presents host host-other');
+  });
+
+  it('refuses, even from the controller certificate, an ApplyEnvironment mounting /, the Docker socket or its own data directory: nothing created', async () => {
+    const listManaged = async () =>
+      (await run('sh', ['-c', `docker ps -a --format '{{.Names}}' --filter label=remotegpu.managed=agent-process-${process.pid}; docker volume ls -q`])).stdout;
+    const before = await listManaged();
+    for (const [i, hostPath] of ['/', '/var/run/docker.sock', path.join(dir, 'agent')].entries()) {
+      const client = await agentClient();
+      const spec = {
+        envId: `env-evil${i}`,
+        image: 'remotegpu/busybox-test:1',
+        cpuCores: 1,
+        memoryBytes: 64 * 2 ** 20,
+        gpuUuids: [],
+        storageBytes: 2 ** 30,
+        dataPath: '/root/workspace',
+        ports: [],
+        sshAuthorizedKeys: [],
+        mounts: [{ datasetId: '1', hostPath, containerPath: '/data/x', readonly: false }],
+        env: {},
+        labels: {},
+        jupyterToken: '',
+        desiredState: DesiredState.DESIRED_STATE_RUNNING,
+        shmBytes: 0,
+        pidsLimit: 0,
+      };
+      const err = await new Promise<ServiceError | undefined>((resolve) =>
+        client.applyEnvironment({ spec }, new Metadata(), { deadline: Date.now() + 10_000 }, (e) => {
+          client.close();
+          resolve(e ?? undefined);
+        }),
+      );
+      expect(err?.code, hostPath).toBe(GrpcStatus.PERMISSION_DENIED);
+      expect(err?.details).toContain('refused');
+    }
+    expect(await listManaged()).toBe(before);
   });
 
   it('opens a terminal in an environment through Exec (node-pty + docker exec), with resize and exit code', async () => {
