@@ -16,6 +16,11 @@ try {
   else say('admin token: the one in REMOTEGPU_BOOTSTRAP_TOKEN (or printed at the first start)');
   if (platform.agent) {
     say(`agent on ${platform.agent.address} using the local Docker engine, GPU mode ${platform.agent.gpuMode}`);
+    say(
+      process.env.REMOTEGPU_GRPC_INSECURE === '1'
+        ? 'WARNING: plaintext gRPC between controller and agent (REMOTEGPU_GRPC_INSECURE=1)'
+        : `controller and agent talk mutual TLS; cluster CA ${platform.controller.caPin}`,
+    );
     if (platform.fakeGpus) say(`no nvidia-smi here: simulating the GPUs recorded in ${platform.fakeGpus} (development only)`);
     say(`image "${LOCAL_IMAGE.name}" (${LOCAL_IMAGE.dockerRef}) is in the catalog: POST /api/v1/environments with "image": "${LOCAL_IMAGE.name}"`);
   } else {
