@@ -25,6 +25,12 @@ const REDACT = [
   '*.sshAuthorizedKeys',
   'jupyterToken',
   '*.jupyterToken',
+  'keyPem',
+  '*.keyPem',
+  'secretKey',
+  '*.secretKey',
+  'secret',
+  '*.secret',
 ];
 
 /** Creates the process's root logger (JSON lines on stdout). */

@@ -90,7 +90,7 @@ export class HostRegistry {
         throw isUniqueViolation(err) ? replayed() : err;
       });
     this.log.info(
-      { hostId: res.hostId, hostname: facts.hostname, agentAddress: facts.agentAddress, gpus: facts.gpus.length, joinToken: res.tokenId ?? 'bootstrap', pendingApproval: res.pendingApproval },
+      { hostId: res.hostId, hostname: facts.hostname, agentAddress: facts.agentAddress, gpus: facts.gpus.length, joinTokenId: res.tokenId ?? 'bootstrap', pendingApproval: res.pendingApproval },
       'host registered',
     );
     return {
