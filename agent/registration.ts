@@ -95,7 +95,11 @@ export async function renewCertificate(client: ControlPlaneClient, identity: Age
       err ? reject(err) : resolve(r),
     ),
   );
-  const caPem = res.caPem || identity.caPem;
+  // A renewal never changes whom the agent trusts: the answer's CA must be the pinned one.
+  const caPem = identity.caPem;
+  if (res.caPem && caPin(res.caPem) !== caPin(identity.caPem)) {
+    throw new RegistrationError(`the controller answered the renewal with a CA (${caPin(res.caPem)}) other than the pinned one (${caPin(identity.caPem)})`);
+  }
   checkCertificate(identity.hostId, res.certificatePem, caPem, keyPem);
   return { ...identity, caPem, keyPem, certPem: res.certificatePem };
 }

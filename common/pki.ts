@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createCipheriv, createDecipheriv, createHash, createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { AppError } from './errors.js';
 
 // The cluster's small PKI: one CA (ECDSA P-256), certificates for the controller and for every host,
@@ -116,7 +116,7 @@ export async function readCsr(csrPem: string): Promise<ParsedCsr> {
   const alg = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new AppError('invalid_argument', 'the CSR key must be ECDSA P-256');
   if (!(await csr.verify())) throw new AppError('invalid_argument', 'the CSR signature does not verify (it must be signed by the requested key)');
-  return { csr, keySha256: sha256Hex(Buffer.from(csr.publicKey.rawData)) };
+  return { csr, keySha256: ecKeySha256(Buffer.from(csr.publicKey.rawData)) };
 }
 
 export interface IssueRequest {
@@ -168,6 +168,15 @@ export async function issueKeyAndCertificate(req: Omit<IssueRequest, 'publicKey'
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * sha256 (hex) of an EC public key in a canonical form (its x and y coordinates), so that one key
+ * has one hash however its point is encoded (compressed or not).
+ */
+export function ecKeySha256(spkiDer: Buffer): string {
+  const jwk = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }).export({ format: 'jwk' });
+  return sha256Hex(`${jwk.crv}.${jwk.x}.${jwk.y}`);
 }
 
 /** sha256 (hex) of a certificate's SubjectPublicKeyInfo DER. */

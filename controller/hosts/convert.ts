@@ -68,7 +68,12 @@ const OBSERVED: Record<number, ObservedState> = {
   [ProtoObservedState.OBSERVED_STATE_FAILED]: 'failed',
 };
 
-const msToDate = (ms: number): Date | null => (ms > 0 ? new Date(ms) : null);
+/** Latest time an agent may report (year 9999): later values are garbage and read as "unknown". */
+const MAX_MS = 253_402_300_799_000;
+const MAX_TEXT = 4096;
+const msToDate = (ms: number): Date | null => (ms > 0 && ms <= MAX_MS ? new Date(ms) : null);
+/** Agent-supplied text, bounded (a host can only bloat its own events, not the database). */
+const bounded = (text: string, max = MAX_TEXT): string => (text.length > max ? `${text.slice(0, max)}…` : text);
 
 /** Proto EnvironmentStatus → domain ObservedEnvironment ('unknown' for states this build does not know). */
 export function observedFromProto(s: EnvironmentStatus): ObservedEnvironment {
@@ -82,7 +87,7 @@ export function observedFromProto(s: EnvironmentStatus): ObservedEnvironment {
     oomKilled: s.oomKilled,
     startedAt: msToDate(s.startedAtMs),
     finishedAt: msToDate(s.finishedAtMs),
-    message: s.message,
+    message: bounded(s.message),
     sshReady: s.sshReady,
   };
 }
@@ -106,7 +111,7 @@ export function absentObservation(envId: string, message = ''): ObservedEnvironm
 
 /** Proto LifecycleEvent → domain AgentEvent (a missing timestamp becomes "now"). */
 export function eventFromProto(e: LifecycleEvent, now: Date = new Date()): AgentEvent {
-  return { envId: e.envId, at: e.atMs > 0 ? new Date(e.atMs) : now, kind: e.kind, message: e.message };
+  return { envId: e.envId, at: msToDate(e.atMs) ?? now, kind: bounded(e.kind, 64), message: bounded(e.message) };
 }
 
 /** Domain spec → proto EnvironmentSpec. */

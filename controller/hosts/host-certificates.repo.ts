@@ -37,6 +37,33 @@ export async function certificateIssuedTo(db: Db, hostId: string, certSha256: st
   return row !== undefined;
 }
 
+/** Whether `certSha256` is the newest certificate issued to `hostId` (only that one may renew). */
+export async function isNewestCertificate(db: Db, hostId: string, certSha256: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('host_certificates')
+    .select('cert_sha256')
+    .where('host_id', '=', hostId)
+    .orderBy('issued_at', 'desc')
+    .orderBy('serial', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.cert_sha256 === certSha256;
+}
+
+/**
+ * Ends every certificate of `hostId` except `keepSha256` within `graceSeconds` (the agent switches
+ * to its renewed certificate at once; the grace covers calls already under way). A stolen older key
+ * stops working then, whatever its own expiry.
+ */
+export async function supersedeCertificates(db: Db, hostId: string, keepSha256: string, graceSeconds: number): Promise<void> {
+  await db
+    .updateTable('host_certificates')
+    .set({ not_after: sql<Date>`least(not_after, now() + make_interval(secs => ${graceSeconds}))` })
+    .where('host_id', '=', hostId)
+    .where('cert_sha256', '<>', keepSha256)
+    .execute();
+}
+
 export async function hostExists(db: Db, hostId: string): Promise<boolean> {
   return (await db.selectFrom('hosts').select('id').where('id', '=', hostId).executeTakeFirst()) !== undefined;
 }

@@ -5,12 +5,15 @@ import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { newId } from '../ids.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
-import { insertHostCertificate, keyWasCertified } from './host-certificates.repo.js';
+import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
 import { acceptReportRow, insertHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
+
+/** How long a host's previous certificates keep working after a renewal (calls under way). */
+const SUPERSEDED_GRACE_S = 120;
 
 /** Checks and spends a join token inside the registration transaction (JoinTokens implements it). */
 export interface JoinTokenCheck {
@@ -105,12 +108,19 @@ export class HostRegistry {
   /** A new certificate for a new key of an authenticated host (rotation before expiry). */
   async renew(input: { hostId: string; proof: HostProof; csrPem: string }): Promise<{ certificatePem: string; caPem: string }> {
     await this.authenticate(input.hostId, input.proof);
+    const presented = input.proof.peer ? certSha256(input.proof.peer.cert) : undefined;
     const csr = await readCsr(input.csrPem);
     const certificatePem = await this.deps.db
       .transaction()
       .execute(async (trx) => {
+        // Only the newest certificate renews: an older (possibly stolen) key cannot fork the host's identity.
+        if (presented && !(await isNewestCertificate(trx, input.hostId, presented))) {
+          throw new AppError('permission_denied', `only the newest certificate of host ${input.hostId} may renew it; this one was superseded`);
+        }
         if (await keyWasCertified(trx, csr.keySha256)) throw replayed();
-        return this.certify(trx, input.hostId, csr);
+        const pem = await this.certify(trx, input.hostId, csr);
+        await supersedeCertificates(trx, input.hostId, certSha256(pem), SUPERSEDED_GRACE_S);
+        return pem;
       })
       .catch((err: unknown) => {
         throw isUniqueViolation(err) ? replayed() : err;

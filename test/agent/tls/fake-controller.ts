@@ -45,6 +45,8 @@ export async function startFakeController(options: FakeControllerOptions) {
     reportError: undefined as { code: GrpcStatus; details: string } | undefined,
     /** When set, RenewCertificate answers this error. */
     renewError: undefined as { code: GrpcStatus; details: string } | undefined,
+    /** When set, RenewCertificate issues from this CA and names it in its answer (a controller swapping the CA). */
+    renewCa: undefined as KeyAndCert | undefined,
   };
   const issue = async (csrPem: string) => {
     const certPem = await certify(ca, csrPem, { kind: 'host', hostId }, options.validityMs);
@@ -77,8 +79,12 @@ export async function startFakeController(options: FakeControllerOptions) {
       if (peer?.identity?.kind !== 'host' || peer.identity.hostId !== call.request.hostId) return cb({ code: GrpcStatus.UNAUTHENTICATED, details: 'renewal needs the current certificate' });
       if (state.renewError) return cb(state.renewError);
       state.renewals++;
-      issue(call.request.csrPem).then(
-        (certificatePem) => cb(null, { certificatePem, caPem: ca.certPem }),
+      const from = state.renewCa ?? ca;
+      certify(from, call.request.csrPem, { kind: 'host', hostId }, options.validityMs).then(
+        (certificatePem) => {
+          state.issued.push(certificatePem);
+          cb(null, { certificatePem, caPem: from.certPem });
+        },
         (err: Error) => cb({ code: GrpcStatus.INVALID_ARGUMENT, details: err.message }),
       );
     },

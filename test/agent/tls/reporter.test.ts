@@ -159,6 +159,19 @@ describe('reporter with mutual TLS', () => {
   });
 });
 
+describe('reporter renewal answered with another CA', () => {
+  it('keeps the pinned CA and its certificate: a renewal never changes whom the agent trusts', async () => {
+    const fake = await startFakeController({ validityMs: 1500 });
+    cleanups.push(fake.stop);
+    fake.state.renewCa = await createCa('swapped CA');
+    const agent = await startReporter(fake);
+    await until('a refused renewal', () => agent.logs.some((l) => l.msg.startsWith('certificate renewal failed')), 10_000);
+    expect(saved(agent.dataDir).caPem).toBe(fake.ca.certPem);
+    expect(saved(agent.dataDir).certPem).toBe(fake.state.issued[0]);
+    expect(JSON.stringify(agent.logs.find((l) => l.msg.startsWith('certificate renewal failed')))).toMatch(/other than the pinned one/);
+  });
+});
+
 describe('reporter in insecure mode (REMOTEGPU_GRPC_INSECURE=1)', () => {
   it('registers over plaintext without a pin, keeps the bearer credential and reports with it', async () => {
     const fake = await startFakeController({ validityMs: 3_600_000, insecure: true });

@@ -52,6 +52,17 @@ describe('hosts proto conversion', () => {
     expect(eventFromProto({ envId: 'e', atMs: 10, kind: 'k', message: 'm' }).at).toEqual(new Date(10));
   });
 
+  it('bounds what an agent sends: absurd times read as unknown, long texts are cut', () => {
+    const now = new Date();
+    const e = eventFromProto({ envId: 'e', atMs: 9e15, kind: 'k'.repeat(500), message: 'm'.repeat(100_000) }, now);
+    expect(e.at).toBe(now);
+    expect(e.kind.length).toBeLessThanOrEqual(65);
+    expect(e.message.length).toBeLessThanOrEqual(4097);
+    const o = observedFromProto({ ...status(ObservedState.OBSERVED_STATE_RUNNING), startedAtMs: 9e15, message: 'x'.repeat(10_000) });
+    expect(o.startedAt).toBeNull();
+    expect(o.message.length).toBeLessThanOrEqual(4097);
+  });
+
   it('maps GPU health: unhealthy keeps or gets a reason, unspecified counts as healthy', () => {
     expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNHEALTHY, healthReason: 'XID 79' }))).toMatchObject({ health: 'unhealthy', healthReason: 'XID 79' });
     expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNHEALTHY, healthReason: '' })).healthReason).not.toBe('');

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { tlsChannelCredentials } from '../../../common/grpc-tls.js';
-import { createCa, createCsr, issueCertificate, readCsr } from '../../../common/pki.js';
+import { createCa, createCsr, ecKeySha256, issueCertificate, readCsr } from '../../../common/pki.js';
 import { ControlPlaneClient } from '../../../gen/remotegpu/v1/control_plane.js';
 import { DB_TARGETS } from '../../helpers/databases.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
@@ -162,6 +162,42 @@ describe.each(DB_TARGETS)('host trust on $name', (target) => {
       anonymous.close();
       expect(refused?.code).toBe(status.UNAUTHENTICATED);
     });
+    it('a renewal supersedes the older certificates: they end within minutes and can no longer renew (a stolen old key cannot fork the host)', async () => {
+      const a = await agent();
+      const old = { keyPem: a.keyPem, certPem: a.certPem };
+      await a.renew();
+      const rows = await f.db.selectFrom('host_certificates').select(['cert_sha256', 'not_after']).where('host_id', '=', a.hostId).orderBy('issued_at').execute();
+      expect(rows).toHaveLength(2);
+      expect(rows[0]!.not_after.getTime()).toBeLessThanOrEqual(Date.now() + 125_000);
+      expect(rows[1]!.not_after.getTime()).toBeGreaterThan(Date.now() + 3_000_000);
+
+      const thief = new ControlPlaneClient(f.address, tlsChannelCredentials({ caPem: f.caPem, ...old, expect: { kind: 'controller' } }));
+      const { csrPem } = await createCsr('thief');
+      const err = await failure(
+        new Promise((resolve, reject) => thief.renewCertificate({ hostId: a.hostId, csrPem }, new Metadata(), (e, r) => (e ? reject(e) : resolve(r)))),
+      );
+      thief.close();
+      expect(err?.code).toBe(status.PERMISSION_DENIED);
+      expect(err?.details).toMatch(/only the newest certificate/);
+      // Once the grace is over the old certificate is refused outright.
+      await f.db.updateTable('host_certificates').set({ not_after: new Date(Date.now() - 1000) }).where('cert_sha256', '=', rows[0]!.cert_sha256).execute();
+      expect((await failure(rawReport(f, a.hostId, old)))?.code).toBe(status.UNAUTHENTICATED);
+      await a.report();
+    });
+
+    it('one key has one hash however its point is encoded (a compressed re-encoding is still a replay)', async () => {
+      const { csrPem } = await createCsr('k');
+      const { csr, keySha256 } = await readCsr(csrPem);
+      const { createPublicKey } = await import('node:crypto');
+      const jwk = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' }).export({ format: 'jwk' });
+      const x = Buffer.from(jwk.x!, 'base64url');
+      const y = Buffer.from(jwk.y!, 'base64url');
+      // SubjectPublicKeyInfo of the same P-256 point, compressed (0x02/0x03 prefix, x only).
+      const header = Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
+      const compressed = Buffer.concat([header, Buffer.from([2 + (y[y.length - 1]! & 1)]), x]);
+      expect(ecKeySha256(compressed)).toBe(keySha256);
+    });
+
   });
 
   describe.skipIf(target.skipReason !== '')('plaintext mode (REMOTEGPU_GRPC_INSECURE=1)', () => {
