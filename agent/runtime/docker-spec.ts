@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
@@ -210,8 +211,21 @@ function containerMounts(spec: EnvSpec, stateDir: string): MountSettings[] {
     { Type: 'bind', Source: authorizedKeysPath(stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
     ...[...spec.mounts]
       .sort((a, b) => compare(a.containerPath, b.containerPath))
-      .map((m): MountSettings => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readonly })),
+      .map((m): MountSettings => ({ Type: 'bind', Source: realOrSame(m.hostPath), Target: m.containerPath, ReadOnly: m.readonly })),
   ];
+}
+
+/**
+ * The dataset's real path (symlinks resolved, as the mount policy checked it), so that Docker
+ * mounts what was checked and not whatever a symlink points to later; the path as given when it
+ * cannot be resolved (validateSpec refused those already).
+ */
+function realOrSame(hostPath: string): string {
+  try {
+    return realpathSync(hostPath);
+  } catch {
+    return hostPath;
+  }
 }
 
 function isPort(n: number): boolean {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -138,6 +138,14 @@ describe('validateSpec', () => {
 
   it('accepts a spec whose datasets lie in a dataset root', () => {
     expect(() => validateSpec(spec({ mounts: inRoot }), policy)).not.toThrow();
+  });
+
+  it('binds the real path it checked, not a symlink that could be repointed later', () => {
+    symlinkSync(join(roots, 'imagenet'), join(roots, 'current'));
+    const viaLink = [{ ...inRoot[0]!, hostPath: join(roots, 'current') }];
+    validateSpec(spec({ mounts: viaLink }), policy);
+    const mounts = buildCreateOptions(spec({ mounts: viaLink }), ctx).HostConfig?.Mounts ?? [];
+    expect(mounts.find((m) => m.Target === '/data/imagenet')?.Source).toBe(realpathSync(join(roots, 'imagenet')));
   });
 
   it('refuses a dataset outside the dataset roots with permission_denied, naming it', () => {
