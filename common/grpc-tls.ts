@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import tls, { type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import { credentials, ServerCredentials, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
-import { identityFromSan, identityUri, type Identity } from './pki.js';
+import { identityFromSan, identityUri, sha256Hex, type Identity } from './pki.js';
 
 // Mutual TLS for both gRPC directions. Servers (the controller's ControlPlane, every agent's
 // AgentService) ask each client for a certificate; the handler then reads who called with
@@ -72,11 +72,21 @@ function sameIdentity(a: Identity | undefined, b: Identity): boolean {
  * controller a certificate valid for the dialled host name (an operator-supplied one) is accepted
  * too.
  */
-export function tlsChannelCredentials(options: { caPem: string; keyPem?: string; certPem?: string; expect: Identity }): ChannelCredentials {
-  const { caPem, keyPem, certPem, expect } = options;
+export function tlsChannelCredentials(options: {
+  caPem: string;
+  keyPem?: string;
+  certPem?: string;
+  expect: Identity;
+  /** When given, the server certificate's sha256 (hex of its DER) must be one of these. */
+  fingerprints?: readonly string[];
+}): ChannelCredentials {
+  const { caPem, keyPem, certPem, expect, fingerprints } = options;
   return credentials.createSsl(Buffer.from(caPem), keyPem ? Buffer.from(keyPem) : null, certPem ? Buffer.from(certPem) : null, {
     checkServerIdentity: (hostname, cert) => {
       const found = identityFromSan(cert.subjectaltname ?? '');
+      if (fingerprints && !(cert.raw && fingerprints.includes(sha256Hex(cert.raw)))) {
+        return new Error(`the server presents a certificate for ${describeIdentity(found)} that was not issued to it or was revoked`);
+      }
       if (sameIdentity(found, expect)) return undefined;
       if (expect.kind === 'controller' && !found && tls.checkServerIdentity(hostname, cert) === undefined) return undefined;
       return new Error(`the server presents a certificate for ${describeIdentity(found)}, expected ${describeIdentity(expect)}`);

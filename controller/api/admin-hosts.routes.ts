@@ -32,6 +32,16 @@ const routes = {
     request: { params: HostParams },
     responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
   }),
+  revoke: createRoute({
+    method: 'post',
+    path: '/admin/hosts/{host_id}/revoke',
+    tags,
+    summary: 'Revoke a host: its certificates stop working at once',
+    description:
+      'For a compromised host, also while environments are on it: every certificate issued to it is refused from now on, the controller stops calling its agent, the host is no longer approved and goes offline (its environments become lost). The server must be reset (`remotegpu-agent reset`) and join again as a new host.',
+    request: { params: HostParams },
+    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
+  }),
   remove: createRoute({
     method: 'delete',
     path: '/admin/hosts/{host_id}',
@@ -55,7 +65,7 @@ function actionRoute(verb: 'cordon' | 'uncordon' | 'drain', summary: string) {
   });
 }
 
-/** `/admin/hosts`: the host listing, detail, approve, cordon, uncordon, drain and remove (admin only). */
+/** `/admin/hosts`: the host listing, detail, approve, revoke, cordon, uncordon, drain and remove (admin only). */
 export function adminHostsRoutes({ services }: ApiDeps) {
   const { hosts } = services;
   const middleware = adminOnly(services.users);
@@ -68,6 +78,7 @@ export function adminHostsRoutes({ services }: ApiDeps) {
   });
   app.openapi({ ...routes.get, middleware }, async (c) => reply(c, hostDetailJson(await hosts.get(c.req.valid('param').host_id))));
   app.openapi({ ...routes.approve, middleware }, async (c) => reply(c, hostDetailJson(await hosts.approve(c.req.valid('param').host_id)), 'host_approved'));
+  app.openapi({ ...routes.revoke, middleware }, async (c) => reply(c, hostDetailJson(await hosts.revoke(c.req.valid('param').host_id)), 'host_revoked'));
 
   const actions = [
     { verb: 'cordon', summary: 'Stop placing new environments on a host', message: 'host_cordoned', run: (id: string) => hosts.cordon(id) },

@@ -20,6 +20,7 @@ const MESSAGES = {
   host_uncordoned: { zh: '主机已恢复调度', en: 'Host uncordoned' },
   host_draining: { zh: '主机排空中', en: 'Host draining' },
   host_approved: { zh: '主机已批准', en: 'Host approved' },
+  host_revoked: { zh: '主机已吊销', en: 'Host revoked' },
   join_token_created: { zh: '加入令牌创建成功，请立即保存：它只显示这一次', en: 'Join token created; save it now: it is shown only once' },
   user_created: { zh: '用户创建成功', en: 'User created' },
   token_created: { zh: '令牌创建成功，请立即保存：它只显示这一次', en: 'Token created; save it now: it is shown only once' },

@@ -31,15 +31,18 @@ interface Entry {
   readonly address: string;
   /** The controller certificate generation the connection was made with. */
   readonly generation: number;
+  /** The agent certificates it accepts (fingerprints, comma-joined): renewals and revocations remake it. */
+  readonly trusted: string;
   readonly client: AgentServiceClient;
   readonly api: AgentApi;
 }
 
 /**
  * One AgentService client per host, created on first use and replaced when the host's agent
- * address changes (the agent moved) or the controller certificate was renewed. Under TLS the
- * client presents the controller certificate and accepts only an agent certificate naming that
- * host; in plaintext mode every call carries the host's derived bearer credential.
+ * address changes (the agent moved), the controller certificate was renewed, or the set of
+ * certificates issued to the host changed (a renewal; a revocation empties it). Under TLS the
+ * client presents the controller certificate and accepts only an agent certificate naming that host
+ * and issued to it; in plaintext mode every call carries the host's derived bearer credential.
  */
 export class GrpcAgentPool implements AgentPool {
   private readonly entries = new Map<string, Entry>();
@@ -61,16 +64,20 @@ export class GrpcAgentPool implements AgentPool {
     // Synchronous from here on, so concurrent callers share one client.
     const current = this.entries.get(hostId);
     const { trust } = this.deps;
-    if (current && current.address === endpoint.agentAddress && current.generation === trust.generation) return current.api;
+    const trusted = endpoint.fingerprints.join(',');
+    if (current && current.address === endpoint.agentAddress && current.generation === trust.generation && current.trusted === trusted) return current.api;
     if (current) {
       this.log.info({ hostId, agentAddress: endpoint.agentAddress }, 'agent address or controller certificate changed; reconnecting');
       current.client.close();
     }
     // The TLS name is the host id (agents are checked by the identity in their certificate, not by address).
-    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId), tlsChannelOptions({ kind: 'host', hostId }, trust.insecure));
+    if (!trust.insecure && endpoint.fingerprints.length === 0) {
+      throw new AppError('unavailable', `host ${hostId} has no valid certificate (revoked, or its certificates expired): the controller does not call its agent`);
+    }
+    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId, endpoint.fingerprints), tlsChannelOptions({ kind: 'host', hostId }, trust.insecure));
     const metadata = () => (trust.insecure ? bearerMetadata(trust.hostCredential(hostId)) : new Metadata());
     const api = new GrpcAgentApi(hostId, client, metadata, this.deps.config.agentTimeoutMs);
-    this.entries.set(hostId, { address: endpoint.agentAddress, generation: trust.generation, client, api });
+    this.entries.set(hostId, { address: endpoint.agentAddress, generation: trust.generation, trusted, client, api });
     return api;
   }
 

@@ -49,9 +49,22 @@ export async function insertHost(db: Db, id: string, facts: HostFacts, admission
   return row !== undefined;
 }
 
-/** Where the controller reaches a host's agent, or undefined when the host does not exist. */
-export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddress: string } | undefined> {
-  return db.selectFrom('hosts').select(['agent_address as agentAddress']).where('id', '=', id).executeTakeFirst();
+/**
+ * Where the controller reaches a host's agent and the fingerprints of the certificates the agent
+ * may serve (issued to it and not expired; none once it was revoked), or undefined when the host
+ * does not exist.
+ */
+export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddress: string; fingerprints: string[] } | undefined> {
+  const host = await db.selectFrom('hosts').select(['agent_address as agentAddress']).where('id', '=', id).executeTakeFirst();
+  if (!host) return undefined;
+  const certs = await db
+    .selectFrom('host_certificates')
+    .select('cert_sha256')
+    .where('host_id', '=', id)
+    .where('not_after', '>', sql<Date>`now()`)
+    .orderBy('cert_sha256')
+    .execute();
+  return { agentAddress: host.agentAddress, fingerprints: certs.map((c) => c.cert_sha256) };
 }
 
 /**

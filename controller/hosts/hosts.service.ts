@@ -2,7 +2,7 @@ import { AppError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
-import { approveHost } from './host-approval.repo.js';
+import { approveHost, revokeHost } from './host-approval.repo.js';
 import { deleteHostRows, liveEnvironmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
 import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
@@ -41,6 +41,17 @@ export class HostsService {
   async approve(hostId: string): Promise<HostDetail> {
     if (!(await approveHost(this.db, hostId))) throw notFound(hostId);
     this.wake.notify();
+    return this.get(hostId);
+  }
+
+  /**
+   * Revokes a (compromised) host while environments are still on it: its certificates stop working
+   * at once, the controller stops talking to it, and it goes offline. It never comes back: the
+   * server must be reset and join again as a new host. Returns the host. Throws not_found.
+   */
+  async revoke(hostId: string): Promise<HostDetail> {
+    const found = await this.db.transaction().execute((trx) => revokeHost(trx, hostId));
+    if (!found) throw notFound(hostId);
     return this.get(hostId);
   }
 

@@ -119,11 +119,14 @@ export class ClusterTrust {
     return { caPem: this.ca.certPem, certPem: this.own.certPem + this.ca.certPem, keyPem: this.own.keyPem };
   }
 
-  /** Client credentials for dialling the agent of `hostId`: only a server certificate naming that host is accepted. */
-  agentCredentials(hostId: string): ChannelCredentials {
+  /**
+   * Client credentials for dialling the agent of `hostId`: only a server certificate naming that
+   * host, and (when given) one of the `fingerprints` issued to it, is accepted.
+   */
+  agentCredentials(hostId: string, fingerprints?: readonly string[]): ChannelCredentials {
     if (this.insecure) return credentials.createInsecure();
     const expect: Identity = { kind: 'host', hostId };
-    return tlsChannelCredentials({ caPem: this.ca.certPem, keyPem: this.own.keyPem, certPem: this.own.certPem, expect });
+    return tlsChannelCredentials({ caPem: this.ca.certPem, keyPem: this.own.keyPem, certPem: this.own.certPem, expect, ...(fingerprints ? { fingerprints } : {}) });
   }
 
   /** A certificate for a host's key (from its CSR). */

@@ -100,6 +100,21 @@ describe.each(DB_TARGETS)('host approval on $name', (target) => {
       expect(boot.body.data).toMatchObject({ status: 'online', approved: true, approved_at: null, join_token_id: null });
     });
 
+    it('revokes a host, also with environments on it: 200 with the host, no longer approved, its certificates gone; admin only', async () => {
+      await seedHost(api.db, 'host-bad', { gpus: 0 });
+      await api.db
+        .insertInto('host_certificates')
+        .values({ serial: 'ab01', host_id: 'host-bad', key_sha256: 'k'.repeat(64), cert_sha256: 'c'.repeat(64), not_after: new Date(Date.now() + 3_600_000) })
+        .execute();
+      expect((await api.request('POST', '/api/v1/admin/hosts/host-bad/revoke', { token: alice.token })).status).toBe(403);
+      const res = await admin('POST', '/api/v1/admin/hosts/host-bad/revoke');
+      expect(res.status).toBe(200);
+      expect(res.body.message).toBe('Host revoked');
+      expect(res.body.data).toMatchObject({ host_id: 'host-bad', approved: false, approved_at: null });
+      expect(await api.db.selectFrom('host_certificates').selectAll().where('host_id', '=', 'host-bad').execute()).toEqual([]);
+      expect((await admin('POST', '/api/v1/admin/hosts/host-nope/revoke')).status).toBe(404);
+    });
+
     it('shows offline over pending_approval, and pending_approval over cordoned', async () => {
       await seedHost(api.db, 'host-off', { gpus: 0 });
       await pending('host-off');

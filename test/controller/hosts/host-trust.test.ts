@@ -198,6 +198,30 @@ describe.each(DB_TARGETS)('host trust on $name', (target) => {
       expect(ecKeySha256(compressed)).toBe(keySha256);
     });
 
+    it('revoking a host locks it out at once: reports refused, the controller stops calling it, and it goes offline', async () => {
+      const a = await agent();
+      await a.report();
+      const before = await f.services.agents.forHost(a.hostId);
+      expect((await before.inspect('env-1')).state).toBe('absent');
+      const detail = await f.services.hosts.revoke(a.hostId);
+      expect(detail).toMatchObject({ id: a.hostId });
+      expect((await failure(a.report()))?.code).toBe(status.UNAUTHENTICATED);
+      const refused = await f.services.agents.forHost(a.hostId).then(
+        () => undefined,
+        (e: { code: string; message: string }) => e,
+      );
+      expect(refused?.code).toBe('unavailable');
+      expect(refused?.message).toMatch(/no valid certificate/);
+      expect(a.calls.inspect).toBe(1);
+      expect(await f.services.registry.authenticate(a.hostId, { peer: undefined, bearer: '' }).catch((e: Error) => e.message)).toMatch(/client certificate/);
+      await f.services.hostLiveness.runOnce();
+      expect(f.observer.offline).toContain(a.hostId);
+      const row = await f.db.selectFrom('hosts').select(['approved', 'last_report_at']).where('id', '=', a.hostId).executeTakeFirstOrThrow();
+      expect(row.approved).toBe(false);
+      expect(row.last_report_at!.getTime()).toBe(0);
+      await expect(f.services.hosts.revoke('host-nope000000')).rejects.toMatchObject({ code: 'not_found' });
+    });
+
   });
 
   describe.skipIf(target.skipReason !== '')('plaintext mode (REMOTEGPU_GRPC_INSECURE=1)', () => {
