@@ -198,6 +198,21 @@ describe.each(DB_TARGETS)('host trust on $name', (target) => {
       expect(ecKeySha256(compressed)).toBe(keySha256);
     });
 
+    it('dials an agent only when it serves a certificate issued to its host (a CA-signed forgery is refused)', async () => {
+      const a = await agent();
+      expect((await (await f.services.agents.forHost(a.hostId)).inspect('env-1')).state).toBe('absent');
+      const { keyPem, csrPem } = await createCsr('forged');
+      const forged = await issueCertificate({ ca: f.services.trust.ca, publicKey: (await readCsr(csrPem)).csr.publicKey, identity: { kind: 'host', hostId: a.hostId }, validityMs: HOUR });
+      a.useCertificate(keyPem, forged.certPem);
+      f.services.agents.close(); // a new connection, so a new handshake
+      const err = await (await f.services.agents.forHost(a.hostId)).inspect('env-1').then(
+        () => undefined,
+        (e: { code: string }) => e,
+      );
+      expect(err?.code).toBe('unavailable');
+      expect(a.calls.inspect).toBe(1);
+    });
+
     it('revoking a host locks it out at once: reports refused, the controller stops calling it, and it goes offline', async () => {
       const a = await agent();
       await a.report();
