@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls, { type DetailedPeerCertificate } from 'node:tls';
-import { publicKeySha256 } from '../common/pki.js';
+import { caPin } from '../common/pki.js';
 
 // The agent's first contact with the controller. Before it sends its join token anywhere, it opens
 // a TLS connection to REMOTEGPU_CONTROLLER without trusting anything, takes the certificate chain
@@ -76,10 +76,6 @@ function walkChain(leaf: DetailedPeerCertificate): X509Certificate[] {
   return chain;
 }
 
-function pinOf(cert: X509Certificate): string {
-  return `sha256:${publicKeySha256(cert)}`;
-}
-
 function oneLine(name: string): string {
   return name.split('\n').filter(Boolean).join(', ');
 }
@@ -93,13 +89,13 @@ export function pinnedCa(address: string, chain: readonly X509Certificate[], pin
     new ControllerTrustError(`controller ${address} presents ${what}, but the join token pins ${pin}; refusing to register (wrong controller address, or a token from another cluster)`, 'untrusted');
   const broken = (what: string) => new ControllerTrustError(`controller ${address} presents ${what}; refusing to register`, 'untrusted');
   if (chain.length === 0) throw refuse('no certificate');
-  const at = chain.findIndex((c) => pinOf(c) === pin);
+  const at = chain.findIndex((c) => caPin(c) === pin);
   if (at < 0) {
     const top = chain[chain.length - 1]!;
     const selfIssued = top.checkIssued(top) && top.verify(top.publicKey);
     throw refuse(
       selfIssued
-        ? `a certificate chain whose CA is ${pinOf(top)} (${oneLine(top.subject)})`
+        ? `a certificate chain whose CA is ${caPin(top)} (${oneLine(top.subject)})`
         : `a certificate chain without its CA (the last certificate, ${oneLine(top.subject)}, is issued by ${oneLine(top.issuer)})`,
     );
   }

@@ -1,8 +1,8 @@
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { bearerMetadata } from '../common/grpc.js';
 import { tlsChannelCredentials, tlsChannelOptions } from '../common/grpc-tls.js';
-import { caPin, createCsr, identityOf, publicKeySha256, sha256Hex, signedBy } from '../common/pki.js';
+import { caPin, createCsr, identityOf, signedBy } from '../common/pki.js';
 import { ControlPlaneClient, type RegisterResponse, type RenewCertificateResponse } from '../gen/remotegpu/v1/control_plane.js';
 import type { HostFacts } from '../gen/remotegpu/v1/types.js';
 import { pinnedControllerCa } from './controller-trust.js';
@@ -116,8 +116,7 @@ function checkCertificate(hostId: string, certPem: string, caPem: string, keyPem
   }
   const named = identityOf(cert);
   if (named?.kind !== 'host' || named.hostId !== hostId) throw new RegistrationError(`the controller issued a certificate that does not name host ${hostId}`);
-  const keySha = sha256Hex(createPublicKey(keyPem).export({ type: 'spki', format: 'der' }));
-  if (publicKeySha256(cert) !== keySha) throw new RegistrationError('the controller issued a certificate for another key than the one this agent asked for');
+  if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new RegistrationError('the controller issued a certificate for another key than the one this agent asked for');
   if (!signedBy(cert, ca)) throw new RegistrationError('the controller issued a certificate that its CA did not sign (or that is not valid now)');
 }
 

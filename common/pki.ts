@@ -186,8 +186,8 @@ export function publicKeySha256(cert: X509Certificate | string | Buffer): string
 }
 
 /** The pin of a CA as join tokens carry it: "sha256:" + hex of its SubjectPublicKeyInfo hash. */
-export function caPin(caCertPem: string | Buffer): string {
-  return `sha256:${publicKeySha256(caCertPem)}`;
+export function caPin(caCert: X509Certificate | string | Buffer): string {
+  return `sha256:${publicKeySha256(caCert)}`;
 }
 
 /** sha256 (hex) of a certificate's DER encoding (its fingerprint). */
