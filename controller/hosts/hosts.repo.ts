@@ -55,16 +55,15 @@ export async function insertHost(db: Db, id: string, facts: HostFacts, admission
  * does not exist.
  */
 export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddress: string; fingerprints: string[] } | undefined> {
-  const host = await db.selectFrom('hosts').select(['agent_address as agentAddress']).where('id', '=', id).executeTakeFirst();
-  if (!host) return undefined;
-  const certs = await db
-    .selectFrom('host_certificates')
-    .select('cert_sha256')
-    .where('host_id', '=', id)
-    .where('not_after', '>', sql<Date>`now()`)
-    .orderBy('cert_sha256')
-    .execute();
-  return { agentAddress: host.agentAddress, fingerprints: certs.map((c) => c.cert_sha256) };
+  // One query: this runs before every call to an agent.
+  return db
+    .selectFrom('hosts as h')
+    .select([
+      'h.agent_address as agentAddress',
+      sql<string[]>`array(select c.cert_sha256 from host_certificates c where c.host_id = h.id and c.not_after > now() order by c.cert_sha256)`.as('fingerprints'),
+    ])
+    .where('h.id', '=', id)
+    .executeTakeFirst();
 }
 
 /**
