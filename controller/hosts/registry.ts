@@ -80,18 +80,12 @@ export class HostRegistry {
     if (!input.joinToken) throw new AppError('unauthenticated', 'join_token is required');
     const { trust } = this.deps;
     const csr = trust.insecure && !input.csrPem ? undefined : await readCsr(input.csrPem);
-    const res = await this.deps.db
-      .transaction()
-      .execute(async (trx) => {
-        const admission = await this.deps.joinTokens.consume(trx, input.joinToken);
-        if (csr && (await keyWasCertified(trx, csr.keySha256))) throw replayed();
-        const hostId = await insertNewHost(trx, facts, { approved: !admission.requiresApproval, joinTokenId: admission.tokenId });
-        const certificatePem = csr ? await this.certify(trx, hostId, csr) : '';
-        return { hostId, certificatePem, pendingApproval: admission.requiresApproval, tokenId: admission.tokenId };
-      })
-      .catch((err: unknown) => {
-        throw isUniqueViolation(err) ? replayed() : err;
-      });
+    const res = await this.certifying(async (trx) => {
+      const admission = await this.deps.joinTokens.consume(trx, input.joinToken);
+      const hostId = await insertNewHost(trx, facts, { approved: !admission.requiresApproval, joinTokenId: admission.tokenId });
+      const certificatePem = csr ? (await this.certify(trx, hostId, csr)).certPem : '';
+      return { hostId, certificatePem, pendingApproval: admission.requiresApproval, tokenId: admission.tokenId };
+    });
     this.log.info(
       { hostId: res.hostId, hostname: facts.hostname, agentAddress: facts.agentAddress, gpus: facts.gpus.length, joinTokenId: res.tokenId ?? 'bootstrap', pendingApproval: res.pendingApproval },
       'host registered',
@@ -110,21 +104,15 @@ export class HostRegistry {
     await this.authenticate(input.hostId, input.proof);
     const presented = input.proof.peer ? certSha256(input.proof.peer.cert) : undefined;
     const csr = await readCsr(input.csrPem);
-    const certificatePem = await this.deps.db
-      .transaction()
-      .execute(async (trx) => {
-        // Only the newest certificate renews: an older (possibly stolen) key cannot fork the host's identity.
-        if (presented && !(await isNewestCertificate(trx, input.hostId, presented))) {
-          throw new AppError('permission_denied', `only the newest certificate of host ${input.hostId} may renew it; this one was superseded`);
-        }
-        if (await keyWasCertified(trx, csr.keySha256)) throw replayed();
-        const pem = await this.certify(trx, input.hostId, csr);
-        await supersedeCertificates(trx, input.hostId, certSha256(pem), SUPERSEDED_GRACE_S);
-        return pem;
-      })
-      .catch((err: unknown) => {
-        throw isUniqueViolation(err) ? replayed() : err;
-      });
+    const certificatePem = await this.certifying(async (trx) => {
+      // Only the newest certificate renews: an older (possibly stolen) key cannot fork the host's identity.
+      if (presented && !(await isNewestCertificate(trx, input.hostId, presented))) {
+        throw new AppError('permission_denied', `only the newest certificate of host ${input.hostId} may renew it; this one was superseded`);
+      }
+      const issued = await this.certify(trx, input.hostId, csr);
+      await supersedeCertificates(trx, input.hostId, issued.certSha256, SUPERSEDED_GRACE_S);
+      return issued.certPem;
+    });
     this.log.info({ hostId: input.hostId }, 'host certificate renewed');
     return { certificatePem, caPem: this.deps.trust.ca.certPem };
   }
@@ -134,10 +122,23 @@ export class HostRegistry {
     return authenticateHost(this.deps.db, this.deps.trust, hostId, proof);
   }
 
-  private async certify(trx: Trx, hostId: string, csr: ParsedCsr): Promise<string> {
+  /** Runs `fn` in a transaction; a key certified meanwhile by a concurrent call is a replay too. */
+  private certifying<T>(fn: (trx: Trx) => Promise<T>): Promise<T> {
+    return this.deps.db
+      .transaction()
+      .execute(fn)
+      .catch((err: unknown) => {
+        throw isUniqueViolation(err) ? replayed() : err;
+      });
+  }
+
+  /** Certifies the CSR's key for `hostId` and records it; a key certified before is a replay. */
+  private async certify(trx: Trx, hostId: string, csr: ParsedCsr): Promise<{ certPem: string; certSha256: string }> {
+    if (await keyWasCertified(trx, csr.keySha256)) throw replayed();
     const issued = await this.deps.trust.issueHostCertificate(csr.csr.publicKey, hostId);
-    await insertHostCertificate(trx, { serial: issued.serial, hostId, keySha256: csr.keySha256, certSha256: certSha256(issued.certPem), notAfter: issued.notAfter });
-    return issued.certPem;
+    const sha = certSha256(issued.certPem);
+    await insertHostCertificate(trx, { serial: issued.serial, hostId, keySha256: csr.keySha256, certSha256: sha, notAfter: issued.notAfter });
+    return { certPem: issued.certPem, certSha256: sha };
   }
 
   /**
