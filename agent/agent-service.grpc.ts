@@ -1,6 +1,6 @@
 import { Server, ServerCredentials, type Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { AppError } from '../common/errors.js';
-import { bearerFromMetadata, toGrpcError } from '../common/grpc.js';
+import { bearerFromMetadata, shutdownServer, toGrpcError } from '../common/grpc.js';
 import { describeIdentity, peerOf, type ReloadableServerCredentials } from '../common/grpc-tls.js';
 import { sameSecret } from '../common/secrets.js';
 import type { Logger } from '../common/logger.js';
@@ -54,18 +54,7 @@ export async function serveAgentService(listen: string, deps: AgentServiceDeps):
       err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p),
     ),
   );
-  const shutdown = () =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, 2000);
-      server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  return { port, shutdown };
+  return { port, shutdown: () => shutdownServer(server) };
 }
 
 /**

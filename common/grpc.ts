@@ -1,4 +1,4 @@
-import { Metadata, status as GrpcStatus, type ServiceError, type ServerErrorResponse } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type Server, type ServiceError, type ServerErrorResponse } from '@grpc/grpc-js';
 import { AppError, ERROR_TABLE, codeForGrpcStatus } from './errors.js';
 
 /** Metadata carrying `authorization: Bearer <secret>`, used on every call between controller and agent. */
@@ -32,4 +32,18 @@ export function fromGrpcError(err: unknown, what: string): AppError {
     return new AppError(code, `${what}: ${e.details || e.message || 'unknown error'}`, { cause: err });
   }
   return new AppError('internal', `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+/** Lets calls in flight end for up to `graceMs`, then cuts them. */
+export function shutdownServer(server: Server, graceMs = 2000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

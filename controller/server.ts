@@ -1,4 +1,5 @@
 import { Server } from '@grpc/grpc-js';
+import { shutdownServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
 import type { ControllerConfig } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
@@ -92,16 +93,5 @@ async function serveGrpc(services: ControllerServices, config: ControllerConfig)
       err ? reject(new Error(`cannot listen for gRPC on ${config.grpcHost}:${config.grpcPort}: ${err.message}`)) : resolve(p),
     ),
   );
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        grpc.forceShutdown();
-        resolve();
-      }, 2000);
-      grpc.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  return { port, stop };
+  return { port, stop: () => shutdownServer(grpc) };
 }

@@ -20,7 +20,7 @@ import {
   type HostFacts,
   type LifecycleEvent,
 } from '../../gen/remotegpu/v1/types.js';
-import { bearerFromMetadata, bearerMetadata } from '../../common/grpc.js';
+import { bearerFromMetadata, bearerMetadata, shutdownServer } from '../../common/grpc.js';
 import { peerOf, ReloadableServerCredentials, tlsChannelCredentials, tlsChannelOptions } from '../../common/grpc-tls.js';
 import { createCsr } from '../../common/pki.js';
 
@@ -306,16 +306,7 @@ export class TestAgent {
     this.controller.close();
     for (const set of this.followers.values()) for (const call of set) call.end();
     this.followers.clear();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 1000);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(this.server, 1000);
   }
 
   // ---- AgentService ----
