@@ -84,8 +84,9 @@ describe.skipIf(!hasDocker)('agent process', () => {
       REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
       REMOTEGPU_JOIN_TOKEN: JOIN,
       REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
-      REMOTEGPU_SSH_PORT_RANGE: '33000-33099',
-      REMOTEGPU_JUPYTER_PORT_RANGE: '33100-33199',
+      // Below the ephemeral range (32768-60999): an outgoing connection never holds these ports.
+      REMOTEGPU_SSH_PORT_RANGE: '32000-32099',
+      REMOTEGPU_JUPYTER_PORT_RANGE: '32100-32199',
     });
     controller = await startController(config, pino({ level: 'silent' }));
     await controller.database.db.insertInto('images').values({ name: 'busybox:test', docker_ref: 'remotegpu/busybox-test:1', jupyter_port: null }).execute();

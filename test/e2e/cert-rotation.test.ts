@@ -45,8 +45,9 @@ describe.skipIf(!hasDocker)('certificate rotation on one machine', () => {
         REMOTEGPU_REPORT_INTERVAL_MS: '300',
         REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
         REMOTEGPU_CERT_VALIDITY_S: '6',
-        REMOTEGPU_SSH_PORT_RANGE: '33600-33649',
-        REMOTEGPU_JUPYTER_PORT_RANGE: '33650-33699',
+        // Below the ephemeral range (32768-60999): an outgoing connection never holds these ports.
+        REMOTEGPU_SSH_PORT_RANGE: '32200-32249',
+        REMOTEGPU_JUPYTER_PORT_RANGE: '32250-32299',
       },
       createLogger({ name: 'rotation', level: 'warn' }),
     );
