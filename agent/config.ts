@@ -57,7 +57,23 @@ const schema = z.object({
   DOCKER_HOST: z.string().default('unix:///var/run/docker.sock'),
   REMOTEGPU_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected 1-63 characters [a-z0-9_.-]').optional(),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
+  REMOTEGPU_RUN_DIR: z.string().default('/run/remotegpu').refine((v) => v.startsWith('/'), 'expected an absolute path'),
+  REMOTEGPU_NETWORK_POOL: cidrVar('10.213.0.0/16'),
+  REMOTEGPU_BLOCK_METADATA: z.enum(['0', '1', 'false', 'true'], 'expected 1 or 0').default('1').transform((v) => v === '1' || v === 'true'),
+  REMOTEGPU_DISK_RESERVE: z.string().regex(/^\d{1,2}(\.\d+)?%$/, 'expected a percentage below 100, e.g. 10%').default('10%').transform((v) => Number(v.slice(0, -1)) / 100),
+  REMOTEGPU_ROOTFS_LIMIT: intVar(50 * 1024 ** 3, 0),
 });
+
+/** An IPv4 network "a.b.c.d/n" with n 8-24 (environments get /28 networks out of it). */
+function cidrVar(fallback: string) {
+  return z
+    .string()
+    .default(fallback)
+    .refine((v) => {
+      const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(v);
+      return Boolean(m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) >= 8 && Number(m[5]) <= 24);
+    }, 'expected an IPv4 network a.b.c.d/n with n between 8 and 24');
+}
 
 export interface AgentConfig {
   readonly controller: string;
@@ -88,6 +104,19 @@ export interface AgentConfig {
   /** Set when several agents share one Docker engine: each manages only its namespace's containers. */
   readonly namespace: string | undefined;
   readonly logLevel: string;
+  /**
+   * Where the agent mounts environment volumes and dataset views (REMOTEGPU_RUN_DIR): a tmpfs, so a
+   * host reboot empties it and Docker cannot start a container before the agent has restored them.
+   */
+  readonly runDir: string;
+  /** IPv4 network the per-environment /28 bridge networks are cut from (REMOTEGPU_NETWORK_POOL). */
+  readonly networkPool: string;
+  /** Drop environments' traffic to the cloud metadata address 169.254.169.254 (REMOTEGPU_BLOCK_METADATA). */
+  readonly blockMetadata: boolean;
+  /** Fraction of the data directory's disk kept free: new environments are refused below it (REMOTEGPU_DISK_RESERVE). */
+  readonly diskReserve: number;
+  /** Bytes a container's writable layer may hold before it is warned, then stopped; 0 = no limit (REMOTEGPU_ROOTFS_LIMIT). */
+  readonly rootfsLimitBytes: number;
   /**
    * The agent process's own environment (live, not a copy), which its child processes inherit:
    * nvidia-smi, and PATH and DOCKER_HOST for `docker exec` terminals. Only this module reads
@@ -123,6 +152,11 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     dockerHost: e.DOCKER_HOST,
     namespace: e.REMOTEGPU_NAMESPACE,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
+    runDir: e.REMOTEGPU_RUN_DIR,
+    networkPool: e.REMOTEGPU_NETWORK_POOL,
+    blockMetadata: e.REMOTEGPU_BLOCK_METADATA,
+    diskReserve: e.REMOTEGPU_DISK_RESERVE,
+    rootfsLimitBytes: e.REMOTEGPU_ROOTFS_LIMIT,
     processEnv,
   });
 }

@@ -53,3 +53,33 @@ export function committedRepo(envId: string): string {
 export function authorizedKeysPath(stateDir: string, envId: string): string {
   return join(stateDir, 'envs', envId, 'authorized_keys');
 }
+
+/** The environment's own bridge network (nothing else is attached to it). */
+export function networkName(envId: string): string {
+  return `remotegpu-${envId}-net`;
+}
+
+/** The sparse file holding the environment's ext4 storage volume (persistent, in the data directory). */
+export function volumeFilePath(stateDir: string, envId: string): string {
+  return join(stateDir, 'volumes', `${envId}.ext4`);
+}
+
+/** Where the environment's views live under the agent's run directory (a tmpfs). */
+export function envRunDir(runDir: string, envId: string): string {
+  return join(runDir, envId);
+}
+
+/** Mount point of the environment's storage volume; its `data` directory is what the container sees. */
+export function volumeMountPath(runDir: string, envId: string): string {
+  return join(envRunDir(runDir, envId), 'volume');
+}
+
+/** The directory of the volume that is bind-mounted at the image's data path (hides lost+found). */
+export function volumeDataPath(runDir: string, envId: string): string {
+  return join(volumeMountPath(runDir, envId), 'data');
+}
+
+/** Mount point of the nosuid,nodev (and read-only unless writable) view of one dataset mount. */
+export function datasetViewPath(runDir: string, envId: string, datasetId: string): string {
+  return join(envRunDir(runDir, envId), 'datasets', datasetId);
+}
