@@ -239,6 +239,19 @@ export interface HostFacts {
   cudaVersion: string;
   /** GPU passthrough mode the agent uses: "nvidia", "cdi" or "devices". */
   gpuMode: string;
+  /**
+   * Bytes of that filesystem the agent keeps free (REMOTEGPU_DISK_RESERVE of disk_total_bytes): it
+   * refuses new storage volumes that would eat into it, and the controller does not count it as
+   * schedulable storage. Absent from agents that predate it (then 0).
+   */
+  diskReserveBytes?:
+    | number
+    | undefined;
+  /**
+   * True while disk_free_bytes is below disk_reserve_bytes: the host takes no new environments
+   * (starting existing ones is still allowed: their volumes exist).
+   */
+  diskPressure?: boolean | undefined;
 }
 
 /** A container port published on a host port. */
@@ -333,6 +346,25 @@ export interface EnvironmentStatus {
   message: string;
   /** True once the SSH port inside the container accepts connections. */
   sshReady: boolean;
+  /**
+   * Bytes used on the environment's storage volume (statfs of its mount: (blocks - free) * block
+   * size). Absent when unknown: the volume is not mounted, or is a legacy Docker named volume.
+   */
+  storageUsedBytes?:
+    | number
+    | undefined;
+  /**
+   * Bytes in the container's writable layer (Docker's SizeRw: files written outside the storage
+   * volume and the bind mounts). Measured about once a minute, as it is costly; absent until then.
+   */
+  rootfsUsedBytes?:
+    | number
+    | undefined;
+  /**
+   * Why the agent itself stopped the container, e.g. "writable layer 10.2 GiB exceeded the 10 GiB
+   * limit (REMOTEGPU_ROOTFS_LIMIT)"; absent or empty when it did not (a user stop, an exit).
+   */
+  stopReason?: string | undefined;
 }
 
 /** A lifecycle event the agent saw (created, started, SSH ready, exited, OOM killed, ...). */
@@ -341,7 +373,11 @@ export interface LifecycleEvent {
   envId: string;
   /** When it happened, milliseconds since the epoch. */
   atMs: number;
-  /** Machine-readable kind: "created", "started", "ssh_ready", "exited", "oom_killed", "removed", "error". */
+  /**
+   * Machine-readable kind: "created", "started", "ssh_ready", "exited", "oom_killed", "removed",
+   * "error", "rootfs_warning" (the writable layer passed 90% of its limit, or started over it),
+   * "rootfs_limit" (the agent stops the container: the writable layer reached its limit).
+   */
   kind: string;
   /** Human-readable line, e.g. "Container exited with code 137 (OOM killed)". */
   message: string;
@@ -676,6 +712,8 @@ function createBaseHostFacts(): HostFacts {
     driverVersion: "",
     cudaVersion: "",
     gpuMode: "",
+    diskReserveBytes: undefined,
+    diskPressure: undefined,
   };
 }
 
@@ -728,6 +766,12 @@ export const HostFacts: MessageFns<HostFacts> = {
     }
     if (message.gpuMode !== "") {
       writer.uint32(130).string(message.gpuMode);
+    }
+    if (message.diskReserveBytes !== undefined) {
+      writer.uint32(136).uint64(message.diskReserveBytes);
+    }
+    if (message.diskPressure !== undefined) {
+      writer.uint32(144).bool(message.diskPressure);
     }
     return writer;
   },
@@ -873,6 +917,22 @@ export const HostFacts: MessageFns<HostFacts> = {
             message.gpuMode = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.diskReserveBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.diskPressure = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -953,6 +1013,16 @@ export const HostFacts: MessageFns<HostFacts> = {
         : isSet(object.gpu_mode)
         ? globalThis.String(object.gpu_mode)
         : "",
+      diskReserveBytes: isSet(object.diskReserveBytes)
+        ? globalThis.Number(object.diskReserveBytes)
+        : isSet(object.disk_reserve_bytes)
+        ? globalThis.Number(object.disk_reserve_bytes)
+        : undefined,
+      diskPressure: isSet(object.diskPressure)
+        ? globalThis.Boolean(object.diskPressure)
+        : isSet(object.disk_pressure)
+        ? globalThis.Boolean(object.disk_pressure)
+        : undefined,
     };
   },
 
@@ -1006,6 +1076,12 @@ export const HostFacts: MessageFns<HostFacts> = {
     if (message.gpuMode !== "") {
       obj.gpuMode = message.gpuMode;
     }
+    if (message.diskReserveBytes !== undefined) {
+      obj.diskReserveBytes = Math.round(message.diskReserveBytes);
+    }
+    if (message.diskPressure !== undefined) {
+      obj.diskPressure = message.diskPressure;
+    }
     return obj;
   },
 
@@ -1030,6 +1106,8 @@ export const HostFacts: MessageFns<HostFacts> = {
     message.driverVersion = object.driverVersion ?? "";
     message.cudaVersion = object.cudaVersion ?? "";
     message.gpuMode = object.gpuMode ?? "";
+    message.diskReserveBytes = object.diskReserveBytes ?? undefined;
+    message.diskPressure = object.diskPressure ?? undefined;
     return message;
   },
 };
@@ -1887,6 +1965,9 @@ function createBaseEnvironmentStatus(): EnvironmentStatus {
     finishedAtMs: 0,
     message: "",
     sshReady: false,
+    storageUsedBytes: undefined,
+    rootfsUsedBytes: undefined,
+    stopReason: undefined,
   };
 }
 
@@ -1924,6 +2005,15 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
     }
     if (message.sshReady !== false) {
       writer.uint32(88).bool(message.sshReady);
+    }
+    if (message.storageUsedBytes !== undefined) {
+      writer.uint32(96).uint64(message.storageUsedBytes);
+    }
+    if (message.rootfsUsedBytes !== undefined) {
+      writer.uint32(104).uint64(message.rootfsUsedBytes);
+    }
+    if (message.stopReason !== undefined) {
+      writer.uint32(114).string(message.stopReason);
     }
     return writer;
   },
@@ -2029,6 +2119,30 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
             message.sshReady = reader.bool();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.storageUsedBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.rootfsUsedBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2090,6 +2204,21 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
         : isSet(object.ssh_ready)
         ? globalThis.Boolean(object.ssh_ready)
         : false,
+      storageUsedBytes: isSet(object.storageUsedBytes)
+        ? globalThis.Number(object.storageUsedBytes)
+        : isSet(object.storage_used_bytes)
+        ? globalThis.Number(object.storage_used_bytes)
+        : undefined,
+      rootfsUsedBytes: isSet(object.rootfsUsedBytes)
+        ? globalThis.Number(object.rootfsUsedBytes)
+        : isSet(object.rootfs_used_bytes)
+        ? globalThis.Number(object.rootfs_used_bytes)
+        : undefined,
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : undefined,
     };
   },
 
@@ -2128,6 +2257,15 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
     if (message.sshReady !== false) {
       obj.sshReady = message.sshReady;
     }
+    if (message.storageUsedBytes !== undefined) {
+      obj.storageUsedBytes = Math.round(message.storageUsedBytes);
+    }
+    if (message.rootfsUsedBytes !== undefined) {
+      obj.rootfsUsedBytes = Math.round(message.rootfsUsedBytes);
+    }
+    if (message.stopReason !== undefined) {
+      obj.stopReason = message.stopReason;
+    }
     return obj;
   },
 
@@ -2147,6 +2285,9 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
     message.finishedAtMs = object.finishedAtMs ?? 0;
     message.message = object.message ?? "";
     message.sshReady = object.sshReady ?? false;
+    message.storageUsedBytes = object.storageUsedBytes ?? undefined;
+    message.rootfsUsedBytes = object.rootfsUsedBytes ?? undefined;
+    message.stopReason = object.stopReason ?? undefined;
     return message;
   },
 };
