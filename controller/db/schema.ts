@@ -125,6 +125,8 @@ export interface DatasetsTable {
   host_path: string;
   owner_id: number | null;
   workspace_id: number | null;
+  /** Whether users may mount it read-write; false: every mount of it is read-only (admin-set). */
+  writable: Generated<boolean>;
   created_at: Timestamp;
 }
 
