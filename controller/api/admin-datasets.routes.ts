@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import { adminOnly, principalOf } from './auth.js';
-import { AdminDataset, CreateDatasetBody, DatasetParams, adminDatasetJson } from './datasets.schemas.js';
+import { AdminDataset, CreateDatasetBody, DatasetParams, UpdateDatasetBody, adminDatasetJson } from './datasets.schemas.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import {
   NoContent,
@@ -25,7 +25,8 @@ const routes = {
     path: '/admin/datasets',
     tags,
     summary: 'Register a dataset',
-    description: 'With neither owner_id nor workspace_id the dataset is visible to every user.',
+    description:
+      'With neither owner_id nor workspace_id the dataset is visible to every user. It is read-only (every mount of it is read-only) unless writable is true.',
     request: { body: jsonBody(CreateDatasetBody) },
     responses: { 201: jsonResponse(envelope(AdminDataset), 'the dataset'), ...errors(400, 401, 403) },
   }),
@@ -44,6 +45,16 @@ const routes = {
     summary: 'Get a dataset',
     request: { params: DatasetParams },
     responses: { 200: jsonResponse(envelope(AdminDataset), 'the dataset'), ...errors(400, 401, 403, 404) },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/admin/datasets/{dataset_id}',
+    tags,
+    summary: 'Change a dataset',
+    description:
+      'Only the fields sent change. Setting writable to false makes existing mounts of it read-only at their next apply (start, restart, recreate); running containers keep their mounts until then.',
+    request: { params: DatasetParams, body: jsonBody(UpdateDatasetBody) },
+    responses: { 200: jsonResponse(envelope(AdminDataset), 'the dataset after the change'), ...errors(400, 401, 403, 404) },
   }),
   delete: createRoute({
     method: 'delete',
@@ -70,6 +81,7 @@ export function adminDatasetsRoutes({ services }: ApiDeps) {
       hostPath: b.host_path,
       ownerId: b.owner_id,
       workspaceId: b.workspace_id,
+      writable: b.writable,
     });
     return replyCreated(c, adminDatasetJson(dataset), 'dataset_created');
   });
@@ -78,6 +90,11 @@ export function adminDatasetsRoutes({ services }: ApiDeps) {
     return reply(c, paginated(await datasets.list(principalOf(c), request), request, adminDatasetJson));
   });
   app.openapi({ ...routes.get, middleware }, async (c) => reply(c, adminDatasetJson(await datasets.get(principalOf(c), c.req.valid('param').dataset_id))));
+  app.openapi({ ...routes.update, middleware }, async (c) => {
+    const b = c.req.valid('json');
+    const dataset = await datasets.update(c.req.valid('param').dataset_id, { name: b.name, description: b.description, writable: b.writable });
+    return reply(c, adminDatasetJson(dataset), 'dataset_updated');
+  });
   app.openapi({ ...routes.delete, middleware }, async (c) => {
     await datasets.delete(c.req.valid('param').dataset_id);
     return noContent(c);

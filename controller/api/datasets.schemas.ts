@@ -8,8 +8,16 @@ import { iso, pathId } from './schemas.js';
 
 const RowId = z.number().int().positive('must be a positive integer').max(2_147_483_647, 'must be a positive integer below 2^31');
 
+const DatasetName = z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').openapi({ example: 'imagenet' });
+const Description = z.string().max(1024, 'must be at most 1024 characters');
+const Writable = z.boolean({ error: 'must be true or false' }).openapi({
+  description:
+    'whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. ' +
+    'Turning it off applies to existing mounts at their next apply (start, restart, recreate)',
+});
+
 export const CreateDatasetBody = z.object({
-  name: z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').openapi({ example: 'imagenet' }),
+  name: DatasetName,
   host_path: z
     .string()
     .max(1024, 'must be at most 1024 characters')
@@ -18,9 +26,17 @@ export const CreateDatasetBody = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .openapi({ example: '/mnt/datasets/imagenet', description: 'directory holding the data, the same path on every GPU host' }),
-  description: z.string().max(1024, 'must be at most 1024 characters').default(''),
+  description: Description.default(''),
   owner_id: RowId.nullable().default(null).openapi({ description: 'only this user (and admins) may see and mount it' }),
   workspace_id: RowId.nullable().default(null).openapi({ description: "only this workspace's members (and admins) may see and mount it" }),
+  writable: Writable.default(false),
+});
+
+/** What an admin may change of a dataset (only the fields sent change). */
+export const UpdateDatasetBody = z.object({
+  name: DatasetName.optional(),
+  description: Description.optional(),
+  writable: Writable.optional(),
 });
 
 /** What admins see of a dataset. */
@@ -32,6 +48,7 @@ export const AdminDataset = z
     host_path: z.string(),
     owner_id: z.number().int().nullable(),
     workspace_id: z.number().int().nullable(),
+    writable: z.boolean().openapi({ description: 'false: every mount of it is read-only' }),
     created_at: z.string(),
   })
   .openapi('AdminDataset');
@@ -45,6 +62,7 @@ export const Dataset = z
     scope: z.enum(['public', 'user', 'workspace']).openapi({ description: 'public: every user; user: only its owner; workspace: the members' }),
     owner_id: z.number().int().nullable(),
     workspace_id: z.number().int().nullable(),
+    writable: z.boolean().openapi({ description: 'false: it can only be mounted read-only ("readonly": false is a 400)' }),
     created_at: z.string(),
   })
   .openapi('Dataset');
@@ -60,6 +78,7 @@ export function adminDatasetJson(d: DatasetRow) {
     host_path: d.host_path,
     owner_id: d.owner_id,
     workspace_id: d.workspace_id,
+    writable: d.writable,
     created_at: iso(d.created_at),
   };
 }
@@ -73,6 +92,7 @@ export function datasetJson(d: DatasetRow) {
     scope: d.workspace_id !== null ? ('workspace' as const) : d.owner_id !== null ? ('user' as const) : ('public' as const),
     owner_id: d.owner_id,
     workspace_id: d.workspace_id,
+    writable: d.writable,
     created_at: iso(d.created_at),
   };
 }

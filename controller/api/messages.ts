@@ -29,6 +29,7 @@ const MESSAGES = {
   image_created: { zh: '镜像添加成功', en: 'Image added' },
   image_updated: { zh: '镜像更新成功', en: 'Image updated' },
   dataset_created: { zh: '数据集创建成功', en: 'Dataset created' },
+  dataset_updated: { zh: '数据集更新成功', en: 'Dataset updated' },
   ssh_key_added: { zh: 'SSH 公钥添加成功', en: 'SSH key added' },
 } as const;
 

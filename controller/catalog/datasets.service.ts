@@ -14,6 +14,15 @@ export interface NewDataset {
   readonly ownerId: number | null;
   /** Restricts the dataset to this workspace's members (null: not restricted to a workspace). */
   readonly workspaceId: number | null;
+  /** Whether users may mount it read-write; false (the default): every mount of it is read-only. */
+  readonly writable: boolean;
+}
+
+/** What an admin may change of a dataset; undefined fields stay as they are. */
+export interface DatasetChanges {
+  readonly name?: string | undefined;
+  readonly description?: string | undefined;
+  readonly writable?: boolean | undefined;
 }
 
 /** Directories on the GPU hosts that users may mount into environments, and who may see them. */
@@ -39,6 +48,7 @@ export class DatasetsService {
         host_path: input.hostPath,
         owner_id: input.ownerId,
         workspace_id: input.workspaceId,
+        writable: input.writable,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -67,6 +77,26 @@ export class DatasetsService {
   /** One dataset `principal` may see. Throws not_found, also when it exists but is not visible. */
   async get(principal: Principal, datasetId: number): Promise<DatasetRow> {
     const row = await this.db.selectFrom('datasets').selectAll().where('id', '=', datasetId).where(visibleDatasets(principal)).executeTakeFirst();
+    if (!row) throw new AppError('not_found', `dataset ${datasetId} not found`);
+    return row;
+  }
+
+  /**
+   * Changes the given fields of a dataset. Making it read-only (`writable: false`) does not touch
+   * running containers: its existing mounts become read-only at their environment's next apply
+   * (start, restart, recreate), because the agent spec is computed from the dataset's flag.
+   * Throws not_found.
+   */
+  async update(datasetId: number, changes: DatasetChanges): Promise<DatasetRow> {
+    const set = {
+      ...(changes.name !== undefined && { name: changes.name }),
+      ...(changes.description !== undefined && { description: changes.description }),
+      ...(changes.writable !== undefined && { writable: changes.writable }),
+    };
+    const row =
+      Object.keys(set).length === 0
+        ? await this.db.selectFrom('datasets').selectAll().where('id', '=', datasetId).executeTakeFirst()
+        : await this.db.updateTable('datasets').set(set).where('id', '=', datasetId).returningAll().executeTakeFirst();
     if (!row) throw new AppError('not_found', `dataset ${datasetId} not found`);
     return row;
   }

@@ -25,6 +25,7 @@ const ADMIN_ROUTES: { method: string; path: string; body?: unknown }[] = [
   { method: 'POST', path: '/api/v1/admin/datasets', body: { name: 'x', host_path: '/data/x' } },
   { method: 'GET', path: '/api/v1/admin/datasets' },
   { method: 'GET', path: '/api/v1/admin/datasets/1' },
+  { method: 'PATCH', path: '/api/v1/admin/datasets/1', body: { writable: true } },
   { method: 'DELETE', path: '/api/v1/admin/datasets/1' },
 ];
 

@@ -27,6 +27,7 @@ describe.each(DB_TARGETS)('admin datasets API on $name', (target) => {
         host_path: '/mnt/datasets/imagenet',
         owner_id: null,
         workspace_id: null,
+        writable: false,
         created_at: expect.any(String),
       });
       const got = await admin('GET', `/api/v1/admin/datasets/${res.body.data.id}`);
@@ -60,6 +61,8 @@ describe.each(DB_TARGETS)('admin datasets API on $name', (target) => {
       ['unknown owner', { name: 'x', host_path: '/data/x', owner_id: 999999 }, 'owner_id'],
       ['unknown workspace', { name: 'x', host_path: '/data/x', workspace_id: 999999 }, 'workspace_id'],
       ['negative workspace', { name: 'x', host_path: '/data/x', workspace_id: -3 }, 'workspace_id'],
+      ['writable as text', { name: 'x', host_path: '/data/x', writable: 'yes' }, 'writable'],
+      ['writable as null', { name: 'x', host_path: '/data/x', writable: null }, 'writable'],
     ])('refuses %s with 400 40001 naming the field', async (_label, body, field) => {
       const res = await admin('POST', '/api/v1/admin/datasets', body);
       expect(res.status).toBe(400);
@@ -72,7 +75,71 @@ describe.each(DB_TARGETS)('admin datasets API on $name', (target) => {
       const res = await admin('GET', '/api/v1/admin/datasets');
       expect(res.status).toBe(200);
       expect(res.body.data.items.map((d: { name: string }) => d.name)).toEqual(['imagenet', 'mine', 'team']);
+      expect(res.body.data.items.map((d: { writable: boolean }) => d.writable)).toEqual([false, false, false]);
       expect(res.body.data.pagination).toEqual({ page: 1, page_size: 20, total: 3, total_pages: 1 });
+    });
+
+    it('registers a writable dataset, and changes writable, name and description with PATCH', async () => {
+      const created = await admin('POST', '/api/v1/admin/datasets', { name: 'scratch', host_path: '/data/scratch', writable: true });
+      expect(created.status).toBe(201);
+      expect(created.body.data).toMatchObject({ name: 'scratch', writable: true });
+      const id = created.body.data.id;
+      expect((await api.db.selectFrom('datasets').select('writable').where('id', '=', id).executeTakeFirstOrThrow()).writable).toBe(true);
+
+      const off = await api.request('PATCH', `/api/v1/admin/datasets/${id}`, { token: api.adminToken, body: { writable: false }, headers: { 'accept-language': 'en' } });
+      expect(off.status).toBe(200);
+      expect(off.body).toMatchObject({ code: 0, message: 'Dataset updated' });
+      expect(off.body.data).toEqual({ ...created.body.data, writable: false });
+      expect((await admin('GET', `/api/v1/admin/datasets/${id}`)).body.data.writable).toBe(false);
+
+      const renamed = await admin('PATCH', `/api/v1/admin/datasets/${id}`, { name: ' scratch2 ', description: 'temporary files', writable: true });
+      expect(renamed.status).toBe(200);
+      expect(renamed.body.message).toBe('数据集更新成功');
+      expect(renamed.body.data).toEqual({ ...created.body.data, name: 'scratch2', description: 'temporary files', writable: true });
+      // Only the fields sent change; an empty body changes nothing.
+      const same = await admin('PATCH', `/api/v1/admin/datasets/${id}`, {});
+      expect(same.status).toBe(200);
+      expect(same.body.data).toEqual(renamed.body.data);
+
+      const listed = await admin('GET', '/api/v1/admin/datasets?page_size=100');
+      expect(listed.body.data.items.find((d: { id: number }) => d.id === id)).toEqual(renamed.body.data);
+      await admin('DELETE', `/api/v1/admin/datasets/${id}`);
+    });
+
+    it.each([
+      ['writable as text', { writable: 'true' }, 'writable'],
+      ['writable as null', { writable: null }, 'writable'],
+      ['empty name', { name: '  ' }, 'name'],
+      ['long description', { description: 'd'.repeat(1025) }, 'description'],
+    ])('refuses a PATCH with %s (400 naming the field, nothing changed)', async (_label, body, field) => {
+      const id = (await admin('GET', '/api/v1/admin/datasets')).body.data.items[0].id;
+      const before = await api.db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const res = await admin('PATCH', `/api/v1/admin/datasets/${id}`, body);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe(40001);
+      expect(res.body.data.fields.map((f: { field: string }) => f.field)).toEqual([field]);
+      expect(await api.db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()).toEqual(before);
+    });
+
+    it('answers 404 for a PATCH of an unknown dataset, 400 for a bad id', async () => {
+      const res = await admin('PATCH', '/api/v1/admin/datasets/999999', { writable: true });
+      expect(res.status).toBe(404);
+      expect(res.body).toEqual({ code: 40401, message: 'dataset 999999 not found', data: null });
+      expect((await admin('PATCH', '/api/v1/admin/datasets/0', { writable: true })).status).toBe(400);
+    });
+
+    it('lets no user set writable: create and PATCH are 403 for non-admins and change nothing', async () => {
+      const id = (await admin('GET', '/api/v1/admin/datasets')).body.data.items[0].id;
+      const before = await api.db.selectFrom('datasets').selectAll().orderBy('id').execute();
+      const patch = await api.request('PATCH', `/api/v1/admin/datasets/${id}`, { token: alice.token, body: { writable: true } });
+      expect(patch.status).toBe(403);
+      expect(patch.body).toEqual({ code: 40301, message: 'this route needs the admin role', data: null });
+      const create = await api.request('POST', '/api/v1/admin/datasets', { token: alice.token, body: { name: 'w', host_path: '/data/w', writable: true } });
+      expect(create.status).toBe(403);
+      // The user routes have no write method at all.
+      expect((await api.request('PATCH', `/api/v1/datasets/${id}`, { token: alice.token, body: { writable: true } })).status).toBe(405);
+      expect((await api.request('POST', '/api/v1/datasets', { token: alice.token, body: { name: 'w', host_path: '/data/w', writable: true } })).status).toBe(405);
+      expect(await api.db.selectFrom('datasets').selectAll().orderBy('id').execute()).toEqual(before);
     });
 
     it('deletes a dataset unless a live environment mounts it (409 40901)', async () => {

@@ -48,10 +48,27 @@ describe.each(DB_TARGETS)('datasets API (users) on $name', (target) => {
         scope: 'public',
         owner_id: null,
         workspace_id: null,
+        writable: false,
         created_at: expect.any(String),
       });
       expect(res.body.data.items.map((d: { scope: string }) => d.scope)).toEqual(['public', 'user', 'workspace']);
       expect(res.text).not.toContain('/data/');
+    });
+
+    it('shows users whether each dataset is writable (an admin flag)', async () => {
+      await api.db.updateTable('datasets').set({ writable: true }).where('id', '=', ids.team!).execute();
+      try {
+        const res = await api.request('GET', '/api/v1/datasets', { token: alice.token });
+        expect(res.body.data.items.map((d: { name: string; writable: boolean }) => [d.name, d.writable])).toEqual([
+          ['public', false],
+          ['alice-own', false],
+          ['team', true],
+        ]);
+        const one = await api.request('GET', `/api/v1/datasets/${ids.team}`, { token: alice.token });
+        expect(one.body.data.writable).toBe(true);
+      } finally {
+        await api.db.updateTable('datasets').set({ writable: false }).where('id', '=', ids.team!).execute();
+      }
     });
 
     it('shows workspace datasets to members once they join', async () => {
