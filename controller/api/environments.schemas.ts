@@ -33,7 +33,10 @@ export const MountBody = z
   .object({
     dataset_id: z.number().int('must be an integer').min(1, 'must be a positive integer').max(2_147_483_647),
     mount_path: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').openapi({ example: '/data/imagenet' }),
-    readonly: z.boolean().default(true),
+    readonly: z
+      .boolean({ error: 'must be true or false' })
+      .default(true)
+      .openapi({ description: 'false (read-write) only for a dataset an admin marked writable; on a read-only dataset it is a 400 naming readonly' }),
   })
   .openapi('MountDataset');
 
@@ -94,7 +97,15 @@ export const Environment = z
   })
   .openapi('Environment');
 
-export const Mount = z.object({ dataset_id: z.number(), name: z.string(), mount_path: z.string(), readonly: z.boolean(), created_at: z.string() }).openapi('Mount');
+export const Mount = z
+  .object({
+    dataset_id: z.number(),
+    name: z.string(),
+    mount_path: z.string(),
+    readonly: z.boolean().openapi({ description: 'true when the mount or its dataset is read-only (what the next apply mounts)' }),
+    created_at: z.string(),
+  })
+  .openapi('Mount');
 
 /** The API view of an environment (the seed's fields and the contract's additions). */
 export function environmentJson(env: EnvWithHost, access: EnvironmentAccess) {

@@ -1,4 +1,4 @@
-import { AppError } from '../../common/errors.js';
+import { AppError, fieldError } from '../../common/errors.js';
 import type { Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { visibleDatasets } from '../access/visibility.js';
@@ -11,7 +11,9 @@ import { assertAllowed } from './state-machine.js';
 /**
  * Mounts a dataset the caller may see at `mountPath` (absolute, normalized, not a system path,
  * unique per environment) in `env`, which the caller may see. A running environment gets it
- * through a container recreate that keeps its data.
+ * through a container recreate that keeps its data. Users can only narrow: a dataset an admin has
+ * not marked writable is mounted read-only, and asking for `readonly: false` on it is an
+ * invalid_argument naming `readonly` (nothing is written).
  */
 export async function mountDataset(db: Db, p: Principal, env: EnvWithHost, input: { datasetId: number; mountPath: string; readonly: boolean }): Promise<void> {
   assertAllowed('mount', env.status, env.id);
@@ -20,10 +22,11 @@ export async function mountDataset(db: Db, p: Principal, env: EnvWithHost, input
   if (isUnder(mountPath, image.data_path) || isUnder(image.data_path, mountPath)) {
     throw invalidMount(`mount_path ${mountPath} overlaps the environment's data path ${image.data_path}`);
   }
-  const dataset = await db.selectFrom('datasets').select(['id', 'name']).where('id', '=', input.datasetId).where(visibleDatasets(p)).executeTakeFirst();
+  const dataset = await db.selectFrom('datasets').select(['id', 'name', 'writable']).where('id', '=', input.datasetId).where(visibleDatasets(p)).executeTakeFirst();
   if (!dataset) {
     throw new AppError('not_found', `dataset ${input.datasetId} not found`, { fields: [{ field: 'dataset_id', message: 'unknown dataset' }] });
   }
+  assertMountable(dataset, input.readonly);
   try {
     await db.transaction().execute(async (trx) => {
       assertAllowed('mount', (await lockEnvironment(trx, env.id)).status, env.id);
@@ -42,6 +45,19 @@ export async function mountDataset(db: Db, p: Principal, env: EnvWithHost, input
     if (isUniqueViolation(err)) throw new AppError('conflict', `mount_path ${mountPath} or dataset ${input.datasetId} is already mounted in ${env.id}`);
     throw err;
   }
+}
+
+/**
+ * Users can only narrow a dataset's access: read-write needs a dataset an admin marked writable.
+ * The agent spec applies the same rule to every mount when it is built (see spec.ts).
+ */
+export function assertMountable(dataset: { id: number; name: string; writable: boolean }, readonly: boolean): void {
+  if (readonly || dataset.writable) return;
+  throw fieldError(
+    'readonly',
+    'must be true (or omitted): the dataset is read-only',
+    `readonly: dataset "${dataset.name}" (${dataset.id}) is read-only and can only be mounted with "readonly": true (the default); an admin can mark it writable`,
+  );
 }
 
 /** Unmounts a dataset from `env`, which the caller may see; not_found when it is not mounted. */

@@ -123,12 +123,16 @@ export async function existingIds(db: Db, ids: readonly string[]): Promise<Set<s
   return new Set(rows.map((r) => r.id));
 }
 
-/** Datasets mounted in an environment, oldest mount first. */
+/**
+ * Datasets mounted in an environment, oldest mount first. `readonly` is what the agent spec mounts
+ * (spec.ts): true when the mount or its dataset (not writable) is read-only.
+ */
 export async function listMounts(db: Db, envId: string) {
   return db
     .selectFrom('environment_mounts as m')
     .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
-    .select(['m.dataset_id', 'd.name', 'm.mount_path', 'm.readonly', 'm.created_at'])
+    .select(['m.dataset_id', 'd.name', 'm.mount_path', 'm.created_at'])
+    .select((eb) => eb.or([eb.ref('m.readonly'), eb.not(eb.ref('d.writable'))]).$castTo<boolean>().as('readonly'))
     .where('m.env_id', '=', envId)
     .orderBy('m.created_at')
     .execute();

@@ -3,7 +3,9 @@ import type { AgentEnvSpec } from '../hosts/types.js';
 
 /**
  * Builds what the agent must run for an environment from the database: image reference and
- * ports from the catalog, reserved GPUs and ports, the owner's SSH keys, mounted datasets.
+ * ports from the catalog, reserved GPUs and ports, the owner's SSH keys, mounted datasets. A mount
+ * is read-only unless the dataset is writable *now*: mount rows from before the flag existed, and
+ * mounts of a dataset an admin has since made read-only, are mounted read-only at this apply.
  */
 export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpec> {
   const env = await db
@@ -37,7 +39,7 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
     db.selectFrom('ssh_keys').select('public_key').where('user_id', '=', env.owner_id).orderBy('id').execute(),
     db.selectFrom('environment_mounts as m')
       .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
-      .select(['m.dataset_id', 'd.host_path', 'm.mount_path', 'm.readonly'])
+      .select(['m.dataset_id', 'd.host_path', 'm.mount_path', 'm.readonly', 'd.writable'])
       .where('m.env_id', '=', envId)
       .orderBy('m.mount_path')
       .execute(),
@@ -57,7 +59,7 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
     dataPath: env.data_path,
     ports,
     sshAuthorizedKeys: keys.map((k) => k.public_key),
-    mounts: mounts.map((m) => ({ datasetId: String(m.dataset_id), hostPath: m.host_path, containerPath: m.mount_path, readonly: m.readonly })),
+    mounts: mounts.map((m) => ({ datasetId: String(m.dataset_id), hostPath: m.host_path, containerPath: m.mount_path, readonly: m.readonly || !m.writable })),
     env: { REMOTEGPU_ENV_ID: env.id },
     labels: { 'com.remotegpu.owner-id': String(env.owner_id), ...(env.workspace_id !== null ? { 'com.remotegpu.workspace-id': String(env.workspace_id) } : {}) },
     jupyterToken: env.jupyter_token,
