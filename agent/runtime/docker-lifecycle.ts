@@ -6,6 +6,7 @@ import { commitContainer, listCommitted, removeImages } from './docker-commit.js
 import { ignoreMissing, toRuntimeError } from './docker-errors.js';
 import { findContainer, inspectEnvironment, listEnvContainers, pickStanding, type ManagedEngine } from './docker-inspect.js';
 import { LABEL, containerName, replacedName, volumeName } from './docker-names.js';
+import type { HostMounts } from './host-mounts.js';
 import { specHash, withImage } from './docker-spec.js';
 import { absentStatus } from './docker-status.js';
 import { UndoStack } from './keyed-lock.js';
@@ -20,6 +21,16 @@ export interface LifecycleSettings extends ManagedEngine {
   /** Seconds between SIGTERM and SIGKILL when apply or a recreate stops a container. */
   readonly stopTimeoutS: number;
   readonly log: Logger | undefined;
+  /** The host side of volumes and dataset views. */
+  readonly mounts: HostMounts;
+  /** Each environment's own bridge network. */
+  readonly networks: EnvNetworkManager;
+}
+
+/** What the lifecycle needs of the per-environment networks (env-network.ts). */
+export interface EnvNetworkManager {
+  ensure(envId: string): Promise<{ name: string; created: boolean }>;
+  remove(envId: string): Promise<boolean>;
 }
 
 /**
@@ -34,23 +45,16 @@ export class DockerLifecycle {
    * Converges the environment to `spec`; `options` are its create options (buildCreateOptions),
    * used as they are for a new container, or with a committed image of this environment.
    */
-  async apply(spec: EnvSpec, options: ContainerCreateOptions): Promise<ApplyResult> {
+  async apply(spec: EnvSpec, options: ContainerCreateOptions, legacyVolume: boolean): Promise<ApplyResult> {
     const undo = new UndoStack();
     try {
       const current = await this.adopt(spec.envId);
+      await this.prepareHost(spec, legacyVolume, undo);
       if (!current) {
-        if (await this.ensureVolume(spec.envId)) {
-          undo.push('remove new volume', () => this.settings.docker.getVolume(volumeName(spec.envId)).remove());
-        }
-        if (await writeAuthorizedKeys(this.settings.stateDir, spec.envId, spec.sshAuthorizedKeys)) {
-          undo.push('remove state dir', () => removeEnvState(this.settings.stateDir, spec.envId));
-        }
         const committed = (await listCommitted(this.settings.docker, spec.envId)).filter((i) => i.originalImage === spec.image);
         await this.createAndStart(spec, withImage(options, committed.at(-1)?.ref), undo);
         return await this.done(spec, 'created', undo);
       }
-      await this.ensureVolume(spec.envId);
-      await writeAuthorizedKeys(this.settings.stateDir, spec.envId, spec.sshAuthorizedKeys);
       if (current.Config.Labels?.[LABEL.specHash] !== specHash(spec) || current.State.Dead) {
         await this.recreate(current, spec, options, undo);
         return await this.done(spec, 'recreated', undo);
@@ -62,6 +66,26 @@ export class DockerLifecycle {
       this.settings.log?.warn({ envId: spec.envId, code: error.code, msg: error.message }, 'apply failed');
       throw error;
     }
+  }
+
+  /**
+   * What the container needs on the host before it is created or started: its volume (loop volume,
+   * or the Docker volume of an older environment), its dataset views, its network and its
+   * authorized_keys file. What this call creates is undone when the apply fails.
+   */
+  private async prepareHost(spec: EnvSpec, legacyVolume: boolean, undo: UndoStack): Promise<void> {
+    const { envId } = spec;
+    const { mounts, networks } = this.settings;
+    if (await writeAuthorizedKeys(this.settings.stateDir, envId, spec.sshAuthorizedKeys)) {
+      undo.push('remove state dir', () => removeEnvState(this.settings.stateDir, envId));
+    }
+    if (!legacyVolume) {
+      const volume = await mounts.ensureVolume(envId, spec.storageBytes);
+      if (volume.created) undo.push('remove new volume', () => mounts.remove(envId));
+    }
+    await mounts.ensureViews(envId, spec.mounts);
+    const network = await networks.ensure(envId);
+    if (network.created) undo.push('remove new network', () => networks.remove(envId));
   }
 
   /** ContainerRuntime.stop, for a checked env id. */
@@ -88,7 +112,9 @@ export class DockerLifecycle {
         await ignoreMissing(() => this.settings.docker.getContainer(c.Id).remove({ force: true, v: true }));
         existed = true;
       }
+      if (await this.settings.networks.remove(envId)) existed = true;
       if (await ignoreMissing(() => this.settings.docker.getVolume(volumeName(envId)).remove())) existed = true;
+      if (await this.settings.mounts.remove(envId)) existed = true;
       const images = await listCommitted(this.settings.docker, envId);
       await removeImages(this.settings.docker, images.map((i) => i.ref));
       existed = (await removeEnvState(this.settings.stateDir, envId)) || images.length > 0 || existed;
@@ -101,6 +127,8 @@ export class DockerLifecycle {
 
   private async done(spec: EnvSpec, action: ApplyAction, undo: UndoStack): Promise<ApplyResult> {
     undo.clear();
+    // Views of datasets the container no longer mounts (its previous container is gone).
+    await this.settings.mounts.pruneViews(spec.envId, spec.mounts);
     if (action !== 'none') this.settings.log?.info({ envId: spec.envId, action }, 'environment applied');
     return { status: await inspectEnvironment(this.settings, spec.envId), action };
   }
@@ -176,14 +204,6 @@ export class DockerLifecycle {
       this.settings.log?.warn({ envId }, 'moved back a container left aside by an interrupted recreate');
     }
     return pickStanding(this.settings, containers, envId);
-  }
-
-  /** Creates the storage volume when missing; true when this call created it. */
-  private async ensureVolume(envId: string): Promise<boolean> {
-    const name = volumeName(envId);
-    if (await ignoreMissing(() => this.settings.docker.getVolume(name).inspect())) return false;
-    await this.settings.docker.createVolume({ Name: name, Labels: { [LABEL.managed]: this.settings.managedBy, [LABEL.envId]: envId } });
-    return true;
   }
 }
 

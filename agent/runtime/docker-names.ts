@@ -79,7 +79,12 @@ export function volumeDataPath(runDir: string, envId: string): string {
   return join(volumeMountPath(runDir, envId), 'data');
 }
 
-/** Mount point of the nosuid,nodev (and read-only unless writable) view of one dataset mount. */
-export function datasetViewPath(runDir: string, envId: string, datasetId: string): string {
-  return join(envRunDir(runDir, envId), 'datasets', datasetId);
+/** The name of a dataset's view: the dataset id and whether it is read-only (a change makes a new view). */
+export function datasetViewName(m: { readonly datasetId: string; readonly readonly: boolean }): string {
+  return `${m.datasetId}-${m.readonly ? 'ro' : 'rw'}`;
+}
+
+/** Mount point of the nosuid,nodev (and read-only unless writable) view of one dataset mount (named by datasetViewName). */
+export function datasetViewPath(runDir: string, envId: string, viewName: string): string {
+  return join(envRunDir(runDir, envId), 'datasets', viewName);
 }

@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
 import { RuntimeError } from './errors.js';
 import { gpuPassthrough, type GpuMode, type GpuPassthrough } from './gpu.js';
-import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysPath, containerName, volumeName } from './docker-names.js';
+import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysPath, containerName, datasetViewName, datasetViewPath, networkName, volumeDataPath, volumeName } from './docker-names.js';
 import { assertConfined } from './host-config-guard.js';
 import { checkSpecMounts, mountTargetProblem, type MountPolicy } from './mount-policy.js';
 import type { EnvSpec } from './types.js';
@@ -13,6 +13,24 @@ export const DEFAULT_PIDS_LIMIT = 4096;
 /** Docker refuses smaller memory limits. */
 const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 const AUTHORIZED_KEYS_TARGET = '/root/.ssh/authorized_keys';
+
+/**
+ * The only capabilities an environment gets (all others are dropped), each with why an SSH
+ * development box needs it. Dropped from Docker's defaults: MKNOD (device nodes), NET_RAW (raw
+ * sockets: ARP and packet spoofing; `ping` needs it), SETFCAP and SETPCAP (granting capabilities).
+ */
+export const ADDED_CAPABILITIES: Readonly<Record<string, string>> = Object.freeze({
+  CHOWN: 'change file owners (package managers, tar, chown)',
+  DAC_OVERRIDE: 'root reads and writes files whatever their mode (package managers, editing other users\' files)',
+  FOWNER: 'root changes modes and times of files it does not own (chmod, touch, tar)',
+  FSETID: 'set-id bits survive when root modifies a file (package installs); no-new-privileges keeps them powerless',
+  SETUID: 'sshd, su and login switch to the user who logs in',
+  SETGID: 'sshd, su and login switch groups',
+  KILL: 'root signals processes of other users (sshd ending sessions, kill)',
+  NET_BIND_SERVICE: 'sshd listens on port 22 (and other services below 1024)',
+  SYS_CHROOT: 'sshd privilege separation chroots into an empty directory',
+  AUDIT_WRITE: 'sshd writes login records to the audit log; logins fail without it',
+});
 
 /** Host facts and agent settings that shape a container besides its spec. */
 export interface CreateContext {
@@ -33,6 +51,13 @@ export interface CreateContext {
   readonly managedBy?: string;
   /** The Docker engine's unix socket, never a mount source (the final guard, host-config-guard.ts). */
   readonly dockerSocket?: string;
+  /** This agent's run directory: the mount points of volumes and dataset views (host-mounts.ts). */
+  readonly runDir: string;
+  /**
+   * The environment predates loop volumes: its data is in the Docker volume volumeName(envId),
+   * which keeps being used (its size is not enforced).
+   */
+  readonly legacyVolume?: boolean;
 }
 
 /**
@@ -52,6 +77,7 @@ export function validateSpec(spec: EnvSpec, policy: MountPolicy): void {
   if (spec.memoryBytes > 0 && spec.memoryBytes < MIN_MEMORY_BYTES) bad('memoryBytes must be at least 6 MiB');
   if (!Number.isSafeInteger(spec.shmBytes) || spec.shmBytes < 0) bad('shmBytes must be 0 or positive');
   if (!Number.isSafeInteger(spec.pidsLimit) || spec.pidsLimit < 0) bad('pidsLimit must be 0 or positive');
+  if (!Number.isSafeInteger(spec.storageBytes) || spec.storageBytes < 0) bad('storageBytes must be a whole number');
   const dataPathProblem = mountTargetProblem(spec.dataPath);
   if (dataPathProblem) bad(`dataPath: ${dataPathProblem}`);
 
@@ -67,6 +93,7 @@ export function validateSpec(spec: EnvSpec, policy: MountPolicy): void {
 
   const targets = new Set<string>([spec.dataPath, AUTHORIZED_KEYS_TARGET]);
   for (const m of spec.mounts) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(m.datasetId)) bad(`dataset id ${JSON.stringify(m.datasetId)} is invalid`);
     if (!posix.isAbsolute(m.hostPath)) bad(`dataset ${m.datasetId}: hostPath must be absolute`);
     const targetProblem = mountTargetProblem(m.containerPath);
     if (targetProblem) bad(`dataset ${m.datasetId}: containerPath: ${targetProblem}`);
@@ -92,7 +119,7 @@ export function validateSpec(spec: EnvSpec, policy: MountPolicy): void {
  */
 export function specHash(spec: EnvSpec): string {
   const canonical = {
-    v: 1,
+    v: 2,
     image: spec.image,
     cpuCores: spec.cpuCores,
     memoryBytes: spec.memoryBytes,
@@ -116,10 +143,12 @@ export function specHash(spec: EnvSpec): string {
 /**
  * The dockerode create options for `spec` on this host. Pure. Expects a spec validateSpec accepted
  * (the runtime validates once per apply, then builds these once); still throws RuntimeError
- * 'invalid_spec' for GPUs it cannot pass through (see gpuPassthrough). Never privileged, no added
- * capabilities, no swap, the storage volume at dataPath, authorized_keys bind-mounted read-only,
- * restart policy unless-stopped; a final guard (assertConfined) throws 'permission_denied' should
- * the options ever reach further into the host than that and the spec's datasets.
+ * 'invalid_spec' for GPUs it cannot pass through (see gpuPassthrough). Never privileged, every
+ * capability dropped but ADDED_CAPABILITIES, no-new-privileges, no swap, its own bridge network,
+ * private IPC and cgroup namespaces, the storage volume at dataPath, authorized_keys bind-mounted
+ * read-only, each dataset as the agent's nosuid,nodev view, restart policy unless-stopped; a final
+ * guard (assertConfined) throws 'permission_denied' should the options ever reach further into the
+ * host than that.
  */
 export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): ContainerCreateOptions {
   const gpu = gpuPassthrough({
@@ -161,10 +190,16 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
       ...(shm > 0 ? { ShmSize: shm } : {}),
       PidsLimit: spec.pidsLimit > 0 ? spec.pidsLimit : (ctx.defaultPidsLimit ?? DEFAULT_PIDS_LIMIT),
       Privileged: false,
+      CapDrop: ['ALL'],
+      CapAdd: Object.keys(ADDED_CAPABILITIES),
       SecurityOpt: ['no-new-privileges'],
+      NetworkMode: networkName(spec.envId),
+      IpcMode: 'private',
+      // Not in dockerode's types; Docker's API has it since 1.41.
+      ...({ CgroupnsMode: 'private' } as object),
       Init: true,
       PortBindings: ports.bindings,
-      Mounts: containerMounts(spec, ctx.stateDir),
+      Mounts: containerMounts(spec, ctx),
       ...(gpu.devices.length > 0 ? { Devices: gpu.devices } : {}),
       ...(gpu.deviceRequests.length > 0 ? { DeviceRequests: gpu.deviceRequests } : {}),
       RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 },
@@ -178,7 +213,10 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
 function confined(options: ContainerCreateOptions, spec: EnvSpec, ctx: CreateContext, gpu: GpuPassthrough): ContainerCreateOptions {
   assertConfined(options, {
     envId: spec.envId,
-    volume: volumeName(spec.envId),
+    volume: ctx.legacyVolume ? { kind: 'docker', name: volumeName(spec.envId) } : { kind: 'bind', source: volumeDataPath(ctx.runDir, spec.envId) },
+    datasetViews: spec.mounts.map((m) => datasetViewPath(ctx.runDir, spec.envId, datasetViewName(m))),
+    capabilities: Object.keys(ADDED_CAPABILITIES),
+    network: networkName(spec.envId),
     authorizedKeys: { source: authorizedKeysPath(ctx.stateDir, spec.envId), target: AUTHORIZED_KEYS_TARGET },
     dataDir: ctx.stateDir,
     dockerSocket: ctx.dockerSocket,
@@ -204,22 +242,33 @@ function publishedPorts(spec: EnvSpec, publishAddress: string) {
   return { exposed, bindings };
 }
 
-/** The storage volume, the read-only authorized_keys file, then the datasets by container path. */
-function containerMounts(spec: EnvSpec, stateDir: string): MountSettings[] {
+/**
+ * The storage volume, the read-only authorized_keys file, then the datasets by container path.
+ * Datasets and the volume are the agent's own mounts (host-mounts.ts), bound without ReadOnly:
+ * Docker's read-only remount would drop their nosuid,nodev, and a read-only view is read-only already.
+ */
+function containerMounts(spec: EnvSpec, ctx: CreateContext): MountSettings[] {
+  const volume: MountSettings = ctx.legacyVolume
+    ? { Type: 'volume', Source: volumeName(spec.envId), Target: spec.dataPath }
+    : { Type: 'bind', Source: volumeDataPath(ctx.runDir, spec.envId), Target: spec.dataPath };
   return [
-    { Type: 'volume', Source: volumeName(spec.envId), Target: spec.dataPath },
-    { Type: 'bind', Source: authorizedKeysPath(stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
+    volume,
+    { Type: 'bind', Source: authorizedKeysPath(ctx.stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
     ...[...spec.mounts]
       .sort((a, b) => compare(a.containerPath, b.containerPath))
-      .map((m): MountSettings => ({ Type: 'bind', Source: realOrSame(m.hostPath), Target: m.containerPath, ReadOnly: m.readonly })),
+      .map((m): MountSettings => ({ Type: 'bind', Source: datasetViewPath(ctx.runDir, spec.envId, datasetViewName(m)), Target: m.containerPath })),
   ];
 }
 
 /**
- * The dataset's real path (symlinks resolved, as the mount policy checked it), so that Docker
- * mounts what was checked and not whatever a symlink points to later; the path as given when it
- * cannot be resolved (validateSpec refused those already).
+ * The spec with each dataset's host path resolved to its real path (symlinks resolved, as the
+ * mount policy checked it), so that the agent's view mounts what was checked; the path as given
+ * when it cannot be resolved (validateSpec refused those already).
  */
+export function withRealMountPaths(spec: EnvSpec): EnvSpec {
+  return { ...spec, mounts: spec.mounts.map((m) => ({ ...m, hostPath: realOrSame(m.hostPath) })) };
+}
+
 function realOrSame(hostPath: string): string {
   try {
     return realpathSync(hostPath);

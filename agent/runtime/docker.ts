@@ -3,10 +3,13 @@ import type { Logger } from '../../common/logger.js';
 import { toRuntimeError } from './docker-errors.js';
 import { dockerEvents } from './docker-events.js';
 import { findContainer, inspectEnvironment, listEnvironments } from './docker-inspect.js';
-import { DockerLifecycle, type LifecycleSettings } from './docker-lifecycle.js';
+import { DockerLifecycle, type EnvNetworkManager, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
-import { assertEnvId, containerName } from './docker-names.js';
-import { buildCreateOptions, validateSpec, type CreateContext } from './docker-spec.js';
+import { assertEnvId, containerName, volumeName } from './docker-names.js';
+import { ignoreMissing } from './docker-errors.js';
+import { buildCreateOptions, validateSpec, withRealMountPaths, type CreateContext } from './docker-spec.js';
+import { EnvNetworks } from './env-network.js';
+import { HostMounts } from './host-mounts.js';
 import { RuntimeError } from './errors.js';
 import type { GpuMode } from './gpu.js';
 import { findControlNodes } from './gpu-host.js';
@@ -41,6 +44,17 @@ export interface DockerRuntimeOptions {
    * each other's containers.
    */
   readonly managedBy?: string;
+  /**
+   * Where this runtime mounts volumes and dataset views: a directory on a tmpfs (a small one is
+   * mounted when it is not), emptied by a host reboot; default /run/remotegpu/<managedBy>.
+   */
+  readonly runDir?: string;
+  /** Fraction of the data directory's disk new volumes must leave free; default 0.1. */
+  readonly diskReserve?: number;
+  /** IPv4 network the environments' /28 networks are cut from; default 10.213.0.0/16. */
+  readonly networkPool?: string;
+  /** The networks (tests may pass their own); default EnvNetworks over networkPool. */
+  readonly networks?: EnvNetworkManager;
 }
 
 /**
@@ -56,27 +70,88 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly locks = new KeyedLock();
   /** What the agent lets a spec bind-mount, checked on every apply (validateSpec). */
   private readonly mountPolicy: MountPolicy;
+  private readonly runDir: string;
+  private prepared: Promise<void> | undefined;
 
   constructor(private readonly options: DockerRuntimeOptions) {
+    const docker = options.docker ?? new Dockerode();
+    const managedBy = options.managedBy ?? 'true';
+    const log = options.logger?.child({ component: 'runtime' });
+    this.runDir = options.runDir ?? `/run/remotegpu/${managedBy === 'true' ? 'default' : managedBy}`;
     this.engine = {
-      docker: options.docker ?? new Dockerode(),
-      managedBy: options.managedBy ?? 'true',
+      docker,
+      managedBy,
       stateDir: options.stateDir,
       stopTimeoutS: options.stopTimeoutS ?? 10,
-      log: options.logger?.child({ component: 'runtime' }),
+      log,
+      mounts: new HostMounts({ stateDir: options.stateDir, runDir: this.runDir, diskReserve: options.diskReserve ?? 0.1, log }),
+      networks: options.networks ?? new EnvNetworks({ docker, managedBy, pool: options.networkPool ?? '10.213.0.0/16', log }),
     };
     this.lifecycle = new DockerLifecycle(this.engine);
-    this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, dockerSocket: this.socketPath() };
+    this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, runDir: this.runDir, dockerSocket: this.socketPath() };
   }
 
   async apply(spec: EnvSpec): Promise<ApplyResult> {
     // Before anything is created: a spec the agent's own rules refuse never reaches Docker.
     validateSpec(spec, this.mountPolicy);
+    const real = withRealMountPaths(spec);
+    await this.prepare();
     return this.locks.run(spec.envId, async () => {
+      // An environment created before loop volumes keeps its Docker volume (and its data).
+      const legacyVolume = await this.usesDockerVolume(spec.envId);
       // Built once, before anything is touched: an impossible spec (e.g. a GPU this host lacks) is rejected here.
-      const options = buildCreateOptions(spec, await this.context());
-      return this.lifecycle.apply(spec, options);
+      const options = buildCreateOptions(real, { ...(await this.context()), legacyVolume });
+      return this.lifecycle.apply(real, options, legacyVolume);
     });
+  }
+
+  /**
+   * After an agent or host restart, before anything else: mounts every volume and dataset view
+   * that is not mounted (a reboot empties the run directory), then starts the containers Docker
+   * could not start meanwhile because their mounts were missing (Docker recorded the error and left
+   * them stopped). Returns the ids of the environments it started.
+   */
+  async restore(): Promise<string[]> {
+    await this.prepare();
+    await this.engine.mounts.restore();
+    const started: string[] = [];
+    for (const status of await listEnvironments(this.engine)) {
+      if (status.state === 'running' || !status.message.includes('error mounting')) continue;
+      await this.locks.run(status.envId, async () => {
+        try {
+          await this.engine.docker.getContainer(status.containerId).start();
+          started.push(status.envId);
+        } catch (err) {
+          this.engine.log?.warn({ envId: status.envId, err: String(err) }, 'could not start a container after restoring its mounts');
+        }
+      });
+    }
+    if (started.length > 0) this.engine.log?.info({ environments: started }, 'started containers Docker could not start without their mounts');
+    return started;
+  }
+
+  /** Usage of the environment's volume, undefined when it has no mounted loop volume. */
+  async volumeUsage(envId: string): Promise<{ usedBytes: number; sizeBytes: number } | undefined> {
+    assertEnvId(envId);
+    return this.engine.mounts.usage(envId);
+  }
+
+  private prepare(): Promise<void> {
+    this.prepared ??= this.engine.mounts.prepare().catch((err: unknown) => {
+      this.prepared = undefined;
+      throw toRuntimeError(err, 'preparing the run directory');
+    });
+    return this.prepared;
+  }
+
+  /** True when the environment predates loop volumes: it has a Docker volume and no loop volume. */
+  private async usesDockerVolume(envId: string): Promise<boolean> {
+    try {
+      if (await this.engine.mounts.hasVolume(envId)) return false;
+      return Boolean(await ignoreMissing(() => this.engine.docker.getVolume(volumeName(envId)).inspect()));
+    } catch (err) {
+      throw toRuntimeError(err, 'applying an environment');
+    }
   }
 
   async stop(envId: string, timeoutS: number): Promise<ObservedStatus> {
@@ -135,6 +210,7 @@ export class DockerRuntime implements ContainerRuntime {
       defaultPidsLimit: this.options.defaultPidsLimit,
       managedBy: this.engine.managedBy,
       dockerSocket: this.mountPolicy.dockerSocket,
+      runDir: this.runDir,
     };
   }
 

@@ -10,6 +10,8 @@ export type RuntimeErrorCode =
   | 'permission_denied'
   | 'not_found'
   | 'docker_unavailable'
+  /** The data directory's disk would fall below its reserve (REMOTEGPU_DISK_RESERVE). */
+  | 'disk_full'
   | 'internal';
 
 /** The product-wide code for each runtime code, for the gRPC edge that turns it into a status. */
@@ -21,6 +23,7 @@ export const RUNTIME_TO_APP_CODE: Readonly<Record<RuntimeErrorCode, ErrorCode>> 
   permission_denied: 'permission_denied',
   not_found: 'not_found',
   docker_unavailable: 'unavailable',
+  disk_full: 'no_capacity',
   internal: 'internal',
 });
 

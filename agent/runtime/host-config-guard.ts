@@ -1,14 +1,22 @@
-import { posix } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { ContainerCreateOptions, DeviceMapping, DeviceRequest, MountSettings } from 'dockerode';
 import { RuntimeError } from './errors.js';
-import { forbiddenPaths, forbiddenRule, mountTargetProblem } from './mount-policy.js';
+import { mountTargetProblem } from './mount-policy.js';
 
 /** What a container may get besides plain, unprivileged isolation: only what the agent picked itself. */
 export interface AllowedHostAccess {
   readonly envId: string;
-  /** The environment's storage volume, the only volume. */
-  readonly volume: string;
+  /**
+   * The environment's storage: the agent's loop volume (a bind of its data directory), or the
+   * Docker volume of an environment that predates loop volumes (the only volume it may mount).
+   */
+  readonly volume: { readonly kind: 'bind'; readonly source: string } | { readonly kind: 'docker'; readonly name: string };
+  /** The agent's nosuid,nodev views of the spec's datasets (host-mounts.ts): the only other bind sources. */
+  readonly datasetViews: readonly string[];
+  /** The capabilities added back after dropping all (ADDED_CAPABILITIES). */
+  readonly capabilities: readonly string[];
+  /** The environment's own network, the only one it may join. */
+  readonly network: string;
   /** The agent's own bind mount of the environment's authorized_keys file (under the data directory). */
   readonly authorizedKeys: { readonly source: string; readonly target: string };
   /** The agent's data directory and the Docker socket: never a dataset's source. */
@@ -19,19 +27,18 @@ export interface AllowedHostAccess {
   readonly deviceRequests: readonly DeviceRequest[];
 }
 
-/** Namespace options that must never be `host` or another container's. */
-const NAMESPACES = ['NetworkMode', 'PidMode', 'IpcMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode', 'Cgroup'];
+/** Namespace options that must never be `host` or another container's (NetworkMode must be its own network). */
+const NAMESPACES = ['PidMode', 'IpcMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode', 'Cgroup'];
 /** Options the agent never sets: each widens what the container reaches on the host. */
 const NEVER_SET = ['Binds', 'VolumesFrom', 'Links', 'DeviceCgroupRules', 'Sysctls', 'CgroupParent', 'Runtime', 'VolumeDriver'];
 const ALLOWED_SECURITY_OPTS = new Set(['no-new-privileges', 'no-new-privileges:true']);
 
 /**
  * The final guard on create options, whatever built them: throws RuntimeError 'permission_denied'
- * naming the option when the container would be privileged, get capabilities, share a host
- * namespace, loosen its security options, reach a device or device request the agent did not pick,
- * or mount anything but its volume, the agent's authorized_keys file and dataset directories that
- * are none of the paths the agent never mounts (mount-policy.ts; strings only: validateSpec has
- * resolved the spec's paths on disk). Pure.
+ * naming the option when the container would be privileged, keep a capability it was not allowed
+ * (CapDrop must be ALL), join another network than its own or share a host namespace, loosen its
+ * security options, reach a device or device request the agent did not pick, or mount anything but
+ * its volume, the agent's authorized_keys file and the agent's views of its datasets. Pure.
  */
 export function assertConfined(options: ContainerCreateOptions, allowed: AllowedHostAccess): void {
   const refuse = (what: string): never => {
@@ -39,7 +46,10 @@ export function assertConfined(options: ContainerCreateOptions, allowed: Allowed
   };
   const hc = (options.HostConfig ?? {}) as Record<string, unknown>;
   if (hc.Privileged === true) refuse('privileged');
-  if (nonEmpty(hc.CapAdd)) refuse(`with added capabilities (${String(hc.CapAdd)})`);
+  const capDrop = (hc.CapDrop ?? []) as string[];
+  if (!capDrop.includes('ALL')) refuse('that keeps Docker\'s default capabilities (CapDrop must be ALL)');
+  for (const cap of (hc.CapAdd ?? []) as string[]) if (!allowed.capabilities.includes(cap)) refuse(`with capability ${cap}`);
+  if (hc.NetworkMode !== allowed.network) refuse(`with NetworkMode ${String(hc.NetworkMode)} (only its own network ${allowed.network})`);
   for (const key of NAMESPACES) {
     const value = hc[key];
     if (typeof value === 'string' && (value === 'host' || value.startsWith('container:'))) refuse(`with ${key} ${value}`);
@@ -50,18 +60,19 @@ export function assertConfined(options: ContainerCreateOptions, allowed: Allowed
     if (!allowed.devices.some((d) => isDeepStrictEqual(d, device))) refuse(`with device ${device.PathOnHost}`);
   }
   if (!isDeepStrictEqual(hc.DeviceRequests ?? [], [...allowed.deviceRequests])) refuse('with device requests it did not pick');
-  const forbidden = forbiddenPaths(allowed, false);
   for (const m of (hc.Mounts ?? []) as MountSettings[]) {
-    const problem = mountProblem(m, allowed, forbidden);
+    const problem = mountProblem(m, allowed);
     if (problem) refuse(problem);
   }
 }
 
-function mountProblem(m: MountSettings, allowed: AllowedHostAccess, forbidden: ReturnType<typeof forbiddenPaths>): string | undefined {
+function mountProblem(m: MountSettings, allowed: AllowedHostAccess): string | undefined {
   const targetProblem = mountTargetProblem(m.Target);
   if (targetProblem) return `with a mount at ${m.Target}: ${targetProblem}`;
+  const volume = allowed.volume;
   if (m.Type === 'volume') {
-    if (m.Source !== allowed.volume || m.VolumeOptions) return `with volume ${m.Source} (only its own ${allowed.volume}, without options)`;
+    const own = volume.kind === 'docker' ? volume.name : '(none: its storage is a loop volume)';
+    if (volume.kind !== 'docker' || m.Source !== volume.name || m.VolumeOptions) return `with volume ${m.Source} (only its own ${own}, without options)`;
     return undefined;
   }
   if (m.Type !== 'bind') return `with a ${m.Type} mount`;
@@ -70,8 +81,9 @@ function mountProblem(m: MountSettings, allowed: AllowedHostAccess, forbidden: R
   if (m.Source === keys.source) {
     return m.Target === keys.target && m.ReadOnly === true ? undefined : `with its authorized_keys file mounted other than read-only at ${keys.target}`;
   }
-  const rule = m.Source.startsWith('/') ? forbiddenRule(posix.resolve(m.Source), forbidden) : 'it is not an absolute path';
-  return rule ? `with a bind mount of ${m.Source}: ${rule}` : undefined;
+  if (volume.kind === 'bind' && m.Source === volume.source) return undefined;
+  if (allowed.datasetViews.includes(m.Source)) return undefined;
+  return `with a bind mount of ${m.Source}: only its volume, its authorized_keys file and the agent's views of its datasets are mounted`;
 }
 
 function nonEmpty(value: unknown): boolean {

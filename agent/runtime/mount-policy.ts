@@ -27,6 +27,8 @@ export interface MountPolicy {
    * mounts its own per-environment authorized_keys files from it; those are not the spec's.
    */
   readonly dataDir: string;
+  /** The agent's run directory (mount points of volumes and dataset views): never mounted either. */
+  readonly runDir?: string;
   /** The Docker engine's unix socket (DOCKER_HOST), never mounted; the usual paths are refused anyway. */
   readonly dockerSocket?: string;
 }
@@ -111,13 +113,14 @@ export function forbiddenRule(path: string, forbidden: readonly Forbidden[]): st
  * Every host path the agent never mounts under `policy`, each also as its symlinks resolve when
  * it exists (e.g. /var/run/docker.sock as /run/docker.sock). Reads the file system (realpath).
  */
-export function forbiddenPaths(policy: Pick<MountPolicy, 'dataDir' | 'dockerSocket'>, resolve = true): Forbidden[] {
+export function forbiddenPaths(policy: Pick<MountPolicy, 'dataDir' | 'dockerSocket' | 'runDir'>, resolve = true): Forbidden[] {
   const dataDir = posix.resolve(policy.dataDir);
   const sockets = [...DOCKER_SOCKETS, ...(policy.dockerSocket ? [posix.resolve(policy.dockerSocket)] : [])];
   const base: Forbidden[] = [
     ...SYSTEM_DIRS.map((dir) => ({ path: dir, what: dir, tree: true })),
     ...sockets.map((socket) => ({ path: socket, what: `the Docker socket ${socket}`, tree: false })),
     { path: dataDir, what: `its own data directory ${dataDir}`, tree: true },
+    ...(policy.runDir ? [{ path: posix.resolve(policy.runDir), what: `its own run directory ${posix.resolve(policy.runDir)}`, tree: true }] : []),
   ];
   if (!resolve) return base;
   const resolved = base.flatMap((f) => {

@@ -12,7 +12,7 @@ import { AgentServiceClient, type ExecOutput } from '../../gen/remotegpu/v1/agen
 import { DesiredState } from '../../gen/remotegpu/v1/types.js';
 import { loadControllerConfig } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/server.js';
-import { dockerAvailable, ensureBusyboxImage, freePort } from '../helpers/docker.js';
+import { dockerAvailable, ensureBusyboxImage, freePort, releaseRunDir, testRunDir } from '../helpers/docker.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The real agent program as operators run it (a separate process), with a fake nvidia-smi printing
@@ -28,6 +28,7 @@ const JOIN = 'agent-process-join-token-0123456789';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!hasDocker)('agent process', () => {
+  const runDir = testRunDir();
   let dir: string;
   let controller: RunningController;
   let agent: ChildProcess | undefined;
@@ -48,6 +49,7 @@ describe.skipIf(!hasDocker)('agent process', () => {
         REMOTEGPU_AGENT_LISTEN: `127.0.0.1:${agentPort}`,
         REMOTEGPU_PUBLIC_ADDRESS: '127.0.0.1',
         REMOTEGPU_DATA_DIR: path.join(dir, 'agent'),
+        REMOTEGPU_RUN_DIR: runDir,
         REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/h100-80gb-hbm3-sxm_x8_nvidia-smi-q.txt'),
         REMOTEGPU_REPORT_INTERVAL_MS: '500',
         REMOTEGPU_LOG_LEVEL: 'info',
@@ -100,6 +102,7 @@ describe.skipIf(!hasDocker)('agent process', () => {
     for (const id of envIds) await run('docker', ['volume', 'rm', '-f', `remotegpu-${id}-data`]).catch(() => {});
     await controller?.stop();
     rmSync(dir, { recursive: true, force: true });
+    await releaseRunDir(runDir);
   }, 60_000);
 
   it('reports the 8 recorded H100s with their UUIDs', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../common/logger.js';
 import { identityOf } from '../../common/pki.js';
-import { dockerAvailable } from '../helpers/docker.js';
+import { dockerAvailable, releaseRunDir, testRunDir } from '../helpers/docker.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 
@@ -21,6 +21,7 @@ const ADMIN = 'rotation-admin-token-0123456789abcdef';
 const FAKE = path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt');
 
 describe.skipIf(!hasDocker)('certificate rotation on one machine', () => {
+  const runDir = testRunDir();
   let platform: LocalPlatform;
   let dir = '';
   let envId = '';
@@ -36,6 +37,7 @@ describe.skipIf(!hasDocker)('certificate rotation on one machine', () => {
       {
         PATH: process.env.PATH,
         REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
+        REMOTEGPU_RUN_DIR: runDir,
         REMOTEGPU_HTTP_PORT: '0',
         REMOTEGPU_GRPC_PORT: '0',
         REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
@@ -60,6 +62,7 @@ describe.skipIf(!hasDocker)('certificate rotation on one machine', () => {
     await platform?.stop();
     await run('sh', ['-c', `docker rm -f $(docker ps -aq --filter label=remotegpu.managed=rotation-${process.pid}) 2>/dev/null; true`]);
     rmSync(dir, { recursive: true, force: true });
+    await releaseRunDir(runDir);
   }, 120_000);
 
   it('renews host and controller certificates while an environment keeps running', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../common/logger.js';
 import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
-import { dockerAvailable } from '../helpers/docker.js';
+import { dockerAvailable, releaseRunDir, testRunDir } from '../helpers/docker.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
@@ -24,6 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (target) => {
   describe.skipIf(target.skipReason !== '' || !hasDocker)('REST + SSH end to end', () => {
+    const runDir = testRunDir();
     let platform: LocalPlatform;
     let database: TestDatabase | undefined;
     let base = '';
@@ -64,6 +65,7 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
         {
           PATH: process.env.PATH,
           REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
+          REMOTEGPU_RUN_DIR: runDir,
           // The agent mounts datasets from these directories only (step 4 mounts <dir>/imagenet).
           REMOTEGPU_DATASET_ROOTS: dir,
           DATABASE_URL: databaseUrl,
@@ -101,6 +103,7 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
       await run('sh', ['-c', `docker rm -f $(docker ps -aq --filter label=remotegpu.env-id=${envId || 'none'}) 2>/dev/null; true`]);
       await database?.close();
       rmSync(dir, { recursive: true, force: true });
+      await releaseRunDir(runDir);
     }, 120_000);
 
     it('1. creates an environment with 2 GPUs that becomes running', async () => {

@@ -223,3 +223,26 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A run directory for a test's DockerRuntime (its volume and dataset view mount points) on
+ * /dev/shm, a tmpfs, so the runtime mounts no tmpfs of its own; unique per call.
+ */
+export function testRunDir(): string {
+  return join('/dev/shm', `remotegpu-test-${randomBytes(6).toString('hex')}`);
+}
+
+/** Unmounts whatever is still mounted under `runDir` (deepest first; lazily) and deletes it. */
+export async function releaseRunDir(runDir: string): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const points = (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((p): p is string => Boolean(p) && p!.startsWith(`${runDir}/`))
+    .sort()
+    .reverse();
+  for (const point of points) {
+    await new Promise<void>((resolve) => spawn('umount', ['-l', point], { stdio: 'ignore' }).on('close', () => resolve()).on('error', () => resolve()));
+  }
+  await rm(runDir, { recursive: true, force: true });
+}

@@ -13,6 +13,8 @@ import {
   fakeGpuIndexes,
   fakeGpuUuid,
   testDocker,
+  releaseRunDir,
+  testRunDir,
 } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
@@ -22,6 +24,7 @@ if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 else if (!CAN_RUN) console.warn('GPU device-node tests skipped: creating fake device nodes with mknod needs root.');
 
 describe.skipIf(!CAN_RUN)('devices mode passes exactly the assigned GPUs (real Docker, fake nodes)', () => {
+  const runDir = testRunDir();
   const docker = testDocker();
   let stateDir: string;
   let deviceDir: string;
@@ -32,10 +35,11 @@ describe.skipIf(!CAN_RUN)('devices mode passes exactly the assigned GPUs (real D
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
     deviceDir = await createFakeNvidiaNodes(8, { uvm: true });
-    runtime = new DockerRuntime({ docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir });
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
     if (runtime) for (const id of used) await runtime.remove(id).catch(() => undefined);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
     if (deviceDir) await rm(deviceDir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
 import type { LifecycleEvent } from '../../../agent/runtime/types.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker } from '../../helpers/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 import { waitFor } from './wait.js';
 
@@ -14,6 +14,7 @@ if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 const MiB = 1024 * 1024;
 
 describe.skipIf(!HAVE_DOCKER)('OOM kills and lifecycle events (real Docker)', () => {
+  const runDir = testRunDir();
   const docker = testDocker();
   let stateDir: string;
   let runtime: DockerRuntime;
@@ -27,7 +28,7 @@ describe.skipIf(!HAVE_DOCKER)('OOM kills and lifecycle events (real Docker)', ()
   beforeAll(async () => {
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
-    runtime = new DockerRuntime({ docker, stateDir, gpuMode: 'devices' });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices' });
     const events = runtime.events(abort.signal);
     consumer = (async () => {
       for await (const event of events) seen.push(event);
@@ -35,6 +36,7 @@ describe.skipIf(!HAVE_DOCKER)('OOM kills and lifecycle events (real Docker)', ()
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
     abort.abort();
     if (runtime) for (const id of used) await runtime.remove(id).catch(() => undefined);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });

@@ -15,6 +15,8 @@ import {
   fakeGpuUuid,
   freePort,
   testDocker,
+  releaseRunDir,
+  testRunDir,
 } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
@@ -22,6 +24,7 @@ const HAVE_DOCKER = await dockerAvailable();
 if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 
 describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created (real Docker)', () => {
+  const runDir = testRunDir();
   const docker = testDocker();
   let stateDir: string;
   let runtime: DockerRuntime;
@@ -61,17 +64,18 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
   beforeAll(async () => {
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
-    runtime = new DockerRuntime({ docker, stateDir, gpuMode: 'devices', publishAddress: '127.0.0.1' });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', publishAddress: '127.0.0.1' });
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
     for (const s of servers) s.close();
     if (runtime) for (const id of used) await runtime.remove(id).catch(() => undefined);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
   it('nvidia mode on an engine without the NVIDIA runtime: gpu_driver_missing with Docker’s message', async () => {
-    const nvidia = new DockerRuntime({ docker, stateDir, gpuMode: 'nvidia' });
+    const nvidia = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'nvidia' });
     const s = spec({ gpuUuids: [fakeGpuUuid(0)] });
     const err = await applyError(nvidia, s);
     expect(err.code).toBe('gpu_driver_missing');
@@ -171,7 +175,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
   });
 
   it('an engine that does not answer: docker_unavailable', async () => {
-    const down = new DockerRuntime({ docker: new Dockerode({ socketPath: join(stateDir, 'no-docker.sock') }), stateDir, gpuMode: 'devices' });
+    const down = new DockerRuntime({ runDir, docker: new Dockerode({ socketPath: join(stateDir, 'no-docker.sock') }), stateDir, gpuMode: 'devices' });
     await expect(down.inspect('env-x')).rejects.toMatchObject({ code: 'docker_unavailable' });
     await expect(down.apply(spec())).rejects.toMatchObject({ code: 'docker_unavailable' });
   });

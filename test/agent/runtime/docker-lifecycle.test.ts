@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
+import { ADDED_CAPABILITIES } from '../../../agent/runtime/docker-spec.js';
 import type { EnvSpec } from '../../../agent/runtime/types.js';
 import {
   BUSYBOX_IMAGE,
@@ -18,6 +19,8 @@ import {
   removeQuietly,
   testDocker,
   uniqueId,
+  releaseRunDir,
+  testRunDir,
 } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
@@ -29,6 +32,7 @@ else if (!CAN_RUN) console.warn('Runtime lifecycle tests skipped: creating fake 
 const MiB = 1024 * 1024;
 
 describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode with fake GPU nodes)', () => {
+  const runDir = testRunDir();
   const docker = testDocker();
   let stateDir: string;
   let deviceDir: string;
@@ -44,6 +48,7 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
     deviceDir = await createFakeNvidiaNodes(8);
     runtime = new DockerRuntime({
+      runDir,
       docker,
       stateDir,
       gpuMode: 'devices',
@@ -63,6 +68,7 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
     if (!runtime) return;
     await runtime.remove(spec.envId).catch(() => undefined);
     await removeQuietly(docker, { containers: [unlabelled] });
@@ -88,7 +94,11 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
       Privileged: false,
       RestartPolicy: { Name: 'unless-stopped' },
     });
-    expect(info.HostConfig.CapAdd ?? []).toEqual([]);
+    // Every capability dropped but the documented ones (docker-spec.ts ADDED_CAPABILITIES), on its own network.
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect([...(info.HostConfig.CapAdd ?? [])].sort()).toEqual(Object.keys(ADDED_CAPABILITIES).sort());
+    expect(info.HostConfig.NetworkMode).toBe(`remotegpu-${spec.envId}-net`);
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`remotegpu-${spec.envId}-net`]);
     expect(info.NetworkSettings.Ports['22/tcp']).toEqual([{ HostIp: '127.0.0.1', HostPort: String(spec.ports[0]!.hostPort) }]);
     expect(info.Config.Labels).toMatchObject({
       'remotegpu.managed': 'true',
@@ -110,7 +120,7 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     expect(again.action).toBe('none');
     expect(again.status.containerId).toBe(before.Id);
 
-    const restartedAgent = new DockerRuntime({ docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir, publishAddress: '127.0.0.1' });
+    const restartedAgent = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir, publishAddress: '127.0.0.1' });
     expect((await restartedAgent.apply(spec)).action).toBe('none');
     const after = await docker.getContainer(name()).inspect();
     expect(after.Id).toBe(before.Id);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
 import type { LogLine } from '../../../agent/runtime/types.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker } from '../../helpers/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 import { waitFor } from './wait.js';
 
@@ -15,6 +15,7 @@ if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 const openSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap').length;
 
 describe.skipIf(!HAVE_DOCKER)('DockerRuntime.logs (real Docker)', () => {
+  const runDir = testRunDir();
   const docker = testDocker();
   let stateDir: string;
   let runtime: DockerRuntime;
@@ -37,13 +38,14 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime.logs (real Docker)', () => {
   beforeAll(async () => {
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
-    runtime = new DockerRuntime({ docker, stateDir, gpuMode: 'devices' });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices' });
     startedAtMs = (await runtime.apply(spec)).status.startedAtMs;
     const none = () => new AbortController().signal;
     await waitFor(async () => (await collect(runtime.logs(spec.envId, { follow: false, signal: none() }))).length >= 6);
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
     if (runtime) await runtime.remove(spec.envId).catch(() => undefined);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });

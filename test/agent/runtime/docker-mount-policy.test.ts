@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
 import { RuntimeError } from '../../../agent/runtime/errors.js';
 import type { DatasetMountSpec, EnvSpec } from '../../../agent/runtime/types.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker, uniqueId } from '../../helpers/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker, uniqueId, releaseRunDir, testRunDir } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
 const HAVE_DOCKER = await dockerAvailable();
@@ -15,6 +15,7 @@ if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 // spec mounting a path the agent never mounts is refused before anything exists in Docker, while
 // datasets inside REMOTEGPU_DATASET_ROOTS are mounted as before.
 describe.skipIf(!HAVE_DOCKER)('DockerRuntime mount policy (real Docker)', () => {
+  const runDir = testRunDir();
   const docker = testDocker();
   const namespace = uniqueId('mount-policy');
   let base: string;
@@ -64,10 +65,11 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime mount policy (real Docker)', () => 
     await mkdir(stateDir);
     await writeFile(join(root, 'imagenet', 'labels.txt'), 'cat\ndog\n');
     await symlink('/etc', join(root, 'etc-link'));
-    runtime = new DockerRuntime({ docker, stateDir, datasetRoots: [root], gpuMode: 'devices', managedBy: namespace });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, datasetRoots: [root], gpuMode: 'devices', managedBy: namespace });
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
     if (runtime) for (const id of used) await runtime.remove(id).catch(() => undefined);
     if (base) await rm(base, { recursive: true, force: true });
   });
@@ -114,12 +116,13 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime mount policy (real Docker)', () => 
     const created = await snapshot();
     expect(created.containers).toEqual([status.containerId]);
     expect(created.named).toEqual([status.containerId]);
-    expect(created.volumes).toEqual([`remotegpu-${s.envId}-data`]);
-    expect(created.stateFiles).toEqual(['envs']);
+    expect(created.volumes).toEqual([]);
+    expect(created.stateFiles.sort()).toEqual(['envs', 'volumes']);
     const info = await docker.getContainer(name).inspect();
     expect(info.HostConfig.Privileged).toBe(false);
+    // The dataset through the agent's read-only view of it, the volume through its loop mount.
     expect(info.Mounts.filter((m) => m.Type === 'bind').map((m) => m.Source).sort()).toEqual(
-      [join(root, 'imagenet'), join(stateDir, 'envs', s.envId, 'authorized_keys')].sort(),
+      [join(runDir, s.envId, 'datasets', 'ds-1-ro'), join(runDir, s.envId, 'volume', 'data'), join(stateDir, 'envs', s.envId, 'authorized_keys')].sort(),
     );
     expect(await runtime.remove(s.envId)).toBe(true);
   });

@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker } from '../../helpers/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
 const HAVE_DOCKER = await dockerAvailable();
@@ -12,6 +13,8 @@ if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 // Two agents sharing one Docker engine (development, tests) must never see or touch each other's
 // containers: each runtime manages only the containers labelled with its namespace.
 describe.skipIf(!HAVE_DOCKER)('runtime namespaces on one engine (real Docker)', () => {
+  const runDir = testRunDir();
+  const otherRunDir = testRunDir();
   const docker = testDocker();
   let stateDir: string;
   let otherStateDir: string;
@@ -23,12 +26,14 @@ describe.skipIf(!HAVE_DOCKER)('runtime namespaces on one engine (real Docker)', 
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-ns-'));
     otherStateDir = await mkdtemp(join(tmpdir(), 'remotegpu-ns-'));
-    a = new DockerRuntime({ docker, stateDir, gpuMode: 'devices', managedBy: `ns-a-${process.pid}` });
-    b = new DockerRuntime({ docker, stateDir: otherStateDir, gpuMode: 'devices', managedBy: `ns-b-${process.pid}` });
+    a = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', managedBy: `ns-a-${process.pid}` });
+    b = new DockerRuntime({ runDir: otherRunDir, docker, stateDir: otherStateDir, gpuMode: 'devices', managedBy: `ns-b-${process.pid}` });
     await a.apply(spec);
   });
 
   afterAll(async () => {
+    await releaseRunDir(runDir);
+    await releaseRunDir(otherRunDir);
     await a?.remove(spec.envId).catch(() => undefined);
     for (const dir of [stateDir, otherStateDir]) if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -39,8 +44,11 @@ describe.skipIf(!HAVE_DOCKER)('runtime namespaces on one engine (real Docker)', 
     expect((await b.inspect(spec.envId)).state).toBe('absent');
     expect(await b.remove(spec.envId)).toBe(false);
     expect((await a.inspect(spec.envId)).state).toBe('running');
-    const volume = await docker.getVolume(`remotegpu-${spec.envId}-data`).inspect();
-    expect(volume.Labels['remotegpu.managed']).toBe(`ns-a-${process.pid}`);
+    // The volume is a's own (its loop file, mounted under its run directory), its network a's.
+    expect(existsSync(join(stateDir, 'volumes', `${spec.envId}.ext4`))).toBe(true);
+    expect(existsSync(join(runDir, spec.envId, 'volume', 'data'))).toBe(true);
+    const network = await docker.getNetwork(`remotegpu-${spec.envId}-net`).inspect();
+    expect(network.Labels?.['remotegpu.managed']).toBe(`ns-a-${process.pid}`);
     expect(await a.remove(spec.envId)).toBe(true);
     expect((await a.inspect(spec.envId)).state).toBe('absent');
   });

@@ -1,0 +1,68 @@
+import { execFile } from 'node:child_process';
+import { readFile, rmdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { RuntimeError } from './errors.js';
+
+// The host's mount table and the tools that change it (mount, umount, losetup, mkfs, resize2fs),
+// for host-mounts.ts. The agent runs in the host's mount namespace, where Docker runs too.
+
+const run = promisify(execFile);
+
+/** Every mount point of this mount namespace (the host's, where the agent and Docker run). */
+export async function mountPoints(): Promise<Set<string>> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const points = new Set<string>();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field) points.add(unescapeMountPath(field));
+  }
+  return points;
+}
+
+/** The loop device a mount point is mounted from (mountinfo's source field), if any. */
+export async function loopDeviceOf(point: string): Promise<string | undefined> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] && unescapeMountPath(fields[4]) === point) {
+      const source = fields[fields.indexOf('-') + 2];
+      if (source?.startsWith('/dev/loop')) return source;
+    }
+  }
+  return undefined;
+}
+
+function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+export async function mount(args: readonly string[]): Promise<void> {
+  await tool('mount', args);
+}
+
+/** Unmounts `point`; lazily when it is busy (a process on the host still in it), so the caller can go on. */
+export async function unmount(point: string): Promise<void> {
+  try {
+    await tool('umount', [point]);
+  } catch (err) {
+    if (!/busy/i.test(String(err))) throw err;
+    await tool('umount', ['-l', point]);
+  }
+}
+
+export async function unmountAndRemove(point: string): Promise<void> {
+  if ((await mountPoints()).has(point)) await unmount(point);
+  await rmdir(point).catch(() => undefined);
+}
+
+/** Runs a host tool; its stderr becomes the RuntimeError's message ('internal'). */
+export async function tool(command: string, args: readonly string[]): Promise<void> {
+  try {
+    await run(command, [...args], { timeout: 60_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string; code?: string };
+    const why = e.code === 'ENOENT' ? `${command} is not installed` : (e.stderr?.trim() || e.message).split('\n')[0];
+    throw new RuntimeError('internal', `${command} ${args.join(' ')}: ${why}`, { cause: err });
+  }
+}
+
