@@ -10,11 +10,13 @@ import { HostScan } from './host-scan.js';
 import { identityAtStart, type AgentIdentity } from './identity.js';
 import { followLifecycleEvents } from './lifecycle-events.js';
 import { Reporter } from './reporter.js';
+import { RootfsWatch } from './rootfs-watch.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { detectEngineGpuMode } from './runtime/docker-gpu-mode.js';
 import type { GpuMode } from './runtime/gpu.js';
-import type { ContainerRuntime } from './runtime/types.js';
+import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 import { SshWatch } from './ssh-watch.js';
+import { environmentUsage, measureRootfs, type RootfsSource } from './usage.js';
 
 // Wiring only: which parts make an agent and how they are connected. The parts live in their own
 // modules: discovery (host-scan.ts, discovery/), the runtime (runtime/), the AgentService
@@ -61,21 +63,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     },
   });
   const advertise = config.advertise ?? `${host.publicAddress}:${server.port}`;
+  const rootfs = watchRootfs(config, host, runtime, logger, (event) => reporter?.pushEvent(event));
 
-  reporter = new Reporter({
-    controller: config.controller,
-    joinToken: config.joinToken,
-    caPin: config.caPin,
-    insecure: config.grpcInsecure,
-    identity,
-    dataDir: host.dataDir,
-    intervalMs: config.reportIntervalMs,
-    runtime,
-    logger: logger.child({ component: 'reporter' }),
-    facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores }),
-    sshReady: (envId) => ssh.isReady(envId),
-    onIdentity: auth.update,
-  });
+  reporter = newReporter(config, { identity, host, runtime, advertise, rootfs, logger, sshReady: (envId) => ssh.isReady(envId), onIdentity: auth.update });
   await reporter.start();
 
   // Lifecycle events from the engine go to the controller with the next report.
@@ -90,6 +80,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const stop = async () => {
     const eventsEnded = events.stop();
     ssh.stop();
+    await rootfs.stop();
     await reporter!.stop();
     await server.shutdown();
     await eventsEnded;
@@ -99,6 +90,39 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
 
 const PLAINTEXT_WARNING =
   'plaintext gRPC (REMOTEGPU_GRPC_INSECURE=1): anyone on the network can read and alter the traffic between the controller and this agent, steal the host credential and impersonate either side; use it only for development or on a network you fully trust';
+
+/** What the reporter is made of besides the configuration. */
+interface ReporterParts {
+  readonly identity: AgentIdentity | undefined;
+  readonly host: PreparedHost;
+  readonly runtime: ContainerRuntime;
+  /** host:port the controller reaches the AgentService at. */
+  readonly advertise: string;
+  readonly rootfs: RootfsSource;
+  readonly logger: Logger;
+  readonly sshReady: (envId: string) => boolean;
+  readonly onIdentity: (identity: AgentIdentity) => void;
+}
+
+/** The reporter: registration, then reports of the host facts, every environment's status and disk usage, and lifecycle events. */
+function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
+  const { host } = p;
+  return new Reporter({
+    controller: config.controller,
+    joinToken: config.joinToken,
+    caPin: config.caPin,
+    insecure: config.grpcInsecure,
+    identity: p.identity,
+    dataDir: host.dataDir,
+    intervalMs: config.reportIntervalMs,
+    runtime: p.runtime,
+    logger: p.logger.child({ component: 'reporter' }),
+    facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve }),
+    usage: (statuses) => environmentUsage(statuses, runtimeRunDir(config), p.rootfs),
+    sshReady: p.sshReady,
+    onIdentity: p.onIdentity,
+  });
+}
 
 /**
  * Who may call the AgentService, and how a new identity (registered, certificate renewed) reaches it:
@@ -128,6 +152,28 @@ function createRuntime(config: AgentConfig, host: PreparedHost, logger: Logger):
     logger,
     ...(config.namespace ? { managedBy: config.namespace } : {}),
   });
+}
+
+/** The runtime's run directory (REMOTEGPU_RUN_DIR/<namespace>): volumes are mounted under it (docker-names.ts). */
+function runtimeRunDir(config: AgentConfig): string {
+  return path.join(config.runDir, config.namespace ?? 'default');
+}
+
+/**
+ * Measures every container's writable layer once a minute and applies REMOTEGPU_ROOTFS_LIMIT (a
+ * warning at 90%, a stop at the limit: rootfs-watch.ts); started here, its events go to `onEvent`.
+ */
+function watchRootfs(config: AgentConfig, host: PreparedHost, runtime: ContainerRuntime, logger: Logger, onEvent: (event: LifecycleEvent) => void): RootfsWatch {
+  const watch = new RootfsWatch({
+    runtime,
+    measure: (containerId, envId) => measureRootfs(host.docker, containerId, envId, runtimeRunDir(config)),
+    limitBytes: config.rootfsLimitBytes,
+    stateDir: host.dataDir,
+    onEvent,
+    logger: logger.child({ component: 'rootfs' }),
+  });
+  void watch.start();
+  return watch;
 }
 
 /** The host as the agent starts on it. */

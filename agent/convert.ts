@@ -13,6 +13,7 @@ import {
 import { LogStream, type LogLine as ProtoLogLine } from '../gen/remotegpu/v1/agent.js';
 import type { GpuDiscovery, GpuInfo, HostInfo } from './discovery/types.js';
 import type { EnvSpec, LifecycleEvent, LogLine, ObservedStatus } from './runtime/types.js';
+import type { EnvUsage } from './usage.js';
 
 export function specFromProto(p: EnvironmentSpec): EnvSpec {
   return {
@@ -45,7 +46,8 @@ const STATE_TO_PROTO: Record<ObservedStatus['state'], ObservedState> = {
   failed: ObservedState.OBSERVED_STATE_FAILED,
 };
 
-export function statusToProto(s: ObservedStatus, sshReady: boolean): EnvironmentStatus {
+/** An observed status for a report or an answer; `usage` adds what the environment uses (unknown parts left out). */
+export function statusToProto(s: ObservedStatus, sshReady: boolean, usage: EnvUsage = {}): EnvironmentStatus {
   return {
     envId: s.envId,
     state: STATE_TO_PROTO[s.state],
@@ -58,6 +60,9 @@ export function statusToProto(s: ObservedStatus, sshReady: boolean): Environment
     finishedAtMs: s.finishedAtMs,
     message: s.message,
     sshReady,
+    ...(usage.storageUsedBytes !== undefined ? { storageUsedBytes: usage.storageUsedBytes } : {}),
+    ...(usage.rootfsUsedBytes !== undefined ? { rootfsUsedBytes: usage.rootfsUsedBytes } : {}),
+    ...(usage.stopReason ? { stopReason: usage.stopReason } : {}),
   };
 }
 
@@ -94,6 +99,8 @@ export function hostFactsToProto(args: {
   agentAddress: string;
   agentVersion: string;
   gpuMode: string;
+  /** Bytes of the data disk kept free (REMOTEGPU_DISK_RESERVE), and whether free space is below it. */
+  disk?: { reserveBytes: number; pressure: boolean };
 }): HostFacts {
   // A GPU without a UUID cannot be reserved; it is left out and the condition says so.
   const usable = args.gpus.gpus.filter((g) => g.uuid !== '');
@@ -116,5 +123,6 @@ export function hostFactsToProto(args: {
     driverVersion: first?.driverVersion ?? '',
     cudaVersion: first?.cudaVersion ?? '',
     gpuMode: args.gpuMode,
+    ...(args.disk ? { diskReserveBytes: args.disk.reserveBytes, diskPressure: args.disk.pressure } : {}),
   };
 }

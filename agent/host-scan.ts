@@ -1,9 +1,11 @@
+import { statfs } from 'node:fs/promises';
 import type { HostFacts } from '../gen/remotegpu/v1/types.js';
 import { hostFactsToProto } from './convert.js';
 import { discoverHost } from './discovery/host.js';
 import { discoverGpus } from './discovery/nvidia-smi.js';
 import type { GpuDiscovery, HostInfo } from './discovery/types.js';
 import type { GpuMode } from './runtime/gpu.js';
+import { diskReserveBytes, underDiskPressure } from './usage.js';
 
 /** Per nvidia-smi run: a hung driver must not hang the agent. */
 const NVIDIA_SMI_TIMEOUT_MS = 20_000;
@@ -29,6 +31,8 @@ export interface AgentFacts {
   readonly gpuMode: GpuMode;
   /** CPU cores offered to environments; 0 = every logical CPU the host has. */
   readonly cpuCores: number;
+  /** Fraction of the data disk kept free (REMOTEGPU_DISK_RESERVE); reported as bytes with the disk pressure flag. */
+  readonly diskReserve?: number;
 }
 
 /** The host as last discovered (agent/discovery/): its hardware and its GPUs, rescanned for reports. */
@@ -74,7 +78,8 @@ export class HostScan {
 
   /**
    * The HostFacts to report: first rescans the GPUs and the host when their intervals have passed
-   * since their last scan; a failed host rescan keeps the previous facts.
+   * since their last scan; a failed host rescan keeps the previous facts. The data disk's size and
+   * free space are read again every time (one statfs), since the disk-pressure flag depends on them.
    */
   async facts(agent: AgentFacts): Promise<HostFacts> {
     const now = Date.now();
@@ -86,8 +91,24 @@ export class HostScan {
       this.lastHostScan = now;
       this.hostInfo = await discoverHost(this.options.dataDir).catch(() => this.hostInfo);
     }
-    const offered = agent.cpuCores > 0 ? { ...this.hostInfo, cpuCores: agent.cpuCores } : this.hostInfo;
+    const disk = await dataDiskNow(this.options.dataDir, this.hostInfo);
+    const host = { ...this.hostInfo, diskTotalBytes: disk.total, diskFreeBytes: disk.free, ...(agent.cpuCores > 0 ? { cpuCores: agent.cpuCores } : {}) };
     const { publicAddress, agentAddress, agentVersion, gpuMode } = agent;
-    return hostFactsToProto({ host: offered, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode });
+    const reserveBytes = diskReserveBytes(disk.total, agent.diskReserve ?? 0);
+    const pressure = underDiskPressure(disk.free, reserveBytes);
+    return hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure } });
+  }
+}
+
+/**
+ * Size and free bytes (available to unprivileged users, as df shows) of the filesystem holding
+ * `dataDir`, by statfs; the last discovered figures when it cannot be read (the directory is gone).
+ */
+async function dataDiskNow(dataDir: string, last: HostInfo): Promise<{ total: number; free: number }> {
+  try {
+    const s = await statfs(dataDir);
+    return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+  } catch {
+    return { total: last.diskTotalBytes, free: last.diskFreeBytes };
   }
 }

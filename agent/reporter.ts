@@ -10,7 +10,8 @@ import { connectionProblem, type Connection } from './reporter-state.js';
 import { tlsChannelOptions } from '../common/grpc-tls.js';
 
 const CONTROLLER_IDENTITY = { kind: 'controller' } as const;
-import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
+import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
+import type { EnvUsage } from './usage.js';
 
 export interface ReporterOptions {
   readonly controller: string;
@@ -29,6 +30,8 @@ export interface ReporterOptions {
   /** Current host facts (cached discovery). */
   readonly facts: () => Promise<HostFacts>;
   readonly sshReady: (envId: string) => boolean;
+  /** What each listed environment uses of the disk (agent/usage.ts); without it none is reported. */
+  readonly usage?: (statuses: readonly ObservedStatus[]) => Promise<ReadonlyMap<string, EnvUsage>>;
   /** Called when the identity changes (registered, certificate renewed): the AgentService serves it. */
   readonly onIdentity: (identity: AgentIdentity) => void;
   /** Backoff bounds while the controller is unreachable. */
@@ -204,11 +207,12 @@ export class Reporter {
   private async report(): Promise<void> {
     const identity = this.identity!;
     const [facts, statuses] = await Promise.all([this.o.facts(), this.o.runtime.list()]);
+    const usage = this.o.usage ? await this.o.usage(statuses) : undefined;
     const events = this.events.splice(0);
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
         this.client!.reportStatus(
-          { hostId: identity.hostId, facts, environments: statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId))), events, seq: ++this.seq },
+          { hostId: identity.hostId, facts, environments: statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId))), events, seq: ++this.seq },
           callMetadata(identity, this.o.insecure),
           { deadline: Date.now() + DEADLINE_MS },
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),

@@ -81,7 +81,8 @@ export interface ObservedStatus {
   readonly message: string;
 }
 
-export type LifecycleEventKind = 'created' | 'started' | 'ssh_ready' | 'exited' | 'oom_killed' | 'removed' | 'error';
+/** rootfs_warning and rootfs_limit come from the writable-layer watch (agent/rootfs-watch.ts), the others from the engine. */
+export type LifecycleEventKind = 'created' | 'started' | 'ssh_ready' | 'exited' | 'oom_killed' | 'removed' | 'error' | 'rootfs_warning' | 'rootfs_limit';
 
 /** A lifecycle event of an environment's container. */
 export interface LifecycleEvent {

@@ -1,0 +1,105 @@
+import { stat, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type Dockerode from 'dockerode';
+import { volumeDataPath, volumeMountPath, volumeName } from './runtime/docker-names.js';
+import type { ObservedStatus } from './runtime/types.js';
+
+// What an environment uses of the host's disk, as the reporter sends it: the used bytes of its
+// storage volume (statfs, cheap, at every report), its container's writable layer (Docker's
+// SizeRw, costly: measured on a slower cadence by RootfsWatch and cached there), and the reason
+// the agent stopped it, if it did. Also the data disk's reserve and pressure for the host facts.
+
+/** One environment's usage as reported; undefined fields are unknown. */
+export interface EnvUsage {
+  readonly storageUsedBytes?: number | undefined;
+  readonly rootfsUsedBytes?: number | undefined;
+  /** Why the agent itself stopped the container (e.g. the writable-layer limit). */
+  readonly stopReason?: string | undefined;
+}
+
+/** What the reporter needs of the writable-layer watch. */
+export interface RootfsSource {
+  /** The last measured writable-layer size of the environment's container, undefined before the first. */
+  rootfsUsedBytes(envId: string): number | undefined;
+  /** Why the agent stopped the environment's container ('' or undefined when it did not). */
+  stopReason(envId: string): string | undefined;
+}
+
+/**
+ * Used bytes of the filesystem mounted at `path`: (blocks - free blocks) * block size, as df's
+ * "Used". Undefined when `path` does not exist or is not a mount point (it would measure the run
+ * directory's tmpfs instead).
+ */
+export async function mountedUsedBytes(path: string): Promise<number | undefined> {
+  try {
+    const [here, parent] = await Promise.all([stat(path), stat(dirname(path))]);
+    if (here.dev === parent.dev) return undefined;
+    const s = await statfs(path);
+    return Math.max(0, (s.blocks - s.bfree) * s.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The used bytes of an environment's ext4 volume; undefined when it is not mounted (or is a legacy Docker volume). */
+export function storageUsedBytes(runDir: string, envId: string): Promise<number | undefined> {
+  return mountedUsedBytes(volumeMountPath(runDir, envId));
+}
+
+/** The usage of every environment in `statuses`, by env id, for one report. */
+export async function environmentUsage(statuses: readonly ObservedStatus[], runDir: string, rootfs: RootfsSource | undefined): Promise<Map<string, EnvUsage>> {
+  const entries = await Promise.all(
+    statuses.map(async (s): Promise<[string, EnvUsage]> => {
+      const storage = s.state === 'absent' ? undefined : await storageUsedBytes(runDir, s.envId);
+      // A stop reason speaks of a container that is not running (it is forgotten once it runs again).
+      const stopReason = s.state === 'running' ? undefined : rootfs?.stopReason(s.envId) || undefined;
+      return [s.envId, { storageUsedBytes: storage, rootfsUsedBytes: rootfs?.rootfsUsedBytes(s.envId), stopReason }];
+    }),
+  );
+  return new Map(entries);
+}
+
+/** A container's writable layer as Docker measures it, and where the environment's storage is mounted in it. */
+export interface RootfsMeasurement {
+  readonly usedBytes: number;
+  /** The container path of the storage volume ('' when the container has none). */
+  readonly dataPath: string;
+}
+
+/**
+ * Measures a container's writable layer: `docker inspect --size` (GET /containers/{id}/json?size=1)
+ * → SizeRw, which Docker computes by walking the layer's files, so it costs time proportional to
+ * what was written there: call it sparingly. Rejects when the container is gone.
+ */
+export async function measureRootfs(docker: Dockerode, containerId: string, envId: string, runDir: string): Promise<RootfsMeasurement> {
+  // dockerode passes the options as query parameters; its types do not list `size`.
+  const options = { size: true } as Dockerode.ContainerInspectOptions;
+  const info = (await docker.getContainer(containerId).inspect(options)) as Dockerode.ContainerInspectInfo & { SizeRw?: number };
+  const source = volumeDataPath(runDir, envId);
+  const legacy = volumeName(envId);
+  const mount = (info.Mounts ?? []).find((m) => m.Source === source || m.Name === legacy);
+  return { usedBytes: Math.max(0, info.SizeRw ?? 0), dataPath: mount?.Destination ?? '' };
+}
+
+/** Bytes of the data disk the agent keeps free: `fraction` (REMOTEGPU_DISK_RESERVE) of its size, rounded up. */
+export function diskReserveBytes(totalBytes: number, fraction: number): number {
+  return Math.ceil(Math.max(0, totalBytes) * Math.max(0, fraction));
+}
+
+/** True when the data disk's free bytes are below its reserve: the host should take no new environments. */
+export function underDiskPressure(freeBytes: number, reserveBytes: number): boolean {
+  return reserveBytes > 0 && freeBytes < reserveBytes;
+}
+
+/** "10 GiB", "9.1 GiB", "512 MiB", "10 KiB", "100 bytes": binary units, at most one decimal, for messages. */
+export function formatSize(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  if (!Number.isFinite(bytes) || Math.abs(bytes) < 1024) return `${bytes} bytes`;
+  let value = bytes / 1024;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Math.round(value * 10) / 10} ${units[unit]}`;
+}
