@@ -15,10 +15,13 @@ const run = promisify(execFile);
 const RUNS = Number(process.argv[2] ?? 7);
 const ADMIN = 'bench-admin-token-0123456789abcdef';
 const dir = mkdtempSync(path.join(tmpdir(), 'rgpu-bench-'));
+// Volume and dataset mount points on /dev/shm (a tmpfs already): the agent mounts no tmpfs of its own.
+const runDir = mkdtempSync('/dev/shm/rgpu-bench-run-');
 const platform = await startLocalPlatform(
   {
     PATH: process.env.PATH,
     REMOTEGPU_DATA_DIR: dir,
+    REMOTEGPU_RUN_DIR: runDir,
     REMOTEGPU_HTTP_PORT: '0',
     REMOTEGPU_GRPC_PORT: '0',
     REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
@@ -61,7 +64,7 @@ try {
     runs: RUNS,
     postToRunningMs: { median: Math.round(median(platformMs)), samples: platformMs.map(Math.round) },
     rawDockerRunMs: { median: Math.round(median(dockerMs)), samples: dockerMs.map(Math.round) },
-    note: 'POST→running includes scheduling, the reservation transaction, the reconciler call over gRPC, volume + container create/start and the status write; docker run -d includes create and start only',
+    note: 'POST→running includes scheduling, the reservation transaction, the reconciler call over gRPC, the loop volume (sparse file, mkfs.ext4, mount), the network, container create/start and the status write; docker run -d includes create and start only (default bridge, no volume)',
   };
   console.log(`POST → running: median ${figures.postToRunningMs.median} ms over ${RUNS} runs (${figures.postToRunningMs.samples.join(', ')})`);
   console.log(`docker run -d:  median ${figures.rawDockerRunMs.median} ms over ${RUNS} runs (${figures.rawDockerRunMs.samples.join(', ')})`);
@@ -69,5 +72,6 @@ try {
 } finally {
   await platform.stop();
   rmSync(dir, { recursive: true, force: true });
+  rmSync(runDir, { recursive: true, force: true });
 }
 process.exit(0);

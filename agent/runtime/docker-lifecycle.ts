@@ -79,13 +79,13 @@ export class DockerLifecycle {
     if (await writeAuthorizedKeys(this.settings.stateDir, envId, spec.sshAuthorizedKeys)) {
       undo.push('remove state dir', () => removeEnvState(this.settings.stateDir, envId));
     }
-    if (!legacyVolume) {
-      const volume = await mounts.ensureVolume(envId, spec.storageBytes);
-      if (volume.created) undo.push('remove new volume', () => mounts.remove(envId));
-    }
+    // The volume (mkfs, mount) and the network (Docker's iptables rules) take the longest: together.
+    const [volume, network] = await Promise.allSettled([legacyVolume ? undefined : mounts.ensureVolume(envId, spec.storageBytes), networks.ensure(envId)]);
+    if (volume.status === 'fulfilled' && volume.value?.created) undo.push('remove new volume', () => mounts.remove(envId));
+    if (network.status === 'fulfilled' && network.value.created) undo.push('remove new network', () => networks.remove(envId));
+    if (volume.status === 'rejected') throw volume.reason;
+    if (network.status === 'rejected') throw network.reason;
     await mounts.ensureViews(envId, spec.mounts);
-    const network = await networks.ensure(envId);
-    if (network.created) undo.push('remove new network', () => networks.remove(envId));
   }
 
   /** ContainerRuntime.stop, for a checked env id. */
