@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildCreateOptions, specHash, validateSpec, withImage, type CreateContext } from '../../../agent/runtime/docker-spec.js';
+import { ADDED_CAPABILITIES, buildCreateOptions, specHash, validateSpec, withImage, withRealMountPaths, type CreateContext } from '../../../agent/runtime/docker-spec.js';
 import type { MountPolicy } from '../../../agent/runtime/mount-policy.js';
 import type { EnvSpec } from '../../../agent/runtime/types.js';
 
@@ -35,7 +36,8 @@ function spec(over: Partial<EnvSpec> = {}): EnvSpec {
   };
 }
 
-const ctx: CreateContext = { stateDir: '/var/lib/remotegpu', gpuMode: 'nvidia', gpuIndexes: HOST };
+const RUN_DIR = '/run/remotegpu/default';
+const ctx: CreateContext = { stateDir: '/var/lib/remotegpu', gpuMode: 'nvidia', gpuIndexes: HOST, runDir: RUN_DIR };
 
 describe('buildCreateOptions', () => {
   it('sets name, limits, no swap, default shm and pids, and never privileges', () => {
@@ -52,7 +54,36 @@ describe('buildCreateOptions', () => {
       SecurityOpt: ['no-new-privileges'],
       RestartPolicy: { Name: 'unless-stopped' },
     });
-    expect(o.HostConfig?.CapAdd).toBeUndefined();
+  });
+
+  it('drops every capability and adds back only ADDED_CAPABILITIES', () => {
+    const o = buildCreateOptions(spec(), ctx);
+    expect(o.HostConfig?.CapDrop).toEqual(['ALL']);
+    expect(o.HostConfig?.CapAdd).toEqual(Object.keys(ADDED_CAPABILITIES));
+  });
+
+  it('adds back exactly the capabilities an SSH box needs (a change to this list must be deliberate)', () => {
+    expect(Object.keys(ADDED_CAPABILITIES)).toEqual([
+      'CHOWN',
+      'DAC_OVERRIDE',
+      'FOWNER',
+      'FSETID',
+      'SETUID',
+      'SETGID',
+      'KILL',
+      'NET_BIND_SERVICE',
+      'SYS_CHROOT',
+      'AUDIT_WRITE',
+    ]);
+    for (const why of Object.values(ADDED_CAPABILITIES)) expect(why.length).toBeGreaterThan(10);
+    expect(Object.isFrozen(ADDED_CAPABILITIES)).toBe(true);
+  });
+
+  it('joins the environment’s own network, with private IPC and cgroup namespaces', () => {
+    const hc = buildCreateOptions(spec(), ctx).HostConfig as Record<string, unknown>;
+    expect(hc).toMatchObject({ NetworkMode: 'remotegpu-env-abc123-net', IpcMode: 'private', CgroupnsMode: 'private' });
+    for (const key of ['PidMode', 'UTSMode', 'UsernsMode', 'Binds', 'VolumesFrom']) expect(hc[key]).toBeUndefined();
+    expect(buildCreateOptions(spec({ envId: 'other' }), ctx).HostConfig?.NetworkMode).toBe('remotegpu-other-net');
   });
 
   it('honours explicit shm, pids and fractional CPUs; omits limits that are 0', () => {
@@ -75,17 +106,44 @@ describe('buildCreateOptions', () => {
     expect(local.ExposedPorts).toEqual({ '22/tcp': {}, '8888/tcp': {} });
   });
 
-  it('mounts the storage volume, authorized_keys read-only and datasets as asked', () => {
+  it('binds the loop volume’s data directory, authorized_keys read-only and the datasets’ views', () => {
     expect(buildCreateOptions(spec(), ctx).HostConfig?.Mounts).toEqual([
-      { Type: 'volume', Source: 'remotegpu-env-abc123-data', Target: '/root/workspace' },
+      // The agent's own mounts are bound without ReadOnly: Docker's read-only remount would drop their nosuid,nodev.
+      { Type: 'bind', Source: `${RUN_DIR}/env-abc123/volume/data`, Target: '/root/workspace' },
       {
         Type: 'bind',
         Source: '/var/lib/remotegpu/envs/env-abc123/authorized_keys',
         Target: '/root/.ssh/authorized_keys',
         ReadOnly: true,
       },
-      { Type: 'bind', Source: '/srv/datasets/imagenet', Target: '/data/imagenet', ReadOnly: true },
+      { Type: 'bind', Source: `${RUN_DIR}/env-abc123/datasets/ds-1-ro`, Target: '/data/imagenet' },
     ]);
+  });
+
+  it('keeps the Docker volume of an environment that predates loop volumes', () => {
+    const mounts = buildCreateOptions(spec(), { ...ctx, legacyVolume: true }).HostConfig?.Mounts ?? [];
+    expect(mounts[0]).toEqual({ Type: 'volume', Source: 'remotegpu-env-abc123-data', Target: '/root/workspace' });
+    expect(mounts.slice(1).map((m) => m.Type)).toEqual(['bind', 'bind']);
+    expect(mounts.filter((m) => m.Type === 'volume')).toHaveLength(1);
+  });
+
+  it('binds each dataset from its view, named -ro or -rw, sorted by container path, never its host path', () => {
+    const mounts = buildCreateOptions(
+      spec({
+        mounts: [
+          { datasetId: 'ds-2', hostPath: '/srv/datasets/coco', containerPath: '/data/coco', readonly: false },
+          { datasetId: 'ds-1', hostPath: '/srv/datasets/imagenet', containerPath: '/data/imagenet', readonly: true },
+          { datasetId: 'ds-1', hostPath: '/srv/datasets/imagenet', containerPath: '/data/a-imagenet-rw', readonly: false },
+        ],
+      }),
+      ctx,
+    ).HostConfig?.Mounts ?? [];
+    expect(mounts.slice(2)).toEqual([
+      { Type: 'bind', Source: `${RUN_DIR}/env-abc123/datasets/ds-1-rw`, Target: '/data/a-imagenet-rw' },
+      { Type: 'bind', Source: `${RUN_DIR}/env-abc123/datasets/ds-2-rw`, Target: '/data/coco' },
+      { Type: 'bind', Source: `${RUN_DIR}/env-abc123/datasets/ds-1-ro`, Target: '/data/imagenet' },
+    ]);
+    for (const m of mounts) expect(m.Source).not.toMatch(/^\/srv\//);
   });
 
   it('passes env, JUPYTER_TOKEN and the agent-owned NVIDIA_VISIBLE_DEVICES', () => {
@@ -140,12 +198,25 @@ describe('validateSpec', () => {
     expect(() => validateSpec(spec({ mounts: inRoot }), policy)).not.toThrow();
   });
 
-  it('binds the real path it checked, not a symlink that could be repointed later', () => {
+  it('hands the views the real path it checked, not a symlink that could be repointed later', () => {
     symlinkSync(join(roots, 'imagenet'), join(roots, 'current'));
     const viaLink = [{ ...inRoot[0]!, hostPath: join(roots, 'current') }];
     validateSpec(spec({ mounts: viaLink }), policy);
-    const mounts = buildCreateOptions(spec({ mounts: viaLink }), ctx).HostConfig?.Mounts ?? [];
-    expect(mounts.find((m) => m.Target === '/data/imagenet')?.Source).toBe(realpathSync(join(roots, 'imagenet')));
+    const real = withRealMountPaths(spec({ mounts: viaLink }));
+    expect(real.mounts).toEqual([{ ...inRoot[0]!, hostPath: realpathSync(join(roots, 'imagenet')) }]);
+    // A path that cannot be resolved stays as given (validateSpec refused it already).
+    expect(withRealMountPaths(spec()).mounts[0]?.hostPath).toBe('/srv/datasets/imagenet');
+  });
+
+  it('refuses a dataset inside the agent’s run directory', () => {
+    const runDir = join(roots, 'run');
+    mkdirSync(join(runDir, 'env-x', 'volume', 'data'), { recursive: true });
+    const mounts = [{ ...inRoot[0]!, hostPath: join(runDir, 'env-x', 'volume', 'data') }];
+    expect(() => validateSpec(spec({ mounts }), { ...policy, runDir })).toThrow(
+      expect.objectContaining({ code: 'permission_denied', message: expect.stringContaining(`inside its own run directory ${runDir}`) }),
+    );
+    // Without the run directory in the policy, the same path is an ordinary directory of the root.
+    expect(() => validateSpec(spec({ mounts }), policy)).not.toThrow();
   });
 
   it('refuses a dataset outside the dataset roots with permission_denied, naming it', () => {
@@ -169,8 +240,27 @@ describe('validateSpec', () => {
     ['a reserved label', { labels: { 'remotegpu.managed': 'false' } }],
     ['an env name with =', { env: { 'A=B': 'c' } }],
     ['a multi-line SSH key', { sshAuthorizedKeys: ['ssh-ed25519 AAA\ncommand="x" ssh-rsa BBB'] }],
+    ['a negative storage size', { storageBytes: -1 }],
+    ['a fractional storage size', { storageBytes: 1.5 }],
+    ['a storage size past 2^53', { storageBytes: 2 ** 60 }],
   ])('rejects %s with invalid_spec', (_what, over) => {
     expect(() => validateSpec(spec({ mounts: inRoot, ...over }), policy)).toThrow(expect.objectContaining({ name: 'RuntimeError', code: 'invalid_spec' }));
+  });
+
+  // The dataset id names its view's mount point under the run directory.
+  it.each(['../x', 'a/b', '..', '.hidden', '', '-rf', 'a b', 'x'.repeat(65), 'ds\n1'])('rejects the dataset id %j with invalid_spec', (datasetId) => {
+    expect(() => validateSpec(spec({ mounts: [{ ...inRoot[0]!, datasetId }] }), policy)).toThrow(
+      expect.objectContaining({ code: 'invalid_spec', message: expect.stringContaining(`dataset id ${JSON.stringify(datasetId)} is invalid`) }),
+    );
+  });
+
+  it.each(['ds-1', 'DS_2', 'a.b', '0', 'x'.repeat(64)])('accepts the dataset id %j', (datasetId) => {
+    expect(() => validateSpec(spec({ mounts: [{ ...inRoot[0]!, datasetId }] }), policy)).not.toThrow();
+  });
+
+  it('accepts a storage size of 0 and of several TiB', () => {
+    expect(() => validateSpec(spec({ mounts: inRoot, storageBytes: 0 }), policy)).not.toThrow();
+    expect(() => validateSpec(spec({ mounts: inRoot, storageBytes: 16 * 1024 * GiB }), policy)).not.toThrow();
   });
 });
 
@@ -184,6 +274,28 @@ describe('specHash', () => {
     expect(specHash(spec({ sshAuthorizedKeys: [] }))).toBe(base);
     const two = spec({ gpuUuids: [uuid(1), uuid(2)] });
     expect(specHash({ ...two, gpuUuids: [uuid(2), uuid(1)], ports: [...two.ports].reverse() })).toBe(specHash(two));
+  });
+
+  it('is version 2: every container created before capabilities, networks and views (v1) is recreated', () => {
+    const s = spec();
+    const canonical = (v: number) => ({
+      v,
+      image: s.image,
+      cpuCores: s.cpuCores,
+      memoryBytes: s.memoryBytes,
+      gpuUuids: [...s.gpuUuids].sort(),
+      dataPath: s.dataPath,
+      ports: [...s.ports].sort((a, b) => a.containerPort - b.containerPort).map((p) => [p.name, p.containerPort, p.hostPort]),
+      mounts: s.mounts.map((m) => [m.datasetId, m.hostPath, m.containerPath, m.readonly]),
+      env: Object.entries(s.env),
+      labels: Object.entries(s.labels),
+      jupyterToken: s.jupyterToken,
+      shmBytes: s.shmBytes,
+      pidsLimit: s.pidsLimit,
+    });
+    const hash = (v: number) => createHash('sha256').update(JSON.stringify(canonical(v))).digest('hex').slice(0, 16);
+    expect(specHash(s)).toBe(hash(2));
+    expect(specHash(s)).not.toBe(hash(1));
   });
 
   it.each<[string, Partial<EnvSpec>]>([

@@ -109,6 +109,41 @@ describe('checkBindSource: refused whatever the roots say (permission_denied)', 
   });
 });
 
+describe('checkBindSource: the agent\'s run directory (permission_denied)', () => {
+  // The run directory holds every environment's volume and dataset views: a dataset in it would
+  // hand one environment another's data. Here it lies inside a dataset root, where only the run
+  // directory rule refuses it.
+  const runDir = join(root, 'run');
+  mkdirSync(join(runDir, 'env-2', 'volume', 'data'), { recursive: true });
+  mkdirSync(join(runDir, 'env-2', 'datasets', 'ds-1-ro'), { recursive: true });
+  symlinkSync(join(runDir, 'env-2'), join(root, 'run-link'));
+  const withRun: MountPolicy = { ...policy, runDir };
+
+  it.each([
+    ['the run directory', runDir, `the agent never mounts its own run directory ${runDir}`],
+    ['the run directory with a trailing slash', `${runDir}/`, 'its own run directory'],
+    ['another environment\'s volume', join(runDir, 'env-2', 'volume', 'data'), `it is inside its own run directory ${runDir}, which the agent never mounts`],
+    ['another environment\'s dataset view', join(runDir, 'env-2', 'datasets', 'ds-1-ro'), 'inside its own run directory'],
+    ['a directory holding the run directory', root, `it contains its own run directory ${runDir}`],
+    ['a symlink in a root into the run directory', join(root, 'run-link'), `(resolves to ${join(runDir, 'env-2')}) is refused: it is inside its own run directory`],
+  ])('refuses %s', (_what, path, rule) => {
+    const err = check(path, withRun);
+    expect(err).toMatchObject({ name: 'RuntimeError', code: 'permission_denied' });
+    expect(err!.message).toContain(rule);
+  });
+
+  it('refuses it through a symlink to the run directory itself', () => {
+    const linked = join(base, 'run-dir-link');
+    symlinkSync(runDir, linked);
+    expect(check(join(runDir, 'env-2'), { ...policy, runDir: linked })).toMatchObject({ code: 'permission_denied', message: expect.stringContaining('its own run directory') });
+  });
+
+  it('still accepts the root\'s other datasets', () => {
+    expect(check(join(root, 'imagenet'), withRun)).toBeUndefined();
+    expect(check(join(root, 'coco-latest'), withRun)).toBeUndefined();
+  });
+});
+
 describe('checkBindSource: outside the dataset roots (permission_denied)', () => {
   it('refuses a directory outside every root, naming the roots', () => {
     expect(check(outside)).toMatchObject({ code: 'permission_denied', message: `mount source ${outside} is outside REMOTEGPU_DATASET_ROOTS (${root})` });
