@@ -55,6 +55,10 @@ export function assertConfined(options: ContainerCreateOptions, allowed: Allowed
     if (typeof value === 'string' && (value === 'host' || value.startsWith('container:'))) refuse(`with ${key} ${value}`);
   }
   for (const key of NEVER_SET) if (nonEmpty(hc[key])) refuse(`with ${key}`);
+  // Docker masks /proc and /sys paths only when these are absent: even an empty list unmasks them.
+  for (const key of ['MaskedPaths', 'ReadonlyPaths']) if (hc[key] !== undefined) refuse(`with ${key} (Docker's defaults must apply)`);
+  // Endpoints here would join networks besides NetworkMode's.
+  if (nonEmpty((options as { NetworkingConfig?: unknown }).NetworkingConfig)) refuse('with NetworkingConfig (only its own network)');
   for (const opt of (hc.SecurityOpt ?? []) as string[]) if (!ALLOWED_SECURITY_OPTS.has(opt)) refuse(`with security option ${opt}`);
   for (const device of (hc.Devices ?? []) as DeviceMapping[]) {
     if (!allowed.devices.some((d) => isDeepStrictEqual(d, device))) refuse(`with device ${device.PathOnHost}`);

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import { RuntimeError } from './errors.js';
 import { datasetViewName, datasetViewPath, envRunDir, volumeDataPath, volumeFilePath, volumeMountPath } from './docker-names.js';
-import { loopDeviceOf, mount, mountPoints, tool, unmount, unmountAndRemove } from './mount-table.js';
+import { loopDeviceOf, mount, mountPoints, tool, toolOutput, unmount, unmountAndRemove } from './mount-table.js';
 import type { DatasetMountSpec } from './types.js';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -58,8 +58,8 @@ export class HostMounts {
   /**
    * The host directory to bind-mount at the environment's data path: its volume, created when
    * missing (refused with 'disk_full' when the data directory's disk would fall below its reserve),
-   * grown when `storageBytes` is larger than the file (resize2fs, online), never shrunk, and
-   * mounted when it is not. `created` is true when this call made the file.
+   * grown when `storageBytes` is larger than its file system (see grow), never shrunk, and mounted
+   * when it is not. `created` is true when this call made the file.
    */
   async ensureVolume(envId: string, storageBytes: number): Promise<{ source: string; created: boolean }> {
     const file = volumeFilePath(this.settings.stateDir, envId);
@@ -72,8 +72,8 @@ export class HostMounts {
       created = true;
     }
     try {
+      if (existing) await this.grow(envId, file, size);
       await this.mountVolume(envId);
-      if (existing && size > existing.size) await this.grow(envId, file, size, existing.size);
     } catch (err) {
       if (created) await this.removeVolume(envId).catch(() => undefined);
       throw err;
@@ -148,8 +148,11 @@ export class HostMounts {
   async remove(envId: string): Promise<boolean> {
     const runEnv = envRunDir(this.settings.runDir, envId);
     let existed = false;
-    for (const point of [...(await mountPoints())].filter((p) => p.startsWith(`${runEnv}/`)).sort().reverse()) {
-      await unmount(point);
+    // Deepest first, each until nothing is mounted there any more (mounts may be stacked).
+    for (let round = 0; round < 8; round++) {
+      const points = [...(await mountPoints())].filter((p) => p.startsWith(`${runEnv}/`)).sort().reverse();
+      if (points.length === 0) break;
+      for (const point of points) await unmount(point);
       existed = true;
     }
     await rm(runEnv, { recursive: true, force: true });
@@ -179,6 +182,7 @@ export class HostMounts {
     if (!(await mountPoints()).has(point)) {
       await mkdir(point, { recursive: true, mode: 0o700 });
       await mount(['-t', 'ext4', '-o', `loop,noatime,${VIEW_OPTIONS.join(',')}`, volumeFilePath(this.settings.stateDir, envId), point]);
+      await mount(['--make-private', point]);
     }
     await mkdir(join(point, 'data'), { recursive: true, mode: 0o755 });
   }
@@ -191,6 +195,9 @@ export class HostMounts {
     await mkdir(point, { recursive: true, mode: 0o700 });
     await mount(['--bind', r.hostPath, point]);
     try {
+      // Private: on a host whose mounts are shared (systemd), a mount made later under the dataset
+      // must not appear in the view (writable, without nosuid), nor an unmount here reach the host.
+      await mount(['--make-private', point]);
       await mount(['-o', ['remount', 'bind', ...VIEW_OPTIONS, r.readonly ? 'ro' : 'rw'].join(','), point]);
     } catch (err) {
       await unmount(point);
@@ -198,14 +205,36 @@ export class HostMounts {
     }
   }
 
-  /** Grows the file and its file system to `size` while mounted (resize2fs works online). */
-  private async grow(envId: string, file: string, size: number, from: number): Promise<void> {
-    const device = await loopDeviceOf(volumeMountPath(this.settings.runDir, envId));
-    if (!device) throw new RuntimeError('internal', `environment ${envId}: its volume is mounted from no loop device`);
-    await this.checkReserve(size - from, envId);
-    await truncate(file, size);
-    await tool('losetup', ['--set-capacity', device]);
-    await tool('resize2fs', [device]);
+  /**
+   * Grows the volume's file system to `size` when it is smaller (compared with the file system, not
+   * the file, so a grow cut short is finished by the next apply). Offline when nothing else has it
+   * mounted (the environment is stopped: unmount, e2fsck, resize2fs; no capability needed beyond
+   * root's), else online through the loop device (resize2fs needs CAP_SYS_RESOURCE for that).
+   */
+  private async grow(envId: string, file: string, size: number): Promise<void> {
+    const from = await fileSystemBytes(file);
+    if (from >= size) return;
+    const fileBytes = (await stat(file)).size;
+    if (fileBytes < size) {
+      await this.checkReserve(size - fileBytes, envId);
+      await truncate(file, size);
+    }
+    const point = volumeMountPath(this.settings.runDir, envId);
+    if ((await mountPoints()).has(point)) await unmount(point);
+    if (await loopAttached(file)) {
+      // A running container still has it mounted: grow it in place.
+      await this.mountVolume(envId);
+      const device = await loopDeviceOf(point);
+      if (!device) throw new RuntimeError('internal', `environment ${envId}: its volume is mounted from no loop device`);
+      await tool('losetup', ['--set-capacity', device]);
+      await tool('resize2fs', [device]);
+    } else {
+      // Exit code 1: errors were found and fixed, which resize2fs accepts.
+      await tool('e2fsck', ['-f', '-p', file]).catch((err: unknown) => {
+        if ((err as { cause?: { code?: unknown } }).cause?.code !== 1) throw err;
+      });
+      await tool('resize2fs', [file]);
+    }
     this.settings.log?.info({ envId, from, to: size }, 'environment volume grown');
   }
 
@@ -245,6 +274,20 @@ async function readRecords(file: string): Promise<ViewRecord[]> {
   } catch {
     return [];
   }
+}
+
+/** The size of the ext4 file system in `file` (its superblock: block count × block size). */
+async function fileSystemBytes(file: string): Promise<number> {
+  const out = await toolOutput('dumpe2fs', ['-h', file]);
+  const count = /^Block count:\s+(\d+)/m.exec(out)?.[1];
+  const blockSize = /^Block size:\s+(\d+)/m.exec(out)?.[1];
+  if (!count || !blockSize) throw new RuntimeError('internal', `dumpe2fs -h ${file}: no block count or block size in its output`);
+  return Number(count) * Number(blockSize);
+}
+
+/** True when a loop device is still attached to `file` (some mount namespace has it mounted). */
+async function loopAttached(file: string): Promise<boolean> {
+  return (await toolOutput('losetup', ['-j', file])).trim() !== '';
 }
 
 /** A sparse file of `size` bytes formatted ext4 (no reserved blocks: the whole size is the user's). */

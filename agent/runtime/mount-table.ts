@@ -57,8 +57,13 @@ export async function unmountAndRemove(point: string): Promise<void> {
 
 /** Runs a host tool; its stderr becomes the RuntimeError's message ('internal'). */
 export async function tool(command: string, args: readonly string[]): Promise<void> {
+  await toolOutput(command, args);
+}
+
+/** Runs a host tool and returns its standard output; failures as in tool(). */
+export async function toolOutput(command: string, args: readonly string[]): Promise<string> {
   try {
-    await run(command, [...args], { timeout: 60_000 });
+    return (await run(command, [...args], { timeout: 120_000 })).stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string; code?: string };
     const why = e.code === 'ENOENT' ? `${command} is not installed` : (e.stderr?.trim() || e.message).split('\n')[0];

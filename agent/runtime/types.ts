@@ -36,7 +36,7 @@ export interface EnvSpec {
   readonly memoryBytes: number;
   /** GPUs the container sees, by UUID; exactly these and no others. */
   readonly gpuUuids: readonly string[];
-  /** Size of the storage volume in bytes (advisory: the local volume driver cannot enforce it). */
+  /** Size of the storage volume in bytes: an ext4 file system of exactly this size (host-mounts.ts); grows, never shrinks. */
   readonly storageBytes: number;
   /** Where the storage volume is mounted in the container, e.g. "/root/workspace". */
   readonly dataPath: string;

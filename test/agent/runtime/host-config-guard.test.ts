@@ -198,14 +198,11 @@ describe('buildCreateOptions runs the guard', () => {
   });
 });
 
-// KNOWN GAP, not yet closed in host-config-guard.ts: Docker applies its default masked and
-// read-only /proc paths only when these fields are absent; an empty list (`[]`) leaves /proc/sys
-// writable to the container's root (checked on Docker 20.10: no read-only /proc/sys mount), and a
-// writable kernel.core_pattern is a host escape even with every capability dropped. The guard's
-// NEVER_SET check does not see them (nonEmpty([]) is false). When the guard refuses any value of
-// them, turn these `it.fails` into `it`.
+// Docker applies its default masked and read-only /proc paths only when these fields are absent; an
+// empty list (`[]`) leaves /proc/sys writable to the container's root (checked on Docker 20.10), and
+// a writable kernel.core_pattern is a host escape even with every capability dropped.
 describe('assertConfined: masked and read-only /proc paths', () => {
-  it.fails.each<[string, Record<string, unknown>]>([
+  it.each<[string, Record<string, unknown>]>([
     ['no masked paths', { MaskedPaths: [] }],
     ['no read-only paths', { ReadonlyPaths: [] }],
   ])('refuses %s with permission_denied', (_what, change) => {
@@ -213,14 +210,11 @@ describe('assertConfined: masked and read-only /proc paths', () => {
   });
 });
 
-// KNOWN GAP, not yet closed in host-config-guard.ts: the guard checks HostConfig.NetworkMode only.
 // Docker 20.10 (API 1.41) attaches a container to the networks named in the top-level
-// NetworkingConfig.EndpointsConfig instead (checked: NetworkMode own network plus EndpointsConfig
-// {bridge: {}} started on 172.17.0.0/16), so these options would reach the default bridge or
-// another environment's network. buildCreateOptions never sets NetworkingConfig; when the guard
-// refuses it (or any endpoint but its own network), turn these `it.fails` into `it`.
+// NetworkingConfig.EndpointsConfig besides HostConfig.NetworkMode (checked: own network plus
+// EndpointsConfig {bridge: {}} started on 172.17.0.0/16); buildCreateOptions never sets it.
 describe('assertConfined: endpoints outside HostConfig', () => {
-  it.fails.each([['the default bridge', 'bridge'], ['another environment’s network', 'remotegpu-env-other-net']])('refuses an endpoint on %s', (_what, network) => {
+  it.each([['the default bridge', 'bridge'], ['another environment’s network', 'remotegpu-env-other-net']])('refuses an endpoint on %s', (_what, network) => {
     const options = { ...built, NetworkingConfig: { EndpointsConfig: { [network]: {} } } } as ContainerCreateOptions;
     expect(() => assertConfined(options, allowed)).toThrow(expect.objectContaining({ code: 'permission_denied' }));
   });
