@@ -1,9 +1,9 @@
-import { mkdir, open, readFile, readdir, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import { RuntimeError } from './errors.js';
 import { datasetViewName, datasetViewPath, envRunDir, volumeDataPath, volumeFilePath, volumeMountPath } from './docker-names.js';
-import { loopDeviceOf, mount, mountPoints, tool, toolOutput, unmount, unmountAndRemove } from './mount-table.js';
+import { createVolumeFile, fileSystemBytes, loopAttached, loopDeviceOf, mount, mountPoints, tool, unmount, unmountAndRemove } from './mount-table.js';
 import type { DatasetMountSpec } from './types.js';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -273,36 +273,6 @@ async function readRecords(file: string): Promise<ViewRecord[]> {
     return Array.isArray(parsed) ? (parsed as ViewRecord[]).filter((r) => typeof r?.hostPath === 'string' && typeof r.datasetId === 'string') : [];
   } catch {
     return [];
-  }
-}
-
-/** The size of the ext4 file system in `file` (its superblock: block count × block size). */
-async function fileSystemBytes(file: string): Promise<number> {
-  const out = await toolOutput('dumpe2fs', ['-h', file]);
-  const count = /^Block count:\s+(\d+)/m.exec(out)?.[1];
-  const blockSize = /^Block size:\s+(\d+)/m.exec(out)?.[1];
-  if (!count || !blockSize) throw new RuntimeError('internal', `dumpe2fs -h ${file}: no block count or block size in its output`);
-  return Number(count) * Number(blockSize);
-}
-
-/** True when a loop device is still attached to `file` (some mount namespace has it mounted). */
-async function loopAttached(file: string): Promise<boolean> {
-  return (await toolOutput('losetup', ['-j', file])).trim() !== '';
-}
-
-/** A sparse file of `size` bytes formatted ext4 (no reserved blocks: the whole size is the user's). */
-async function createVolumeFile(file: string, size: number): Promise<void> {
-  const handle = await open(file, 'wx', 0o600);
-  try {
-    await handle.truncate(size);
-  } finally {
-    await handle.close();
-  }
-  try {
-    await tool('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', file]);
-  } catch (err) {
-    await rm(file, { force: true });
-    throw err;
   }
 }
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, rmdir } from 'node:fs/promises';
+import { open, readFile, rm, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { RuntimeError } from './errors.js';
 
@@ -71,3 +71,32 @@ export async function toolOutput(command: string, args: readonly string[]): Prom
   }
 }
 
+/** The size of the ext4 file system in `file` (its superblock: block count × block size). */
+export async function fileSystemBytes(file: string): Promise<number> {
+  const out = await toolOutput('dumpe2fs', ['-h', file]);
+  const count = /^Block count:\s+(\d+)/m.exec(out)?.[1];
+  const blockSize = /^Block size:\s+(\d+)/m.exec(out)?.[1];
+  if (!count || !blockSize) throw new RuntimeError('internal', `dumpe2fs -h ${file}: no block count or block size in its output`);
+  return Number(count) * Number(blockSize);
+}
+
+/** True when a loop device is still attached to `file` (some mount namespace has it mounted). */
+export async function loopAttached(file: string): Promise<boolean> {
+  return (await toolOutput('losetup', ['-j', file])).trim() !== '';
+}
+
+/** A sparse file of `size` bytes formatted ext4 (no reserved blocks: the whole size is the user's). */
+export async function createVolumeFile(file: string, size: number): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await handle.truncate(size);
+  } finally {
+    await handle.close();
+  }
+  try {
+    await tool('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', file]);
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
+}
