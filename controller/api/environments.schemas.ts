@@ -87,6 +87,12 @@ export const Environment = z
     gpu: z.number(),
     gpu_model: z.string().nullable(),
     storage: z.number(),
+    storage_used: z.number().nullable().openapi({ description: 'bytes used on the storage volume, as the agent last measured; null when unknown (not mounted yet, or a volume created before volumes had a size)' }),
+    rootfs_used: z.number().nullable().openapi({
+      description:
+        "bytes written to the container's writable layer (files outside the storage volume and mounts), measured about once a minute; null until measured. At REMOTEGPU_ROOTFS_LIMIT the agent stops the environment",
+    }),
+    usage_measured_at: z.string().nullable().openapi({ description: 'when the host last reported storage_used and rootfs_used (at least once a minute while it reports)' }),
     host_id: z.string().nullable(),
     ssh_port: z.number().nullable(),
     jupyter_port: z.number().nullable(),
@@ -122,6 +128,9 @@ export function environmentJson(env: EnvWithHost, access: EnvironmentAccess) {
     gpu: env.gpu,
     gpu_model: env.gpu_model,
     storage: env.storage_bytes,
+    storage_used: env.storage_used_bytes,
+    rootfs_used: env.rootfs_used_bytes,
+    usage_measured_at: iso(env.usage_measured_at),
     host_id: env.host_id,
     ssh_port: env.ssh_port,
     jupyter_port: env.jupyter_port,

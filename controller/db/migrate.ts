@@ -4,6 +4,7 @@ import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_settings.js';
 import * as m0003 from './migrations/0003_host_trust.js';
 import * as m0004 from './migrations/0004_dataset_writable.js';
+import * as m0005 from './migrations/0005_storage_usage.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -11,6 +12,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0002_settings': m0002,
   '0003_host_trust': m0003,
   '0004_dataset_writable': m0004,
+  '0005_storage_usage': m0005,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -92,6 +92,10 @@ export interface HostsTable {
   memory_bytes: Generated<number>;
   disk_total_bytes: Generated<number>;
   disk_free_bytes: Generated<number>;
+  /** Bytes of the data disk the agent keeps free (REMOTEGPU_DISK_RESERVE): not schedulable. */
+  disk_reserve_bytes: Generated<number>;
+  /** Free space below the reserve (the agent says so): the host takes no new environments. */
+  disk_pressure: Generated<boolean>;
   driver_version: Generated<string>;
   cuda_version: Generated<string>;
   gpu_mode: Generated<string>;
@@ -158,6 +162,12 @@ export interface EnvironmentsTable {
   applied_generation: Generated<number>;
   observed_state: Generated<string>;
   observed_at: NullableTimestamp;
+  /** Used bytes of its storage volume as last reported; null: unknown (not mounted, legacy volume). */
+  storage_used_bytes: Generated<number | null>;
+  /** Bytes in its container's writable layer as last reported; null: not measured yet. */
+  rootfs_used_bytes: Generated<number | null>;
+  /** When the report carrying those figures arrived. */
+  usage_measured_at: NullableTimestamp;
   created_at: Timestamp;
   updated_at: Timestamp;
   started_at: NullableTimestamp;

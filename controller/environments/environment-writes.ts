@@ -127,6 +127,38 @@ export async function recordObservation(
   if (next?.event && Number(changed.numUpdatedRows) > 0) await addEvent(trx, envId, { kind: next.status, message: next.event });
 }
 
+/** What a host report says one environment uses of the disk, in bytes; null: the agent could not tell. */
+export interface UsageReport {
+  readonly envId: string;
+  readonly storageUsedBytes: number | null;
+  readonly rootfsUsedBytes: number | null;
+}
+
+/** How often unchanged usage figures are written again (so usage_measured_at stays fresh without a write per report). */
+const USAGE_REFRESH_S = 60;
+
+/**
+ * Records the disk usage a host reported for its environments, in one statement. A figure the
+ * agent could not tell keeps the stored one; rows of other hosts are left alone; a row whose
+ * figures did not change is written again only once its usage_measured_at is a minute old.
+ */
+export async function recordUsage(trx: Trx, hostId: string, usage: readonly UsageReport[]): Promise<void> {
+  const known = usage.filter((u) => u.storageUsedBytes !== null || u.rootfsUsedBytes !== null);
+  if (known.length === 0) return;
+  const rows = sql.join(known.map((u) => sql`(${u.envId}::text, ${u.storageUsedBytes}::bigint, ${u.rootfsUsedBytes}::bigint)`));
+  await sql`
+    update environments e
+    set storage_used_bytes = coalesce(v.s, e.storage_used_bytes),
+        rootfs_used_bytes = coalesce(v.r, e.rootfs_used_bytes),
+        usage_measured_at = now()
+    from (values ${rows}) as v(id, s, r)
+    where e.id = v.id and e.host_id = ${hostId}
+      and (e.usage_measured_at is null
+        or e.usage_measured_at < now() - make_interval(secs => ${USAGE_REFRESH_S})
+        or (v.s is not null and v.s is distinct from e.storage_used_bytes)
+        or (v.r is not null and v.r is distinct from e.rootfs_used_bytes))`.execute(trx);
+}
+
 /** Marks the active environments of a silent host `lost`; returns their ids. */
 export async function markLostOnHost(trx: Trx, hostId: string, reason: string, event: EventInput): Promise<string[]> {
   const lost = await trx

@@ -4,7 +4,7 @@ import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
 import { existingIds, listOnHost } from './environments.repo.js';
-import { addEvents, markLostOnHost, recordObservation } from './environment-writes.js';
+import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
 
 /** How long the reconciler's own observation outranks agent reports that may have been built before it. */
 const RECENT_OBSERVATION_MS = 5_000;
@@ -21,8 +21,10 @@ interface NextStatus {
 
 /**
  * Moves environment status on from what agents report: records their lifecycle events as log
- * lines, marks environments of a silent host `lost` and brings them back when it reports again,
- * notices containers that died or vanished, and removes containers the controller does not know.
+ * lines and the disk usage they measured, marks environments of a silent host `lost` and brings
+ * them back when it reports again, notices containers that died, were stopped by the agent (with
+ * its reason, e.g. the writable-layer limit) or vanished, and removes containers the controller
+ * does not know.
  */
 export class EnvironmentObserver implements HostObserver {
   constructor(private readonly deps: { db: Db; logger: Logger; agents: AgentPool; wake: WakeSignal }) {}
@@ -37,8 +39,12 @@ export class EnvironmentObserver implements HostObserver {
       .filter((row) => row.desired_state !== 'deleted')
       .map((row) => ({ row, state: reported.get(row.id)?.state ?? 'absent', next: this.nextStatus(row, reported.get(row.id)) }))
       .filter(({ row, state, next }) => next !== undefined || row.observed_state !== state);
-    if (agentEvents.length > 0 || changes.length > 0) {
+    const usage = environments
+      .filter((e) => known.has(e.envId) && (e.storageUsedBytes !== null || e.rootfsUsedBytes !== null))
+      .map((e) => ({ envId: e.envId, storageUsedBytes: e.storageUsedBytes, rootfsUsedBytes: e.rootfsUsedBytes }));
+    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0) {
       await db.transaction().execute(async (trx) => {
+        await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
         for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next);
       });
@@ -62,6 +68,8 @@ export class EnvironmentObserver implements HostObserver {
       return { status: 'starting', reason: 'container missing on the host; recreating it', event: 'Container missing on the host; recreating it', reapply: true };
     }
     if (!seen) return undefined;
+    // The agent stopped it itself (the writable-layer limit): say why, not just the exit code.
+    if (seen.stopReason) return { status: 'error', reason: `stopped: ${seen.stopReason}`, event: `Container stopped: ${seen.stopReason}` };
     const why = seen.oomKilled ? `killed for exceeding its memory limit (OOM, exit code ${seen.exitCode})` : `exited with code ${seen.exitCode}`;
     return { status: 'error', reason: `container ${why}`, event: `Container ${why}` };
   }

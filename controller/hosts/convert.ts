@@ -50,6 +50,8 @@ export function hostFactsFromProto(f: ProtoHostFacts): HostFacts {
     memoryBytes: f.memoryBytes,
     diskTotalBytes: f.diskTotalBytes,
     diskFreeBytes: f.diskFreeBytes,
+    diskReserveBytes: f.diskReserveBytes ?? 0,
+    diskPressure: f.diskPressure ?? false,
     gpus: f.gpus.map(gpuFromProto),
     gpuCondition: f.gpuCondition,
     driverVersion: f.driverVersion || first?.driverVersion || '',
@@ -89,8 +91,16 @@ export function observedFromProto(s: EnvironmentStatus): ObservedEnvironment {
     finishedAt: msToDate(s.finishedAtMs),
     message: bounded(s.message),
     sshReady: s.sshReady,
+    storageUsedBytes: usageBytes(s.storageUsedBytes),
+    rootfsUsedBytes: usageBytes(s.rootfsUsedBytes),
+    stopReason: bounded(s.stopReason ?? ''),
   };
 }
+
+/** 8 PiB, the bound of reported disk sizes: a larger figure is garbage and reads as unknown. */
+const MAX_USAGE_BYTES = 8 * 2 ** 50;
+const usageBytes = (bytes: number | undefined): number | null =>
+  bytes !== undefined && Number.isSafeInteger(bytes) && bytes >= 0 && bytes <= MAX_USAGE_BYTES ? bytes : null;
 
 /** The observation for an environment the agent has no container for. */
 export function absentObservation(envId: string, message = ''): ObservedEnvironment {
@@ -106,6 +116,9 @@ export function absentObservation(envId: string, message = ''): ObservedEnvironm
     finishedAt: null,
     message,
     sshReady: false,
+    storageUsedBytes: null,
+    rootfsUsedBytes: null,
+    stopReason: '',
   };
 }
 

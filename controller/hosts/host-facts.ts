@@ -89,6 +89,7 @@ function checkHost(f: HostFacts, issues: FieldIssue[]): void {
   checkNumber('facts.memory_bytes', f.memoryBytes, { max: FACT_LIMITS.memoryBytes, unit: 'bytes', maxText: '64 TiB' }, issues);
   checkNumber('facts.disk_total_bytes', f.diskTotalBytes, { max: FACT_LIMITS.diskBytes, unit: 'bytes', maxText: '8 PiB' }, issues);
   checkNumber('facts.disk_free_bytes', f.diskFreeBytes, { max: FACT_LIMITS.diskBytes, unit: 'bytes', maxText: '8 PiB' }, issues);
+  checkNumber('facts.disk_reserve_bytes', f.diskReserveBytes, { max: FACT_LIMITS.diskBytes, unit: 'bytes', maxText: '8 PiB' }, issues);
 }
 
 function checkGpu(g: GpuFacts, at: string, issues: FieldIssue[]): void {

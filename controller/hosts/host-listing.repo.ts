@@ -46,6 +46,8 @@ function summaryQuery(db: Db) {
       'ea.memory as memoryAllocatedBytes',
       'h.disk_total_bytes as storageTotalBytes',
       'ea.storage as storageAllocatedBytes',
+      'h.disk_reserve_bytes as diskReserveBytes',
+      'h.disk_pressure as diskPressure',
       'ea.environments as environmentCount',
       'h.agent_version as agentVersion',
       'h.driver_version as driverVersion',

@@ -19,6 +19,8 @@ function factColumns(f: HostFacts) {
     memory_bytes: f.memoryBytes,
     disk_total_bytes: f.diskTotalBytes,
     disk_free_bytes: f.diskFreeBytes,
+    disk_reserve_bytes: f.diskReserveBytes,
+    disk_pressure: f.diskPressure,
     driver_version: f.driverVersion,
     cuda_version: f.cudaVersion,
     gpu_mode: f.gpuMode,

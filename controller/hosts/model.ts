@@ -34,6 +34,10 @@ export interface HostFacts {
   readonly memoryBytes: number;
   readonly diskTotalBytes: number;
   readonly diskFreeBytes: number;
+  /** Bytes of the data disk the agent keeps free (REMOTEGPU_DISK_RESERVE); 0 from agents that do not say. */
+  readonly diskReserveBytes: number;
+  /** Free space is below the reserve: the host takes no new environments. */
+  readonly diskPressure: boolean;
   readonly gpus: readonly GpuFacts[];
   /** Why the host reports no or fewer GPUs than expected ('' when discovery succeeded). */
   readonly gpuCondition: string;
@@ -65,6 +69,10 @@ export interface HostSummary {
   readonly memoryAllocatedBytes: number;
   readonly storageTotalBytes: number;
   readonly storageAllocatedBytes: number;
+  /** Bytes of the data disk kept free (REMOTEGPU_DISK_RESERVE): not schedulable. */
+  readonly diskReserveBytes: number;
+  /** The data disk's free space is below the reserve: no new environments. */
+  readonly diskPressure: boolean;
   /** Environments placed on the host that are not deleted. */
   readonly environmentCount: number;
   readonly agentVersion: string;

@@ -32,10 +32,13 @@ export async function snapshotForScheduling(db: Db, options: { hostIds?: readonl
     status: h.status,
     cpuCores: h.cpu_cores,
     memoryBytes: h.memory_bytes,
-    storageBytes: h.disk_total_bytes,
+    // Volumes are sparse files of exactly their size on the data disk: what may be promised is the
+    // disk minus the reserve the agent keeps free, and every volume there counts in full.
+    storageBytes: Math.max(0, h.disk_total_bytes - h.disk_reserve_bytes),
     allocatedCpuCores: h.cpu,
     allocatedMemoryBytes: h.memory,
     allocatedStorageBytes: h.storage,
+    diskPressure: h.disk_pressure,
     gpus: byHost.get(h.id) ?? [],
   }));
 }
@@ -52,6 +55,8 @@ function hostRows(db: Db, ids: readonly string[] | undefined) {
       'h.cpu_cores',
       'h.memory_bytes',
       'h.disk_total_bytes',
+      'h.disk_reserve_bytes',
+      'h.disk_pressure',
       'ea.cpu',
       'ea.memory',
       'ea.storage',

@@ -16,6 +16,15 @@ export interface ObservedEnvironment {
   readonly finishedAt: Date | null;
   readonly message: string;
   readonly sshReady: boolean;
+  /** Used bytes of the environment's storage volume; null when the agent could not tell. */
+  readonly storageUsedBytes: number | null;
+  /** Bytes in the container's writable layer (measured about once a minute); null when unknown. */
+  readonly rootfsUsedBytes: number | null;
+  /**
+   * Why the agent itself stopped the container, e.g. "writable layer 10.2 GiB exceeded the 10 GiB
+   * limit (REMOTEGPU_ROOTFS_LIMIT)"; '' when it did not.
+   */
+  readonly stopReason: string;
 }
 
 /** A lifecycle event reported by an agent. */

@@ -40,6 +40,15 @@ export const checkStatus: HostFilter = (_request, host) => {
   }
 };
 
+/**
+ * A host whose data disk has less free space than the reserve its agent keeps (REMOTEGPU_DISK_RESERVE)
+ * takes no new environment. A start of one already there asks for no storage and still fits.
+ */
+export const checkDiskPressure: HostFilter = (request, host) => {
+  if (!host.diskPressure || !(request.storageBytes > 0)) return null;
+  return reject(host, 'disk_pressure', 'host is under disk pressure (its data disk has less free space than the reserve, REMOTEGPU_DISK_RESERVE): it takes no new environments');
+};
+
 /** A request for a GPU model refuses hosts that have GPUs, none of that model. */
 export const checkGpuModel: HostFilter = (request, host, gpus) => {
   if (gpusNeeded(request) === 0 || gpus.total === 0 || gpus.matching > 0) return null;
@@ -86,7 +95,7 @@ export const checkMemory: HostFilter = (request, host) => {
   );
 };
 
-/** Enough unreserved storage for the environment's volume. */
+/** Enough unreserved storage for the environment's volume (the disk's size minus its reserve, minus every volume there). */
 export const checkStorage: HostFilter = (request, host) => {
   const free = freeOf(host.storageBytes, host.allocatedStorageBytes);
   if (fits(request.storageBytes, free)) return null;
@@ -98,11 +107,11 @@ export const checkStorage: HostFilter = (request, host) => {
 };
 
 /**
- * The filters in the order they run; a host's rejection is the first that refuses it. Status
- * comes first (no point in sizing a host that takes nothing), then GPUs, the scarce resource
- * users ask about, then CPU, memory and storage.
+ * The filters in the order they run; a host's rejection is the first that refuses it. Status and
+ * disk pressure come first (no point in sizing a host that takes nothing), then GPUs, the scarce
+ * resource users ask about, then CPU, memory and storage.
  */
-export const FILTERS: readonly HostFilter[] = [checkStatus, checkGpuModel, checkGpus, checkCpu, checkMemory, checkStorage];
+export const FILTERS: readonly HostFilter[] = [checkStatus, checkDiskPressure, checkGpuModel, checkGpus, checkCpu, checkMemory, checkStorage];
 
 /** Runs `filters` in order and returns the first rejection, or `null` when the host is feasible. */
 export function firstRejection(
@@ -119,9 +128,9 @@ export function firstRejection(
 }
 
 /**
- * True when the host is schedulable at all (status online), regardless of the request's sizes:
- * the hosts whose free capacity is worth showing in a "largest free slot".
+ * True when the host takes new environments at all (status online, no disk pressure), regardless
+ * of the request's sizes: the hosts whose free capacity is worth showing in a "largest free slot".
  */
 export function isSchedulable(host: HostSnapshot): boolean {
-  return host.status === 'online';
+  return host.status === 'online' && !host.diskPressure;
 }

@@ -4,6 +4,7 @@ export { summarizeRejections, formatBytes } from './format.js';
 export {
   FILTERS,
   checkStatus,
+  checkDiskPressure,
   checkGpuModel,
   checkGpus,
   checkCpu,

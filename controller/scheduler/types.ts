@@ -44,10 +44,14 @@ export interface HostSnapshot {
   readonly status: HostStatus;
   readonly cpuCores: number;
   readonly memoryBytes: number;
+  /** Storage volumes may use this much: the data disk's size minus the reserve the agent keeps free. */
   readonly storageBytes: number;
   readonly allocatedCpuCores: number;
   readonly allocatedMemoryBytes: number;
+  /** The storage size of every environment on the host that is not deleted (their volumes exist). */
   readonly allocatedStorageBytes: number;
+  /** The data disk has less free space than its reserve: no new environment (absent: false). */
+  readonly diskPressure?: boolean;
   readonly gpus: readonly GpuSnapshot[];
 }
 
@@ -57,6 +61,7 @@ export type RejectReason =
   | 'cordoned'
   | 'draining'
   | 'pending_approval'
+  | 'disk_pressure'
   | 'insufficient_cpu'
   | 'insufficient_memory'
   | 'insufficient_storage'

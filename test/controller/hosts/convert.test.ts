@@ -63,6 +63,16 @@ describe('hosts proto conversion', () => {
     expect(o.message.length).toBeLessThanOrEqual(4097);
   });
 
+  it('reads storage and writable-layer usage and the stop reason; absent or absurd figures are unknown (null)', () => {
+    const bare = observedFromProto(status(ObservedState.OBSERVED_STATE_RUNNING));
+    expect(bare).toMatchObject({ storageUsedBytes: null, rootfsUsedBytes: null, stopReason: '' });
+    const full = observedFromProto(status(ObservedState.OBSERVED_STATE_EXITED, { storageUsedBytes: 0, rootfsUsedBytes: 5 * 2 ** 30, stopReason: 'writable layer 11 GiB exceeded the 10 GiB limit (REMOTEGPU_ROOTFS_LIMIT)' }));
+    expect(full).toMatchObject({ storageUsedBytes: 0, rootfsUsedBytes: 5 * 2 ** 30, stopReason: 'writable layer 11 GiB exceeded the 10 GiB limit (REMOTEGPU_ROOTFS_LIMIT)' });
+    const absurd = observedFromProto(status(ObservedState.OBSERVED_STATE_RUNNING, { storageUsedBytes: 2 ** 60, rootfsUsedBytes: -1, stopReason: 'x'.repeat(10_000) }));
+    expect(absurd).toMatchObject({ storageUsedBytes: null, rootfsUsedBytes: null });
+    expect(absurd.stopReason.length).toBeLessThanOrEqual(4097);
+  });
+
   it('maps GPU health: unhealthy keeps or gets a reason, unspecified counts as healthy', () => {
     expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNHEALTHY, healthReason: 'XID 79' }))).toMatchObject({ health: 'unhealthy', healthReason: 'XID 79' });
     expect(gpuFromProto(testGpu(0, 't', { health: GpuHealth.GPU_HEALTH_UNHEALTHY, healthReason: '' })).healthReason).not.toBe('');
@@ -89,6 +99,10 @@ describe('hosts proto conversion', () => {
     expect(f).toMatchObject({ hostname: 'gpu-1', driverVersion: '550.1', cudaVersion: '12.4' });
     const g = hostFactsFromProto({ ...base, gpus: [], driverVersion: '535', cudaVersion: '12.2' });
     expect(g).toMatchObject({ driverVersion: '535', cudaVersion: '12.2', gpus: [] });
+    // Agents that predate the disk reserve: none, no pressure.
+    expect(g).toMatchObject({ diskReserveBytes: 0, diskPressure: false });
+    const pressed = hostFactsFromProto({ ...base, gpus: [], driverVersion: '', cudaVersion: '', diskReserveBytes: 7, diskPressure: true });
+    expect(pressed).toMatchObject({ diskReserveBytes: 7, diskPressure: true });
   });
 
   it('converts a spec to proto with the desired state', () => {

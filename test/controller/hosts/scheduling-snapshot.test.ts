@@ -50,6 +50,23 @@ describe.each(DB_TARGETS)('snapshotForScheduling on $name', (target) => {
       expect(snaps[2]!.gpus).toEqual([]);
     });
 
+    it("counts the data disk minus the agent's reserve as storage, and passes disk pressure on: no new environment there", async () => {
+      await insertHost(t.db, 'host-d', { diskBytes: 1000 * GIB });
+      await placeEnvironment(t.db, 'env-d1', 'host-d', { cpu: 1, memoryBytes: GIB, storageBytes: 800 * GIB });
+      await t.db.updateTable('hosts').set({ disk_reserve_bytes: 100 * GIB }).where('id', '=', 'host-d').execute();
+      let [d] = await snapshotForScheduling(t.db, { hostIds: ['host-d'] });
+      expect(d).toMatchObject({ storageBytes: 900 * GIB, allocatedStorageBytes: 800 * GIB, diskPressure: false });
+      const want = (storageBytes: number) => schedule({ cpuCores: 1, memoryBytes: GIB, gpuCount: 0, storageBytes }, [d!]);
+      expect(want(100 * GIB).ok).toBe(true);
+      expect(want(101 * GIB).ok === false && want(101 * GIB).rejections[0]!.reason).toBe('insufficient_storage');
+
+      await t.db.updateTable('hosts').set({ disk_pressure: true }).where('id', '=', 'host-d').execute();
+      [d] = await snapshotForScheduling(t.db, { hostIds: ['host-d'] });
+      expect(d!.diskPressure).toBe(true);
+      expect(want(GIB).rejections[0]?.reason).toBe('disk_pressure');
+      expect(want(0).ok).toBe(true); // a start of an environment already there
+    });
+
     it('restricts to the given hosts', async () => {
       expect((await snapshotForScheduling(t.db, { hostIds: ['host-b'] })).map((s) => s.id)).toEqual(['host-b']);
       expect(await snapshotForScheduling(t.db, { hostIds: [] })).toEqual([]);

@@ -25,6 +25,13 @@ const CASES: Case[] = [
     detail: "host awaits an admin's approval (POST /api/v1/admin/hosts/h-new/approve)",
   },
   {
+    name: 'data disk under pressure',
+    host: host({ diskPressure: true }),
+    request: request(),
+    reason: 'disk_pressure',
+    detail: 'host is under disk pressure (its data disk has less free space than the reserve, REMOTEGPU_DISK_RESERVE): it takes no new environments',
+  },
+  {
     name: 'unknown status counts as offline',
     host: host({ status: 'rebooting' as HostSnapshot['status'] }),
     request: request(),
@@ -134,6 +141,7 @@ describe('filters: one rejection reason per case', () => {
       cordoned: true,
       draining: true,
       pending_approval: true,
+      disk_pressure: true,
       insufficient_cpu: true,
       insufficient_memory: true,
       insufficient_storage: true,
@@ -154,6 +162,20 @@ describe('filters: one rejection reason per case', () => {
     expect(schedule({ ...big, gpuCount: 0, cpuCores: 0, memoryBytes: 0 }, [broke]).rejections[0]!.reason).toBe(
       'insufficient_storage',
     );
+  });
+
+  it('under disk pressure a host takes no new environment, but a start there (no new storage) still fits; it offers no free slot', () => {
+    const pressed = host({ diskPressure: true });
+    const refused = schedule(request(), [pressed]);
+    expect(refused.ok).toBe(false);
+    expect(refused.ok === false && refused.largestFreeSlot).toBeNull();
+    expect(refused.ok === false && refused.message).toBe('no host is taking new environments (1 host: 1 disk_pressure); try again later or ask an operator');
+    expect(schedule(request({ storageBytes: 0 }), [pressed]).ok).toBe(true);
+    // Another host without pressure takes it.
+    const result = schedule(request(), [pressed, host({ id: 'host-b' })]);
+    expect(result.ok && result.candidates.map((c) => c.hostId)).toEqual(['host-b']);
+    // Disk pressure is told before the sizes.
+    expect(schedule(request({ gpuCount: 99 }), [pressed]).rejections[0]!.reason).toBe('disk_pressure');
   });
 
   it('fits exactly at the limit', () => {
