@@ -7,7 +7,7 @@ import { formatSize, type RootfsMeasurement, type RootfsSource } from './usage.j
 // The writable-layer limit (REMOTEGPU_ROOTFS_LIMIT). A container's writable layer (files written
 // outside its storage volume and bind mounts) lives on Docker's disk, not in the environment's
 // sized volume, so the agent measures it (Docker's SizeRw, costly: once a minute per container,
-// one container at a time) and:
+// one container at a time, and within 10 s of a start) and:
 // - warns once per crossing when it passes 90% of the limit (a `rootfs_warning` event);
 // - stops the container when it reaches the limit (a `rootfs_limit` event; the reason is reported
 //   with the environment's status until it runs again, so the controller shows it);
@@ -21,6 +21,7 @@ const REARM_SHARE = 0.85;
 
 export const DEFAULT_ROOTFS_INTERVAL_MS = 60_000;
 export const DEFAULT_ROOTFS_GRACE_MS = 5 * 60_000;
+const DEFAULT_ROOTFS_TICK_MS = 10_000;
 
 /** What the judge remembers of one container run (a container id and its start time). */
 export interface RootfsTrack {
@@ -112,6 +113,11 @@ export interface RootfsWatchOptions {
   readonly limitBytes: number;
   /** How often each running container is measured (default 60 s). */
   readonly intervalMs?: number;
+  /**
+   * How often the watch looks for containers due (default the interval, at most 10 s): a container
+   * that just started is measured within this, a running one every interval.
+   */
+  readonly tickMs?: number;
   /** How long a container started over the limit may stay over it (default 5 minutes). */
   readonly graceMs?: number;
   /** The agent's data directory: stop reasons are kept in rootfs-stops.json there across agent restarts. */
@@ -127,7 +133,9 @@ const STOP_TIMEOUT_S = 10;
 
 /**
  * Measures every container's writable layer on a slow cadence (running ones every interval, others
- * once per run), caches the figures for the reporter, and applies the limit (judgeRootfs).
+ * once per run; a container that just started within a tick), caches the figures for the reporter,
+ * and applies the limit (judgeRootfs). Each tick lists the containers (a plain inspect each, as a
+ * report does) and measures only those due, one at a time.
  */
 export class RootfsWatch implements RootfsSource {
   private readonly sizes = new Map<string, { run: string; usedBytes: number; atMs: number }>();
@@ -137,12 +145,14 @@ export class RootfsWatch implements RootfsSource {
   private pass: Promise<void> | undefined;
   private stopped = false;
   private readonly intervalMs: number;
+  private readonly tickMs: number;
   private readonly graceMs: number;
   private readonly now: () => number;
   private readonly file: string;
 
   constructor(private readonly o: RootfsWatchOptions) {
     this.intervalMs = o.intervalMs ?? DEFAULT_ROOTFS_INTERVAL_MS;
+    this.tickMs = o.tickMs ?? Math.min(this.intervalMs, DEFAULT_ROOTFS_TICK_MS);
     this.graceMs = o.graceMs ?? DEFAULT_ROOTFS_GRACE_MS;
     this.now = o.now ?? Date.now;
     this.file = join(o.stateDir, 'rootfs-stops.json');
@@ -183,7 +193,7 @@ export class RootfsWatch implements RootfsSource {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.runOnce().finally(() => this.schedule(this.intervalMs));
+      void this.runOnce().finally(() => this.schedule(this.tickMs));
     }, delayMs);
   }
 

@@ -113,7 +113,7 @@ describe('RootfsWatch', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  function setup(sizes: Map<string, number>, stateDir?: string) {
+  function setup(sizes: Map<string, number>, stateDir?: string, tickMs?: number) {
     const dir = stateDir ?? mkdtempSync(path.join(tmpdir(), 'rgpu-rootfs-'));
     if (!stateDir) dirs.push(dir);
     const runtime = new FakeRuntime();
@@ -130,6 +130,7 @@ describe('RootfsWatch', () => {
       },
       limitBytes: 100 * MiB,
       intervalMs: 60_000,
+      ...(tickMs ? { tickMs } : {}),
       graceMs: 5 * 60_000,
       stateDir: dir,
       onEvent: (e) => events.push(e),
@@ -214,13 +215,26 @@ describe('RootfsWatch', () => {
     expect(again.runtime.stops).toEqual(['env-a']);
   });
 
-  it('runs its loop until stopped', async () => {
-    const t = setup(new Map([['env-a', 1 * MiB]]));
+  it('runs its loop until stopped: a container that starts is measured within a tick, a running one once per interval', async () => {
+    const t = setup(
+      new Map([
+        ['env-a', 1 * MiB],
+        ['env-b', 2 * MiB],
+      ]),
+      undefined,
+      20,
+    );
+    const until = async (check: () => boolean) => {
+      for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+    };
     t.runtime.containers.set('env-a', status('env-a'));
     await t.watch.start();
-    for (let i = 0; i < 50 && t.measured.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => t.measured.length > 0);
+    t.runtime.containers.set('env-b', status('env-b'));
+    await until(() => t.measured.length > 1);
+    await new Promise((r) => setTimeout(r, 60)); // a few more ticks: nothing due (the clock stands still)
     await t.watch.stop();
-    expect(t.measured).toEqual(['c-env-a']);
+    expect(t.measured).toEqual(['c-env-a', 'c-env-b']);
   });
 
   it('identifies a run by container and start time', () => {
