@@ -13,6 +13,7 @@ import { Reporter } from './reporter.js';
 import { RootfsWatch } from './rootfs-watch.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { detectEngineGpuMode } from './runtime/docker-gpu-mode.js';
+import { blockMetadata } from './runtime/metadata-block.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 import { SshWatch } from './ssh-watch.js';
@@ -43,7 +44,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   // A data directory that cannot work with this configuration fails before anything starts (ConfigError).
   const identity = await identityAtStart({ ...config, dataDir: path.resolve(config.dataDir) });
   const host = await prepareHost(config, logger);
-  const runtime = createRuntime(config, host, logger);
+  const runtime = await startRuntime(config, host, logger);
   const auth = serviceAuth(config.grpcInsecure, identity);
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
@@ -138,9 +139,13 @@ function serviceAuth(insecure: boolean, identity: AgentIdentity | undefined): { 
   return { auth: { kind: 'mtls', credentials }, update: (next) => credentials.update(material(next)) };
 }
 
-/** The Docker runtime on the prepared host; it asks the latest GPU discovery on every apply. */
-function createRuntime(config: AgentConfig, host: PreparedHost, logger: Logger): DockerRuntime {
-  return new DockerRuntime({
+/**
+ * The Docker runtime on the prepared host (it asks the latest GPU discovery on every apply), ready
+ * before the first report: volumes and dataset views mounted again after a host reboot, the
+ * containers Docker could not start without them started, the metadata address blocked.
+ */
+async function startRuntime(config: AgentConfig, host: PreparedHost, logger: Logger): Promise<DockerRuntime> {
+  const runtime = new DockerRuntime({
     docker: host.docker,
     stateDir: host.dataDir,
     datasetRoots: config.datasetRoots,
@@ -151,7 +156,13 @@ function createRuntime(config: AgentConfig, host: PreparedHost, logger: Logger):
     defaultPidsLimit: config.pidsLimit,
     logger,
     ...(config.namespace ? { managedBy: config.namespace } : {}),
+    runDir: runtimeRunDir(config),
+    diskReserve: config.diskReserve,
+    networkPool: config.networkPool,
   });
+  await runtime.restore();
+  if (config.blockMetadata) await blockMetadata(config.networkPool, logger);
+  return runtime;
 }
 
 /** The runtime's run directory (REMOTEGPU_RUN_DIR/<namespace>): volumes are mounted under it (docker-names.ts). */
