@@ -70,7 +70,12 @@ function actionRoute(name: 'start' | 'stop' | 'restart', summary: string, messag
     summary,
     // start's body ({"gpu": N}) is optional, even with a JSON Content-Type and nothing in it, so it
     // is parsed by the handler (optionalJson) rather than by the route validator.
-    ...(name === 'start' ? { description: 'Optional JSON body {"gpu": N}: GPUs for this run (default: the environment\'s count; 0 starts it without GPUs to reach the data).' } : {}),
+    ...(name === 'start'
+      ? {
+          description:
+            'Optional JSON body {"gpu": N, "storage": BYTES}: GPUs for this run (default: the environment\'s count; 0 starts it without GPUs to reach the data), and a larger volume (it grows, keeping the data; a smaller size is a 400).',
+        }
+      : {}),
     request: { params: EnvParams },
     responses: { 200: jsonResponse(MessageOnly, message), ...errors(400, 401, 404, 409) },
   });
@@ -100,7 +105,7 @@ export function environmentsRoutes({ services }: ApiDeps) {
   const start = actionRoute('start', 'Start a stopped environment (body {"gpu": 0} starts it without GPUs)', 'env_starting');
   app.openapi({ ...start, middleware }, async (c) => {
     const body = await optionalJson(c, StartBody);
-    await environments.start(principalOf(c), c.req.valid('param').env_id, { gpu: body?.gpu });
+    await environments.start(principalOf(c), c.req.valid('param').env_id, { gpu: body?.gpu, storage: body?.storage });
     return replyMessage(c, 'env_starting');
   });
   app.openapi({ ...actionRoute('stop', 'Stop a running environment (GPUs released, data kept)', 'env_stopping'), middleware }, async (c) => {

@@ -27,7 +27,12 @@ export const CreateBody = z
   })
   .openapi('CreateEnvironment');
 
-export const StartBody = z.object({ gpu: intIn(0, 64, 'GPUs for this run').optional() }).openapi('StartEnvironment');
+export const StartBody = z
+  .object({
+    gpu: intIn(0, 64, 'GPUs for this run').optional(),
+    storage: intIn(GiB, MAX_BYTES, 'bytes: a larger volume (it only grows; the current size or more)').optional(),
+  })
+  .openapi('StartEnvironment');
 
 export const MountBody = z
   .object({

@@ -23,6 +23,8 @@ export interface DesiredChange {
   readonly status: EnvStatus;
   readonly status_reason?: string;
   readonly gpu?: number;
+  /** A larger volume (start may grow it; it never shrinks). */
+  readonly storage_bytes?: number;
   readonly deleted_at?: Date;
 }
 

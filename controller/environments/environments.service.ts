@@ -1,4 +1,4 @@
-import { AppError } from '../../common/errors.js';
+import { AppError, fieldError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
@@ -55,21 +55,30 @@ export class EnvironmentsService {
 
   /**
    * Starts a stopped environment on its host: reserves CPU, memory and `gpu` GPUs (default: its
-   * GPU count) again there. no_capacity (40902) when that host has no room. One that was never
-   * placed (it was queued, then stopped) is queued again.
+   * GPU count) again there, and with `storage` larger than its volume, the extra storage (the agent
+   * grows the volume, keeping the data). no_capacity (40902) when that host has no room; a smaller
+   * `storage` is a 400 (volumes never shrink). One that was never placed (it was queued, then
+   * stopped) is queued again.
    */
-  async start(p: Principal, envId: string, options: { gpu?: number | undefined } = {}): Promise<void> {
+  async start(p: Principal, envId: string, options: { gpu?: number | undefined; storage?: number | undefined } = {}): Promise<void> {
     const env = await this.get(p, envId);
     assertAllowed('start', env.status, envId);
     const gpu = options.gpu ?? env.gpu;
+    const storage = options.storage ?? env.storage_bytes;
+    if (storage < env.storage_bytes) {
+      throw fieldError('storage', `must be at least ${env.storage_bytes} (the current size): a volume only grows`, `storage: ${envId} has ${env.storage_bytes} bytes of storage and a volume only grows; send ${env.storage_bytes} or more (or leave storage out)`);
+    }
+    const grown = storage > env.storage_bytes ? { storage_bytes: storage } : {};
+    const growth = grown.storage_bytes ? ` and storage grown to ${grown.storage_bytes} bytes` : '';
     if (env.host_id === null) {
-      await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu }, 'Start requested; queued until a host has room');
+      await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`);
       return;
     }
     const image = await this.deps.db.selectFrom('images').select('jupyter_port').where('id', '=', env.image_id).executeTakeFirstOrThrow();
     const placed = await placeOnAnyHost(this.deps.db, this.deps.ports, {
       envId,
-      request: { ...placementRequest({ ...env, gpu }), storageBytes: 0 },
+      // Its storage is reserved there already: only what it grows by must fit.
+      request: { ...placementRequest({ ...env, gpu }), storageBytes: storage - env.storage_bytes },
       wantJupyter: image.jupyter_port !== null,
       existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       onlyHostId: env.host_id,
@@ -79,11 +88,11 @@ export class EnvironmentsService {
         return true;
       },
       after: async (trx, r) => {
-        const message = `Start requested${r.gpuUuids.length ? ` with GPUs ${r.gpuUuids.join(', ')}` : ' without GPUs'}`;
-        await requestChange(trx, envId, { desired_state: 'running', status: 'starting', status_reason: '', gpu }, { kind: 'start_requested', message });
+        const message = `Start requested${r.gpuUuids.length ? ` with GPUs ${r.gpuUuids.join(', ')}` : ' without GPUs'}${growth}`;
+        await requestChange(trx, envId, { desired_state: 'running', status: 'starting', status_reason: '', gpu, ...grown }, { kind: 'start_requested', message });
       },
     });
-    if (!placed.ok) throw await this.noRoomToStart(env, gpu);
+    if (!placed.ok) throw await this.noRoomToStart(env, gpu, storage - env.storage_bytes);
     this.deps.wake.notify();
   }
 
@@ -139,12 +148,15 @@ export class EnvironmentsService {
     this.deps.wake.notify();
   }
 
-  private async noRoomToStart(env: EnvWithHost, gpu: number): Promise<AppError> {
+  private async noRoomToStart(env: EnvWithHost, gpu: number, moreStorage: number): Promise<AppError> {
     const [snap] = await snapshotForScheduling(this.deps.db, { hostIds: [env.host_id!] });
     const free = snap ? snap.gpus.filter((g) => g.healthy && !g.allocated).length : 0;
+    const storage = moreStorage > 0 ? ` and ${moreStorage} more bytes of storage` : '';
+    const freeStorage = moreStorage > 0 && snap ? `, ${Math.max(0, snap.storageBytes - snap.allocatedStorageBytes)} bytes of storage` : '';
+    const retry = moreStorage > 0 ? 'retry later or start without growing storage' : 'retry later or start with {"gpu": 0} to reach the data';
     return new AppError(
       'no_capacity',
-      `host ${env.host_id} cannot start ${env.id} now: it needs ${gpu} GPU(s), ${env.cpu} CPU cores and ${env.memory_bytes} bytes of memory there, and ${free} GPU(s) are free (status ${snap?.status ?? 'unknown'}); retry later or start with {"gpu": 0} to reach the data`,
+      `host ${env.host_id} cannot start ${env.id} now: it needs ${gpu} GPU(s), ${env.cpu} CPU cores and ${env.memory_bytes} bytes of memory there${storage}, and ${free} GPU(s)${freeStorage} are free (status ${snap?.status ?? 'unknown'}); ${retry}`,
     );
   }
 }
