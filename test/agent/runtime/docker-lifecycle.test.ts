@@ -209,8 +209,32 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     expect(again.status.state).toBe('exited');
   });
 
+  it('starting with a larger storageBytes grows the volume before the container starts; the data stays; it never shrinks', async () => {
+    const dfKiB = async () => Number((await sh('df -k /root/workspace | tail -1')).stdout.trim().split(/\s+/)[1]);
+    spec = { ...spec, desiredState: 'running' };
+    await runtime.apply(spec);
+    await sh('echo kept > /root/workspace/grow-check');
+    const before = await dfKiB();
+    // about storageBytes (1 GiB) less ext4's own overhead
+    expect(before * 1024).toBeGreaterThan(0.9 * spec.storageBytes);
+    expect(before * 1024).toBeLessThanOrEqual(spec.storageBytes);
+    spec = { ...spec, desiredState: 'stopped' };
+    await runtime.apply(spec);
+    spec = { ...spec, desiredState: 'running', storageBytes: 2 * spec.storageBytes };
+    expect((await runtime.apply(spec)).action).toBe('started');
+    const after = await dfKiB();
+    expect(after * 1024).toBeGreaterThan(0.9 * spec.storageBytes);
+    expect(after).toBeGreaterThan(before * 1.9);
+    expect((await sh('cat /root/workspace/grow-check')).stdout).toBe('kept\n');
+    expect((await stat(join(stateDir, 'volumes', `${spec.envId}.ext4`))).size).toBe(spec.storageBytes);
+    // A smaller size (the controller refuses one) shrinks nothing.
+    expect((await runtime.apply({ ...spec, storageBytes: 1024 * MiB })).action).toBe('none');
+    expect(await dfKiB()).toBe(after);
+  });
+
   it('remove deletes the container, the volume, the committed images and the state files', async () => {
     expect(await runtime.remove(spec.envId)).toBe(true);
+    await expect(stat(join(stateDir, 'volumes', `${spec.envId}.ext4`))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await docker.listContainers({ all: true, filters: { label: [`remotegpu.env-id=${spec.envId}`] } })).length).toBe(0);
     await expect(docker.getVolume(`remotegpu-${spec.envId}-data`).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await docker.listImages({ filters: { reference: [`remotegpu-env/${spec.envId}`] } })).length).toBe(0);
