@@ -34,3 +34,19 @@ export async function removeEnvState(stateDir: string, envId: string): Promise<b
   await rm(dir, { recursive: true, force: true });
   return existed;
 }
+
+/**
+ * Records what the controller last asked of the environment ('running' or 'stopped') in its state
+ * directory, for restore() after a host reboot: only containers meant to run are started again.
+ */
+export async function writeDesiredState(stateDir: string, envId: string, state: 'running' | 'stopped'): Promise<void> {
+  const file = join(stateDir, 'envs', envId, 'desired-state');
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(file, state);
+}
+
+/** The recorded desired state, undefined when none was recorded. */
+export async function readDesiredState(stateDir: string, envId: string): Promise<'running' | 'stopped' | undefined> {
+  const text = (await readFile(join(stateDir, 'envs', envId, 'desired-state'), 'utf8').catch(() => '')).trim();
+  return text === 'running' || text === 'stopped' ? text : undefined;
+}

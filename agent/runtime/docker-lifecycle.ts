@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { Logger } from '../../common/logger.js';
-import { removeEnvState, writeAuthorizedKeys } from './authorized-keys.js';
+import { removeEnvState, writeAuthorizedKeys, writeDesiredState } from './authorized-keys.js';
 import { commitContainer, listCommitted, removeImages } from './docker-commit.js';
 import { ignoreMissing, toRuntimeError } from './docker-errors.js';
 import { findContainer, inspectEnvironment, listEnvContainers, pickStanding, type ManagedEngine } from './docker-inspect.js';
@@ -86,6 +86,7 @@ export class DockerLifecycle {
     if (volume.status === 'rejected') throw volume.reason;
     if (network.status === 'rejected') throw network.reason;
     await mounts.ensureViews(envId, spec.mounts);
+    await writeDesiredState(this.settings.stateDir, envId, spec.desiredState);
   }
 
   /** ContainerRuntime.stop, for a checked env id. */
@@ -93,6 +94,7 @@ export class DockerLifecycle {
     try {
       const found = await findContainer(this.settings, envId);
       if (!found) return absentStatus(envId);
+      await writeDesiredState(this.settings.stateDir, envId, 'stopped');
       await stopContainer(this.settings.docker, found, timeoutS > 0 ? timeoutS : 10);
       return inspectEnvironment(this.settings, envId);
     } catch (err) {

@@ -5,7 +5,8 @@ import { dockerEvents } from './docker-events.js';
 import { findContainer, inspectEnvironment, listEnvironments } from './docker-inspect.js';
 import { DockerLifecycle, type EnvNetworkManager, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
-import { assertEnvId, containerName, volumeName } from './docker-names.js';
+import { readDesiredState } from './authorized-keys.js';
+import { LABEL, assertEnvId, containerName, volumeName } from './docker-names.js';
 import { ignoreMissing } from './docker-errors.js';
 import { buildCreateOptions, validateSpec, withRealMountPaths, type CreateContext } from './docker-spec.js';
 import { EnvNetworks } from './env-network.js';
@@ -77,18 +78,19 @@ export class DockerRuntime implements ContainerRuntime {
     const docker = options.docker ?? new Dockerode();
     const managedBy = options.managedBy ?? 'true';
     const log = options.logger?.child({ component: 'runtime' });
-    this.runDir = options.runDir ?? `/run/remotegpu/${managedBy === 'true' ? 'default' : managedBy}`;
+    // '_default' cannot be a namespace (they start with a letter or digit).
+    this.runDir = options.runDir ?? `/run/remotegpu/${managedBy === 'true' ? '_default' : managedBy}`;
+    this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, runDir: this.runDir, dockerSocket: socketOf(docker) };
     this.engine = {
       docker,
       managedBy,
       stateDir: options.stateDir,
       stopTimeoutS: options.stopTimeoutS ?? 10,
       log,
-      mounts: new HostMounts({ stateDir: options.stateDir, runDir: this.runDir, diskReserve: options.diskReserve ?? 0.1, log }),
+      mounts: new HostMounts({ stateDir: options.stateDir, runDir: this.runDir, diskReserve: options.diskReserve ?? 0.1, policy: this.mountPolicy, log }),
       networks: options.networks ?? new EnvNetworks({ docker, managedBy, pool: options.networkPool ?? '10.213.0.0/16', log }),
     };
     this.lifecycle = new DockerLifecycle(this.engine);
-    this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, runDir: this.runDir, dockerSocket: this.socketPath() };
   }
 
   async apply(spec: EnvSpec): Promise<ApplyResult> {
@@ -109,14 +111,16 @@ export class DockerRuntime implements ContainerRuntime {
    * After an agent or host restart, before anything else: mounts every volume and dataset view
    * that is not mounted (a reboot empties the run directory), then starts the containers Docker
    * could not start meanwhile because their mounts were missing (Docker recorded the error and left
-   * them stopped). Returns the ids of the environments it started.
+   * them stopped) and that the controller last wanted running. Returns the ids of the environments
+   * it started.
    */
   async restore(): Promise<string[]> {
     await this.prepare();
     await this.engine.mounts.restore();
     const started: string[] = [];
     for (const status of await listEnvironments(this.engine)) {
-      if (status.state === 'running' || !status.message.includes('error mounting')) continue;
+      if (status.state === 'running' || !MISSING_MOUNT.test(status.message)) continue;
+      if ((await readDesiredState(this.options.stateDir, status.envId)) !== 'running') continue;
       await this.locks.run(status.envId, async () => {
         try {
           await this.engine.docker.getContainer(status.containerId).start();
@@ -144,11 +148,12 @@ export class DockerRuntime implements ContainerRuntime {
     return this.prepared;
   }
 
-  /** True when the environment predates loop volumes: it has a Docker volume and no loop volume. */
+  /** True when the environment predates loop volumes: it has a Docker volume of this agent's and no loop volume. */
   private async usesDockerVolume(envId: string): Promise<boolean> {
     try {
       if (await this.engine.mounts.hasVolume(envId)) return false;
-      return Boolean(await ignoreMissing(() => this.engine.docker.getVolume(volumeName(envId)).inspect()));
+      const volume = await ignoreMissing(() => this.engine.docker.getVolume(volumeName(envId)).inspect());
+      return (volume?.Labels ?? {})[LABEL.managed] === this.engine.managedBy;
     } catch (err) {
       throw toRuntimeError(err, 'applying an environment');
     }
@@ -216,10 +221,18 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** The engine's unix socket, when it is reached through one. */
   private socketPath(): string | undefined {
-    const socketPath = (this.engine.docker.modem as { socketPath?: unknown }).socketPath;
-    return typeof socketPath === 'string' ? socketPath : undefined;
+    return socketOf(this.engine.docker);
   }
 }
+
+/** The engine's unix socket, when it is reached through one. */
+function socketOf(docker: Dockerode): string | undefined {
+  const socketPath = (docker.modem as { socketPath?: unknown }).socketPath;
+  return typeof socketPath === 'string' ? socketPath : undefined;
+}
+
+/** Docker's (runc's) error for a start whose bind source is missing: "error mounting … no such file or directory". */
+const MISSING_MOUNT = /mount.*no such file or directory/is;
 
 /** A login shell: bash when the image has it, else sh. */
 const LOGIN_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi';

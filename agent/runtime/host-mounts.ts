@@ -1,16 +1,16 @@
-import { mkdir, readFile, readdir, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import { RuntimeError } from './errors.js';
 import { datasetViewName, datasetViewPath, envRunDir, volumeDataPath, volumeFilePath, volumeMountPath } from './docker-names.js';
-import { createVolumeFile, fileSystemBytes, loopAttached, loopDeviceOf, mount, mountPoints, tool, unmount, unmountAndRemove } from './mount-table.js';
+import type { MountPolicy } from './mount-policy.js';
+import { mountView, readRecords, viewsRecordPath, type ViewRecord } from './dataset-views.js';
+import { VIEW_OPTIONS, createVolumeFile, loopAttached, loopDeviceOf, mount, mountPoints, tool, unmount, unmountAndRemove } from './mount-table.js';
 import type { DatasetMountSpec } from './types.js';
 
 const TMPFS_MAGIC = 0x01021994;
 /** Smallest volume mkfs.ext4 makes with room for the user's files. */
 export const MIN_VOLUME_BYTES = 16 * 1024 * 1024;
-/** Mount options of every view an environment gets of the host: no set-uid, no device nodes. */
-const VIEW_OPTIONS = ['nosuid', 'nodev'];
 
 /** What HostMounts needs. */
 export interface HostMountsSettings {
@@ -20,16 +20,11 @@ export interface HostMountsSettings {
   readonly runDir: string;
   /** Fraction of the data directory's disk a new volume must leave free (REMOTEGPU_DISK_RESERVE). */
   readonly diskReserve: number;
+  /** What may be a dataset: checked again right before every view is mounted (also on restore). */
+  readonly policy: MountPolicy;
   readonly log?: Logger | undefined;
 }
 
-/** One dataset view as recorded for restoring it after a host restart. */
-interface ViewRecord {
-  readonly datasetId: string;
-  /** The dataset's real host path, as the mount policy checked it. */
-  readonly hostPath: string;
-  readonly readonly: boolean;
-}
 
 /**
  * The host side of an environment's storage and datasets, made by the agent itself (as root):
@@ -44,6 +39,9 @@ interface ViewRecord {
  * start a container before restore() has mounted them again (its bind sources do not exist).
  */
 export class HostMounts {
+  /** Volume creation and growth, one at a time on this host, so that two cannot both pass the reserve check. */
+  private diskQueue: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly settings: HostMountsSettings) {}
 
   /** Makes sure the run directory exists on a tmpfs (mounting a small one when it is not). */
@@ -67,8 +65,10 @@ export class HostMounts {
     const existing = await stat(file).catch(() => undefined);
     let created = false;
     if (!existing) {
-      await this.checkReserve(size, envId);
-      await createVolumeFile(file, size);
+      await this.onDisk(async () => {
+        await this.checkReserve(size, envId);
+        await createVolumeFile(file, size);
+      });
       created = true;
     }
     try {
@@ -93,7 +93,7 @@ export class HostMounts {
    */
   async ensureViews(envId: string, mounts: readonly DatasetMountSpec[]): Promise<void> {
     const records: ViewRecord[] = mounts.map((m) => ({ datasetId: m.datasetId, hostPath: m.hostPath, readonly: m.readonly }));
-    for (const r of records) await this.mountView(envId, r);
+    for (const r of records) await mountView(this.settings, envId, r);
     const recordFile = viewsRecordPath(this.settings.stateDir, envId);
     await mkdir(dirname(recordFile), { recursive: true, mode: 0o700 });
     await writeFile(recordFile, JSON.stringify(records));
@@ -117,6 +117,7 @@ export class HostMounts {
     const restored = new Set<string>();
     const mounted = await mountPoints();
     const volumes = await readdir(join(this.settings.stateDir, 'volumes')).catch(() => [] as string[]);
+    // Only finished volumes: `<id>.ext4.new` is a creation an agent crash cut short.
     for (const name of volumes.filter((n) => n.endsWith('.ext4'))) {
       const envId = name.slice(0, -'.ext4'.length);
       if (mounted.has(volumeMountPath(this.settings.runDir, envId))) continue;
@@ -133,7 +134,7 @@ export class HostMounts {
       for (const r of records) {
         if (mounted.has(datasetViewPath(this.settings.runDir, envId, datasetViewName(r)))) continue;
         try {
-          await this.mountView(envId, r);
+          await mountView(this.settings, envId, r);
           restored.add(envId);
         } catch (err) {
           this.settings.log?.warn({ envId, datasetId: r.datasetId, err: String(err) }, 'could not restore a dataset view');
@@ -187,41 +188,28 @@ export class HostMounts {
     await mkdir(join(point, 'data'), { recursive: true, mode: 0o755 });
   }
 
-  private async mountView(envId: string, r: ViewRecord): Promise<void> {
-    const point = datasetViewPath(this.settings.runDir, envId, datasetViewName(r));
-    if ((await mountPoints()).has(point)) return;
-    const source = await stat(r.hostPath).catch(() => undefined);
-    if (!source?.isDirectory()) throw new RuntimeError('invalid_spec', `environment ${envId}: dataset ${r.datasetId}: ${r.hostPath} is not a directory on this host`);
-    await mkdir(point, { recursive: true, mode: 0o700 });
-    await mount(['--bind', r.hostPath, point]);
-    try {
-      // Private: on a host whose mounts are shared (systemd), a mount made later under the dataset
-      // must not appear in the view (writable, without nosuid), nor an unmount here reach the host.
-      await mount(['--make-private', point]);
-      await mount(['-o', ['remount', 'bind', ...VIEW_OPTIONS, r.readonly ? 'ro' : 'rw'].join(','), point]);
-    } catch (err) {
-      await unmount(point);
-      throw err;
-    }
-  }
-
   /**
-   * Grows the volume's file system to `size` when it is smaller (compared with the file system, not
-   * the file, so a grow cut short is finished by the next apply). Offline when nothing else has it
-   * mounted (the environment is stopped: unmount, e2fsck, resize2fs; no capability needed beyond
-   * root's), else online through the loop device (resize2fs needs CAP_SYS_RESOURCE for that).
+   * Grows the volume to `size` when its file is smaller: the file first, then its file system; a
+   * marker file says a grow is under way, so one cut short (resize2fs failed, the agent died) is
+   * finished by the next apply. Offline when nothing else has it mounted (the environment is
+   * stopped: unmount, e2fsck, resize2fs; nothing beyond root's usual capabilities), else online
+   * through the loop device (resize2fs then needs CAP_SYS_RESOURCE).
    */
   private async grow(envId: string, file: string, size: number): Promise<void> {
-    const from = await fileSystemBytes(file);
-    if (from >= size) return;
-    const fileBytes = (await stat(file)).size;
-    if (fileBytes < size) {
-      await this.checkReserve(size - fileBytes, envId);
-      await truncate(file, size);
+    const marker = `${file}.growing`;
+    const from = (await stat(file)).size;
+    const cutShort = Boolean(await stat(marker).catch(() => undefined));
+    if (from >= size && !cutShort) return;
+    if (from < size) {
+      await this.onDisk(async () => {
+        await this.checkReserve(size - from, envId);
+        await writeFile(marker, String(size));
+        await truncate(file, size);
+      });
     }
     const point = volumeMountPath(this.settings.runDir, envId);
     if ((await mountPoints()).has(point)) await unmount(point);
-    if (await loopAttached(file)) {
+    if (await stillAttached(file)) {
       // A running container still has it mounted: grow it in place.
       await this.mountVolume(envId);
       const device = await loopDeviceOf(point);
@@ -235,7 +223,15 @@ export class HostMounts {
       });
       await tool('resize2fs', [file]);
     }
-    this.settings.log?.info({ envId, from, to: size }, 'environment volume grown');
+    await rm(marker, { force: true });
+    this.settings.log?.info({ envId, from, to: Math.max(size, from) }, 'environment volume grown');
+  }
+
+  /** Runs `work` after every earlier volume creation or growth on this host has finished. */
+  private onDisk<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.diskQueue.then(work, work);
+    this.diskQueue = next.catch(() => undefined);
+    return next;
   }
 
   /**
@@ -263,17 +259,17 @@ export class HostMounts {
   }
 }
 
-function viewsRecordPath(stateDir: string, envId: string): string {
-  return join(stateDir, 'envs', envId, 'datasets.json');
-}
-
-async function readRecords(file: string): Promise<ViewRecord[]> {
-  try {
-    const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
-    return Array.isArray(parsed) ? (parsed as ViewRecord[]).filter((r) => typeof r?.hostPath === 'string' && typeof r.datasetId === 'string') : [];
-  } catch {
-    return [];
+/**
+ * True when a loop device is still attached to `file` a moment after its host mount went away: the
+ * kernel detaches an autoclear loop device shortly after the last unmount, unless another mount
+ * namespace (a running container) still has the file system.
+ */
+async function stillAttached(file: string): Promise<boolean> {
+  for (let i = 0; i < 20; i++) {
+    if (!(await loopAttached(file))) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return true;
 }
 
 function gib(bytes: number): string {

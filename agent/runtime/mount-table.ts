@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { open, readFile, rm, rmdir } from 'node:fs/promises';
+import { open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { RuntimeError } from './errors.js';
 
@@ -7,6 +7,9 @@ import { RuntimeError } from './errors.js';
 // for host-mounts.ts. The agent runs in the host's mount namespace, where Docker runs too.
 
 const run = promisify(execFile);
+
+/** Mount options of every view an environment gets of the host (volume, datasets): no set-uid, no device nodes. */
+export const VIEW_OPTIONS: readonly string[] = ['nosuid', 'nodev'];
 
 /** Every mount point of this mount namespace (the host's, where the agent and Docker run). */
 export async function mountPoints(): Promise<Set<string>> {
@@ -71,15 +74,6 @@ export async function toolOutput(command: string, args: readonly string[]): Prom
   }
 }
 
-/** The size of the ext4 file system in `file` (its superblock: block count × block size). */
-export async function fileSystemBytes(file: string): Promise<number> {
-  const out = await toolOutput('dumpe2fs', ['-h', file]);
-  const count = /^Block count:\s+(\d+)/m.exec(out)?.[1];
-  const blockSize = /^Block size:\s+(\d+)/m.exec(out)?.[1];
-  if (!count || !blockSize) throw new RuntimeError('internal', `dumpe2fs -h ${file}: no block count or block size in its output`);
-  return Number(count) * Number(blockSize);
-}
-
 /** True when a loop device is still attached to `file` (some mount namespace has it mounted). */
 export async function loopAttached(file: string): Promise<boolean> {
   return (await toolOutput('losetup', ['-j', file])).trim() !== '';
@@ -87,16 +81,20 @@ export async function loopAttached(file: string): Promise<boolean> {
 
 /** A sparse file of `size` bytes formatted ext4 (no reserved blocks: the whole size is the user's). */
 export async function createVolumeFile(file: string, size: number): Promise<void> {
-  const handle = await open(file, 'wx', 0o600);
+  // Made under another name and renamed once formatted: a file at `file` is always a whole volume.
+  const partial = `${file}.new`;
+  await rm(partial, { force: true });
+  const handle = await open(partial, 'wx', 0o600);
   try {
     await handle.truncate(size);
   } finally {
     await handle.close();
   }
   try {
-    await tool('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', file]);
+    await tool('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', partial]);
+    await rename(partial, file);
   } catch (err) {
-    await rm(file, { force: true });
+    await rm(partial, { force: true });
     throw err;
   }
 }

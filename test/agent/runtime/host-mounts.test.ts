@@ -144,7 +144,7 @@ describe.skipIf(Boolean(SKIP))('HostMounts (real loop devices and bind mounts)',
   function hostMounts(tag: string, diskReserve = 0): { mounts: HostMounts; stateDir: string; runDir: string; track: (id: string) => string } {
     const stateDir = join(base, tag, 'state');
     const runDir = join(runBase, tag);
-    const mounts = new HostMounts({ stateDir, runDir, diskReserve });
+    const mounts = new HostMounts({ stateDir, runDir, diskReserve, policy: { datasetRoots: [base], dataDir: stateDir, runDir } });
     const entry = { mounts, envIds: new Set<string>() };
     made.push(entry);
     return {
@@ -292,11 +292,13 @@ describe.skipIf(Boolean(SKIP))('HostMounts (real loop devices and bind mounts)',
       const id = track(envId('short'));
       const { source } = await mounts.ensureVolume(id, 32 * MiB);
       const small = statfsSync(volumeMountPath(runDir, id));
-      // As if the agent died between growing the file and resizing its file system.
+      // As if the agent died between growing the file (after writing its marker) and resizing its file system.
+      writeFileSync(`${volumeFilePath(stateDir, id)}.growing`, String(64 * MiB));
       truncateSync(volumeFilePath(stateDir, id), 64 * MiB);
       expect(await mounts.ensureVolume(id, 64 * MiB)).toEqual({ source, created: false });
       const large = statfsSync(volumeMountPath(runDir, id));
       expect(large.blocks * large.bsize).toBeGreaterThan(small.blocks * small.bsize + 24 * MiB);
+      expect(existsSync(`${volumeFilePath(stateDir, id)}.growing`)).toBe(false);
     });
 
     it('a storage size below the minimum makes a 16 MiB volume', async () => {
@@ -343,7 +345,7 @@ describe.skipIf(Boolean(SKIP))('HostMounts (real loop devices and bind mounts)',
       const { source } = await mounts.ensureVolume(id, 32 * MiB);
       writeFileSync(join(source, 'keep'), 'kept');
       // The same directories, under a reserve that leaves no room.
-      const strict = new HostMounts({ stateDir, runDir, diskReserve: 0.999 });
+      const strict = new HostMounts({ stateDir, runDir, diskReserve: 0.999, policy: { datasetRoots: [base], dataDir: stateDir, runDir } });
       await expect(strict.ensureVolume(id, 64 * MiB)).rejects.toMatchObject({ code: 'disk_full' });
       expect(statSync(volumeFilePath(stateDir, id)).size).toBe(32 * MiB);
       expect(readFileSync(join(source, 'keep'), 'utf8')).toBe('kept');
@@ -404,6 +406,45 @@ describe.skipIf(Boolean(SKIP))('HostMounts (real loop devices and bind mounts)',
   });
 
   describe('dataset views', () => {
+    it('restore() refuses a view whose dataset path was swapped for a symlink since it was mounted (to /etc or inside the roots)', async () => {
+      const { mounts, runDir, track } = hostMounts('view-swap');
+      const id = track(envId('swap'));
+      const src = dataset('swapped');
+      dataset('private', { 'secret.txt': 'another team\n' });
+      await mounts.ensureViews(id, [mountOf('swapped', src, true), mountOf('other', dataset('kept'), true)]);
+      const view = datasetViewPath(runDir, id, 'swapped-ro');
+      // A reboot empties the run directory; meanwhile a tenant with write access to the parent
+      // replaces the dataset's directory by a symlink.
+      execFileSync('umount', [view]);
+      execFileSync('umount', [datasetViewPath(runDir, id, 'other-ro')]);
+      rmSync(src, { recursive: true });
+      for (const target of ['/etc', join(datasets, 'private')]) {
+        rmSync(src, { recursive: true, force: true });
+        execFileSync('ln', ['-s', target, src]);
+        expect(await mounts.restore()).toEqual([id]);
+        expect(mountsAt(view)).toEqual([]);
+        // The untouched dataset's view came back.
+        expect(mountsAt(datasetViewPath(runDir, id, 'other-ro'))).toHaveLength(1);
+        execFileSync('umount', [datasetViewPath(runDir, id, 'other-ro')]);
+      }
+    });
+
+    it('ensureViews refuses a dataset whose path is no longer its real path, and one outside the dataset roots', async () => {
+      const { mounts, runDir, track } = hostMounts('view-policy');
+      const id = track(envId('pol'));
+      const real = dataset('real');
+      const link = join(datasets, 'link');
+      execFileSync('ln', ['-s', real, link]);
+      await expect(mounts.ensureViews(id, [mountOf('link', link, true)])).rejects.toMatchObject({ code: 'permission_denied', message: expect.stringContaining('symlink') });
+      const outside = mkdtempSync(join(tmpdir(), 'rgpu-outside-'));
+      try {
+        await expect(mounts.ensureViews(id, [mountOf('out', outside, true)])).rejects.toMatchObject({ code: 'permission_denied', message: expect.stringContaining('REMOTEGPU_DATASET_ROOTS') });
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
+      expect(mountsUnder(runDir)).toEqual([]);
+    });
+
     it('a read-only dataset: ro,nosuid,nodev, writing fails with EROFS; the dataset stays writable on the host', async () => {
       const { mounts, runDir, track } = hostMounts('view-ro');
       const id = track(envId('ro'));
