@@ -13,7 +13,7 @@ import { Reporter } from './reporter.js';
 import { RootfsWatch } from './rootfs-watch.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { detectEngineGpuMode } from './runtime/docker-gpu-mode.js';
-import { blockMetadata } from './runtime/metadata-block.js';
+import { keepMetadataBlocked } from './runtime/metadata-block.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 import { SshWatch } from './ssh-watch.js';
@@ -44,6 +44,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   // A data directory that cannot work with this configuration fails before anything starts (ConfigError).
   const identity = await identityAtStart({ ...config, dataDir: path.resolve(config.dataDir) });
   const host = await prepareHost(config, logger);
+  // Before any container can start (restore below): environments never reach 169.254.169.254.
+  const metadata = config.blockMetadata ? keepMetadataBlocked(config.networkPool, logger) : undefined;
+  await metadata?.ready;
   const runtime = await startRuntime(config, host, logger);
   const auth = serviceAuth(config.grpcInsecure, identity);
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
@@ -80,6 +83,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     const eventsEnded = events.stop();
+    metadata?.stop();
     ssh.stop();
     await rootfs.stop();
     await reporter!.stop();
@@ -141,8 +145,8 @@ function serviceAuth(insecure: boolean, identity: AgentIdentity | undefined): { 
 
 /**
  * The Docker runtime on the prepared host (it asks the latest GPU discovery on every apply), ready
- * before the first report: volumes and dataset views mounted again after a host reboot, the
- * containers Docker could not start without them started, the metadata address blocked.
+ * before the first report: volumes and dataset views mounted again after a host reboot, and the
+ * containers Docker could not start without them started.
  */
 async function startRuntime(config: AgentConfig, host: PreparedHost, logger: Logger): Promise<DockerRuntime> {
   const runtime = new DockerRuntime({
@@ -161,13 +165,13 @@ async function startRuntime(config: AgentConfig, host: PreparedHost, logger: Log
     networkPool: config.networkPool,
   });
   await runtime.restore();
-  if (config.blockMetadata) await blockMetadata(config.networkPool, logger);
   return runtime;
 }
 
 /** The runtime's run directory (REMOTEGPU_RUN_DIR/<namespace>): volumes are mounted under it (docker-names.ts). */
 function runtimeRunDir(config: AgentConfig): string {
-  return path.join(config.runDir, config.namespace ?? 'default');
+  // '_default' cannot be a namespace (they start with a letter or digit).
+  return path.join(config.runDir, config.namespace ?? '_default');
 }
 
 /**

@@ -135,3 +135,14 @@ function iptables(binary: string, args: readonly string[]): Promise<string> {
     });
   });
 }
+
+/**
+ * blockMetadata now (`ready` settles once the rules are in), then again every `intervalMs`: a
+ * firewall reload (firewalld, ufw, `iptables -F`) flushes them. `stop()` ends the loop.
+ */
+export function keepMetadataBlocked(pool: string, log?: Logger, intervalMs = 60_000): { ready: Promise<boolean>; stop(): void } {
+  const ready = blockMetadata(pool, log);
+  const timer = setInterval(() => void blockMetadata(pool, log), intervalMs);
+  timer.unref();
+  return { ready, stop: () => clearInterval(timer) };
+}
