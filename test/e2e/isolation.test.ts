@@ -143,7 +143,7 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('isolation on $name', (ta
 
     beforeAll(async () => {
       dir = mkdtempSync(path.join(tmpdir(), 'rgpu-isolation-'));
-      for (const name of ['ro', 'ro2', 'rw']) mkdirSync(path.join(dir, 'datasets', name), { recursive: true });
+      for (const name of ['ro', 'ro2', 'rw', 'rw2']) mkdirSync(path.join(dir, 'datasets', name), { recursive: true });
       writeFileSync(path.join(dir, 'datasets', 'ro', 'labels.txt'), 'cat\ndog\n');
       key = path.join(dir, 'id_ed25519');
       await Promise.all([run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]), buildImage()]);
@@ -207,7 +207,7 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('isolation on $name', (ta
       expect(patched.status).toBe(200);
       expect(patched.body.data.writable).toBe(true);
       // A third one created writable right away (POST with writable: true).
-      const rw2 = await api('POST', '/api/v1/admin/datasets', ADMIN, { name: 'rw2', host_path: path.join(dir, 'datasets', 'rw'), writable: true });
+      const rw2 = await api('POST', '/api/v1/admin/datasets', ADMIN, { name: 'rw2', host_path: path.join(dir, 'datasets', 'rw2'), writable: true });
       expect(rw2.body.data.writable).toBe(true);
       Object.assign(datasets, { ro: ro.body.data.id, ro2: ro2.body.data.id, rw: rw.body.data.id });
       expect((await api('GET', `/api/v1/datasets/${rw.body.data.id}`, alice)).body.data.writable).toBe(true);
