@@ -6,7 +6,8 @@ import type { ObservedStatus } from './runtime/types.js';
 
 // What an environment uses of the host's disk, as the reporter sends it: the used bytes of its
 // storage volume (statfs, cheap, at every report), its container's writable layer (Docker's
-// SizeRw, costly: measured on a slower cadence by RootfsWatch and cached there), and the reason
+// SizeRw, costly: measured on a slower cadence by RootfsWatch and cached there, plus the layers a
+// recreate committed into the environment's private image, which the container runs on), and the reason
 // the agent stopped it, if it did. Also the data disk's reserve and pressure for the host facts.
 
 /** One environment's usage as reported; undefined fields are unknown. */
@@ -19,7 +20,7 @@ export interface EnvUsage {
 
 /** What the reporter needs of the writable-layer watch. */
 export interface RootfsSource {
-  /** The last measured writable-layer size of the environment's container, undefined before the first. */
+  /** The last measured writable-layer size of the environment (committed layers included), undefined before the first. */
   rootfsUsedBytes(envId: string): number | undefined;
   /** Why the agent stopped the environment's container ('' or undefined when it did not). */
   stopReason(envId: string): string | undefined;
@@ -61,15 +62,59 @@ export async function environmentUsage(statuses: readonly ObservedStatus[], runD
 
 /** A container's writable layer as Docker measures it, and where the environment's storage is mounted in it. */
 export interface RootfsMeasurement {
+  /** What the environment's container wrote outside its volumes: `layerBytes` + `committedBytes`. */
   readonly usedBytes: number;
+  /** The container's own writable layer (Docker's SizeRw). */
+  readonly layerBytes: number;
+  /**
+   * What earlier containers of the environment wrote: the layers a recreate committed into the
+   * environment's private image, which the container runs on (0 when it runs on the catalog image).
+   * Deleting those files in the container does not free them: a deletion only hides them.
+   */
+  readonly committedBytes: number;
   /** The container path of the storage volume ('' when the container has none). */
   readonly dataPath: string;
 }
 
 /**
- * Measures a container's writable layer: `docker inspect --size` (GET /containers/{id}/json?size=1)
- * → SizeRw, which Docker computes by walking the layer's files, so it costs time proportional to
- * what was written there: call it sparingly. Rejects when the container is gone.
+ * The history comment of the agent's commits (docker-commit.ts commitContainer): "remotegpu:
+ * writable layer of <env> before a recreate". rootfs-docker.test.ts checks the two agree.
+ */
+export const COMMIT_COMMENT_PREFIX = 'remotegpu: writable layer of ';
+
+/** Committed bytes by image id: an image's layers never change, so each image is read once. */
+const committedByImage = new Map<string, number>();
+const COMMITTED_CACHE_MAX = 1024;
+
+/**
+ * The bytes the agent's commits add to an image: the sizes of the layers at the top of its history
+ * that commitContainer made (a recreate's commit of a container running on a committed image
+ * stacks its layer on those). 0 for a catalog image. Counted from the history rather than as the
+ * image's size less the catalog image's, because the catalog tag may since name another image.
+ * Cached by image id.
+ */
+export async function committedBytes(docker: Dockerode, imageId: string): Promise<number> {
+  if (!imageId) return 0;
+  const cached = committedByImage.get(imageId);
+  if (cached !== undefined) return cached;
+  const history = (await docker.getImage(imageId).history()) as { Comment?: string; Size?: number }[];
+  let bytes = 0;
+  // Newest first: the agent's commits are on top of the catalog image's layers.
+  for (const entry of history) {
+    if (!entry.Comment?.startsWith(COMMIT_COMMENT_PREFIX)) break;
+    bytes += Math.max(0, entry.Size ?? 0);
+  }
+  if (committedByImage.size >= COMMITTED_CACHE_MAX) committedByImage.clear();
+  committedByImage.set(imageId, bytes);
+  return bytes;
+}
+
+/**
+ * Measures what an environment's container wrote outside its volumes: `docker inspect --size`
+ * (GET /containers/{id}/json?size=1) → SizeRw, which Docker computes by walking the layer's files,
+ * so it costs time proportional to what was written there: call it sparingly; plus what earlier
+ * containers of the environment wrote and a recreate committed into the image this one runs on
+ * (committedBytes: one image history per new image, cached). Rejects when the container is gone.
  */
 export async function measureRootfs(docker: Dockerode, containerId: string, envId: string, runDir: string): Promise<RootfsMeasurement> {
   // dockerode passes the options as query parameters; its types do not list `size`.
@@ -78,7 +123,9 @@ export async function measureRootfs(docker: Dockerode, containerId: string, envI
   const source = volumeDataPath(runDir, envId);
   const legacy = volumeName(envId);
   const mount = (info.Mounts ?? []).find((m) => m.Source === source || m.Name === legacy);
-  return { usedBytes: Math.max(0, info.SizeRw ?? 0), dataPath: mount?.Destination ?? '' };
+  const layerBytes = Math.max(0, info.SizeRw ?? 0);
+  const committed = await committedBytes(docker, info.Image);
+  return { usedBytes: layerBytes + committed, layerBytes, committedBytes: committed, dataPath: mount?.Destination ?? '' };
 }
 
 /** Bytes of the data disk the agent keeps free: `fraction` (REMOTEGPU_DISK_RESERVE) of its size, rounded up. */

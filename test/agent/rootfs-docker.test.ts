@@ -1,18 +1,37 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RootfsWatch } from '../../agent/rootfs-watch.js';
 import { listEnvironments, type ManagedEngine } from '../../agent/runtime/docker-inspect.js';
+import { DockerRuntime } from '../../agent/runtime/docker.js';
 import { LABEL, containerName } from '../../agent/runtime/docker-names.js';
-import type { LifecycleEvent } from '../../agent/runtime/types.js';
+import type { EnvSpec, LifecycleEvent } from '../../agent/runtime/types.js';
 import { environmentUsage, measureRootfs } from '../../agent/usage.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, removeQuietly, testDocker, uniqueId } from '../helpers/docker.js';
+import {
+  DOCKER_SKIP_MESSAGE,
+  canMknod,
+  createFakeNvidiaNodes,
+  dockerAvailable,
+  dockerExec,
+  ensureBusyboxImage,
+  fakeGpuIndexes,
+  fakeGpuUuid,
+  releaseRunDir,
+  removeQuietly,
+  testDocker,
+  testRunDir,
+  uniqueId,
+} from '../helpers/docker.js';
+import { envSpec } from './runtime/env-spec.js';
 
 // The writable layer against a real Docker engine: `docker inspect --size` sees 20 MB written to a
 // busybox container's /tmp, and the watch warns at 90% of a small limit, stops the container at
-// the limit with its reason, and gives it a grace period when it is started again still over it.
+// the limit with its reason, gives it a grace period when it is started again still over it, and
+// stops it at once when it grows during it. A recreate (a GPU change through DockerRuntime.apply)
+// commits the layer into the environment's image: the measurement keeps counting it.
 
 const MiB = 1024 ** 2;
 const hasDocker = await dockerAvailable();
@@ -106,5 +125,91 @@ describe.skipIf(!hasDocker)('writable layer on Docker', () => {
     expect(events[2]!.message).toContain('Delete some within 1 minute');
     expect((await listEnvironments(engine))[0]!.state).toBe('running');
     expect(watch.stopReason(envId)).toBeUndefined();
+
+    // The grace period is for deleting: 1 MiB more (the slack is 1% of this small limit) stops it at once.
+    await write('/tmp/c', 1);
+    await watch.runOnce();
+    expect(events.map((e) => e.kind)).toEqual(['rootfs_warning', 'rootfs_limit', 'rootfs_warning', 'rootfs_limit']);
+    expect(events[3]!.message).toMatch(/and grew past .* during its grace period/);
+    expect((await listEnvironments(engine))[0]!.state).toBe('exited');
   });
+});
+
+const CAN_RECREATE = hasDocker && canMknod();
+if (hasDocker && !CAN_RECREATE) console.warn('Writable-layer recreate test skipped: creating fake GPU device nodes needs root.');
+
+describe.skipIf(!CAN_RECREATE)('writable layer across recreates (DockerRuntime, fake GPUs)', () => {
+  const docker = testDocker();
+  const runDir = testRunDir();
+  const managedBy = uniqueId('rootfs-rc');
+  let stateDir: string;
+  let deviceDir: string;
+  let runtime: DockerRuntime;
+  let spec: EnvSpec;
+  const sh = (script: string) => dockerExec(docker, containerName(spec.envId), ['sh', '-c', script]);
+  const measure = async () => {
+    const info = await docker.getContainer(containerName(spec.envId)).inspect();
+    return measureRootfs(docker, info.Id, spec.envId, runDir);
+  };
+
+  beforeAll(async () => {
+    await ensureBusyboxImage(docker);
+    stateDir = await mkdtemp(path.join(tmpdir(), 'rgpu-rootfs-rc-'));
+    deviceDir = await createFakeNvidiaNodes(4);
+    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(4), deviceDir, publishAddress: '127.0.0.1', managedBy, stopTimeoutS: 1 });
+    spec = envSpec({ gpuUuids: [fakeGpuUuid(0)], storageBytes: 64 * MiB });
+  });
+
+  afterAll(async () => {
+    if (runtime) await runtime.remove(spec.envId).catch(() => undefined);
+    await releaseRunDir(runDir);
+    await rm(stateDir, { recursive: true, force: true });
+    await rm(deviceDir, { recursive: true, force: true });
+  });
+
+  it('counts what a recreate committed into the environment image: 20 MiB stay measured through two GPU changes and a deletion', async () => {
+    expect((await runtime.apply(spec)).action).toBe('created');
+    const before = await measure();
+    expect(before).toMatchObject({ committedBytes: 0, dataPath: '/root/workspace' });
+    expect((await sh('dd if=/dev/zero of=/root/blob bs=1048576 count=20 2>/dev/null')).exitCode).toBe(0);
+    const written = await measure();
+    expect(written.layerBytes - before.layerBytes).toBeGreaterThanOrEqual(20 * MiB);
+
+    // A GPU change recreates the container on remotegpu-env/<env>:1: its own layer is about empty.
+    spec = { ...spec, gpuUuids: [fakeGpuUuid(1)] };
+    expect((await runtime.apply(spec)).action).toBe('recreated');
+    const recreated = await measure();
+    expect(recreated.layerBytes).toBeLessThan(1 * MiB);
+    expect(recreated.committedBytes).toBeGreaterThanOrEqual(20 * MiB);
+    expect(recreated.usedBytes).toBeGreaterThanOrEqual(20 * MiB);
+    expect(Math.abs(recreated.usedBytes - written.usedBytes)).toBeLessThan(1 * MiB);
+
+    // A second one stacks its (small) layer on the first: 20 MiB counted once, not twice.
+    spec = { ...spec, gpuUuids: [fakeGpuUuid(2)] };
+    expect((await runtime.apply(spec)).action).toBe('recreated');
+    const twice = await measure();
+    expect(twice.usedBytes).toBeGreaterThanOrEqual(20 * MiB);
+    expect(twice.usedBytes).toBeLessThan(written.usedBytes + 1 * MiB);
+
+    // Deleting the file hides it, but its 20 MiB stay on the host's disk in the committed layer.
+    expect((await sh('rm /root/blob && test ! -e /root/blob')).exitCode).toBe(0);
+    const deleted = await measure();
+    expect(deleted.usedBytes).toBeGreaterThanOrEqual(20 * MiB);
+
+    // What the watch reports and judges: over a 16 MiB limit at its first measurement, a grace period.
+    const events: LifecycleEvent[] = [];
+    const watch = new RootfsWatch({
+      runtime,
+      measure: (containerId, id) => measureRootfs(docker, containerId, id, runDir),
+      limitBytes: 16 * MiB,
+      stateDir,
+      onEvent: (e) => events.push(e),
+      logger: pino({ level: 'silent' }),
+    });
+    await watch.runOnce();
+    expect(watch.rootfsUsedBytes(spec.envId)).toBeGreaterThanOrEqual(20 * MiB);
+    expect(events.map((e) => e.kind)).toEqual(['rootfs_warning']);
+    expect(events[0]!.message).toContain("of it was kept by a recreate in the environment's image, which deleting those files does not free.");
+    console.info(`20 MiB written, 2 recreates, deleted: layer ${deleted.layerBytes} bytes + committed ${deleted.committedBytes} bytes`);
+  }, 120_000);
 });

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import type Dockerode from 'dockerode';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,11 +8,21 @@ import { hostFactsToProto, statusToProto } from '../../agent/convert.js';
 import { HostScan } from '../../agent/host-scan.js';
 import { volumeMountPath } from '../../agent/runtime/docker-names.js';
 import type { ObservedStatus } from '../../agent/runtime/types.js';
-import { diskReserveBytes, environmentUsage, formatSize, mountedUsedBytes, storageUsedBytes, underDiskPressure } from '../../agent/usage.js';
+import {
+  COMMIT_COMMENT_PREFIX,
+  committedBytes,
+  diskReserveBytes,
+  environmentUsage,
+  formatSize,
+  measureRootfs,
+  mountedUsedBytes,
+  storageUsedBytes,
+  underDiskPressure,
+} from '../../agent/usage.js';
 
 // What the agent reports of disk use: the storage volume's used bytes (statfs of its mount point,
-// nothing when it is not mounted), the writable layer (cached by the rootfs watch), the data disk's
-// reserve and pressure, and their proto form.
+// nothing when it is not mounted), the writable layer (cached by the rootfs watch) with the layers
+// recreates committed, the data disk's reserve and pressure, and their proto form.
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -123,5 +134,47 @@ describe('storage volume usage', () => {
       execFileSync('umount', [mountPoint]);
       rmSync(runDir, { recursive: true, force: true });
     }
+  });
+});
+
+/** A Docker engine of one container and images known by their history (newest entry first). */
+function fakeDocker(histories: Record<string, { Comment: string; Size: number }[]>, container: { Image: string; SizeRw: number }) {
+  const historyCalls: string[] = [];
+  const docker = {
+    getImage: (id: string) => ({
+      history: async () => {
+        historyCalls.push(id);
+        const h = histories[id];
+        if (!h) throw new Error(`no such image ${id}`);
+        return h;
+      },
+    }),
+    getContainer: () => ({ inspect: async () => ({ ...container, Mounts: [] }) }),
+  } as unknown as Dockerode;
+  return { docker, historyCalls };
+}
+
+describe('committed layers', () => {
+  const commit = (size: number) => ({ Comment: `${COMMIT_COMMENT_PREFIX}env-u1 before a recreate`, Size: size });
+
+  it('counts the layers the agent committed on top of the catalog image, once per image id', async () => {
+    const { docker, historyCalls } = fakeDocker(
+      {
+        'sha256:gen2': [commit(3 * MiB), commit(20 * MiB), { Comment: 'Imported from -', Size: 2 * MiB }, commit(99 * MiB)],
+        'sha256:catalog': [{ Comment: '', Size: 500 * MiB }, { Comment: 'Imported from -', Size: 2 * MiB }],
+      },
+      { Image: 'sha256:gen2', SizeRw: 1 * MiB },
+    );
+    // Only the top run of commits: an entry further down belongs to the catalog image.
+    expect(await committedBytes(docker, 'sha256:gen2')).toBe(23 * MiB);
+    expect(await committedBytes(docker, 'sha256:catalog')).toBe(0);
+    expect(await committedBytes(docker, 'sha256:gen2')).toBe(23 * MiB);
+    expect(historyCalls).toEqual(['sha256:gen2', 'sha256:catalog']);
+    expect(await measureRootfs(docker, 'c1', 'env-u1', '/nonexistent-run-dir')).toEqual({ usedBytes: 24 * MiB, layerBytes: 1 * MiB, committedBytes: 23 * MiB, dataPath: '' });
+  });
+
+  it('rejects when the image is gone (the measurement is retried at the next pass)', async () => {
+    const { docker } = fakeDocker({}, { Image: 'sha256:gone', SizeRw: 0 });
+    await expect(measureRootfs(docker, 'c1', 'env-u1', '/nonexistent-run-dir')).rejects.toThrow('no such image');
   });
 });
