@@ -77,8 +77,10 @@ export class EnvironmentsService {
     const image = await this.deps.db.selectFrom('images').select('jupyter_port').where('id', '=', env.image_id).executeTakeFirstOrThrow();
     const placed = await placeOnAnyHost(this.deps.db, this.deps.ports, {
       envId,
-      // Its storage is reserved there already: only what it grows by must fit.
-      request: { ...placementRequest({ ...env, gpu }), storageBytes: storage - env.storage_bytes },
+      // Its volume is reserved there already: only what it grows by must fit, but the reservation
+      // becomes the whole new size (the host's allocated storage is the sum of its volumes).
+      request: { ...placementRequest({ ...env, gpu }), storageBytes: Math.max(0, storage - env.reserved_storage_bytes) },
+      reservedStorageBytes: storage,
       wantJupyter: image.jupyter_port !== null,
       existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       onlyHostId: env.host_id,

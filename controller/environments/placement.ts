@@ -19,7 +19,13 @@ export interface Reservation {
 /** What one placement needs; the hooks run inside each candidate host's transaction. */
 export interface PlacementJob {
   readonly envId: string;
+  /** What must fit on the host now (a start on its own host: only what its volume grows by). */
   readonly request: PlacementRequest;
+  /**
+   * The storage the environment holds on the host once placed, when it is not `request.storageBytes`:
+   * a start on its own host asks the fit check only for the growth, but holds its whole new size.
+   */
+  readonly reservedStorageBytes?: number;
   readonly wantJupyter: boolean;
   /** Ports the environment keeps (a start on its own host). */
   readonly existingPorts?: { ssh: number | null; jupyter: number | null };
@@ -99,7 +105,15 @@ class HostFull extends Error {}
  */
 async function reserveOnHost(
   trx: Trx,
-  args: { envId: string; hostId: string; request: PlacementRequest; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } },
+  args: {
+    envId: string;
+    hostId: string;
+    request: PlacementRequest;
+    reservedStorageBytes?: number;
+    ports: PortRanges;
+    wantJupyter: boolean;
+    existingPorts?: { ssh: number | null; jupyter: number | null };
+  },
 ): Promise<Reservation | null> {
   const locked = await trx.selectFrom('hosts').select('id').where('id', '=', args.hostId).forUpdate().executeTakeFirst();
   if (!locked) return null;
@@ -118,8 +132,8 @@ async function reserveOnHost(
     hostId: args.hostId,
     cpu: args.request.cpuCores,
     memoryBytes: args.request.memoryBytes,
-    // A start on the same host passes 0: the environment's storage is still reserved there.
-    storageBytes: args.request.storageBytes > 0 ? args.request.storageBytes : undefined,
+    // The whole volume, never the growth a start asked the fit check for.
+    storageBytes: args.reservedStorageBytes ?? args.request.storageBytes,
     sshPort: taken.ssh,
     jupyterPort: taken.jupyter,
   });

@@ -85,4 +85,61 @@ describe.each(DB_TARGETS)('start with storage on $name', (target) => {
       expect(res.body.data.fields.map((f: { field: string }) => f.field)).toEqual(['storage']);
     });
   });
+
+  describe.skipIf(target.skipReason !== '')('reservation', () => {
+    let api: TestApi;
+    let alice: { id: number; token: string };
+
+    beforeAll(async () => {
+      api = await createTestApi(target);
+      await seedImage(api.db);
+      await seedHost(api.db, 'host-r', { gpus: 0, diskBytes: 100 * GiB });
+      alice = await api.createUser('alice');
+    });
+    afterAll(async () => api?.close());
+
+    const create = (name: string, storage: number) =>
+      api.request('POST', '/api/v1/environments', { token: alice.token, body: { name, image: 'ubuntu20-pytorch:2.0', cpu: 1, memory: GiB, gpu: 0, storage } });
+    const stop = (id: string) => api.db.updateTable('environments').set({ status: 'stopped', desired_state: 'stopped' }).where('id', '=', id).execute();
+    const start = (id: string, body: unknown) => api.request('POST', `/api/v1/environments/${id}/start`, { token: alice.token, body });
+    const reserved = async () =>
+      Object.fromEntries(
+        (await api.db.selectFrom('environments').select(['id', 'reserved_storage_bytes']).where('host_id', '=', 'host-r').execute()).map((r) => [r.id, r.reserved_storage_bytes]),
+      );
+    const allocated = async () => (await api.request('GET', '/api/v1/admin/hosts/host-r', { token: api.adminToken })).body.data.storage_allocated as number;
+
+    it('reserves the whole grown volume, not the growth: the host is not over-committed afterwards', async () => {
+      const a = await create('a', 50 * GiB);
+      expect(a.status).toBe(201);
+      const id = a.body.data.env_id as string;
+      await stop(id);
+      expect((await start(id, { storage: 60 * GiB })).status).toBe(200);
+      expect(await reserved()).toEqual({ [id]: 60 * GiB });
+      expect(await allocated()).toBe(60 * GiB);
+
+      // 60 + 45 > 100: refused; 60 + 40 fits exactly.
+      const tooBig = await create('b', 45 * GiB);
+      expect(tooBig.status).toBe(409);
+      expect(tooBig.body.code).toBe(40902);
+      const b = await create('b', 40 * GiB);
+      expect(b.status).toBe(201);
+      expect(await reserved()).toEqual({ [id]: 60 * GiB, [b.body.data.env_id]: 40 * GiB });
+      expect(await allocated()).toBe(100 * GiB);
+
+      // The disk is full now: a start without growth still fits (only the growth is checked) and
+      // keeps the whole volume reserved; one more byte of growth does not fit.
+      await stop(id);
+      expect((await start(id, {})).status).toBe(200);
+      expect(await reserved()).toEqual({ [id]: 60 * GiB, [b.body.data.env_id]: 40 * GiB });
+      await stop(id);
+      expect((await start(id, { storage: 60 * GiB })).status).toBe(200);
+      expect((await reserved())[id]).toBe(60 * GiB);
+      await stop(id);
+      const more = await start(id, { storage: 61 * GiB });
+      expect(more.status).toBe(409);
+      expect(more.body.message).toContain(`${GiB} more bytes of storage`);
+      expect(await allocated()).toBe(100 * GiB);
+      expect((await create('c', GiB)).status).toBe(409);
+    });
+  });
 });
