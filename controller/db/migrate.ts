@@ -5,6 +5,7 @@ import * as m0002 from './migrations/0002_settings.js';
 import * as m0003 from './migrations/0003_host_trust.js';
 import * as m0004 from './migrations/0004_dataset_writable.js';
 import * as m0005 from './migrations/0005_storage_usage.js';
+import * as m0006 from './migrations/0006_isolation_recreate.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -13,6 +14,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003_host_trust': m0003,
   '0004_dataset_writable': m0004,
   '0005_storage_usage': m0005,
+  '0006_isolation_recreate': m0006,
 };
 
 class StaticProvider implements MigrationProvider {
@@ -21,13 +23,17 @@ class StaticProvider implements MigrationProvider {
   }
 }
 
+/** A migrator over every migration (tests use it to go back to an earlier version). */
+export function migrator(db: Db): Migrator {
+  return new Migrator({ db, provider: new StaticProvider() });
+}
+
 /**
  * Brings the schema to the latest version. Safe to call from several controller replicas at once
  * (Kysely's migrator takes a lock). Throws with the failing migration's name and cause.
  */
 export async function migrateToLatest(db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new StaticProvider() });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await migrator(db).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
     const where = failed ? ` (migration ${failed.migrationName})` : '';
