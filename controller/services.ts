@@ -3,6 +3,7 @@ import type { Logger } from '../common/logger.js';
 import type { ControllerConfig } from './config.js';
 import type { Db } from './db/database.js';
 import { EnvironmentsService } from './environments/environments.service.js';
+import { remountReadOnly } from './environments/environment-mounts.js';
 import { EnvironmentLogs } from './environments/logs.js';
 import { EnvironmentObserver } from './environments/observer.js';
 import { QueuePlacer } from './environments/queue.js';
@@ -104,7 +105,7 @@ export class ControllerServices {
     this.workspaces = new WorkspacesService(db);
     this.sshKeys = new SshKeysService(db);
     this.images = new ImagesService(db);
-    this.datasets = new DatasetsService(db);
+    this.datasets = new DatasetsService(db, { remountReadOnly, wake: () => this.wake.notify() });
     this.health = new DatabaseHealth(db);
     this.access = new EnvironmentAccess(config.jupyterUrlTemplate);
   }

@@ -26,7 +26,8 @@ const routes = {
     tags,
     summary: 'Register a dataset',
     description:
-      'With neither owner_id nor workspace_id the dataset is visible to every user. It is read-only (every mount of it is read-only) unless writable is true.',
+      'With neither owner_id nor workspace_id the dataset is visible to every user. It is read-only (every mount of it is read-only) unless writable is true. ' +
+      'A writable dataset must not nest with another one: a host_path that contains, is inside or is the host_path of another dataset is a 400 naming host_path when either of them is writable.',
     request: { body: jsonBody(CreateDatasetBody) },
     responses: { 201: jsonResponse(envelope(AdminDataset), 'the dataset'), ...errors(400, 401, 403) },
   }),
@@ -52,7 +53,8 @@ const routes = {
     tags,
     summary: 'Change a dataset',
     description:
-      'Only the fields sent change. Setting writable to false makes existing mounts of it read-only at their next apply (start, restart, recreate); running containers keep their mounts until then.',
+      'Only the fields sent change. Setting writable to false remounts it read-only now: every environment that mounts it read-write is recreated (its data kept) with the mount read-only, with an event in its logs. ' +
+      'Setting writable to true is a 400 naming writable when its host_path contains, is inside or is the host_path of another dataset.',
     request: { params: DatasetParams, body: jsonBody(UpdateDatasetBody) },
     responses: { 200: jsonResponse(envelope(AdminDataset), 'the dataset after the change'), ...errors(400, 401, 403, 404) },
   }),

@@ -13,7 +13,7 @@ const Description = z.string().max(1024, 'must be at most 1024 characters');
 const Writable = z.boolean({ error: 'must be true or false' }).openapi({
   description:
     'whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. ' +
-    'Turning it off applies to existing mounts at their next apply (start, restart, recreate)',
+    'Turning it off remounts existing read-write mounts read-only now (their environments are recreated, data kept); a writable dataset must not nest with another dataset',
 });
 
 export const CreateDatasetBody = z.object({

@@ -1,11 +1,11 @@
 import { AppError, fieldError } from '../../common/errors.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { visibleDatasets } from '../access/visibility.js';
 import type { Principal } from '../access/principal.js';
 import { invalidMount, isUnder, validateMountPath } from '../catalog/paths.js';
 import { lockEnvironment, type EnvWithHost } from './environments.repo.js';
-import { requestChange } from './environment-writes.js';
+import { requestChange, requestReapply } from './environment-writes.js';
 import { assertAllowed } from './state-machine.js';
 
 /**
@@ -68,4 +68,24 @@ export async function unmountDataset(db: Db, env: EnvWithHost, datasetId: number
     if (Number(removed.numDeletedRows) === 0) throw new AppError('not_found', `dataset ${datasetId} is not mounted in ${env.id}`);
     await requestChange(trx, env.id, null, { kind: 'dataset_unmounted', message: `Dataset ${datasetId} unmounted` });
   });
+}
+
+/**
+ * In the transaction that makes `dataset` read-only (an admin's PATCH): every environment that is
+ * not deleted and mounts it read-write is applied again, so its container is recreated with the
+ * mount read-only now rather than at its next start (buildAgentSpec reads the dataset's flag).
+ * Mounts that were read-only already change nothing and recreate nothing. Returns the ids.
+ */
+export async function remountReadOnly(trx: Trx, dataset: { readonly id: number; readonly name: string }): Promise<string[]> {
+  const mounted = await trx
+    .selectFrom('environment_mounts as m')
+    .innerJoin('environments as e', 'e.id', 'm.env_id')
+    .select('e.id')
+    .where('m.dataset_id', '=', dataset.id)
+    .where('m.readonly', '=', false)
+    .where('e.desired_state', '!=', 'deleted')
+    .orderBy('e.id')
+    .execute();
+  const message = `Dataset ${dataset.name} (${dataset.id}) is read-only now: remounting it read-only`;
+  return requestReapply(trx, mounted.map((m) => m.id), { kind: 'dataset_readonly', message });
 }

@@ -69,6 +69,26 @@ export async function requestChange(trx: Trx, envId: string, change: DesiredChan
 }
 
 /**
+ * Asks the agents to apply the environments of `envIds` again although their owners changed
+ * nothing (an admin's change they must carry out, e.g. a dataset made read-only): moves
+ * `spec_generation` on for those that are not deleted and records `event` for each of them.
+ * Returns their ids.
+ */
+export async function requestReapply(trx: Trx, envIds: readonly string[], event: EventInput): Promise<string[]> {
+  if (envIds.length === 0) return [];
+  const moved = await trx
+    .updateTable('environments')
+    .set({ spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
+    .where('id', 'in', [...envIds])
+    .where('desired_state', '!=', 'deleted')
+    .returning('id')
+    .execute();
+  const ids = moved.map((r) => r.id).sort();
+  await addEvents(trx, ids.map((envId) => ({ envId, ...event })));
+  return ids;
+}
+
+/**
  * Records the outcome of an agent call made for `generation`. Writes nothing and returns false when
  * the user changed the environment meanwhile (the next pass handles the newer generation).
  */

@@ -166,4 +166,75 @@ describe.each(DB_TARGETS)('admin datasets API on $name', (target) => {
       expect((await admin('DELETE', '/api/v1/admin/datasets/0')).status).toBe(400);
     });
   });
+
+  // A writable dataset must not nest with another dataset (share, contain or be inside its
+  // directory): a tenant mounting it read-write could replace the other one's directory with a
+  // symlink (to /etc, to another team's private dataset) that the next mount of it follows.
+  describe.skipIf(target.skipReason !== '')('nesting', () => {
+    let api: TestApi;
+    const admin = (method: string, path: string, body?: unknown) => api.request(method, path, { token: api.adminToken, body });
+    const create = (name: string, hostPath: string, writable = false) => admin('POST', '/api/v1/admin/datasets', { name, host_path: hostPath, writable });
+    const all = () => api.db.selectFrom('datasets').selectAll().orderBy('id').execute();
+    /** A 400 naming `field` whose message names the other dataset, and nothing written. */
+    async function refused(res: Awaited<ReturnType<typeof create>>, field: string, before: unknown, other: string) {
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe(40001);
+      expect(res.body.message).toMatch(new RegExp(`^${field}: `));
+      expect(res.body.message).toContain(`dataset "${other}"`);
+      expect(res.body.message).toContain('symlink');
+      expect(res.body.data.fields).toEqual([{ field, message: expect.stringContaining(`dataset "${other}"`) }]);
+      expect(await all()).toEqual(before);
+    }
+
+    beforeAll(async () => {
+      api = await createTestApi(target);
+    });
+    afterAll(async () => api?.close());
+
+    it('refuses a writable dataset inside, containing or at the directory of another dataset (400 naming host_path)', async () => {
+      expect((await create('ro', '/srv/n/ro')).status).toBe(201);
+      const before = await all();
+      await refused(await create('w-inside', '/srv/n/ro/sub', true), 'host_path', before, 'ro');
+      await refused(await create('w-outside', '/srv/n', true), 'host_path', before, 'ro');
+      await refused(await create('w-outside2', '/srv', true), 'host_path', before, 'ro');
+      await refused(await create('w-same', '/srv/n/ro', true), 'host_path', before, 'ro');
+      // A sibling whose name only starts the same is not nested.
+      expect((await create('w-sibling', '/srv/n/ro2', true)).status).toBe(201);
+      expect((await create('w-sibling2', '/srv/n/r', true)).status).toBe(201);
+    });
+
+    it('refuses a read-only dataset inside, containing or at the directory of a writable one (400 naming host_path)', async () => {
+      expect((await create('w', '/mnt/w', true)).status).toBe(201);
+      const before = await all();
+      await refused(await create('ro-inside', '/mnt/w/deep/inner'), 'host_path', before, 'w');
+      await refused(await create('ro-outside', '/mnt'), 'host_path', before, 'w');
+      await refused(await create('ro-same', '/mnt/w'), 'host_path', before, 'w');
+      expect((await create('ro-sibling', '/mnt/wx')).status).toBe(201);
+    });
+
+    it('lets read-only datasets nest among themselves', async () => {
+      expect((await create('r', '/data/r')).status).toBe(201);
+      expect((await create('r-inner', '/data/r/inner')).status).toBe(201);
+      expect((await create('r-again', '/data/r')).status).toBe(201);
+      expect((await create('r-outer', '/data')).status).toBe(201);
+    });
+
+    it('refuses PATCH writable: true on a dataset that nests with another one (400 naming writable)', async () => {
+      const id = async (name: string) => (await api.db.selectFrom('datasets').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
+      const patch = async (name: string, body: unknown) => admin('PATCH', `/api/v1/admin/datasets/${await id(name)}`, body);
+      const before = await all();
+      // Contains other datasets, is inside one, shares its directory with one.
+      await refused(await patch('r', { writable: true }), 'writable', before, 'r-inner');
+      await refused(await patch('r-inner', { writable: true }), 'writable', before, 'r');
+      await refused(await patch('r-again', { writable: true, name: 'renamed' }), 'writable', before, 'r');
+      // Other changes of a nested read-only dataset are fine; so is writable on a lone one.
+      expect((await patch('r-inner', { description: 'still read-only', writable: false })).status).toBe(200);
+      expect((await create('lone', '/opt/lone')).status).toBe(201);
+      const lone = await patch('lone', { writable: true });
+      expect(lone.status).toBe(200);
+      expect(lone.body.data.writable).toBe(true);
+      // Already writable: writable: true again is a no-op.
+      expect((await patch('w', { writable: true })).status).toBe(200);
+    });
+  });
 });

@@ -1,14 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import { DB_TARGETS, createTestDatabase } from '../../helpers/databases.js';
-import { createTestApi, type TestApi, type TestUser } from '../../helpers/api.js';
+import { createTestApi, seedEnvironment, type TestApi, type TestUser } from '../../helpers/api.js';
 import { seedHost, seedImage } from '../../helpers/hosts.js';
 import { buildAgentSpec } from '../../../controller/environments/spec.js';
-import { migrateToLatest } from '../../../controller/db/migrate.js';
-import * as m0001 from '../../../controller/db/migrations/0001_initial.js';
-import * as m0002 from '../../../controller/db/migrations/0002_settings.js';
-import * as m0003 from '../../../controller/db/migrations/0003_host_trust.js';
-import * as m0004 from '../../../controller/db/migrations/0004_dataset_writable.js';
+import { migrateToLatest, migrator } from '../../../controller/db/migrate.js';
 
 // Issue 10, read-only shared datasets: a dataset is mounted read-only unless an admin marked it
 // writable; users can only narrow (readonly: false on a read-only dataset is a 400 naming
@@ -140,17 +135,27 @@ describe.each(DB_TARGETS)('read-only datasets on $name', (target) => {
       await unmountAll();
     });
 
-    it('makes existing mounts read-only at the next apply when an admin turns writable off (no generation bump)', async () => {
+    it('remounts read-write mounts read-only now when an admin turns writable off (a generation bump and an event)', async () => {
       expect((await mount({ dataset_id: writable, mount_path: '/data/scratch', readonly: false })).status).toBe(200);
       const before = await state();
+      let woken = 0;
+      api.services.wake.listen(() => woken++);
       const patched = await api.request('PATCH', `/api/v1/admin/datasets/${writable}`, { token: api.adminToken, body: { writable: false } });
       expect(patched.status).toBe(200);
       expect(patched.body.data.writable).toBe(false);
+      expect(woken).toBe(1);
       const after = await state();
-      expect(after.row.spec_generation).toBe(before.row.spec_generation);
+      expect(after.row.spec_generation).toBe(before.row.spec_generation + 1);
+      expect(after.events.slice(before.events.length)).toEqual([
+        { id: expect.anything(), kind: 'dataset_readonly', message: `Dataset scratch (${writable}) is read-only now: remounting it read-only` },
+      ]);
       expect(after.mounts).toEqual(before.mounts);
       expect((await buildAgentSpec(api.db, envId)).mounts).toEqual([{ datasetId: String(writable), hostPath: '/srv/scratch', containerPath: '/data/scratch', readonly: true }]);
       expect(after.listed.data.items).toEqual([expect.objectContaining({ dataset_id: writable, readonly: true })]);
+      // Read-only already: sending writable: false again moves nothing.
+      expect((await api.request('PATCH', `/api/v1/admin/datasets/${writable}`, { token: api.adminToken, body: { writable: false } })).status).toBe(200);
+      expect((await state()).row.spec_generation).toBe(after.row.spec_generation);
+      expect(woken).toBe(1);
       // A new read-write request is refused now.
       await unmountAll();
       const refused = await mount({ dataset_id: writable, mount_path: '/data/scratch', readonly: false });
@@ -179,14 +184,79 @@ describe.each(DB_TARGETS)('read-only datasets on $name', (target) => {
     });
   });
 
+  describe.skipIf(target.skipReason !== '')('turning writable off', () => {
+    let api: TestApi;
+    let alice: TestUser;
+
+    beforeAll(async () => {
+      api = await createTestApi(target);
+      await seedImage(api.db);
+      alice = await api.createUser('alice');
+    });
+    afterAll(async () => api?.close());
+
+    it('moves on exactly the environments that mount it read-write and are not deleted, in one transaction with their events', async () => {
+      const image = await api.db.selectFrom('images').select('id').executeTakeFirstOrThrow();
+      const seed = (options: { desiredState?: 'running' | 'stopped' | 'deleted' } = {}) => seedEnvironment(api.db, { ownerId: alice.id, imageId: image.id, ...options });
+      const admin = (method: string, path: string, body?: unknown) => api.request(method, path, { token: api.adminToken, body });
+      const shared = (await admin('POST', '/api/v1/admin/datasets', { name: 'shared', host_path: '/srv/shared', writable: true })).body.data.id as number;
+      const other = (await admin('POST', '/api/v1/admin/datasets', { name: 'other', host_path: '/srv/other', writable: true })).body.data.id as number;
+      const envs = {
+        running: await seed(),
+        stopped: await seed({ desiredState: 'stopped' }),
+        readOnlyMount: await seed(),
+        otherDataset: await seed(),
+        noMount: await seed(),
+        deleted: await seed({ desiredState: 'deleted' }),
+      };
+      const mountRow = (env: string, dataset: number, readonly: boolean) => ({ env_id: env, dataset_id: dataset, mount_path: '/data/x', readonly });
+      await api.db
+        .insertInto('environment_mounts')
+        .values([
+          mountRow(envs.running, shared, false),
+          mountRow(envs.stopped, shared, false),
+          mountRow(envs.readOnlyMount, shared, true),
+          mountRow(envs.otherDataset, other, false),
+          mountRow(envs.deleted, shared, false),
+        ])
+        .execute();
+      const rows = async () =>
+        Object.fromEntries((await api.db.selectFrom('environments').select(['id', 'spec_generation']).execute()).map((r) => [r.id, r.spec_generation]));
+      const eventsOf = async (id: string) => (await api.db.selectFrom('environment_events').select(['kind', 'message']).where('env_id', '=', id).execute());
+      const before = await rows();
+      let woken = 0;
+      api.services.wake.listen(() => woken++);
+
+      const res = await admin('PATCH', `/api/v1/admin/datasets/${shared}`, { writable: false });
+      expect(res.status).toBe(200);
+      expect(woken).toBe(1);
+      const after = await rows();
+      const moved = Object.keys(after).filter((id) => after[id] !== before[id]).sort();
+      expect(moved).toEqual([envs.running, envs.stopped].sort());
+      for (const id of moved) {
+        expect(after[id]).toBe(before[id]! + 1);
+        expect(await eventsOf(id)).toEqual([{ kind: 'dataset_readonly', message: `Dataset shared (${shared}) is read-only now: remounting it read-only` }]);
+        expect((await buildAgentSpec(api.db, id)).mounts).toEqual([{ datasetId: String(shared), hostPath: '/srv/shared', containerPath: '/data/x', readonly: true }]);
+      }
+      for (const id of [envs.readOnlyMount, envs.otherDataset, envs.noMount, envs.deleted]) expect(await eventsOf(id)).toEqual([]);
+      expect((await buildAgentSpec(api.db, envs.otherDataset)).mounts[0]!.readonly).toBe(false);
+
+      // A PATCH that does not turn it off (a rename, writable on again) moves nothing and wakes nobody.
+      expect((await admin('PATCH', `/api/v1/admin/datasets/${shared}`, { name: 'shared2' })).status).toBe(200);
+      expect((await admin('PATCH', `/api/v1/admin/datasets/${shared}`, { writable: true })).status).toBe(200);
+      expect(await rows()).toEqual(after);
+      expect(woken).toBe(1);
+    });
+  });
+
   describe.skipIf(target.skipReason !== '')('migration 0004', () => {
     it('makes datasets that existed before it read-only, and their read-write mounts read-only in the spec', async () => {
       const t = await createTestDatabase(target);
       try {
-        const migrator = new Migrator({ db: t.db, provider: new AllMigrations() });
-        const down = await migrator.migrateDown();
+        const down = await migrator(t.db).migrateTo('0003_host_trust');
         expect(down.error).toBeUndefined();
-        expect(down.results?.map((r) => [r.migrationName, r.status])).toEqual([['0004_dataset_writable', 'Success']]);
+        expect(down.results?.filter((r) => r.status !== 'Success')).toEqual([]);
+        expect(down.results?.map((r) => r.migrationName).at(-1)).toBe('0004_dataset_writable');
         // Rows as a controller before 0004 wrote them: a dataset with no writable column, a read-write mount.
         const user = await t.db.insertInto('users').values({ name: 'alice' }).returning('id').executeTakeFirstOrThrow();
         const image = await t.db.insertInto('images').values({ name: 'img', docker_ref: 'img', jupyter_port: null }).returning('id').executeTakeFirstOrThrow();
@@ -215,7 +285,7 @@ describe.each(DB_TARGETS)('read-only datasets on $name', (target) => {
           .execute();
         await t.db.insertInto('environment_mounts').values({ env_id: 'env-old0000001', dataset_id: ds.id, mount_path: '/data/old', readonly: false }).execute();
 
-        expect(await migrateToLatest(t.db)).toEqual(['0004_dataset_writable']);
+        expect((await migrateToLatest(t.db))[0]).toBe('0004_dataset_writable');
         expect(await t.db.selectFrom('datasets').select(['id', 'writable']).execute()).toEqual([{ id: ds.id, writable: false }]);
         expect((await buildAgentSpec(t.db, 'env-old0000001')).mounts).toEqual([{ datasetId: String(ds.id), hostPath: '/srv/old', containerPath: '/data/old', readonly: true }]);
       } finally {
@@ -224,9 +294,3 @@ describe.each(DB_TARGETS)('read-only datasets on $name', (target) => {
     });
   });
 });
-
-class AllMigrations implements MigrationProvider {
-  async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001_initial': m0001, '0002_settings': m0002, '0003_host_trust': m0003, '0004_dataset_writable': m0004 };
-  }
-}
