@@ -12,7 +12,7 @@ import { AgentServiceClient, type ExecOutput } from '../../gen/remotegpu/v1/agen
 import { DesiredState } from '../../gen/remotegpu/v1/types.js';
 import { loadControllerConfig } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/server.js';
-import { dockerAvailable, ensureBusyboxImage, freePort, releaseRunDir, testRunDir } from '../helpers/docker.js';
+import { dockerAvailable, ensureBusyboxImage, freePort, releaseRunDir, removeNamespace, testRunDir } from '../helpers/docker.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The real agent program as operators run it (a separate process), with a fake nvidia-smi printing
@@ -98,6 +98,7 @@ describe.skipIf(!hasDocker)('agent process', () => {
 
   afterAll(async () => {
     agent?.kill('SIGKILL');
+    await removeNamespace(`agent-process-${process.pid}`);
     for (const id of envIds) await run('docker', ['rm', '-f', `remotegpu-${id}`]).catch(() => {});
     for (const id of envIds) await run('docker', ['volume', 'rm', '-f', `remotegpu-${id}-data`]).catch(() => {});
     await controller?.stop();

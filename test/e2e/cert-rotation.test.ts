@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../common/logger.js';
 import { identityOf } from '../../common/pki.js';
-import { dockerAvailable, releaseRunDir, testRunDir } from '../helpers/docker.js';
+import { dockerAvailable, releaseRunDir, removeNamespace, testRunDir } from '../helpers/docker.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 
@@ -60,7 +60,7 @@ describe.skipIf(!hasDocker)('certificate rotation on one machine', () => {
   afterAll(async () => {
     if (envId) await api('DELETE', `/api/v1/environments/${envId}`, ADMIN).catch(() => {});
     await platform?.stop();
-    await run('sh', ['-c', `docker rm -f $(docker ps -aq --filter label=remotegpu.managed=rotation-${process.pid}) 2>/dev/null; true`]);
+    await removeNamespace(`rotation-${process.pid}`);
     rmSync(dir, { recursive: true, force: true });
     await releaseRunDir(runDir);
   }, 120_000);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../common/logger.js';
 import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
-import { dockerAvailable, releaseRunDir, testRunDir } from '../helpers/docker.js';
+import { dockerAvailable, releaseRunDir, removeNamespace, testRunDir } from '../helpers/docker.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
@@ -100,7 +100,7 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('one machine on $name', (
     afterAll(async () => {
       if (envId) await api('DELETE', `/api/v1/environments/${envId}`, alice).catch(() => {});
       await platform?.stop();
-      await run('sh', ['-c', `docker rm -f $(docker ps -aq --filter label=remotegpu.env-id=${envId || 'none'}) 2>/dev/null; true`]);
+      await removeNamespace(`e2e-${target.name}-${process.pid}`);
       await database?.close();
       rmSync(dir, { recursive: true, force: true });
       await releaseRunDir(runDir);

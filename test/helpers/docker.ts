@@ -246,3 +246,18 @@ export async function releaseRunDir(runDir: string): Promise<void> {
   }
   await rm(runDir, { recursive: true, force: true });
 }
+
+/**
+ * Removes what a test agent of namespace `managedBy` may have left on the engine when its
+ * environments were not deleted through it: containers, then their networks (by label).
+ */
+export async function removeNamespace(managedBy: string): Promise<void> {
+  const docker = testDocker();
+  const label = { label: [`remotegpu.managed=${managedBy}`] };
+  for (const c of await docker.listContainers({ all: true, filters: label }).catch(() => [])) {
+    await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+  }
+  for (const n of await docker.listNetworks({ filters: label }).catch(() => [])) {
+    await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+}
