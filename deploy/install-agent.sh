@@ -85,6 +85,9 @@ if [ -z "$root" ]; then
   [ "$(id -u)" = 0 ] || die "run as root (the agent manages Docker and device nodes)"
   command -v docker >/dev/null || die "Docker is missing: install it first (e.g. apt-get install -y docker.io)"
   command -v node >/dev/null || die "Node.js 20 is missing"
+  for tool in mkfs.ext4 e2fsck resize2fs dumpe2fs losetup mount; do
+    command -v "$tool" >/dev/null || die "$tool is missing: environment volumes need it (apt-get install -y e2fsprogs util-linux)"
+  done
   command -v nvidia-smi >/dev/null || echo "warning: nvidia-smi not found: this host will register as CPU-only"
 fi
 
