@@ -89,6 +89,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     await reporter!.stop();
     await server.shutdown();
     await eventsEnded;
+    await runtime.settle();
   };
   return { address: advertise, runtime, reporter, gpuMode: host.gpuMode, stop: () => (stopping ??= stop()) };
 }
@@ -163,6 +164,7 @@ async function startRuntime(config: AgentConfig, host: PreparedHost, logger: Log
     runDir: runtimeRunDir(config),
     diskReserve: config.diskReserve,
     networkPool: config.networkPool,
+    networkSpares: config.networkSpares,
   });
   await runtime.restore();
   return runtime;

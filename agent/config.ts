@@ -59,6 +59,7 @@ const schema = z.object({
   REMOTEGPU_LOG_LEVEL: logLevelVar,
   REMOTEGPU_RUN_DIR: z.string().default('/run/remotegpu').refine((v) => v.startsWith('/'), 'expected an absolute path'),
   REMOTEGPU_NETWORK_POOL: cidrVar('10.213.0.0/16'),
+  REMOTEGPU_NETWORK_SPARES: intVar(2, 0, 64),
   REMOTEGPU_BLOCK_METADATA: z.enum(['0', '1', 'false', 'true'], 'expected 1 or 0').default('1').transform((v) => v === '1' || v === 'true'),
   REMOTEGPU_DISK_RESERVE: z.string().regex(/^\d{1,2}(\.\d+)?%$/, 'expected a percentage below 100, e.g. 10%').default('10%').transform((v) => Number(v.slice(0, -1)) / 100),
   REMOTEGPU_ROOTFS_LIMIT: intVar(50 * 1024 ** 3, 0),
@@ -111,6 +112,8 @@ export interface AgentConfig {
   readonly runDir: string;
   /** IPv4 network the per-environment /28 bridge networks are cut from (REMOTEGPU_NETWORK_POOL). */
   readonly networkPool: string;
+  /** Networks made ahead for new environments (REMOTEGPU_NETWORK_SPARES): a create does not wait for one. */
+  readonly networkSpares: number;
   /** Drop environments' traffic to the cloud metadata address 169.254.169.254 (REMOTEGPU_BLOCK_METADATA). */
   readonly blockMetadata: boolean;
   /** Fraction of the data directory's disk kept free: new environments are refused below it (REMOTEGPU_DISK_RESERVE). */
@@ -154,6 +157,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     logLevel: e.REMOTEGPU_LOG_LEVEL,
     runDir: e.REMOTEGPU_RUN_DIR,
     networkPool: e.REMOTEGPU_NETWORK_POOL,
+    networkSpares: e.REMOTEGPU_NETWORK_SPARES,
     blockMetadata: e.REMOTEGPU_BLOCK_METADATA,
     diskReserve: e.REMOTEGPU_DISK_RESERVE,
     rootfsLimitBytes: e.REMOTEGPU_ROOTFS_LIMIT,

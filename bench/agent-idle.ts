@@ -18,6 +18,8 @@ const ADMIN = 'bench-admin-token-0123456789abcdef';
 const JOIN = 'bench-join-token-0123456789abcdef';
 const dir = mkdtempSync(path.join(tmpdir(), 'rgpu-bench-agent-'));
 await run('bash', ['scripts/build-test-image.sh']);
+// Volume mount points on /dev/shm (a tmpfs already): the agent mounts no tmpfs of its own.
+const runDir = mkdtempSync('/dev/shm/rgpu-bench-run-');
 const controller = await startController(
   loadControllerConfig({ REMOTEGPU_DATA_DIR: dir, REMOTEGPU_HTTP_PORT: '0', REMOTEGPU_GRPC_PORT: '0', REMOTEGPU_HTTP_HOST: '127.0.0.1', REMOTEGPU_GRPC_HOST: '127.0.0.1', REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN, REMOTEGPU_JOIN_TOKEN: JOIN, REMOTEGPU_SSH_PORT_RANGE: '37000-37099', REMOTEGPU_JUPYTER_PORT_RANGE: '37100-37199' }),
   pino({ level: 'silent' }),
@@ -31,6 +33,7 @@ const agent = spawn(process.execPath, DIST ? ['dist/agent/main.js'] : ['--import
     REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
     REMOTEGPU_PUBLIC_ADDRESS: '127.0.0.1',
     REMOTEGPU_DATA_DIR: path.join(dir, 'agent'),
+    REMOTEGPU_RUN_DIR: runDir,
     REMOTEGPU_FAKE_GPUS: path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt'),
     REMOTEGPU_LOG_LEVEL: 'warn',
     REMOTEGPU_NAMESPACE: `bench-${process.pid}`,
@@ -80,7 +83,11 @@ try {
   agent.kill('SIGTERM');
   for (const id of ids) await run('docker', ['rm', '-f', `remotegpu-${id}`]).catch(() => {});
   for (const id of ids) await run('docker', ['volume', 'rm', '-f', `remotegpu-${id}-data`]).catch(() => {});
+  // Networks (spares included) and the volumes' mounts the agent left.
+  await run('sh', ['-c', `docker network rm $(docker network ls -q --filter label=remotegpu.managed=bench-${process.pid}) 2>/dev/null; true`]);
+  await run('sh', ['-c', `findmnt -rn -o TARGET | grep '^${runDir}/' | sort -r | xargs -r -n1 umount -l; true`]);
   await controller.stop();
   rmSync(dir, { recursive: true, force: true });
+  rmSync(runDir, { recursive: true, force: true });
 }
 process.exit(0);

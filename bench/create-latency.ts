@@ -50,7 +50,11 @@ try {
     while ((await api('GET', `/api/v1/environments/${id}`)).body.data.status !== 'running') await sleep(10);
     platformMs.push(performance.now() - t0);
     await api('DELETE', `/api/v1/environments/${id}`);
+    // Until the delete is done (container, network, volume): the next create does not race it.
+    while ((await api('GET', `/api/v1/environments/${id}`)).status !== 404) await sleep(50);
     while ((await run('docker', ['ps', '-aq', '--filter', `label=remotegpu.env-id=${id}`])).stdout.trim() !== '') await sleep(50);
+    // A quiet system for the next create: the reconciler pass that deleted this one has ended.
+    await sleep(1000);
   }
   const dockerMs: number[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -71,6 +75,8 @@ try {
   console.log(`written to ${writeFigures('create-latency', figures)}`);
 } finally {
   await platform.stop();
+  // The spare networks the agent keeps ready for its namespace.
+  await run('sh', ['-c', `docker network rm $(docker network ls -q --filter label=remotegpu.managed=bench-${process.pid}) 2>/dev/null; true`]);
   rmSync(dir, { recursive: true, force: true });
   rmSync(runDir, { recursive: true, force: true });
 }

@@ -39,18 +39,16 @@ export async function mountView(settings: { readonly runDir: string; readonly po
     const opened = await readlink(`/proc/self/fd/${dir.fd}`);
     if (opened !== real) throw new RuntimeError('permission_denied', `${prefix}${r.hostPath} was replaced while being mounted (opened ${opened}); not mounted`);
     await mkdir(point, { recursive: true, mode: 0o700 });
-    await mount(['--no-canonicalize', '--bind', `/proc/${process.pid}/fd/${dir.fd}`, point]);
+    // One mount(8) call: the bind, its options (a remount) and private propagation, so that on a
+    // host whose mounts are shared (systemd) a mount made later under the dataset does not appear
+    // in the view (writable, without nosuid), nor an unmount here reach the host.
+    const options = [...VIEW_OPTIONS, r.readonly ? 'ro' : 'rw'].join(',');
+    await mount(['--no-canonicalize', '--bind', '-o', options, '--make-private', `/proc/${process.pid}/fd/${dir.fd}`, point]).catch(async (err: unknown) => {
+      if ((await mountPoints()).has(point)) await unmount(point);
+      throw err;
+    });
   } finally {
     await dir.close();
-  }
-  try {
-    // Private: on a host whose mounts are shared (systemd), a mount made later under the dataset
-    // must not appear in the view (writable, without nosuid), nor an unmount here reach the host.
-    await mount(['--make-private', point]);
-    await mount(['-o', ['remount', 'bind', ...VIEW_OPTIONS, r.readonly ? 'ro' : 'rw'].join(','), point]);
-  } catch (err) {
-    await unmount(point);
-    throw err;
   }
 }
 

@@ -27,11 +27,18 @@ export interface LifecycleSettings extends ManagedEngine {
   readonly networks: EnvNetworkManager;
 }
 
-/** What the lifecycle needs of the per-environment networks (env-network.ts). */
+/** What the lifecycle needs of the per-environment networks (spare-networks.ts over env-network.ts). */
 export interface EnvNetworkManager {
-  ensure(envId: string): Promise<{ name: string; created: boolean }>;
-  remove(envId: string): Promise<boolean>;
+  /** The environment's network; `attached` is the one its current container is on, if any. */
+  ensure(envId: string, attached?: string): Promise<{ name: string; created: boolean }>;
+  /** Removes its networks (`attached`: those its containers were on); true when any existed. */
+  remove(envId: string, attached?: readonly string[]): Promise<boolean>;
+  /** The apply of `envId` is over (whatever its outcome). */
+  release?(envId: string): void;
 }
+
+/** The create options of a spec on network `network` (buildCreateOptions, with the host's facts). */
+export type OptionsBuilder = (network: string) => ContainerCreateOptions;
 
 /**
  * Changes the engine for one environment: apply (create, recreate, start, stop to match the spec),
@@ -42,14 +49,16 @@ export class DockerLifecycle {
   constructor(private readonly settings: LifecycleSettings) {}
 
   /**
-   * Converges the environment to `spec`; `options` are its create options (buildCreateOptions),
-   * used as they are for a new container, or with a committed image of this environment.
+   * Converges the environment to `spec`; `build` makes its create options (buildCreateOptions) once
+   * its network is known, used as they are for a new container, or with a committed image of this
+   * environment.
    */
-  async apply(spec: EnvSpec, options: ContainerCreateOptions, legacyVolume: boolean): Promise<ApplyResult> {
+  async apply(spec: EnvSpec, build: OptionsBuilder, legacyVolume: boolean): Promise<ApplyResult> {
     const undo = new UndoStack();
     try {
       const current = await this.adopt(spec.envId);
-      await this.prepareHost(spec, legacyVolume, undo);
+      const network = await this.prepareHost(spec, legacyVolume, current?.HostConfig.NetworkMode, undo);
+      const options = build(network);
       if (!current) {
         const committed = (await listCommitted(this.settings.docker, spec.envId)).filter((i) => i.originalImage === spec.image);
         await this.createAndStart(spec, withImage(options, committed.at(-1)?.ref), undo);
@@ -65,28 +74,32 @@ export class DockerLifecycle {
       await undo.run((what, e) => this.settings.log?.warn({ envId: spec.envId, what, err: String(e) }, 'cleanup after a failed apply failed'));
       this.settings.log?.warn({ envId: spec.envId, code: error.code, msg: error.message }, 'apply failed');
       throw error;
+    } finally {
+      this.settings.networks.release?.(spec.envId);
     }
   }
 
   /**
    * What the container needs on the host before it is created or started: its volume (loop volume,
    * or the Docker volume of an older environment), its dataset views, its network and its
-   * authorized_keys file. What this call creates is undone when the apply fails.
+   * authorized_keys file. What this call creates is undone when the apply fails. Returns the
+   * network's name.
    */
-  private async prepareHost(spec: EnvSpec, legacyVolume: boolean, undo: UndoStack): Promise<void> {
+  private async prepareHost(spec: EnvSpec, legacyVolume: boolean, attached: string | undefined, undo: UndoStack): Promise<string> {
     const { envId } = spec;
     const { mounts, networks } = this.settings;
     if (await writeAuthorizedKeys(this.settings.stateDir, envId, spec.sshAuthorizedKeys)) {
       undo.push('remove state dir', () => removeEnvState(this.settings.stateDir, envId));
     }
     // The volume (mkfs, mount) and the network (Docker's iptables rules) take the longest: together.
-    const [volume, network] = await Promise.allSettled([legacyVolume ? undefined : mounts.ensureVolume(envId, spec.storageBytes), networks.ensure(envId)]);
+    const [volume, network] = await Promise.allSettled([legacyVolume ? undefined : mounts.ensureVolume(envId, spec.storageBytes), networks.ensure(envId, attached)]);
     if (volume.status === 'fulfilled' && volume.value?.created) undo.push('remove new volume', () => mounts.remove(envId));
     if (network.status === 'fulfilled' && network.value.created) undo.push('remove new network', () => networks.remove(envId));
     if (volume.status === 'rejected') throw volume.reason;
     if (network.status === 'rejected') throw network.reason;
     await mounts.ensureViews(envId, spec.mounts);
     await writeDesiredState(this.settings.stateDir, envId, spec.desiredState);
+    return network.value.name;
   }
 
   /** ContainerRuntime.stop, for a checked env id. */
@@ -110,11 +123,15 @@ export class DockerLifecycle {
       // environment is not ours to delete.
       const volume = await ignoreMissing(() => this.settings.docker.getVolume(volumeName(envId)).inspect());
       if (volume && (volume.Labels ?? {})[LABEL.managed] !== this.settings.managedBy) return false;
+      // The networks its containers are on, read before they go (a network taken as a spare does
+      // not carry the environment's name).
+      const attached: string[] = [];
       for (const c of await listEnvContainers(this.settings, envId)) {
+        attached.push(...Object.keys(c.NetworkSettings?.Networks ?? {}));
         await ignoreMissing(() => this.settings.docker.getContainer(c.Id).remove({ force: true, v: true }));
         existed = true;
       }
-      if (await this.settings.networks.remove(envId)) existed = true;
+      if (await this.settings.networks.remove(envId, attached)) existed = true;
       if (await ignoreMissing(() => this.settings.docker.getVolume(volumeName(envId)).remove())) existed = true;
       if (await this.settings.mounts.remove(envId)) existed = true;
       const images = await listCommitted(this.settings.docker, envId);

@@ -9,6 +9,8 @@ export const LABEL = Object.freeze({
   gpuUuids: 'remotegpu.gpu-uuids',
   /** The catalog image the environment was first created from (a recreate may run a committed image). */
   image: 'remotegpu.image',
+  /** A network made ahead of need; the environment whose container joins it owns it from then on. */
+  spare: 'remotegpu.spare',
 });
 
 export const LABEL_PREFIX = 'remotegpu.';

@@ -53,6 +53,8 @@ export interface CreateContext {
   readonly dockerSocket?: string;
   /** This agent's run directory: the mount points of volumes and dataset views (host-mounts.ts). */
   readonly runDir: string;
+  /** The environment's network (spare-networks.ts); default networkName(envId). */
+  readonly network?: string;
   /**
    * The environment predates loop volumes: its data is in the Docker volume volumeName(envId),
    * which keeps being used (its size is not enforced).
@@ -193,7 +195,7 @@ export function buildCreateOptions(spec: EnvSpec, ctx: CreateContext): Container
       CapDrop: ['ALL'],
       CapAdd: Object.keys(ADDED_CAPABILITIES),
       SecurityOpt: ['no-new-privileges'],
-      NetworkMode: networkName(spec.envId),
+      NetworkMode: ctx.network ?? networkName(spec.envId),
       IpcMode: 'private',
       // Not in dockerode's types; Docker's API has it since 1.41.
       ...({ CgroupnsMode: 'private' } as object),
@@ -216,7 +218,7 @@ function confined(options: ContainerCreateOptions, spec: EnvSpec, ctx: CreateCon
     volume: ctx.legacyVolume ? { kind: 'docker', name: volumeName(spec.envId) } : { kind: 'bind', source: volumeDataPath(ctx.runDir, spec.envId) },
     datasetViews: spec.mounts.map((m) => datasetViewPath(ctx.runDir, spec.envId, datasetViewName(m))),
     capabilities: Object.keys(ADDED_CAPABILITIES),
-    network: networkName(spec.envId),
+    network: ctx.network ?? networkName(spec.envId),
     authorizedKeys: { source: authorizedKeysPath(ctx.stateDir, spec.envId), target: AUTHORIZED_KEYS_TARGET },
     dataDir: ctx.stateDir,
     dockerSocket: ctx.dockerSocket,

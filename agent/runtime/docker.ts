@@ -6,11 +6,12 @@ import { findContainer, inspectEnvironment, listEnvironments } from './docker-in
 import { DockerLifecycle, type EnvNetworkManager, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
 import { readDesiredState } from './authorized-keys.js';
-import { LABEL, assertEnvId, containerName, volumeName } from './docker-names.js';
+import { LABEL, assertEnvId, containerName, networkName, volumeName } from './docker-names.js';
 import { ignoreMissing } from './docker-errors.js';
 import { buildCreateOptions, validateSpec, withRealMountPaths, type CreateContext } from './docker-spec.js';
 import { EnvNetworks } from './env-network.js';
 import { HostMounts } from './host-mounts.js';
+import { SpareNetworks } from './spare-networks.js';
 import { RuntimeError } from './errors.js';
 import type { GpuMode } from './gpu.js';
 import { findControlNodes } from './gpu-host.js';
@@ -54,6 +55,8 @@ export interface DockerRuntimeOptions {
   readonly diskReserve?: number;
   /** IPv4 network the environments' /28 networks are cut from; default 10.213.0.0/16. */
   readonly networkPool?: string;
+  /** Networks kept ready for new environments (REMOTEGPU_NETWORK_SPARES); default 0: each made on demand. */
+  readonly networkSpares?: number;
   /** The networks (tests may pass their own); default EnvNetworks over networkPool. */
   readonly networks?: EnvNetworkManager;
 }
@@ -72,13 +75,16 @@ export class DockerRuntime implements ContainerRuntime {
   /** What the agent lets a spec bind-mount, checked on every apply (validateSpec). */
   private readonly mountPolicy: MountPolicy;
   private readonly runDir: string;
+  private readonly spares: SpareNetworks;
   private prepared: Promise<void> | undefined;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     const docker = options.docker ?? new Dockerode();
+    const pool = options.networkPool ?? '10.213.0.0/16';
     const managedBy = options.managedBy ?? 'true';
     const log = options.logger?.child({ component: 'runtime' });
     // '_default' cannot be a namespace (they start with a letter or digit).
+    this.spares = new SpareNetworks(new EnvNetworks({ docker, managedBy, pool, log }), { docker, managedBy, spares: options.networkSpares ?? 0, log });
     this.runDir = options.runDir ?? `/run/remotegpu/${managedBy === 'true' ? '_default' : managedBy}`;
     this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, runDir: this.runDir, dockerSocket: socketOf(docker) };
     this.engine = {
@@ -88,7 +94,7 @@ export class DockerRuntime implements ContainerRuntime {
       stopTimeoutS: options.stopTimeoutS ?? 10,
       log,
       mounts: new HostMounts({ stateDir: options.stateDir, runDir: this.runDir, diskReserve: options.diskReserve ?? 0.1, policy: this.mountPolicy, log }),
-      networks: options.networks ?? new EnvNetworks({ docker, managedBy, pool: options.networkPool ?? '10.213.0.0/16', log }),
+      networks: options.networks ?? this.spares,
     };
     this.lifecycle = new DockerLifecycle(this.engine);
   }
@@ -101,9 +107,11 @@ export class DockerRuntime implements ContainerRuntime {
     return this.locks.run(spec.envId, async () => {
       // An environment created before loop volumes keeps its Docker volume (and its data).
       const legacyVolume = await this.usesDockerVolume(spec.envId);
-      // Built once, before anything is touched: an impossible spec (e.g. a GPU this host lacks) is rejected here.
-      const options = buildCreateOptions(real, { ...(await this.context()), legacyVolume });
-      return this.lifecycle.apply(real, options, legacyVolume);
+      const ctx = { ...(await this.context()), legacyVolume };
+      const build = (network: string) => buildCreateOptions(real, { ...ctx, network });
+      // Built once before anything is touched: an impossible spec (e.g. a GPU this host lacks) is rejected here.
+      build(networkName(real.envId));
+      return this.lifecycle.apply(real, build, legacyVolume);
     });
   }
 
@@ -131,7 +139,13 @@ export class DockerRuntime implements ContainerRuntime {
       });
     }
     if (started.length > 0) this.engine.log?.info({ environments: started }, 'started containers Docker could not start without their mounts');
+    this.spares.replenishSoon();
     return started;
+  }
+
+  /** Waits for background work (spare networks being made) to end; the runtime stays usable. */
+  async settle(): Promise<void> {
+    await this.spares.settled();
   }
 
   /** Usage of the environment's volume, undefined when it has no mounted loop volume. */

@@ -63,7 +63,7 @@ export class EnvNetworks {
       return await allocation.run('allocate', async () => {
         // Again under the lock: a concurrent ensure() for the same environment may have created it.
         const again = this.adoptable(envId, await this.byName(name));
-        return again ?? (await this.create(envId, name));
+        return again ?? (await this.create(name, { [LABEL.envId]: envId }));
       });
     } catch (err) {
       throw toRuntimeError(err, 'creating a network');
@@ -127,8 +127,21 @@ export class EnvNetworks {
     return { name: ours.Name, created: false, subnet: ipv4Subnets(ours)[0] };
   }
 
+  /**
+   * Creates a spare network (labelled remotegpu.spare, no environment yet) for SpareNetworks: an
+   * environment that takes it gets a network without waiting for Docker to make one.
+   */
+  async createSpare(name: string): Promise<EnsuredNetwork> {
+    try {
+      return await allocation.run('allocate', () => this.create(name, { [LABEL.spare]: 'true' }));
+    } catch (err) {
+      throw toRuntimeError(err, 'creating a network');
+    }
+  }
+
   /** Picks a free /28 and creates the network; a pool Docker says overlaps is skipped (re-listing). */
-  private async create(envId: string, name: string): Promise<EnsuredNetwork> {
+  private async create(name: string, labels: Record<string, string>): Promise<EnsuredNetwork> {
+    const envId = labels[LABEL.envId];
     const refused: Cidr[] = [];
     for (let attempt = 0; ; attempt++) {
       const used = [...(await this.usedSubnets()), ...refused];
@@ -150,12 +163,12 @@ export class EnvNetworks {
             'com.docker.network.bridge.enable_icc': 'false',
             'com.docker.network.bridge.enable_ip_masquerade': 'true',
           },
-          Labels: { [LABEL.managed]: this.settings.managedBy, [LABEL.envId]: envId },
+          Labels: { [LABEL.managed]: this.settings.managedBy, ...labels },
         });
-        this.settings.log?.info({ envId, network: name, subnet: cidr }, 'environment network created');
+        this.settings.log?.info({ envId, network: name, subnet: cidr }, envId ? 'environment network created' : 'spare network created');
         return { name, created: true, subnet: cidr };
       } catch (err) {
-        if (dockerStatus(err) === 409) {
+        if (dockerStatus(err) === 409 && envId) {
           // Created meanwhile by someone else (another agent instance): adopt it or refuse.
           const existing = this.adoptable(envId, await this.byName(name));
           if (existing) return existing;

@@ -182,8 +182,8 @@ export class HostMounts {
     const point = volumeMountPath(this.settings.runDir, envId);
     if (!(await mountPoints()).has(point)) {
       await mkdir(point, { recursive: true, mode: 0o700 });
-      await mount(['-t', 'ext4', '-o', `loop,noatime,${VIEW_OPTIONS.join(',')}`, volumeFilePath(this.settings.stateDir, envId), point]);
-      await mount(['--make-private', point]);
+      // Private (see mountView); one mount(8) call does both.
+      await mount(['-t', 'ext4', '-o', `loop,noatime,${VIEW_OPTIONS.join(',')}`, '--make-private', volumeFilePath(this.settings.stateDir, envId), point]);
     }
     await mkdir(join(point, 'data'), { recursive: true, mode: 0o755 });
   }

@@ -301,8 +301,13 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('isolation on $name', (ta
       expect(c.HostConfig.CapDrop).toEqual(['ALL']);
       expect(c.HostConfig.CapAdd).toEqual(Object.keys(ADDED_CAPABILITIES));
       expect(c.HostConfig.Privileged).toBe(false);
-      expect(c.HostConfig.NetworkMode).toBe(`remotegpu-${envA}-net`);
-      expect(Object.keys(c.NetworkSettings.Networks)).toEqual([`remotegpu-${envA}-net`]);
+      // Its own network (a spare made ahead, or one named for it), this agent's, with nothing else on it.
+      const own = c.HostConfig.NetworkMode as string;
+      expect(Object.keys(c.NetworkSettings.Networks)).toEqual([own]);
+      expect(own).toMatch(/^remotegpu-/);
+      const network = JSON.parse((await run('docker', ['network', 'inspect', own])).stdout)[0];
+      expect(network.Labels['remotegpu.managed']).toBe(namespace);
+      expect(Object.keys(network.Containers)).toEqual([c.Id]);
       expect(c.HostConfig.PidMode).not.toBe('host');
       expect(c.HostConfig.IpcMode).not.toBe('host');
       expect(c.HostConfig.UsernsMode).not.toBe('host');
@@ -337,8 +342,8 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('isolation on $name', (ta
     it('3. networks: B cannot reach a listener in A; B reaches the host at its gateway; A\'s SSH is published on 127.0.0.1 only', async () => {
       const a = await inspect(envA);
       const b = await inspect(envB);
-      const netA = a.NetworkSettings.Networks[`remotegpu-${envA}-net`];
-      const netB = b.NetworkSettings.Networks[`remotegpu-${envB}-net`];
+      const netA = a.NetworkSettings.Networks[a.HostConfig.NetworkMode];
+      const netB = b.NetworkSettings.Networks[b.HostConfig.NetworkMode];
       expect(netA.IPAddress).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
       expect(netB.Gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
       expect(netA.NetworkID).not.toBe(netB.NetworkID);
@@ -502,10 +507,12 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('isolation on $name', (ta
 
     it('8. delete removes the loop file and the network', async () => {
       expect(existsSync(volumeFile())).toBe(true);
+      const networkOf = new Map<string, string>();
+      for (const id of [envA, envB]) networkOf.set(id, (await inspect(id)).HostConfig.NetworkMode);
       for (const [id, token] of [[envA, alice], [envB, bob]] as const) expect((await api('DELETE', `/api/v1/environments/${id}`, token)).status).toBe(204);
       const gone = async (id: string) =>
         (await run('docker', ['ps', '-aq', '--filter', `label=remotegpu.env-id=${id}`])).stdout.trim() === '' &&
-        (await run('docker', ['network', 'ls', '-q', '--filter', `name=^remotegpu-${id}-net$`])).stdout.trim() === '' &&
+        (await run('docker', ['network', 'ls', '-q', '--filter', `name=^${networkOf.get(id)}$`])).stdout.trim() === '' &&
         !existsSync(path.join(dir, 'agent', 'volumes', `${id}.ext4`));
       await waitFor('A and B gone: container, network, loop file', async () => (await gone(envA)) && (await gone(envB)));
       expect(existsSync(path.join(agentRunDir, envA))).toBe(false);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../../common/logger.js';
-import { dockerAvailable, dockerExec, releaseRunDir, testDocker, testRunDir } from '../helpers/docker.js';
+import { dockerAvailable, dockerExec, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
@@ -74,6 +74,7 @@ describe.skipIf(!hasDocker)('storage usage on one machine', () => {
     if (envId) await api('DELETE', `/api/v1/environments/${envId}`, ADMIN).catch(() => {});
     await waitFor('removed', async () => (await docker.listContainers({ all: true, filters: { label: [`remotegpu.env-id=${envId}`] } })).length === 0, 30_000).catch(() => {});
     await platform?.stop();
+    await removeNamespace(`e2e-usage-${process.pid}`);
     rmSync(dir, { recursive: true, force: true });
     await releaseRunDir(runDir);
   }, 120_000);
