@@ -12,6 +12,7 @@ import { followLifecycleEvents } from './lifecycle-events.js';
 import { Reporter } from './reporter.js';
 import { RootfsWatch } from './rootfs-watch.js';
 import { DockerRuntime } from './runtime/docker.js';
+import { runtimeRunDir as runDirOf } from './runtime/docker-names.js';
 import { detectEngineGpuMode } from './runtime/docker-gpu-mode.js';
 import { keepMetadataBlocked } from './runtime/metadata-block.js';
 import type { GpuMode } from './runtime/gpu.js';
@@ -172,8 +173,7 @@ async function startRuntime(config: AgentConfig, host: PreparedHost, logger: Log
 
 /** The runtime's run directory (REMOTEGPU_RUN_DIR/<namespace>): volumes are mounted under it (docker-names.ts). */
 function runtimeRunDir(config: AgentConfig): string {
-  // '_default' cannot be a namespace (they start with a letter or digit).
-  return path.join(config.runDir, config.namespace ?? '_default');
+  return runDirOf(config.runDir, config.namespace);
 }
 
 /**

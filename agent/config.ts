@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { z } from 'zod';
 import { intVar, logLevelVar, parseEnv } from '../common/config.js';
 import { caHashVar, configuredPin, joinTokenVar } from './join-token.js';
+import { parseCidr } from './runtime/env-network.js';
 
 const hostPort = (fallback: string) =>
   z
@@ -71,8 +72,12 @@ function cidrVar(fallback: string) {
     .string()
     .default(fallback)
     .refine((v) => {
-      const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(v);
-      return Boolean(m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) >= 8 && Number(m[5]) <= 24);
+      try {
+        const { prefix } = parseCidr(v);
+        return prefix >= 8 && prefix <= 24;
+      } catch {
+        return false;
+      }
     }, 'expected an IPv4 network a.b.c.d/n with n between 8 and 24');
 }
 

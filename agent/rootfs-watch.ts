@@ -67,6 +67,8 @@ export class RootfsWatch implements RootfsSource {
   private marks = new Map<string, OverLimitMark>();
   private timer: NodeJS.Timeout | undefined;
   private pass: Promise<void> | undefined;
+  /** The last listing the reporter made (observe()). */
+  private observed: { statuses: readonly ObservedStatus[]; atMs: number } | undefined;
   private stopped = false;
   private readonly intervalMs: number;
   private readonly tickMs: number;
@@ -108,6 +110,14 @@ export class RootfsWatch implements RootfsSource {
     return this.marks.get(envId)?.reason || undefined;
   }
 
+  /**
+   * The reporter's listing of the containers (it lists them for every report): a pass within a
+   * tick of it uses that instead of listing them again.
+   */
+  observe(statuses: readonly ObservedStatus[]): void {
+    this.observed = { statuses, atMs: this.now() };
+  }
+
   /** One pass over every managed environment (the loop calls it; tests call it directly). */
   runOnce(): Promise<void> {
     this.pass ??= this.check().finally(() => (this.pass = undefined));
@@ -122,9 +132,10 @@ export class RootfsWatch implements RootfsSource {
   }
 
   private async check(): Promise<void> {
-    let statuses: ObservedStatus[];
+    let statuses: readonly ObservedStatus[];
     try {
-      statuses = await this.o.runtime.list();
+      const seen = this.observed;
+      statuses = seen && this.now() - seen.atMs < this.tickMs ? seen.statuses : await this.o.runtime.list();
     } catch (err) {
       this.o.logger.warn({ err }, 'writable-layer watch: listing containers failed; retrying at the next pass');
       return;

@@ -1,7 +1,7 @@
-import { stat, statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type Dockerode from 'dockerode';
+import { formatBytes } from '../common/format.js';
 import { volumeDataPath, volumeMountPath, volumeName } from './runtime/docker-names.js';
+import { mountedFsUsage } from './runtime/mount-table.js';
 import type { ObservedStatus } from './runtime/types.js';
 
 // What an environment uses of the host's disk, as the reporter sends it: the used bytes of its
@@ -24,6 +24,8 @@ export interface RootfsSource {
   rootfsUsedBytes(envId: string): number | undefined;
   /** Why the agent stopped the environment's container ('' or undefined when it did not). */
   stopReason(envId: string): string | undefined;
+  /** The containers as the reporter just listed them (the watch need not list them again). */
+  observe?(statuses: readonly ObservedStatus[]): void;
 }
 
 /**
@@ -32,14 +34,7 @@ export interface RootfsSource {
  * directory's tmpfs instead).
  */
 export async function mountedUsedBytes(path: string): Promise<number | undefined> {
-  try {
-    const [here, parent] = await Promise.all([stat(path), stat(dirname(path))]);
-    if (here.dev === parent.dev) return undefined;
-    const s = await statfs(path);
-    return Math.max(0, (s.blocks - s.bfree) * s.bsize);
-  } catch {
-    return undefined;
-  }
+  return (await mountedFsUsage(path))?.usedBytes;
 }
 
 /** The used bytes of an environment's ext4 volume; undefined when it is not mounted (or is a legacy Docker volume). */
@@ -49,6 +44,7 @@ export function storageUsedBytes(runDir: string, envId: string): Promise<number 
 
 /** The usage of every environment in `statuses`, by env id, for one report. */
 export async function environmentUsage(statuses: readonly ObservedStatus[], runDir: string, rootfs: RootfsSource | undefined): Promise<Map<string, EnvUsage>> {
+  rootfs?.observe?.(statuses);
   const entries = await Promise.all(
     statuses.map(async (s): Promise<[string, EnvUsage]> => {
       const storage = s.state === 'absent' ? undefined : await storageUsedBytes(runDir, s.envId);
@@ -138,15 +134,5 @@ export function underDiskPressure(freeBytes: number, reserveBytes: number): bool
   return reserveBytes > 0 && freeBytes < reserveBytes;
 }
 
-/** "10 GiB", "9.1 GiB", "512 MiB", "10 KiB", "100 bytes": binary units, at most one decimal, for messages. */
-export function formatSize(bytes: number): string {
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  if (!Number.isFinite(bytes) || Math.abs(bytes) < 1024) return `${bytes} bytes`;
-  let value = bytes / 1024;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Math.round(value * 10) / 10} ${units[unit]}`;
-}
+/** "10 GiB", "9.1 GiB", "512 MiB", "100 bytes": binary units, at most one decimal, for messages. */
+export const formatSize = formatBytes;

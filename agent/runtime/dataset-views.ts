@@ -22,11 +22,16 @@ export interface ViewRecord {
  * for a symlink since it was checked or recorded) that the mount policy accepts; the directory is
  * opened without following a final symlink, its path read back from the open descriptor, and the
  * bind mount made from the descriptor itself, so the view is the directory that was checked
- * whatever is renamed or swapped meanwhile.
+ * whatever is renamed or swapped meanwhile. `mounted`: the mount points, when the caller has read them (the view is added to them).
  */
-export async function mountView(settings: { readonly runDir: string; readonly policy: MountPolicy }, envId: string, r: ViewRecord): Promise<void> {
+export async function mountView(
+  settings: { readonly runDir: string; readonly policy: MountPolicy },
+  envId: string,
+  r: ViewRecord,
+  mounted?: Set<string>,
+): Promise<void> {
   const point = datasetViewPath(settings.runDir, envId, datasetViewName(r));
-  if ((await mountPoints()).has(point)) return;
+  if ((mounted ?? (await mountPoints())).has(point)) return;
   const prefix = `environment ${envId}: dataset ${r.datasetId}: `;
   const real = await realpath(r.hostPath).catch(() => undefined);
   if (real === undefined) throw new RuntimeError('invalid_spec', `${prefix}${r.hostPath} is not a directory on this host`);
@@ -50,6 +55,7 @@ export async function mountView(settings: { readonly runDir: string; readonly po
   } finally {
     await dir.close();
   }
+  mounted?.add(point);
 }
 
 export function viewsRecordPath(stateDir: string, envId: string): string {

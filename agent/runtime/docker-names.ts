@@ -66,6 +66,14 @@ export function volumeFilePath(stateDir: string, envId: string): string {
   return join(stateDir, 'volumes', `${envId}.ext4`);
 }
 
+/**
+ * The run directory of the agent of namespace `namespace` (undefined: the default one) under
+ * REMOTEGPU_RUN_DIR; '_default' cannot be a namespace (they start with a letter or digit).
+ */
+export function runtimeRunDir(base: string, namespace: string | undefined): string {
+  return join(base, namespace ?? '_default');
+}
+
 /** Where the environment's views live under the agent's run directory (a tmpfs). */
 export function envRunDir(runDir: string, envId: string): string {
   return join(runDir, envId);

@@ -6,7 +6,7 @@ import { findContainer, inspectEnvironment, listEnvironments } from './docker-in
 import { DockerLifecycle, type EnvNetworkManager, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
 import { readDesiredState } from './authorized-keys.js';
-import { LABEL, assertEnvId, containerName, networkName, volumeName } from './docker-names.js';
+import { LABEL, assertEnvId, containerName, networkName, runtimeRunDir, volumeName } from './docker-names.js';
 import { ignoreMissing } from './docker-errors.js';
 import { buildCreateOptions, validateSpec, withRealMountPaths, type CreateContext } from './docker-spec.js';
 import { EnvNetworks } from './env-network.js';
@@ -83,9 +83,8 @@ export class DockerRuntime implements ContainerRuntime {
     const pool = options.networkPool ?? '10.213.0.0/16';
     const managedBy = options.managedBy ?? 'true';
     const log = options.logger?.child({ component: 'runtime' });
-    // '_default' cannot be a namespace (they start with a letter or digit).
     this.spares = new SpareNetworks(new EnvNetworks({ docker, managedBy, pool, log }), { docker, managedBy, spares: options.networkSpares ?? 0, log });
-    this.runDir = options.runDir ?? `/run/remotegpu/${managedBy === 'true' ? '_default' : managedBy}`;
+    this.runDir = options.runDir ?? runtimeRunDir('/run/remotegpu', managedBy === 'true' ? undefined : managedBy);
     this.mountPolicy = { datasetRoots: options.datasetRoots ?? [], dataDir: options.stateDir, runDir: this.runDir, dockerSocket: socketOf(docker) };
     this.engine = {
       docker,
@@ -148,12 +147,6 @@ export class DockerRuntime implements ContainerRuntime {
     await this.spares.settled();
   }
 
-  /** Usage of the environment's volume, undefined when it has no mounted loop volume. */
-  async volumeUsage(envId: string): Promise<{ usedBytes: number; sizeBytes: number } | undefined> {
-    assertEnvId(envId);
-    return this.engine.mounts.usage(envId);
-  }
-
   private prepare(): Promise<void> {
     this.prepared ??= this.engine.mounts.prepare().catch((err: unknown) => {
       this.prepared = undefined;
@@ -209,7 +202,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   execArgs(envId: string, command: readonly string[]): string[] {
     assertEnvId(envId);
-    const socketPath = this.socketPath();
+    const socketPath = socketOf(this.engine.docker);
     const host = socketPath ? ['-H', `unix://${socketPath}`] : [];
     const argv = command.length > 0 ? [...command] : ['/bin/sh', '-c', LOGIN_SHELL];
     return ['docker', ...host, 'exec', '-it', '-e', 'TERM=xterm-256color', containerName(envId), ...argv];
@@ -231,11 +224,6 @@ export class DockerRuntime implements ContainerRuntime {
       dockerSocket: this.mountPolicy.dockerSocket,
       runDir: this.runDir,
     };
-  }
-
-  /** The engine's unix socket, when it is reached through one. */
-  private socketPath(): string | undefined {
-    return socketOf(this.engine.docker);
   }
 }
 

@@ -1,11 +1,13 @@
 import { mkdir, readdir, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { formatBytes } from '../../common/format.js';
 import type { Logger } from '../../common/logger.js';
 import { RuntimeError } from './errors.js';
 import { datasetViewName, datasetViewPath, envRunDir, volumeDataPath, volumeFilePath, volumeMountPath } from './docker-names.js';
+import { KeyedLock } from './keyed-lock.js';
 import type { MountPolicy } from './mount-policy.js';
 import { mountView, readRecords, viewsRecordPath, type ViewRecord } from './dataset-views.js';
-import { VIEW_OPTIONS, createVolumeFile, loopAttached, loopDeviceOf, mount, mountPoints, tool, unmount, unmountAndRemove } from './mount-table.js';
+import { VIEW_OPTIONS, createVolumeFile, mountedFsUsage, loopAttached, loopDeviceOf, mount, mountPoints, tool, unmount, unmountAndRemove } from './mount-table.js';
 import type { DatasetMountSpec } from './types.js';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -40,7 +42,7 @@ export interface HostMountsSettings {
  */
 export class HostMounts {
   /** Volume creation and growth, one at a time on this host, so that two cannot both pass the reserve check. */
-  private diskQueue: Promise<unknown> = Promise.resolve();
+  private readonly disk = new KeyedLock();
 
   constructor(private readonly settings: HostMountsSettings) {}
 
@@ -65,7 +67,7 @@ export class HostMounts {
     const existing = await stat(file).catch(() => undefined);
     let created = false;
     if (!existing) {
-      await this.onDisk(async () => {
+      await this.disk.run('disk', async () => {
         await this.checkReserve(size, envId);
         await createVolumeFile(file, size);
       });
@@ -93,7 +95,8 @@ export class HostMounts {
    */
   async ensureViews(envId: string, mounts: readonly DatasetMountSpec[]): Promise<void> {
     const records: ViewRecord[] = mounts.map((m) => ({ datasetId: m.datasetId, hostPath: m.hostPath, readonly: m.readonly }));
-    for (const r of records) await mountView(this.settings, envId, r);
+    const mounted = records.length > 0 ? await mountPoints() : new Set<string>();
+    for (const r of records) await mountView(this.settings, envId, r, mounted);
     const recordFile = viewsRecordPath(this.settings.stateDir, envId);
     await mkdir(dirname(recordFile), { recursive: true, mode: 0o700 });
     await writeFile(recordFile, JSON.stringify(records));
@@ -134,7 +137,7 @@ export class HostMounts {
       for (const r of records) {
         if (mounted.has(datasetViewPath(this.settings.runDir, envId, datasetViewName(r)))) continue;
         try {
-          await mountView(this.settings, envId, r);
+          await mountView(this.settings, envId, r, mounted);
           restored.add(envId);
         } catch (err) {
           this.settings.log?.warn({ envId, datasetId: r.datasetId, err: String(err) }, 'could not restore a dataset view');
@@ -162,11 +165,8 @@ export class HostMounts {
   }
 
   /** Bytes used and total of the mounted volume, undefined when it is not mounted. */
-  async usage(envId: string): Promise<{ usedBytes: number; sizeBytes: number } | undefined> {
-    const point = volumeMountPath(this.settings.runDir, envId);
-    if (!(await mountPoints()).has(point)) return undefined;
-    const s = await statfs(point);
-    return { usedBytes: (s.blocks - s.bfree) * s.bsize, sizeBytes: s.blocks * s.bsize };
+  usage(envId: string): Promise<{ usedBytes: number; sizeBytes: number } | undefined> {
+    return mountedFsUsage(volumeMountPath(this.settings.runDir, envId));
   }
 
   private async removeVolume(envId: string): Promise<boolean> {
@@ -201,7 +201,7 @@ export class HostMounts {
     const cutShort = Boolean(await stat(marker).catch(() => undefined));
     if (from >= size && !cutShort) return;
     if (from < size) {
-      await this.onDisk(async () => {
+      await this.disk.run('disk', async () => {
         await this.checkReserve(size - from, envId);
         await writeFile(marker, String(size));
         await truncate(file, size);
@@ -227,13 +227,6 @@ export class HostMounts {
     this.settings.log?.info({ envId, from, to: Math.max(size, from) }, 'environment volume grown');
   }
 
-  /** Runs `work` after every earlier volume creation or growth on this host has finished. */
-  private onDisk<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.diskQueue.then(work, work);
-    this.diskQueue = next.catch(() => undefined);
-    return next;
-  }
-
   /**
    * Refuses ('disk_full') when `bytes` more, plus what the existing sparse volumes may still grow
    * into, would take the data directory's disk below its reserve.
@@ -253,7 +246,7 @@ export class HostMounts {
     if (free - promised - bytes < reserve) {
       throw new RuntimeError(
         'disk_full',
-        `environment ${envId}: a ${gib(bytes)} volume would leave ${gib(Math.max(0, free - promised - bytes))} free on the data disk (${gib(free)} free, ${gib(promised)} promised to existing volumes), below its ${gib(reserve)} reserve (REMOTEGPU_DISK_RESERVE)`,
+        `environment ${envId}: a ${formatBytes(bytes)} volume would leave ${formatBytes(Math.max(0, free - promised - bytes))} free on the data disk (${formatBytes(free)} free, ${formatBytes(promised)} promised to existing volumes), below its ${formatBytes(reserve)} reserve (REMOTEGPU_DISK_RESERVE)`,
       );
     }
   }
@@ -270,8 +263,4 @@ async function stillAttached(file: string): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return true;
-}
-
-function gib(bytes: number): string {
-  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }

@@ -113,7 +113,7 @@ export function forbiddenRule(path: string, forbidden: readonly Forbidden[]): st
  * Every host path the agent never mounts under `policy`, each also as its symlinks resolve when
  * it exists (e.g. /var/run/docker.sock as /run/docker.sock). Reads the file system (realpath).
  */
-export function forbiddenPaths(policy: Pick<MountPolicy, 'dataDir' | 'dockerSocket' | 'runDir'>, resolve = true): Forbidden[] {
+export function forbiddenPaths(policy: Pick<MountPolicy, 'dataDir' | 'dockerSocket' | 'runDir'>): Forbidden[] {
   const dataDir = posix.resolve(policy.dataDir);
   const sockets = [...DOCKER_SOCKETS, ...(policy.dockerSocket ? [posix.resolve(policy.dockerSocket)] : [])];
   const base: Forbidden[] = [
@@ -122,7 +122,6 @@ export function forbiddenPaths(policy: Pick<MountPolicy, 'dataDir' | 'dockerSock
     { path: dataDir, what: `its own data directory ${dataDir}`, tree: true },
     ...(policy.runDir ? [{ path: posix.resolve(policy.runDir), what: `its own run directory ${posix.resolve(policy.runDir)}`, tree: true }] : []),
   ];
-  if (!resolve) return base;
   const resolved = base.flatMap((f) => {
     const real = tryRealpath(f.path);
     return real && real !== f.path && real !== '/' ? [{ ...f, path: real }] : [];

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { open, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { open, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { RuntimeError } from './errors.js';
 
@@ -96,5 +97,20 @@ export async function createVolumeFile(file: string, size: number): Promise<void
   } catch (err) {
     await rm(partial, { force: true });
     throw err;
+  }
+}
+
+/**
+ * Used and total bytes of the file system mounted at `path` (df's "Used" and "Size"); undefined
+ * when `path` does not exist or is not a mount point (it would measure its parent's file system).
+ */
+export async function mountedFsUsage(path: string): Promise<{ usedBytes: number; sizeBytes: number } | undefined> {
+  try {
+    const [here, parent] = await Promise.all([stat(path), stat(dirname(path))]);
+    if (here.dev === parent.dev) return undefined;
+    const s = await statfs(path);
+    return { usedBytes: Math.max(0, (s.blocks - s.bfree) * s.bsize), sizeBytes: s.blocks * s.bsize };
+  } catch {
+    return undefined;
   }
 }

@@ -110,14 +110,20 @@ export class SpareNetworks implements EnvNetworkManager {
     });
   }
 
-  /** This agent's spares no container is on and no apply has taken. */
+  /**
+   * This agent's spares no container is on and no apply has taken: two Docker calls whatever the
+   * number of environments (a taken spare keeps its label, so the list grows with them).
+   */
   private async freeSpares(): Promise<string[]> {
-    const spares = await this.settings.docker.listNetworks({ filters: { label: [`${LABEL.managed}=${this.settings.managedBy}`, `${LABEL.spare}=true`] } });
-    const free: string[] = [];
-    for (const n of spares.sort((a, b) => (a.Name < b.Name ? -1 : 1))) {
-      if (!this.claimed.has(n.Name) && !(await this.inUse(n.Name))) free.push(n.Name);
-    }
-    return free;
+    const [spares, containers] = await Promise.all([
+      this.settings.docker.listNetworks({ filters: { label: [`${LABEL.managed}=${this.settings.managedBy}`, `${LABEL.spare}=true`] } }),
+      this.settings.docker.listContainers({ all: true }),
+    ]);
+    const used = new Set(containers.flatMap((c) => [c.HostConfig?.NetworkMode ?? '', ...Object.keys(c.NetworkSettings?.Networks ?? {})]));
+    return spares
+      .map((n) => n.Name)
+      .filter((name) => !this.claimed.has(name) && !used.has(name))
+      .sort();
   }
 
   /** True when a container (running or not) is on network `name`. */

@@ -160,6 +160,22 @@ export interface UsageReport {
 const USAGE_REFRESH_S = 60;
 
 /**
+ * Whether `report` is worth a write over what `row` holds: a figure changed, or the stored ones are
+ * a minute old (recordUsage's own condition, checked first here so that a report that changes
+ * nothing writes nothing).
+ */
+export function usageChanged(
+  row: { storage_used_bytes: number | null; rootfs_used_bytes: number | null; usage_measured_at: Date | null },
+  report: UsageReport,
+  now = Date.now(),
+): boolean {
+  if (report.storageUsedBytes === null && report.rootfsUsedBytes === null) return false;
+  if (!row.usage_measured_at || now - row.usage_measured_at.getTime() >= USAGE_REFRESH_S * 1000) return true;
+  const changed = (reported: number | null, stored: number | null) => reported !== null && reported !== (stored === null ? null : Number(stored));
+  return changed(report.storageUsedBytes, row.storage_used_bytes) || changed(report.rootfsUsedBytes, row.rootfs_used_bytes);
+}
+
+/**
  * Records the disk usage a host reported for its environments, in one statement. A figure the
  * agent could not tell keeps the stored one; rows of other hosts are left alone; a row whose
  * figures did not change is written again only once its usage_measured_at is a minute old.

@@ -4,7 +4,7 @@ import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
 import { existingIds, listOnHost } from './environments.repo.js';
-import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
+import { addEvents, markLostOnHost, recordObservation, recordUsage, usageChanged } from './environment-writes.js';
 
 /** How long the reconciler's own observation outranks agent reports that may have been built before it. */
 const RECENT_OBSERVATION_MS = 5_000;
@@ -39,9 +39,10 @@ export class EnvironmentObserver implements HostObserver {
       .filter((row) => row.desired_state !== 'deleted')
       .map((row) => ({ row, state: reported.get(row.id)?.state ?? 'absent', next: this.nextStatus(row, reported.get(row.id)) }))
       .filter(({ row, state, next }) => next !== undefined || row.observed_state !== state);
+    // Only figures that changed (or are a minute old): an unchanged report writes nothing.
     const usage = environments
-      .filter((e) => known.has(e.envId) && (e.storageUsedBytes !== null || e.rootfsUsedBytes !== null))
-      .map((e) => ({ envId: e.envId, storageUsedBytes: e.storageUsedBytes, rootfsUsedBytes: e.rootfsUsedBytes }));
+      .map((e) => ({ envId: e.envId, storageUsedBytes: e.storageUsedBytes, rootfsUsedBytes: e.rootfsUsedBytes }))
+      .filter((u) => known.has(u.envId) && usageChanged(known.get(u.envId)!, u));
     if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0) {
       await db.transaction().execute(async (trx) => {
         await recordUsage(trx, hostId, usage);
