@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'wrong_state'
   | 'no_capacity'
   | 'conflict'
+  | 'quota_exceeded'
   | 'payload_too_large'
   | 'internal'
   | 'unavailable'
@@ -39,6 +40,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = Object.fre
   wrong_state: { http: 409, api: 40901, grpc: GrpcStatus.FAILED_PRECONDITION },
   no_capacity: { http: 409, api: 40902, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   conflict: { http: 409, api: 40903, grpc: GrpcStatus.ALREADY_EXISTS },
+  quota_exceeded: { http: 409, api: 40904, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   payload_too_large: { http: 413, api: 41301, grpc: GrpcStatus.INVALID_ARGUMENT },
   internal: { http: 500, api: 50001, grpc: GrpcStatus.INTERNAL },
   unavailable: { http: 502, api: 50201, grpc: GrpcStatus.UNAVAILABLE },

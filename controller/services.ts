@@ -24,6 +24,7 @@ import { DatabaseHealth } from './db/health.js';
 import { SshKeysService } from './users/ssh-keys.service.js';
 import { UsersService } from './users/users.service.js';
 import { WorkspacesService } from './users/workspaces.service.js';
+import { QuotasService } from './quotas/quotas.service.js';
 
 export interface ServiceDeps {
   readonly db: Db;
@@ -66,6 +67,8 @@ export class ControllerServices {
   readonly users: UsersService;
   readonly workspaces: WorkspacesService;
   readonly sshKeys: SshKeysService;
+  /** Per-user and per-workspace limits and their usage (the check runs in each reservation). */
+  readonly quotas: QuotasService;
   readonly images: ImagesService;
   readonly datasets: DatasetsService;
   /** Whether the database answers (`GET /healthz`). */
@@ -104,6 +107,7 @@ export class ControllerServices {
     this.users = new UsersService(db);
     this.workspaces = new WorkspacesService(db);
     this.sshKeys = new SshKeysService(db);
+    this.quotas = new QuotasService(db);
     this.images = new ImagesService(db);
     this.datasets = new DatasetsService(db, { remountReadOnly, wake: () => this.wake.notify() });
     this.health = new DatabaseHealth(db);

@@ -13,6 +13,7 @@ import { adminJoinTokensRoutes } from './admin-join-tokens.routes.js';
 import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
+import { quotasRoutes } from './quotas.routes.js';
 
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
@@ -32,6 +33,7 @@ export function buildApi(deps: ApiDeps) {
     environmentsRoutes,
     environmentMountsRoutes,
     environmentLogsRoutes,
+    quotasRoutes,
   ];
   for (const routes of resources) app.route('/api/v1', routes(deps));
   app.doc31('/api/v1/openapi.json', {

@@ -84,7 +84,7 @@ const ERROR_DESCRIPTIONS = {
   401: 'missing, invalid, revoked or expired token (40101)',
   403: 'the route needs the admin role (40301)',
   404: 'not found (40401)',
-  409: 'conflict: wrong state (40901) or already exists (40903)',
+  409: 'conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904)',
 } as const;
 
 type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;

@@ -244,6 +244,28 @@ export interface HostCertificatesTable {
   issued_at: Timestamp;
 }
 
+/**
+ * Limits an admin set for a user (`user_quotas`, key `user_id`) or a workspace
+ * (`workspace_quotas`, key `workspace_id`); null: unlimited. Sizes in bytes, CPU in cores.
+ */
+export interface QuotaLimitsColumns {
+  gpus: number | null;
+  cpu: number | null;
+  memory: number | null;
+  storage: number | null;
+  environments: number | null;
+  pending_environments: number | null;
+  updated_at: Timestamp;
+}
+
+export interface UserQuotasTable extends QuotaLimitsColumns {
+  user_id: number;
+}
+
+export interface WorkspaceQuotasTable extends QuotaLimitsColumns {
+  workspace_id: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -268,6 +290,8 @@ export interface Database {
   port_reservations: PortReservationsTable;
   environment_mounts: EnvironmentMountsTable;
   environment_events: EnvironmentEventsTable;
+  user_quotas: UserQuotasTable;
+  workspace_quotas: WorkspaceQuotasTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

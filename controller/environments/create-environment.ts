@@ -10,6 +10,9 @@ import type { PlacementRequest } from '../scheduler/index.js';
 import { findByIdempotencyKey } from './environments.repo.js';
 import { addEvent, insertEnvironment } from './environment-writes.js';
 import { placeOnAnyHost, type PortRanges } from './placement.js';
+import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
+import { neverFits } from '../scheduler/index.js';
+import { assertWithinQuota } from '../quotas/quota-check.js';
 
 export interface CreateEnvironmentInput {
   readonly name: string;
@@ -51,6 +54,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     wantJupyter: image.jupyter_port !== null,
     rounds: PLACEMENT_ROUNDS,
     before: async (trx) => {
+      await assertWithinQuota(trx, quotaOwner(row), placedDelta(row));
       await insertEnvironment(trx, row);
       return true;
     },
@@ -63,11 +67,17 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     },
   });
   if (placed.ok) return { envId: row.id, kind: 'placed' };
+  // Nothing fits now. A request no approved host could ever hold is refused, queue or not.
+  const never = neverFits(placementRequest(row), await capacityOfHosts(db));
+  if (never) throw new AppError('no_capacity', never);
   if (!input.queue) throw new AppError('no_capacity', placed.message);
   try {
-    await db.transaction().execute((trx) =>
-      insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` }),
-    );
+    await db.transaction().execute(async (trx) => {
+      // Queued: it holds no compute yet (checked when the queue places it), but one that could never
+      // be placed within the limits is refused now.
+      await assertWithinQuota(trx, quotaOwner(row), { environments: 1, pending_environments: 1, storage: row.storage_bytes }, { neverAllows: placedDelta(row) });
+      await insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` });
+    });
   } catch (err) {
     if (key && isUniqueViolation(err)) return createEnvironment(db, ports, p, input, key);
     throw err;
@@ -106,6 +116,16 @@ function newRow(p: Principal, input: CreateEnvironmentInput, image: { id: number
     jupyter_token: randomBytes(24).toString('base64url'),
     idempotency_key: key ?? null,
   } satisfies NewEnvironment;
+}
+
+/** Whose quotas an environment counts against. */
+export function quotaOwner(env: { owner_id: number; workspace_id: number | null }) {
+  return { ownerId: env.owner_id, workspaceId: env.workspace_id };
+}
+
+/** What a new environment placed at once adds to its quotas. */
+function placedDelta(env: { cpu: number; memory_bytes: number; gpu: number; storage_bytes: number }) {
+  return { environments: 1, gpus: env.gpu, cpu: env.cpu, memory: env.memory_bytes, storage: env.storage_bytes };
 }
 
 /** What placing an environment row needs from a host. */

@@ -77,15 +77,40 @@ export async function lockEnvironment(trx: Trx, envId: string) {
     .executeTakeFirstOrThrow();
 }
 
-/** Queued environments that still want to run, oldest first, with what placing them needs. */
+/**
+ * Queued environments that still want to run, in the queue's fair order: round-robin across
+ * owners (every owner's oldest first, then every owner's second oldest, ...), each round oldest
+ * first; at most `limit`, with what placing them needs. One owner's many entries thus never keep
+ * another owner's oldest entry out of the list.
+ */
 export async function listQueued(db: Db, limit: number) {
   return db
-    .selectFrom('environments as e')
-    .innerJoin('images as i', 'i.id', 'e.image_id')
-    .select(['e.id', 'e.cpu', 'e.memory_bytes', 'e.gpu', 'e.storage_bytes', 'e.gpu_model', 'i.jupyter_port'])
-    .where('e.status', '=', 'pending')
-    .where('e.desired_state', '=', 'running')
-    .orderBy('e.created_at')
+    .selectFrom((eb) =>
+      eb
+        .selectFrom('environments as e')
+        .innerJoin('images as i', 'i.id', 'e.image_id')
+        .select([
+          'e.id',
+          'e.owner_id',
+          'e.workspace_id',
+          'e.cpu',
+          'e.memory_bytes',
+          'e.gpu',
+          'e.storage_bytes',
+          'e.gpu_model',
+          'e.created_at',
+          'e.status_reason',
+          'i.jupyter_port',
+          sql<number>`row_number() over (partition by e.owner_id order by e.created_at, e.id)`.as('turn'),
+        ])
+        .where('e.status', '=', 'pending')
+        .where('e.desired_state', '=', 'running')
+        .as('q'),
+    )
+    .selectAll('q')
+    .orderBy('q.turn')
+    .orderBy('q.created_at')
+    .orderBy('q.id')
     .limit(limit)
     .execute();
 }

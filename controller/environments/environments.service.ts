@@ -1,11 +1,12 @@
 import { AppError, fieldError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import type { WakeSignal } from './wake.js';
-import { createEnvironment, placementRequest, type CreateEnvironmentInput } from './create-environment.js';
+import { createEnvironment, placementRequest, quotaOwner, type CreateEnvironmentInput } from './create-environment.js';
+import { assertWithinQuota } from '../quotas/quota-check.js';
 import { findById, findVisible, listMounts, listVisible, lockEnvironment, type EnvWithHost } from './environments.repo.js';
 import { mountDataset, unmountDataset } from './environment-mounts.js';
 import { requestChange, type DesiredChange } from './environment-writes.js';
@@ -70,8 +71,10 @@ export class EnvironmentsService {
     }
     const grown = storage > env.storage_bytes ? { storage_bytes: storage } : {};
     const growth = grown.storage_bytes ? ` and storage grown to ${grown.storage_bytes} bytes` : '';
+    const moreStorage = storage - env.storage_bytes;
     if (env.host_id === null) {
-      await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`);
+      const quota = (trx: Trx) => assertWithinQuota(trx, quotaOwner(env), { pending_environments: 1, storage: moreStorage });
+      await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`, quota);
       return;
     }
     const image = await this.deps.db.selectFrom('images').select('jupyter_port').where('id', '=', env.image_id).executeTakeFirstOrThrow();
@@ -87,6 +90,8 @@ export class EnvironmentsService {
       before: async (trx) => {
         assertAllowed('start', (await lockEnvironment(trx, envId)).status, envId);
         await releaseCompute(trx, envId);
+        // After the release: what it held before (an `error` one may hold compute) is not counted twice.
+        await assertWithinQuota(trx, quotaOwner(env), { gpus: gpu, cpu: env.cpu, memory: env.memory_bytes, storage: moreStorage });
         return true;
       },
       after: async (trx, r) => {
@@ -139,10 +144,17 @@ export class EnvironmentsService {
    * status, then the change and its event are written. A pending environment holds nothing and no
    * agent knows it: a stop of one settles at once.
    */
-  private async change(envId: string, action: 'start' | 'stop' | 'restart' | 'delete', change: DesiredChange, message: string): Promise<void> {
+  private async change(
+    envId: string,
+    action: 'start' | 'stop' | 'restart' | 'delete',
+    change: DesiredChange,
+    message: string,
+    quota?: (trx: Trx) => Promise<void>,
+  ): Promise<void> {
     await this.deps.db.transaction().execute(async (trx) => {
       const current = await lockEnvironment(trx, envId);
       assertAllowed(action, current.status, envId);
+      await quota?.(trx);
       const settled = current.host_id === null && action === 'stop';
       const status_reason = change.status_reason ?? '';
       await requestChange(trx, envId, { ...change, status_reason, ...(settled ? { status: 'stopped' as const } : {}) }, { kind: `${action}_requested`, message });

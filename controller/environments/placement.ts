@@ -1,6 +1,6 @@
 import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { schedule, type PlacementRequest } from '../scheduler/index.js';
+import { schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import { clearReserved, setPlacement } from './environment-writes.js';
 
@@ -31,6 +31,8 @@ export interface PlacementJob {
   readonly existingPorts?: { ssh: number | null; jupyter: number | null };
   /** Only this host (a start: the environment's data lives there); no scheduling pass first. */
   readonly onlyHostId?: string | undefined;
+  /** The hosts to schedule the first round on instead of a fresh snapshot (the queue's one snapshot per pass). */
+  readonly snapshot?: readonly HostSnapshot[];
   /** Rounds of fresh snapshots before giving up (concurrent requests may take every fit). */
   readonly rounds?: number;
   /** Before reserving: insert or lock the row; return false to give up on this job altogether. */
@@ -59,7 +61,8 @@ export async function placeOnAnyHost(db: Db, ports: PortRanges, job: PlacementJo
     if (job.onlyHostId) {
       hostIds = [job.onlyHostId];
     } else {
-      const result = schedule(job.request, await snapshotForScheduling(db));
+      const hosts = round === 0 && job.snapshot ? job.snapshot : await snapshotForScheduling(db);
+      const result = schedule(job.request, hosts);
       if (!result.ok) return { ok: false, message: result.message };
       hostIds = result.candidates.map((c) => c.hostId);
     }

@@ -1,42 +1,118 @@
+import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
-import { placementRequest } from './create-environment.js';
+import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
+import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
+import { assertWithinQuota } from '../quotas/quota-check.js';
+import { afterPlacement, neverFits, schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
+import { placementRequest, quotaOwner } from './create-environment.js';
 import { listQueued, lockEnvironment } from './environments.repo.js';
-import { requestChange } from './environment-writes.js';
+import { noteReason, requestChange } from './environment-writes.js';
 import { placeOnAnyHost, type PortRanges } from './placement.js';
 
-/** How many queued environments one pass looks at. */
-const QUEUE_BATCH = 100;
+/**
+ * How many queued environments one pass looks at, in the fair order of `listQueued`: every
+ * owner's oldest entries come first, so one owner's entries fill this only after everybody
+ * else's earlier turns.
+ */
+export const QUEUE_SCAN_LIMIT = 5000;
+
+/** What one pass did: placed, and looked at (the rest did not fit now, or not within a quota). */
+export interface QueuePass {
+  readonly placed: number;
+  readonly scanned: number;
+}
 
 /**
- * Places queued (`pending`) environments when room frees, oldest first. A queued environment that
- * still does not fit does not block younger, smaller ones behind it (backfill).
+ * Places queued (`pending`) environments when room frees. Fair: owners take turns (each owner's
+ * oldest first), and an entry that does not fit now, that no host could ever hold (a host was
+ * removed after it queued) or that its quota does not allow yet is passed over without blocking
+ * anyone behind it. One snapshot of the hosts per pass: entries are scheduled against it in
+ * memory, a placement updates it, and only an entry that fits is tried in a transaction (which
+ * checks the host again, and the quotas).
  */
 export class QueuePlacer {
   constructor(private readonly deps: { db: Db; logger: Logger; ports: PortRanges }) {}
 
   /** Tries to place every queued environment once. Returns how many were placed. */
   async placeQueued(): Promise<number> {
+    return (await this.pass()).placed;
+  }
+
+  /** One pass over the queue (see the class); never throws for one entry's failure. */
+  async pass(): Promise<QueuePass> {
+    const queued = await listQueued(this.deps.db, QUEUE_SCAN_LIMIT);
+    if (queued.length === 0) return { placed: 0, scanned: 0 };
+    let hosts = await snapshotForScheduling(this.deps.db);
+    // Room only shrinks during a pass: a request shape that did not fit stays unfit until the next.
+    const misfits = new Map<string, string>();
+    let capacity: HostSnapshot[] | undefined;
     let placed = 0;
-    for (const env of await listQueued(this.deps.db, QUEUE_BATCH)) {
-      const result = await placeOnAnyHost(this.deps.db, this.deps.ports, {
-        envId: env.id,
-        request: placementRequest(env),
-        wantJupyter: env.jupyter_port !== null,
-        before: async (trx) => {
-          const current = await lockEnvironment(trx, env.id);
-          return current.status === 'pending' && current.desired_state === 'running';
-        },
-        after: async (trx, r) => {
-          const message = `Room freed: scheduled on ${r.hostId}${r.gpuUuids.length ? ` with GPUs ${r.gpuUuids.join(', ')}` : ''}`;
-          await requestChange(trx, env.id, { status: 'creating', status_reason: '' }, { kind: 'scheduled', message });
-        },
-      });
-      if (result.ok) {
-        placed++;
-        this.deps.logger.info({ envId: env.id, hostId: result.reservation.hostId }, 'queued environment placed');
+    for (const env of queued) {
+      const request = placementRequest(env);
+      const shape = shapeOf(request);
+      let reason = misfits.get(shape);
+      if (reason === undefined) {
+        const result = schedule(request, hosts);
+        if (!result.ok) {
+          capacity ??= await capacityOfHosts(this.deps.db);
+          reason = neverFits(request, capacity) ?? `waiting for capacity: ${result.message}`;
+          misfits.set(shape, reason);
+        }
+      }
+      if (reason !== undefined) {
+        await this.note(env, reason);
+        continue;
+      }
+      try {
+        const result = await placeOnAnyHost(this.deps.db, this.deps.ports, {
+          envId: env.id,
+          request,
+          snapshot: hosts,
+          wantJupyter: env.jupyter_port !== null,
+          before: async (trx) => {
+            const current = await lockEnvironment(trx, env.id);
+            if (current.status !== 'pending' || current.desired_state !== 'running') return false;
+            // Its environment count and storage were counted when it was queued; now it holds compute.
+            await assertWithinQuota(trx, quotaOwner(env), { gpus: env.gpu, cpu: env.cpu, memory: env.memory_bytes });
+            return true;
+          },
+          after: async (trx, r) => {
+            const message = `Room freed: scheduled on ${r.hostId}${r.gpuUuids.length ? ` with GPUs ${r.gpuUuids.join(', ')}` : ''}`;
+            await requestChange(trx, env.id, { status: 'creating', status_reason: '' }, { kind: 'scheduled', message });
+          },
+        });
+        if (result.ok) {
+          placed++;
+          hosts = afterPlacement(hosts, result.reservation.hostId, request, result.reservation.gpuUuids);
+          this.deps.logger.info({ envId: env.id, hostId: result.reservation.hostId }, 'queued environment placed');
+        }
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'quota_exceeded') {
+          await this.note(env, `waiting for quota: ${err.message}`);
+          continue;
+        }
+        this.deps.logger.error({ err, envId: env.id }, 'placing a queued environment failed');
       }
     }
-    return placed;
+    return { placed, scanned: queued.length };
   }
+
+  /**
+   * Shows why a queued environment waits (its status_reason), if it is still queued, when the kind
+   * of reason changed (capacity, quota, never fits) or a quota or never-fits reason did: the
+   * capacity text (the largest free slot) changes all the time and is not rewritten every pass.
+   */
+  private async note(env: { id: string; status_reason: string }, reason: string): Promise<void> {
+    const capacity = (r: string) => r.startsWith('waiting for capacity');
+    if (reason === env.status_reason || (capacity(reason) && capacity(env.status_reason))) return;
+    await this.deps.db.transaction().execute(async (trx) => {
+      const current = await lockEnvironment(trx, env.id);
+      if (current.status === 'pending') await noteReason(trx, env.id, reason);
+    });
+  }
+}
+
+function shapeOf(r: PlacementRequest): string {
+  return `${r.cpuCores}/${r.memoryBytes}/${r.gpuCount}/${r.storageBytes}/${r.gpuModel ?? ''}`;
 }

@@ -17,4 +17,5 @@ export {
 export { gpuView, gpusNeeded, pickGpus, wantedModel, modelMatches, type GpuView } from './gpus.js';
 export { scoreHost, compareCandidates } from './score.js';
 export { largestFreeSlot, freeSlotOf } from './slot.js';
+export { neverFits, afterPlacement, emptied } from './capacity.js';
 export type * from './types.js';
