@@ -92,11 +92,17 @@ describe.each(DB_TARGETS)('environments API on $name', (target) => {
     });
 
     it('answers 409 (40902) naming the largest free slot when nothing fits, or queues', async () => {
-      const res = await api.request('POST', '/api/v1/environments', { token: alice.token, body: body({ gpu: 16 }) });
+      // 8 GPUs while the first test holds one of host-a's 8: no room now, but some day.
+      const res = await api.request('POST', '/api/v1/environments', { token: alice.token, body: body({ gpu: 8 }) });
       expect(res.status).toBe(409);
       expect(res.body.code).toBe(40902);
       expect(res.body.message).toMatch(/largest free slot is \d+ .*GPU/);
-      const queued = await api.request('POST', '/api/v1/environments', { token: alice.token, body: body({ gpu: 16, queue: true }) });
+      // 16 GPUs: no host could ever hold them, refused even with queue (issue 11, item 8).
+      const never = await api.request('POST', '/api/v1/environments', { token: alice.token, body: body({ gpu: 16, queue: true }) });
+      expect(never.status).toBe(409);
+      expect(never.body.code).toBe(40902);
+      expect(never.body.message).toMatch(/^no host could ever fit 16 GPUs, .*; the largest host is host-a\.test \(8 GPUs, 128 CPU cores/);
+      const queued = await api.request('POST', '/api/v1/environments', { token: alice.token, body: body({ gpu: 8, queue: true }) });
       expect(queued.status).toBe(201);
       expect(queued.body.data.status).toBe('pending');
       expect(queued.body.data.host_id).toBeNull();
