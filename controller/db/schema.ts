@@ -244,27 +244,10 @@ export interface HostCertificatesTable {
   issued_at: Timestamp;
 }
 
-/**
- * Limits an admin set for a user (`user_quotas`, key `user_id`) or a workspace
- * (`workspace_quotas`, key `workspace_id`); null: unlimited. Sizes in bytes, CPU in cores.
- */
-export interface QuotaLimitsColumns {
-  gpus: number | null;
-  cpu: number | null;
-  memory: number | null;
-  storage: number | null;
-  environments: number | null;
-  pending_environments: number | null;
-  updated_at: Timestamp;
-}
-
-export interface UserQuotasTable extends QuotaLimitsColumns {
-  user_id: number;
-}
-
-export interface WorkspaceQuotasTable extends QuotaLimitsColumns {
-  workspace_id: number;
-}
+/** Limits an admin set for a user or a workspace (null: unlimited); sizes in bytes, CPU in cores. */
+type QuotaLimitsColumns = Record<'gpus' | 'cpu' | 'memory' | 'storage' | 'environments' | 'pending_environments', number | null> & { updated_at: Timestamp };
+export type UserQuotasTable = QuotaLimitsColumns & { user_id: number };
+export type WorkspaceQuotasTable = QuotaLimitsColumns & { workspace_id: number };
 
 export interface SettingsTable {
   key: string;

@@ -41,14 +41,14 @@ export function neverFits(request: PlacementRequest, hosts: readonly HostSnapsho
   }
   const { host, slot } = largest!;
   const what = describeRequest(request, gpus);
-  const size =
-    `${gpus > 0 || slot.gpuCount > 0 ? `${describeGpus(slot.gpuCount, gpus > 0 ? request.gpuModel : undefined)}, ` : ''}` +
-    `${plural(slot.cpuCores, 'CPU core')}, ${formatBytes(slot.memoryBytes)} memory, ${formatBytes(slot.storageBytes)} storage`;
   const models = [...new Set(hosts.flatMap((h) => h.gpus.map((g) => g.model)))].sort();
-  const modelNote =
-    gpus > 0 && wanted !== null && !hosts.some((h) => gpuView(h, wanted).matching > 0)
-      ? `; no host has ${request.gpuModel!.trim()} GPUs (models here: ${models.length > 0 ? models.join(', ') : 'none'})`
-      : '';
+  const noSuchModel = gpus > 0 && wanted !== null && !hosts.some((h) => gpuView(h, wanted).matching > 0);
+  const modelNote = noSuchModel ? `; no host has ${request.gpuModel!.trim()} GPUs (models here: ${models.length > 0 ? models.join(', ') : 'none'})` : '';
+  // The host's GPUs of the asked model, or all of them when nobody has that model.
+  const hostGpus = noSuchModel ? describeGpus(host.gpus.length) : describeGpus(slot.gpuCount, gpus > 0 ? request.gpuModel : undefined);
+  const size =
+    `${gpus > 0 || slot.gpuCount > 0 ? `${hostGpus}, ` : ''}` +
+    `${plural(slot.cpuCores, 'CPU core')}, ${formatBytes(slot.memoryBytes)} memory, ${formatBytes(slot.storageBytes)} storage`;
   return `no host could ever fit ${what}${modelNote}; the largest host is ${host.hostname} (${size} in all); ask for less`;
 }
 

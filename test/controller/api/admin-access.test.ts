@@ -27,6 +27,10 @@ const ADMIN_ROUTES: { method: string; path: string; body?: unknown }[] = [
   { method: 'GET', path: '/api/v1/admin/datasets/1' },
   { method: 'PATCH', path: '/api/v1/admin/datasets/1', body: { writable: true } },
   { method: 'DELETE', path: '/api/v1/admin/datasets/1' },
+  { method: 'GET', path: '/api/v1/admin/users/1/quota' },
+  { method: 'PUT', path: '/api/v1/admin/users/1/quota', body: { gpus: 1 } },
+  { method: 'GET', path: '/api/v1/admin/workspaces/1/quota' },
+  { method: 'PUT', path: '/api/v1/admin/workspaces/1/quota', body: { gpus: 1 } },
 ];
 
 const USER_ROUTES: { method: string; path: string; body?: unknown }[] = [
@@ -35,6 +39,7 @@ const USER_ROUTES: { method: string; path: string; body?: unknown }[] = [
   { method: 'GET', path: '/api/v1/ssh-keys' },
   { method: 'POST', path: '/api/v1/ssh-keys', body: { public_key: 'x' } },
   { method: 'DELETE', path: '/api/v1/ssh-keys/1' },
+  { method: 'GET', path: '/api/v1/me' },
 ];
 
 describe.each(DB_TARGETS)('admin route access on $name', (target) => {

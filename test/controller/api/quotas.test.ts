@@ -59,6 +59,7 @@ describe.each(DB_TARGETS)('quotas on $name', (target) => {
         expect(res.body.code).toBe(40001);
         expect(res.body.data.fields.map((f: { field: string }) => f.field)).toContain(field);
       }
+      expect((await admin('PUT', `/api/v1/admin/users/${alice.id}/quota`, { gpus: -1 })).body.message).toBe('invalid request: gpus: must be at least 0');
       expect((await admin('PUT', '/api/v1/admin/users/9999/quota', { gpus: 1 })).body).toMatchObject({ code: 40401, message: 'user 9999 not found' });
       expect((await admin('GET', '/api/v1/admin/workspaces/9999/quota')).status).toBe(404);
       expect(await api.db.selectFrom('user_quotas').selectAll().execute()).toEqual([]);
