@@ -35,7 +35,8 @@ const PLACEMENT_ROUNDS = 3;
 
 /**
  * Creates and places an environment. Throws not_found/invalid_argument for a bad image or
- * workspace, no_capacity (40902) when nothing fits and `queue` is not set. An Idempotency-Key
+ * workspace, no_capacity (40902) when nothing fits and `queue` is not set or when no approved
+ * host could ever hold it (queue or not), quota_exceeded (40904) over a limit. An Idempotency-Key
  * already used by this user returns that environment.
  */
 export async function createEnvironment(db: Db, ports: PortRanges, p: Principal, input: CreateEnvironmentInput, key?: string): Promise<CreateOutcome> {

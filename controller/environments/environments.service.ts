@@ -58,8 +58,9 @@ export class EnvironmentsService {
    * Starts a stopped environment on its host: reserves CPU, memory and `gpu` GPUs (default: its
    * GPU count) again there, and with `storage` larger than its volume, the extra storage (the agent
    * grows the volume, keeping the data). no_capacity (40902) when that host has no room; a smaller
-   * `storage` is a 400 (volumes never shrink). One that was never placed (it was queued, then
-   * stopped) is queued again.
+   * `storage` is a 400 (volumes never shrink); quota_exceeded (40904) when the owner's or the
+   * workspace's limits have no room for its GPUs, CPU and memory. One that was never placed (it was
+   * queued, then stopped) is queued again.
    */
   async start(p: Principal, envId: string, options: { gpu?: number | undefined; storage?: number | undefined } = {}): Promise<void> {
     const env = await this.get(p, envId);
