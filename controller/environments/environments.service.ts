@@ -6,7 +6,7 @@ import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import type { WakeSignal } from './wake.js';
 import { createEnvironment, placementRequest, type CreateEnvironmentInput } from './create-environment.js';
-import { findById, findVisible, listMounts, listVisible, lockEnvironment, type EnvWithHost } from './environments.repo.js';
+import { assertOwnerEnabled, findById, findVisible, listMounts, listVisible, lockEnvironment, type EnvWithHost } from './environments.repo.js';
 import { mountDataset, unmountDataset } from './environment-mounts.js';
 import { requestChange, type DesiredChange } from './environment-writes.js';
 import { placeOnAnyHost, releaseCompute, type PortRanges } from './placement.js';
@@ -58,7 +58,8 @@ export class EnvironmentsService {
    * GPU count) again there, and with `storage` larger than its volume, the extra storage (the agent
    * grows the volume, keeping the data). no_capacity (40902) when that host has no room; a smaller
    * `storage` is a 400 (volumes never shrink). One that was never placed (it was queued, then
-   * stopped) is queued again.
+   * stopped) is queued again. wrong_state while its owner is disabled (an admin or a workspace
+   * member cannot run it for them).
    */
   async start(p: Principal, envId: string, options: { gpu?: number | undefined; storage?: number | undefined } = {}): Promise<void> {
     const env = await this.get(p, envId);
@@ -86,6 +87,7 @@ export class EnvironmentsService {
       onlyHostId: env.host_id,
       before: async (trx) => {
         assertAllowed('start', (await lockEnvironment(trx, envId)).status, envId);
+        await assertOwnerEnabled(trx, envId, 'start');
         await releaseCompute(trx, envId);
         return true;
       },
@@ -104,7 +106,7 @@ export class EnvironmentsService {
     await this.change(envId, 'stop', { desired_state: 'stopped', status: 'stopping' }, 'Stop requested');
   }
 
-  /** Restarts the container with the same GPUs and ports. */
+  /** Restarts the container with the same GPUs and ports; wrong_state while its owner is disabled. */
   async restart(p: Principal, envId: string): Promise<void> {
     await this.get(p, envId);
     await this.change(envId, 'restart', { status: 'restarting' }, 'Restart requested');
@@ -143,6 +145,7 @@ export class EnvironmentsService {
     await this.deps.db.transaction().execute(async (trx) => {
       const current = await lockEnvironment(trx, envId);
       assertAllowed(action, current.status, envId);
+      if (action === 'start' || action === 'restart') await assertOwnerEnabled(trx, envId, action);
       const settled = current.host_id === null && action === 'stop';
       const status_reason = change.status_reason ?? '';
       await requestChange(trx, envId, { ...change, status_reason, ...(settled ? { status: 'stopped' as const } : {}) }, { kind: `${action}_requested`, message });
