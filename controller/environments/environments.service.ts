@@ -86,8 +86,9 @@ export class EnvironmentsService {
       existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       onlyHostId: env.host_id,
       before: async (trx) => {
-        assertAllowed('start', (await lockEnvironment(trx, envId)).status, envId);
+        // The owner's row first, then the environment's: the order a disable locks them in.
         await assertOwnerEnabled(trx, envId, 'start');
+        assertAllowed('start', (await lockEnvironment(trx, envId)).status, envId);
         await releaseCompute(trx, envId);
         return true;
       },
@@ -143,9 +144,10 @@ export class EnvironmentsService {
    */
   private async change(envId: string, action: 'start' | 'stop' | 'restart' | 'delete', change: DesiredChange, message: string): Promise<void> {
     await this.deps.db.transaction().execute(async (trx) => {
+      // The owner's row before the environment's, as a disable locks them.
+      if (action === 'start' || action === 'restart') await assertOwnerEnabled(trx, envId, action);
       const current = await lockEnvironment(trx, envId);
       assertAllowed(action, current.status, envId);
-      if (action === 'start' || action === 'restart') await assertOwnerEnabled(trx, envId, action);
       const settled = current.host_id === null && action === 'stop';
       const status_reason = change.status_reason ?? '';
       await requestChange(trx, envId, { ...change, status_reason, ...(settled ? { status: 'stopped' as const } : {}) }, { kind: `${action}_requested`, message });
