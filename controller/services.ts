@@ -6,6 +6,7 @@ import { EnvironmentsService } from './environments/environments.service.js';
 import { remountReadOnly } from './environments/environment-mounts.js';
 import { EnvironmentLogs } from './environments/logs.js';
 import { EnvironmentObserver } from './environments/observer.js';
+import { OwnerEffects } from './environments/owner-effects.js';
 import { QueuePlacer } from './environments/queue.js';
 import type { AgentPool, HostObserver } from './hosts/types.js';
 import { Reconciler } from './reconciler/reconciler.js';
@@ -104,9 +105,11 @@ export class ControllerServices {
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
     this.hosts = new HostsService(db, this.wake);
-    this.users = new UsersService(db);
-    this.workspaces = new WorkspacesService(db);
-    this.sshKeys = new SshKeysService(db);
+    // Keys, disabling and workspace membership reach the environments already there.
+    const ownerEffects = new OwnerEffects(this.wake);
+    this.users = new UsersService(db, ownerEffects);
+    this.workspaces = new WorkspacesService(db, ownerEffects);
+    this.sshKeys = new SshKeysService(db, ownerEffects);
     this.quotas = new QuotasService(db);
     this.images = new ImagesService(db);
     this.datasets = new DatasetsService(db, { remountReadOnly, wake: () => this.wake.notify() });

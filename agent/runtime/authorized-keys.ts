@@ -1,6 +1,7 @@
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { authorizedKeysPath } from './docker-names.js';
+import { authorizedKeysDir, authorizedKeysPath, legacyAuthorizedKeysPath } from './docker-names.js';
 
 /** The file's content for `keys`: one per line. */
 export function authorizedKeysContent(keys: readonly string[]): string {
@@ -9,25 +10,62 @@ export function authorizedKeysContent(keys: readonly string[]): string {
 }
 
 /**
- * Writes `<stateDir>/envs/<envId>/authorized_keys` (directory 0700, file 0600) when its content
- * differs. The file is rewritten in place, never replaced, because the container bind-mounts this
- * inode: a changed key list reaches a running container without a recreate. Returns true when
- * the environment's state directory did not exist before.
+ * Writes `<stateDir>/envs/<envId>/ssh/authorized_keys` (directories 0700, file 0600) when its
+ * content differs, atomically: a new file written and synced beside it, then renamed over it. The
+ * container bind-mounts the directory, and its /root/.ssh/authorized_keys is a link into it, so a
+ * changed key list reaches a running container without a recreate, and sshd reading it at that
+ * moment sees the old list or the new one, never a truncated file. A container created before
+ * this layout bind-mounts `<stateDir>/envs/<envId>/authorized_keys` itself: while that file
+ * exists it is rewritten in place too (not atomic; such a container moves to the directory at its
+ * next recreate). Returns true when the environment's state directory did not exist before.
  */
 export async function writeAuthorizedKeys(stateDir: string, envId: string, keys: readonly string[]): Promise<boolean> {
-  const file = authorizedKeysPath(stateDir, envId);
-  const created = (await mkdir(dirname(file), { recursive: true, mode: 0o700 })) !== undefined;
+  const dir = authorizedKeysDir(stateDir, envId);
+  const created = (await mkdir(dirname(dir), { recursive: true, mode: 0o700 })) !== undefined;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const content = authorizedKeysContent(keys);
-  const current = await readFile(file, 'utf8').catch(() => undefined);
-  if (current !== content) await writeFile(file, content, { mode: 0o600 });
-  await chmod(file, 0o600);
+  await replaceFile(authorizedKeysPath(stateDir, envId), content);
+  const legacy = legacyAuthorizedKeysPath(stateDir, envId);
+  const legacyContent = await readFile(legacy, 'utf8').catch(() => undefined);
+  if (legacyContent !== undefined && legacyContent !== content) await writeFile(legacy, content, { mode: 0o600 });
   return created;
+}
+
+/** Replaces `file` with `content` (mode 0600) by write, fsync and rename, unless it holds that already. */
+async function replaceFile(file: string, content: string): Promise<void> {
+  const current = await readFile(file, 'utf8').catch(() => undefined);
+  if (current === content) {
+    await chmod(file, 0o600);
+    return;
+  }
+  const temp = join(dirname(file), `.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Removes the legacy single-file authorized_keys once the environment's container is a new one
+ * (it mounts the keys directory).
+ */
+export async function dropLegacyAuthorizedKeys(stateDir: string, envId: string): Promise<void> {
+  await rm(legacyAuthorizedKeysPath(stateDir, envId), { force: true });
 }
 
 /** Deletes the environment's state directory; true when it existed. */
 export async function removeEnvState(stateDir: string, envId: string): Promise<boolean> {
   const dir = join(stateDir, 'envs', envId);
-  const existed = await readFile(authorizedKeysPath(stateDir, envId)).then(
+  const existed = await stat(dir).then(
     () => true,
     () => false,
   );

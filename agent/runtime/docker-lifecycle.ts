@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { Logger } from '../../common/logger.js';
-import { removeEnvState, writeAuthorizedKeys, writeDesiredState } from './authorized-keys.js';
+import { dropLegacyAuthorizedKeys, removeEnvState, writeAuthorizedKeys, writeDesiredState } from './authorized-keys.js';
 import { commitContainer, listCommitted, removeImages } from './docker-commit.js';
 import { ignoreMissing, toRuntimeError } from './docker-errors.js';
 import { findContainer, inspectEnvironment, listEnvContainers, pickStanding, type ManagedEngine } from './docker-inspect.js';
@@ -10,13 +10,14 @@ import type { HostMounts } from './host-mounts.js';
 import { specHash, withImage } from './docker-spec.js';
 import { absentStatus } from './docker-status.js';
 import { UndoStack } from './keyed-lock.js';
+import { keysLinkTar } from './keys-link.js';
 import type { ApplyAction, ApplyResult, EnvSpec, ObservedStatus } from './types.js';
 
 type Inspect = Dockerode.ContainerInspectInfo;
 
 /** What the lifecycle needs besides the engine. */
 export interface LifecycleSettings extends ManagedEngine {
-  /** Agent state directory (authorized_keys files). */
+  /** Agent state directory (keys directories). */
   readonly stateDir: string;
   /** Seconds between SIGTERM and SIGKILL when apply or a recreate stops a container. */
   readonly stopTimeoutS: number;
@@ -146,6 +147,8 @@ export class DockerLifecycle {
 
   private async done(spec: EnvSpec, action: ApplyAction, undo: UndoStack): Promise<ApplyResult> {
     undo.clear();
+    // A new container reads its keys through the keys directory: the single file older ones mounted goes.
+    if (action === 'created' || action === 'recreated') await dropLegacyAuthorizedKeys(this.settings.stateDir, spec.envId);
     // Views of datasets the container no longer mounts (its previous container is gone).
     await this.settings.mounts.pruneViews(spec.envId, spec.mounts);
     if (action !== 'none') this.settings.log?.info({ envId: spec.envId, action }, 'environment applied');
@@ -201,9 +204,14 @@ export class DockerLifecycle {
     await removeImages(this.settings.docker, stale.map((i) => i.ref));
   }
 
+  /**
+   * Creates the container, links its /root/.ssh/authorized_keys to the file in its keys directory
+   * (before anything in it runs), and starts it when it is meant to run.
+   */
   private async createAndStart(spec: EnvSpec, options: ContainerCreateOptions, undo: UndoStack): Promise<void> {
     const created = await this.settings.docker.createContainer(options);
     undo.push('remove new container', () => created.remove({ force: true, v: true }));
+    await created.putArchive(keysLinkTar(), { path: '/' });
     if (spec.desiredState === 'running') await created.start();
   }
 

@@ -51,8 +51,24 @@ export function committedRepo(envId: string): string {
   return `remotegpu-env/${envId}`;
 }
 
-/** Host path of the authorized_keys file bind-mounted into the container. */
+/**
+ * Host directory holding the environment's authorized_keys, bind-mounted (read-only) into the
+ * container: a directory, so that the file in it can be replaced atomically (rename).
+ */
+export function authorizedKeysDir(stateDir: string, envId: string): string {
+  return join(stateDir, 'envs', envId, 'ssh');
+}
+
+/** Host path of the environment's authorized_keys file (in authorizedKeysDir). */
 export function authorizedKeysPath(stateDir: string, envId: string): string {
+  return join(authorizedKeysDir(stateDir, envId), 'authorized_keys');
+}
+
+/**
+ * Host path of the authorized_keys file that containers created before the keys directory existed
+ * bind-mount directly (a single-file mount pins the inode, so it can only be rewritten in place).
+ */
+export function legacyAuthorizedKeysPath(stateDir: string, envId: string): string {
   return join(stateDir, 'envs', envId, 'authorized_keys');
 }
 

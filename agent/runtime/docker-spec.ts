@@ -4,15 +4,15 @@ import { posix } from 'node:path';
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
 import { RuntimeError } from './errors.js';
 import { gpuPassthrough, type GpuMode, type GpuPassthrough } from './gpu.js';
-import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysPath, containerName, datasetViewName, datasetViewPath, networkName, volumeDataPath, volumeName } from './docker-names.js';
+import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysDir, containerName, datasetViewName, datasetViewPath, networkName, volumeDataPath, volumeName } from './docker-names.js';
 import { assertConfined } from './host-config-guard.js';
+import { AUTHORIZED_KEYS_TARGET, KEYS_DIR_TARGET } from './keys-link.js';
 import { checkSpecMounts, mountTargetProblem, type MountPolicy } from './mount-policy.js';
 import type { EnvSpec } from './types.js';
 
 export const DEFAULT_PIDS_LIMIT = 4096;
 /** Docker refuses smaller memory limits. */
 const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
-const AUTHORIZED_KEYS_TARGET = '/root/.ssh/authorized_keys';
 
 /**
  * The only capabilities an environment gets (all others are dropped), each with why an SSH
@@ -34,7 +34,7 @@ export const ADDED_CAPABILITIES: Readonly<Record<string, string>> = Object.freez
 
 /** Host facts and agent settings that shape a container besides its spec. */
 export interface CreateContext {
-  /** The agent's state directory (authorized_keys files live under `<stateDir>/envs/<envId>/`). */
+  /** The agent's state directory (keys directories live under `<stateDir>/envs/<envId>/`). */
   readonly stateDir: string;
   readonly gpuMode: GpuMode;
   /** The host's GPUs: UUID → index (N of /dev/nvidiaN). */
@@ -93,7 +93,7 @@ export function validateSpec(spec: EnvSpec, policy: MountPolicy): void {
     hostPorts.add(p.hostPort);
   }
 
-  const targets = new Set<string>([spec.dataPath, AUTHORIZED_KEYS_TARGET]);
+  const targets = new Set<string>([spec.dataPath, AUTHORIZED_KEYS_TARGET, KEYS_DIR_TARGET]);
   for (const m of spec.mounts) {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(m.datasetId)) bad(`dataset id ${JSON.stringify(m.datasetId)} is invalid`);
     if (!posix.isAbsolute(m.hostPath)) bad(`dataset ${m.datasetId}: hostPath must be absolute`);
@@ -147,8 +147,8 @@ export function specHash(spec: EnvSpec): string {
  * (the runtime validates once per apply, then builds these once); still throws RuntimeError
  * 'invalid_spec' for GPUs it cannot pass through (see gpuPassthrough). Never privileged, every
  * capability dropped but ADDED_CAPABILITIES, no-new-privileges, no swap, its own bridge network,
- * private IPC and cgroup namespaces, the storage volume at dataPath, authorized_keys bind-mounted
- * read-only, each dataset as the agent's nosuid,nodev view, restart policy unless-stopped; a final
+ * private IPC and cgroup namespaces, the storage volume at dataPath, the keys directory
+ * bind-mounted read-only, each dataset as the agent's nosuid,nodev view, restart policy unless-stopped; a final
  * guard (assertConfined) throws 'permission_denied' should the options ever reach further into the
  * host than that.
  */
@@ -219,7 +219,7 @@ function confined(options: ContainerCreateOptions, spec: EnvSpec, ctx: CreateCon
     datasetViews: spec.mounts.map((m) => datasetViewPath(ctx.runDir, spec.envId, datasetViewName(m))),
     capabilities: Object.keys(ADDED_CAPABILITIES),
     network: ctx.network ?? networkName(spec.envId),
-    authorizedKeys: { source: authorizedKeysPath(ctx.stateDir, spec.envId), target: AUTHORIZED_KEYS_TARGET },
+    authorizedKeys: { source: authorizedKeysDir(ctx.stateDir, spec.envId), target: KEYS_DIR_TARGET },
     dataDir: ctx.stateDir,
     dockerSocket: ctx.dockerSocket,
     devices: gpu.devices,
@@ -245,7 +245,8 @@ function publishedPorts(spec: EnvSpec, publishAddress: string) {
 }
 
 /**
- * The storage volume, the read-only authorized_keys file, then the datasets by container path.
+ * The storage volume, the read-only keys directory (its authorized_keys is what
+ * /root/.ssh/authorized_keys links to, see keys-link.ts), then the datasets by container path.
  * Datasets and the volume are the agent's own mounts (host-mounts.ts), bound without ReadOnly:
  * Docker's read-only remount would drop their nosuid,nodev, and a read-only view is read-only already.
  */
@@ -255,7 +256,7 @@ function containerMounts(spec: EnvSpec, ctx: CreateContext): MountSettings[] {
     : { Type: 'bind', Source: volumeDataPath(ctx.runDir, spec.envId), Target: spec.dataPath };
   return [
     volume,
-    { Type: 'bind', Source: authorizedKeysPath(ctx.stateDir, spec.envId), Target: AUTHORIZED_KEYS_TARGET, ReadOnly: true },
+    { Type: 'bind', Source: authorizedKeysDir(ctx.stateDir, spec.envId), Target: KEYS_DIR_TARGET, ReadOnly: true },
     ...[...spec.mounts]
       .sort((a, b) => compare(a.containerPath, b.containerPath))
       .map((m): MountSettings => ({ Type: 'bind', Source: datasetViewPath(ctx.runDir, spec.envId, datasetViewName(m)), Target: m.containerPath })),

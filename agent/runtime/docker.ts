@@ -22,7 +22,7 @@ import type { ApplyResult, ContainerRuntime, EnvSpec, LifecycleEvent, LogLine, L
 export interface DockerRuntimeOptions {
   /** The engine; default dockerode's (DOCKER_HOST or /var/run/docker.sock). */
   readonly docker?: Dockerode;
-  /** Agent state directory (authorized_keys files); never a mount source (mount-policy.ts). */
+  /** Agent state directory (keys directories); never a dataset source (mount-policy.ts). */
   readonly stateDir: string;
   /**
    * Host directories datasets may be bind-mounted from (REMOTEGPU_DATASET_ROOTS); default none:

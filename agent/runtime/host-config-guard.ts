@@ -17,7 +17,7 @@ export interface AllowedHostAccess {
   readonly capabilities: readonly string[];
   /** The environment's own network, the only one it may join. */
   readonly network: string;
-  /** The agent's own bind mount of the environment's authorized_keys file (under the data directory). */
+  /** The agent's own bind mount of the environment's keys directory (under the data directory). */
   readonly authorizedKeys: { readonly source: string; readonly target: string };
   /** The agent's data directory and the Docker socket: never a dataset's source. */
   readonly dataDir: string;
@@ -38,7 +38,7 @@ const ALLOWED_SECURITY_OPTS = new Set(['no-new-privileges', 'no-new-privileges:t
  * naming the option when the container would be privileged, keep a capability it was not allowed
  * (CapDrop must be ALL), join another network than its own or share a host namespace, loosen its
  * security options, reach a device or device request the agent did not pick, or mount anything but
- * its volume, the agent's authorized_keys file and the agent's views of its datasets. Pure.
+ * its volume, the agent's keys directory and the agent's views of its datasets. Pure.
  */
 export function assertConfined(options: ContainerCreateOptions, allowed: AllowedHostAccess): void {
   const refuse = (what: string): never => {
@@ -83,11 +83,11 @@ function mountProblem(m: MountSettings, allowed: AllowedHostAccess): string | un
   if (m.BindOptions) return `with bind options on ${m.Source}`;
   const keys = allowed.authorizedKeys;
   if (m.Source === keys.source) {
-    return m.Target === keys.target && m.ReadOnly === true ? undefined : `with its authorized_keys file mounted other than read-only at ${keys.target}`;
+    return m.Target === keys.target && m.ReadOnly === true ? undefined : `with its keys directory mounted other than read-only at ${keys.target}`;
   }
   if (volume.kind === 'bind' && m.Source === volume.source) return undefined;
   if (allowed.datasetViews.includes(m.Source)) return undefined;
-  return `with a bind mount of ${m.Source}: only its volume, its authorized_keys file and the agent's views of its datasets are mounted`;
+  return `with a bind mount of ${m.Source}: only its volume, its keys directory and the agent's views of its datasets are mounted`;
 }
 
 function nonEmpty(value: unknown): boolean {

@@ -24,7 +24,7 @@ export interface MountPolicy {
   readonly datasetRoots: readonly string[];
   /**
    * The agent's data directory: never mounted, nor anything in it or containing it. The agent
-   * mounts its own per-environment authorized_keys files from it; those are not the spec's.
+   * mounts its own per-environment keys directories from it; those are not the spec's.
    */
   readonly dataDir: string;
   /** The agent's run directory (mount points of volumes and dataset views): never mounted either. */

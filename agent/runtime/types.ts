@@ -41,7 +41,7 @@ export interface EnvSpec {
   /** Where the storage volume is mounted in the container, e.g. "/root/workspace". */
   readonly dataPath: string;
   readonly ports: readonly PortSpec[];
-  /** Written to /root/.ssh/authorized_keys; changing them needs no container recreate. */
+  /** Read by sshd at /root/.ssh/authorized_keys; a change replaces that file atomically, with no container recreate. */
   readonly sshAuthorizedKeys: readonly string[];
   readonly mounts: readonly DatasetMountSpec[];
   /** Extra environment variables (never logged). */

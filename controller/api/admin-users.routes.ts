@@ -49,9 +49,19 @@ const routes = {
     path: '/admin/users/{user_id}',
     tags,
     summary: 'Disable a user and revoke their tokens',
-    description: 'The user is kept (disabled_at set) so history keeps its owner. You cannot disable yourself or the last admin (409).',
+    description:
+      'The user is kept (disabled_at set) so history keeps its owner. Every environment they own is stopped (data kept) and carries no SSH key until they are enabled and it is started again. You cannot disable yourself or the last admin (409).',
     request: { params: UserParams },
     responses: { 204: NoContent, ...errors(400, 401, 403, 404, 409) },
+  }),
+  enable: createRoute({
+    method: 'post',
+    path: '/admin/users/{user_id}/enable',
+    tags,
+    summary: 'Enable a disabled user',
+    description: 'Idempotent. Their tokens stay revoked (create a new one) and nothing is started: their environments stay stopped until someone starts them.',
+    request: { params: UserParams },
+    responses: { 200: jsonResponse(envelope(User), 'the user'), ...errors(400, 401, 403, 404) },
   }),
   createToken: createRoute({
     method: 'post',
@@ -100,6 +110,7 @@ export function adminUsersRoutes({ services }: ApiDeps) {
     await users.disable(c.req.valid('param').user_id, principalOf(c).userId);
     return noContent(c);
   });
+  app.openapi({ ...routes.enable, middleware }, async (c) => reply(c, userJson(await users.enable(c.req.valid('param').user_id))));
 
   app.openapi({ ...routes.createToken, middleware }, async (c) => {
     const body = c.req.valid('json');

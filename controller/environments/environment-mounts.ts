@@ -5,7 +5,7 @@ import { visibleDatasets } from '../access/visibility.js';
 import type { Principal } from '../access/principal.js';
 import { invalidMount, isUnder, validateMountPath } from '../catalog/paths.js';
 import { lockEnvironment, type EnvWithHost } from './environments.repo.js';
-import { requestChange, requestReapply } from './environment-writes.js';
+import { addEvent, requestChange, requestReapply } from './environment-writes.js';
 import { assertAllowed } from './state-machine.js';
 
 /**
@@ -88,4 +88,33 @@ export async function remountReadOnly(trx: Trx, dataset: { readonly id: number; 
     .execute();
   const message = `Dataset ${dataset.name} (${dataset.id}) is read-only now: remounting it read-only`;
   return requestReapply(trx, mounted.map((m) => m.id), { kind: 'dataset_readonly', message });
+}
+
+/**
+ * In the transaction that removes `ownerId` from workspace `workspaceId`: the workspace's datasets
+ * are unmounted from that user's environments that are not deleted (those in the workspace itself
+ * were handed to its owner before). A running one is recreated without them; a stopped one starts
+ * without them. Returns the ids of the environments that changed.
+ */
+export async function unmountWorkspaceDatasets(trx: Trx, ownerId: number, workspaceId: number, why: string): Promise<string[]> {
+  const mounted = await trx
+    .selectFrom('environment_mounts as m')
+    .innerJoin('environments as e', 'e.id', 'm.env_id')
+    .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
+    .select(['e.id', 'e.status', 'd.id as dataset_id', 'd.name'])
+    .where('e.owner_id', '=', ownerId)
+    .where('e.desired_state', '!=', 'deleted')
+    .where('d.workspace_id', '=', workspaceId)
+    .orderBy('e.id')
+    .orderBy('d.id')
+    .execute();
+  const byEnv = new Map<string, typeof mounted>();
+  for (const m of mounted) byEnv.set(m.id, [...(byEnv.get(m.id) ?? []), m]);
+  for (const [envId, rows] of byEnv) {
+    await trx.deleteFrom('environment_mounts').where('env_id', '=', envId).where('dataset_id', 'in', rows.map((r) => r.dataset_id)).execute();
+    const message = `Dataset${rows.length > 1 ? 's' : ''} ${rows.map((r) => `${r.name} (${r.dataset_id})`).join(', ')} unmounted: ${why}`;
+    if (rows[0]!.status === 'stopped') await addEvent(trx, envId, { kind: 'dataset_unmounted', message });
+    else await requestChange(trx, envId, null, { kind: 'dataset_unmounted', message });
+  }
+  return [...byEnv.keys()];
 }

@@ -89,6 +89,15 @@ export async function requestReapply(trx: Trx, envIds: readonly string[], event:
 }
 
 /**
+ * Hands an environment to another owner (its previous owner left the workspace it belongs to) and
+ * records `event`. The idempotency key goes: it named a request of the previous owner.
+ */
+export async function changeOwner(trx: Trx, envId: string, ownerId: number, event: EventInput): Promise<void> {
+  await trx.updateTable('environments').set({ owner_id: ownerId, idempotency_key: null, updated_at: new Date() }).where('id', '=', envId).execute();
+  await addEvent(trx, envId, event);
+}
+
+/**
  * Records the outcome of an agent call made for `generation`. Writes nothing and returns false when
  * the user changed the environment meanwhile (the next pass handles the newer generation).
  */

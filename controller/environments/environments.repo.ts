@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { AppError } from '../../common/errors.js';
 import type { Db, Trx } from '../db/database.js';
 import type { Page } from '../db/pagination.js';
 import type { EnvStatus } from '../db/schema.js';
@@ -75,6 +76,23 @@ export async function lockEnvironment(trx: Trx, envId: string) {
     .where('id', '=', envId)
     .forUpdate()
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * Throws wrong_state when the environment's owner is disabled (nothing of theirs may run until an
+ * admin enables them). Locks the owner's row against a concurrent disable until the transaction ends.
+ */
+export async function assertOwnerEnabled(trx: Trx, envId: string, action: string): Promise<void> {
+  const owner = await trx
+    .selectFrom('environments as e')
+    .innerJoin('users as u', 'u.id', 'e.owner_id')
+    .select(['u.id', 'u.name', 'u.disabled_at'])
+    .where('e.id', '=', envId)
+    .forShare('u')
+    .executeTakeFirstOrThrow();
+  if (owner.disabled_at) {
+    throw new AppError('wrong_state', `cannot ${action} environment ${envId}: its owner ${owner.name} (user ${owner.id}) is disabled; an admin must enable the user first`);
+  }
 }
 
 /**

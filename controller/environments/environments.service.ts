@@ -7,7 +7,7 @@ import type { Principal } from '../access/principal.js';
 import type { WakeSignal } from './wake.js';
 import { createEnvironment, placementRequest, quotaOwner, type CreateEnvironmentInput } from './create-environment.js';
 import { assertWithinQuota } from '../quotas/quota-check.js';
-import { findById, findVisible, listMounts, listVisible, lockEnvironment, type EnvWithHost } from './environments.repo.js';
+import { assertOwnerEnabled, findById, findVisible, listMounts, listVisible, lockEnvironment, type EnvWithHost } from './environments.repo.js';
 import { mountDataset, unmountDataset } from './environment-mounts.js';
 import { requestChange, type DesiredChange } from './environment-writes.js';
 import { placeOnAnyHost, releaseCompute, type PortRanges } from './placement.js';
@@ -60,7 +60,8 @@ export class EnvironmentsService {
    * grows the volume, keeping the data). no_capacity (40902) when that host has no room; a smaller
    * `storage` is a 400 (volumes never shrink); quota_exceeded (40904) when the owner's or the
    * workspace's limits have no room for its GPUs, CPU and memory. One that was never placed (it was
-   * queued, then stopped) is queued again.
+   * queued, then stopped) is queued again. wrong_state while its owner is disabled (an admin or a
+   * workspace member cannot run it for them).
    */
   async start(p: Principal, envId: string, options: { gpu?: number | undefined; storage?: number | undefined } = {}): Promise<void> {
     const env = await this.get(p, envId);
@@ -89,6 +90,8 @@ export class EnvironmentsService {
       existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       onlyHostId: env.host_id,
       before: async (trx) => {
+        // The owner's row first, then the environment's: the order a disable locks them in.
+        await assertOwnerEnabled(trx, envId, 'start');
         assertAllowed('start', (await lockEnvironment(trx, envId)).status, envId);
         await releaseCompute(trx, envId);
         // After the release: what it held before (an `error` one may hold compute) is not counted twice.
@@ -110,7 +113,7 @@ export class EnvironmentsService {
     await this.change(envId, 'stop', { desired_state: 'stopped', status: 'stopping' }, 'Stop requested');
   }
 
-  /** Restarts the container with the same GPUs and ports. */
+  /** Restarts the container with the same GPUs and ports; wrong_state while its owner is disabled. */
   async restart(p: Principal, envId: string): Promise<void> {
     await this.get(p, envId);
     await this.change(envId, 'restart', { status: 'restarting' }, 'Restart requested');
@@ -153,6 +156,8 @@ export class EnvironmentsService {
     quota?: (trx: Trx) => Promise<void>,
   ): Promise<void> {
     await this.deps.db.transaction().execute(async (trx) => {
+      // The owner's row before the environment's, as a disable locks them.
+      if (action === 'start' || action === 'restart') await assertOwnerEnabled(trx, envId, action);
       const current = await lockEnvironment(trx, envId);
       assertAllowed(action, current.status, envId);
       await quota?.(trx);

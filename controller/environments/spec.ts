@@ -3,7 +3,8 @@ import type { AgentEnvSpec } from '../hosts/types.js';
 
 /**
  * Builds what the agent must run for an environment from the database: image reference and
- * ports from the catalog, reserved GPUs and ports, the owner's SSH keys, mounted datasets. A mount
+ * ports from the catalog, reserved GPUs and ports, the owner's SSH keys (none while the owner is
+ * disabled: nobody reaches the environment until they are enabled again), mounted datasets. A mount
  * is read-only unless the dataset is writable *now*: mount rows from before the flag existed, and
  * mounts of a dataset an admin has since made read-only, are mounted read-only at this apply.
  */
@@ -11,6 +12,7 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
   const env = await db
     .selectFrom('environments as e')
     .innerJoin('images as i', 'i.id', 'e.image_id')
+    .innerJoin('users as u', 'u.id', 'e.owner_id')
     .select([
       'e.id',
       'e.owner_id',
@@ -26,6 +28,7 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
       'i.ssh_port as image_ssh_port',
       'i.jupyter_port as image_jupyter_port',
       'i.data_path',
+      'u.disabled_at as owner_disabled_at',
     ])
     .where('e.id', '=', envId)
     .executeTakeFirstOrThrow();
@@ -36,7 +39,7 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
       .where('r.env_id', '=', envId)
       .orderBy('g.index')
       .execute(),
-    db.selectFrom('ssh_keys').select('public_key').where('user_id', '=', env.owner_id).orderBy('id').execute(),
+    ownerKeys(db, env.owner_id, env.owner_disabled_at !== null),
     db.selectFrom('environment_mounts as m')
       .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
       .select(['m.dataset_id', 'd.host_path', 'm.mount_path', 'm.readonly', 'd.writable'])
@@ -44,11 +47,6 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
       .orderBy('m.mount_path')
       .execute(),
   ]);
-  const ports: { name: string; containerPort: number; hostPort: number }[] = [];
-  if (env.ssh_port !== null) ports.push({ name: 'ssh', containerPort: env.image_ssh_port, hostPort: env.ssh_port });
-  if (env.jupyter_port !== null && env.image_jupyter_port !== null) {
-    ports.push({ name: 'jupyter', containerPort: env.image_jupyter_port, hostPort: env.jupyter_port });
-  }
   return {
     envId: env.id,
     image: env.docker_ref,
@@ -57,12 +55,29 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
     gpuUuids: gpus.map((g) => g.gpu_uuid),
     storageBytes: env.storage_bytes,
     dataPath: env.data_path,
-    ports,
-    sshAuthorizedKeys: keys.map((k) => k.public_key),
+    ports: publishedPorts(env),
+    sshAuthorizedKeys: keys,
     mounts: mounts.map((m) => ({ datasetId: String(m.dataset_id), hostPath: m.host_path, containerPath: m.mount_path, readonly: m.readonly || !m.writable })),
     env: { REMOTEGPU_ENV_ID: env.id },
     labels: { 'com.remotegpu.owner-id': String(env.owner_id), ...(env.workspace_id !== null ? { 'com.remotegpu.workspace-id': String(env.workspace_id) } : {}) },
     jupyterToken: env.jupyter_token,
     desiredState: env.desired_state === 'stopped' ? 'stopped' : 'running',
   };
+}
+
+/** The owner's public keys, oldest first; none while the owner is disabled. */
+async function ownerKeys(db: Db, ownerId: number, disabled: boolean): Promise<string[]> {
+  if (disabled) return [];
+  const rows = await db.selectFrom('ssh_keys').select('public_key').where('user_id', '=', ownerId).orderBy('id').execute();
+  return rows.map((k) => k.public_key);
+}
+
+/** The environment's SSH and Jupyter ports: the image's container port, the reserved host port. */
+function publishedPorts(env: { ssh_port: number | null; jupyter_port: number | null; image_ssh_port: number; image_jupyter_port: number | null }) {
+  const ports: { name: string; containerPort: number; hostPort: number }[] = [];
+  if (env.ssh_port !== null) ports.push({ name: 'ssh', containerPort: env.image_ssh_port, hostPort: env.ssh_port });
+  if (env.jupyter_port !== null && env.image_jupyter_port !== null) {
+    ports.push({ name: 'jupyter', containerPort: env.image_jupyter_port, hostPort: env.jupyter_port });
+  }
+  return ports;
 }

@@ -4,6 +4,7 @@ import type { Db, Trx } from '../db/database.js';
 import type { UserRole, UserRow } from '../db/schema.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
+import type { EnvironmentEffects } from './environment-effects.js';
 import { generateToken, hashToken } from './tokens.js';
 import { insertToken } from './users.repo.js';
 
@@ -36,7 +37,10 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 
 /** Users, their API tokens, and authentication by token. */
 export class UsersService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly effects: EnvironmentEffects,
+  ) {}
 
   /** The user owning a valid (unrevoked, unexpired) token, or undefined. Records the last use. */
   async authenticate(token: string): Promise<Principal | undefined> {
@@ -83,9 +87,11 @@ export class UsersService {
   }
 
   /**
-   * Disables a user and revokes all of their tokens; the row stays so history keeps its owner.
-   * Idempotent. Refuses (wrong_state) to disable the caller's own account or the last enabled admin,
-   * which would lock everybody out of the admin routes. Throws not_found.
+   * Disables a user, revokes all of their tokens and, in the same transaction, stops every
+   * environment they own (data kept; a `stop_requested` event each); the spec of a disabled
+   * owner's environment carries no SSH keys. The row stays so history keeps its owner. Idempotent.
+   * Refuses (wrong_state) to disable the caller's own account or the last enabled admin, which
+   * would lock everybody out of the admin routes. Throws not_found.
    */
   async disable(userId: number, callerId: number): Promise<void> {
     if (userId === callerId) throw new AppError('wrong_state', 'you cannot disable your own account; ask another admin');
@@ -99,7 +105,20 @@ export class UsersService {
         await trx.updateTable('users').set({ disabled_at: now }).where('id', '=', userId).execute();
       }
       await trx.updateTable('api_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+      await this.effects.ownerDisabled(trx, { id: user.id, name: user.name });
     });
+    this.effects.committed();
+  }
+
+  /**
+   * Enables a disabled user again. Their tokens stay revoked (create a new one) and nothing of
+   * theirs is started: their environments stay stopped until someone starts them. Idempotent.
+   * Throws not_found.
+   */
+  async enable(userId: number): Promise<UserRow> {
+    const user = await this.db.updateTable('users').set({ disabled_at: null }).where('id', '=', userId).returningAll().executeTakeFirst();
+    if (!user) throw new AppError('not_found', `user ${userId} not found`);
+    return user;
   }
 
   /**

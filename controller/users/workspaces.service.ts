@@ -2,6 +2,7 @@ import { AppError } from '../../common/errors.js';
 import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
+import type { EnvironmentEffects } from './environment-effects.js';
 import { requireEnabledUser } from './users.repo.js';
 
 export type MemberRole = 'owner' | 'member';
@@ -27,7 +28,10 @@ export interface WorkspaceDetail extends Workspace {
 
 /** Workspaces (groups of users sharing environments and datasets) and their members. */
 export class WorkspacesService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly effects: EnvironmentEffects,
+  ) {}
 
   /**
    * Creates a workspace; its owner becomes a member with role `owner`. Throws invalid_argument
@@ -101,20 +105,37 @@ export class WorkspacesService {
   }
 
   /**
-   * Removes a member. Throws not_found when the workspace or the membership is absent, wrong_state
-   * for the owner (a workspace always keeps its owner).
+   * Removes a member. What was theirs in the workspace stays the workspace's: in the same
+   * transaction their environments in it are handed to the workspace's owner (an `owner_changed`
+   * event each) and stopped, so nothing they started keeps running there and their SSH keys leave
+   * with them (the next start installs the owner's keys); the data stays. The workspace's datasets
+   * are unmounted from their other environments. They no longer see any of it (404). Throws
+   * not_found when the workspace or the membership is absent, wrong_state for the owner (a
+   * workspace always keeps its owner).
    */
   async removeMember(workspaceId: number, userId: number): Promise<void> {
-    await this.requireWorkspace(workspaceId);
-    const member = await this.db
-      .selectFrom('workspace_members')
-      .select('role')
-      .where('workspace_id', '=', workspaceId)
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
-    if (!member) throw new AppError('not_found', `user ${userId} is not a member of workspace ${workspaceId}`);
-    if (member.role === 'owner') throw new AppError('wrong_state', `user ${userId} owns workspace ${workspaceId} and cannot be removed from it`);
-    await this.db.deleteFrom('workspace_members').where('workspace_id', '=', workspaceId).where('user_id', '=', userId).execute();
+    await this.db.transaction().execute(async (trx) => {
+      const ws = await trx
+        .selectFrom('workspaces as w')
+        .innerJoin('users as o', 'o.id', 'w.owner_id')
+        .select(['w.id', 'w.name', 'w.owner_id', 'o.name as owner_name'])
+        .where('w.id', '=', workspaceId)
+        .forUpdate('w')
+        .executeTakeFirst();
+      if (!ws) throw new AppError('not_found', `workspace ${workspaceId} not found`);
+      const member = await trx
+        .selectFrom('workspace_members as m')
+        .innerJoin('users as u', 'u.id', 'm.user_id')
+        .select(['m.role', 'u.name'])
+        .where('m.workspace_id', '=', workspaceId)
+        .where('m.user_id', '=', userId)
+        .executeTakeFirst();
+      if (!member) throw new AppError('not_found', `user ${userId} is not a member of workspace ${workspaceId}`);
+      if (member.role === 'owner') throw new AppError('wrong_state', `user ${userId} owns workspace ${workspaceId} and cannot be removed from it`);
+      await trx.deleteFrom('workspace_members').where('workspace_id', '=', workspaceId).where('user_id', '=', userId).execute();
+      await this.effects.memberRemoved(trx, { id: ws.id, name: ws.name }, { id: userId, name: member.name }, { id: ws.owner_id, name: ws.owner_name });
+    });
+    this.effects.committed();
   }
 
   /**

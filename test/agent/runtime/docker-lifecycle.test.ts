@@ -107,8 +107,10 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
       team: 'vision',
     });
 
-    const keysFile = join(stateDir, 'envs', spec.envId, 'authorized_keys');
+    const keysFile = join(stateDir, 'envs', spec.envId, 'ssh', 'authorized_keys');
     expect((await stat(keysFile)).mode & 0o777).toBe(0o600);
+    // The keys directory is mounted read-only; /root/.ssh/authorized_keys links into it.
+    expect((await sh('readlink /root/.ssh/authorized_keys')).stdout.trim()).toBe('/etc/remotegpu/ssh/authorized_keys');
     expect((await sh('cat /root/.ssh/authorized_keys')).stdout).toBe(`${spec.sshAuthorizedKeys[0]}\n`);
     expect((await sh('echo x >> /root/.ssh/authorized_keys')).exitCode).not.toBe(0);
     expect((await sh('echo $JUPYTER_TOKEN $NVIDIA_VISIBLE_DEVICES')).stdout.trim()).toBe(`jt-first ${fakeGpuUuid(0)}`);
@@ -127,10 +129,14 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     expect(after.State.StartedAt).toBe(before.State.StartedAt);
   });
 
-  it('rewrites authorized_keys in place without recreating when only the keys change', async () => {
+  it('replaces authorized_keys atomically without recreating when only the keys change', async () => {
     const before = await docker.getContainer(name()).inspect();
+    // The container sees a new file (renamed over the old one), not the old one truncated and rewritten.
+    const inode = async () => (await sh('stat -L -c %i /root/.ssh/authorized_keys')).stdout.trim();
+    const oldInode = await inode();
     spec = { ...spec, sshAuthorizedKeys: ['ssh-ed25519 AAAAnewkey one@x', 'ssh-rsa AAAAother two@y'] };
     expect((await runtime.apply(spec)).action).toBe('none');
+    expect(await inode()).not.toBe(oldInode);
     expect((await sh('cat /root/.ssh/authorized_keys')).stdout).toBe('ssh-ed25519 AAAAnewkey one@x\nssh-rsa AAAAother two@y\n');
     expect((await docker.getContainer(name()).inspect()).State.StartedAt).toBe(before.State.StartedAt);
   });

@@ -122,7 +122,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime mount policy (real Docker)', () => 
     expect(info.HostConfig.Privileged).toBe(false);
     // The dataset through the agent's read-only view of it, the volume through its loop mount.
     expect(info.Mounts.filter((m) => m.Type === 'bind').map((m) => m.Source).sort()).toEqual(
-      [join(runDir, s.envId, 'datasets', 'ds-1-ro'), join(runDir, s.envId, 'volume', 'data'), join(stateDir, 'envs', s.envId, 'authorized_keys')].sort(),
+      [join(runDir, s.envId, 'datasets', 'ds-1-ro'), join(runDir, s.envId, 'volume', 'data'), join(stateDir, 'envs', s.envId, 'ssh')].sort(),
     );
     expect(await runtime.remove(s.envId)).toBe(true);
   });

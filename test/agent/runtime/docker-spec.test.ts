@@ -106,14 +106,14 @@ describe('buildCreateOptions', () => {
     expect(local.ExposedPorts).toEqual({ '22/tcp': {}, '8888/tcp': {} });
   });
 
-  it('binds the loop volume’s data directory, authorized_keys read-only and the datasets’ views', () => {
+  it('binds the loop volume’s data directory, the keys directory read-only and the datasets’ views', () => {
     expect(buildCreateOptions(spec(), ctx).HostConfig?.Mounts).toEqual([
       // The agent's own mounts are bound without ReadOnly: Docker's read-only remount would drop their nosuid,nodev.
       { Type: 'bind', Source: `${RUN_DIR}/env-abc123/volume/data`, Target: '/root/workspace' },
       {
         Type: 'bind',
-        Source: '/var/lib/remotegpu/envs/env-abc123/authorized_keys',
-        Target: '/root/.ssh/authorized_keys',
+        Source: '/var/lib/remotegpu/envs/env-abc123/ssh',
+        Target: '/etc/remotegpu/ssh',
         ReadOnly: true,
       },
       { Type: 'bind', Source: `${RUN_DIR}/env-abc123/datasets/ds-1-ro`, Target: '/data/imagenet' },

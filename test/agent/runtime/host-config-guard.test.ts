@@ -6,7 +6,7 @@ import type { EnvSpec } from '../../../agent/runtime/types.js';
 
 // The final guard on the create options (agent/runtime/host-config-guard.ts): whatever built them,
 // no container is created privileged, with capabilities beyond ADDED_CAPABILITIES, on another network
-// than its own, with host namespaces or with any host path but its volume, its authorized_keys file
+// than its own, with host namespaces or with any host path but its volume, its keys directory
 // and the agent's views of its datasets. The spec cannot express any of these; the guard is there
 // for the day code could.
 
@@ -52,7 +52,7 @@ const allowed: AllowedHostAccess = {
   datasetViews: [VIEW],
   capabilities: Object.keys(ADDED_CAPABILITIES),
   network: 'remotegpu-env-guard-net',
-  authorizedKeys: { source: '/var/lib/remotegpu/envs/env-guard/authorized_keys', target: '/root/.ssh/authorized_keys' },
+  authorizedKeys: { source: '/var/lib/remotegpu/envs/env-guard/ssh', target: '/etc/remotegpu/ssh' },
   dataDir: '/var/lib/remotegpu',
   dockerSocket: '/run/alt/docker.sock',
   devices: built.HostConfig!.Devices,
@@ -73,9 +73,9 @@ const legacyAllowed: AllowedHostAccess = { ...allowed, volume: { kind: 'docker',
 const legacyMounts = legacyBuilt.HostConfig!.Mounts!;
 
 describe('assertConfined', () => {
-  it('lets through what buildCreateOptions builds (volume, authorized_keys, dataset views, GPU nodes)', () => {
+  it('lets through what buildCreateOptions builds (volume, keys directory, dataset views, GPU nodes)', () => {
     expect(built.HostConfig?.Devices).toHaveLength(2);
-    expect(mounts.map((m) => m.Source)).toEqual([VOLUME_DATA, '/var/lib/remotegpu/envs/env-guard/authorized_keys', VIEW]);
+    expect(mounts.map((m) => m.Source)).toEqual([VOLUME_DATA, '/var/lib/remotegpu/envs/env-guard/ssh', VIEW]);
     expect(() => assertConfined(built, allowed)).not.toThrow();
   });
 
@@ -154,8 +154,8 @@ describe('assertConfined', () => {
     ['a bind that leaves a view through ..', { Mounts: [...mounts, bind(`${VIEW}/../../../..`)] }, `bind mount of ${VIEW}/../../../..`],
     ['a bind of a view with a trailing slash', { Mounts: [...mounts, bind(`${VIEW}/`)] }, `bind mount of ${VIEW}/:`],
     ['a Docker volume when the environment uses a loop volume', { Mounts: [{ Type: 'volume', Source: 'remotegpu-env-guard-data', Target: '/root/workspace' }, mounts[1]!] }, 'volume remotegpu-env-guard-data'],
-    ['authorized_keys mounted writable', { Mounts: [mounts[0]!, { ...mounts[1]!, ReadOnly: false }] }, 'authorized_keys file mounted other than read-only'],
-    ['authorized_keys mounted elsewhere', { Mounts: [mounts[0]!, { ...mounts[1]!, Target: '/etc/passwd' }] }, 'authorized_keys file'],
+    ['the keys directory mounted writable', { Mounts: [mounts[0]!, { ...mounts[1]!, ReadOnly: false }] }, 'keys directory mounted other than read-only'],
+    ['the keys directory mounted elsewhere', { Mounts: [mounts[0]!, { ...mounts[1]!, Target: '/etc/passwd' }] }, 'keys directory'],
     ['shared bind propagation', { Mounts: [mounts[0]!, mounts[1]!, { ...mounts[2]!, BindOptions: { Propagation: 'rshared' } }] }, 'bind options'],
     ['a view mounted over /proc in the container', { Mounts: [mounts[0]!, mounts[1]!, { ...mounts[2]!, Target: '/proc' }] }, 'mount at /proc'],
     ['the volume mounted under /sys in the container', { Mounts: [{ ...mounts[0]!, Target: '/sys/kernel' }, mounts[1]!] }, 'mount at /sys/kernel'],
@@ -185,7 +185,7 @@ describe('buildCreateOptions runs the guard', () => {
     for (const hostPath of ['/', '/etc/', '/var/run/docker.sock', '/run/alt/docker.sock', '/var/lib/remotegpu/envs']) {
       const bad = spec({ mounts: [{ datasetId: 'ds-1', hostPath, containerPath: '/data/x', readonly: false }] });
       const sources = (buildCreateOptions(bad, ctx).HostConfig?.Mounts ?? []).map((m) => m.Source);
-      expect(sources).toEqual([VOLUME_DATA, '/var/lib/remotegpu/envs/env-guard/authorized_keys', '/run/remotegpu/default/env-guard/datasets/ds-1-rw']);
+      expect(sources).toEqual([VOLUME_DATA, '/var/lib/remotegpu/envs/env-guard/ssh', '/run/remotegpu/default/env-guard/datasets/ds-1-rw']);
     }
   });
 

@@ -8,6 +8,7 @@ const ADMIN_ROUTES: { method: string; path: string; body?: unknown }[] = [
   { method: 'GET', path: '/api/v1/admin/users' },
   { method: 'GET', path: '/api/v1/admin/users/1' },
   { method: 'DELETE', path: '/api/v1/admin/users/1' },
+  { method: 'POST', path: '/api/v1/admin/users/1/enable' },
   { method: 'POST', path: '/api/v1/admin/users/1/tokens', body: { name: 'x' } },
   { method: 'GET', path: '/api/v1/admin/users/1/tokens' },
   { method: 'DELETE', path: '/api/v1/admin/users/1/tokens/1' },
