@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { HostDetail, HostGpuView, HostSummary } from '../hosts/model.js';
 import { HOST_STATUSES } from '../scheduler/types.js';
-import { PaginationQuery, iso } from './schemas.js';
+import { PaginationQuery, iso, singleLine } from './schemas.js';
 
 // Schemas and JSON views of hosts and their GPUs, for `/admin/hosts`.
 
@@ -79,7 +79,7 @@ export const ListQuery = PaginationQuery.extend({
 });
 
 export const HostParams = z.object({
-  host_id: z.string().min(1).max(200).openapi({ param: { name: 'host_id', in: 'path' }, example: 'host-7f3a9k2m1x' }),
+  host_id: singleLine(z.string().min(1).max(200)).openapi({ param: { name: 'host_id', in: 'path' }, example: 'host-7f3a9k2m1x' }),
 });
 
 /** The API view of a host in the listing. */
