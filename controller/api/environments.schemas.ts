@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import type { Principal } from '../access/principal.js';
 import type { EnvironmentAccess } from '../environments/access-info.js';
 import { ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
@@ -85,7 +86,9 @@ export const Environment = z
     description: z.string(),
     workspace_id: z.number().nullable(),
     status: z.string(),
-    status_reason: z.string(),
+    status_reason: z.string().openapi({
+      description: "why the environment is in its status; an agent's error text shows users its host paths replaced (<host path>, <dataset NAME>), admins in full",
+    }),
     image: z.string(),
     cpu: z.number(),
     memory: z.number(),
@@ -118,15 +121,18 @@ export const Mount = z
   })
   .openapi('Mount');
 
-/** The API view of an environment (the seed's fields and the contract's additions). */
-export function environmentJson(env: EnvWithHost, access: EnvironmentAccess) {
+/**
+ * The API view of an environment (the seed's fields and the contract's additions). Admins read the
+ * full agent text behind a status_reason whose host paths were replaced for users.
+ */
+export function environmentJson(env: EnvWithHost, access: EnvironmentAccess, viewer: Principal) {
   return {
     env_id: env.id,
     name: env.name,
     description: env.description,
     workspace_id: env.workspace_id,
     status: env.status,
-    status_reason: env.status_reason,
+    status_reason: viewer.role === 'admin' && env.status_detail !== '' ? env.status_detail : env.status_reason,
     image: env.image,
     cpu: env.cpu,
     memory: env.memory_bytes,

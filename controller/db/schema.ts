@@ -150,6 +150,8 @@ export interface EnvironmentsTable {
   desired_state: DesiredState;
   status: EnvStatus;
   status_reason: Generated<string>;
+  /** The full text behind status_reason when that one has host paths replaced (admins see it); '' when the same. */
+  status_detail: Generated<string>;
   host_id: string | null;
   reserved_cpu: Generated<number>;
   reserved_memory_bytes: Generated<number>;
