@@ -103,6 +103,10 @@ export interface HostsTable {
   last_report_at: NullableTimestamp;
   last_seq: Generated<number>;
   registered_at: Timestamp;
+  /** The OS machine id the agent reports (/etc/machine-id); '' when unknown. */
+  machine_id: Generated<string>;
+  /** The host that registered earlier from the same machine (same machine id); null when none. */
+  replaces_host_id: Generated<string | null>;
 }
 
 export interface HostGpusTable {
