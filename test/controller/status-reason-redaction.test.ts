@@ -101,5 +101,17 @@ describe.each(DB_TARGETS)('status_reason without host paths for users on $name',
       await waitUntil('running again', async () => (await user('GET', `/api/v1/environments/${envId}`)).body.data.status === 'running', 20_000, undefined, 100);
       expect((await admin('GET', `/api/v1/environments/${envId}`)).body.data.status_reason).toBe('');
     });
+
+    it("shows users the agent's log error without host paths", async () => {
+      const envId: string = (await user('GET', '/api/v1/environments')).body.data.items[0].env_id;
+      agent.setFailure('streamLogs', { code: GrpcStatus.INTERNAL, details: `open /var/lib/docker/containers/abc/abc-json.log: no such file or directory` });
+      try {
+        const logs = (await user('GET', `/api/v1/environments/${envId}/logs?lines=5`)).body.data.logs as string[];
+        expect(logs.some((l) => l.includes('(container output unavailable: ') && l.includes('open <host path>: no such file or directory'))).toBe(true);
+        expect(logs.join('\n')).not.toContain('/var/lib/docker');
+      } finally {
+        agent.setFailure('streamLogs', undefined);
+      }
+    });
   });
 });
