@@ -76,9 +76,7 @@ export const HostDetailSchema = Host.extend({
 
 export const ListQuery = PaginationQuery.extend({
   status: HostStatusSchema.optional().openapi({ param: { name: 'status', in: 'query' } }),
-  gpu_model: z
-    .string()
-    .max(200, 'must be at most 200 characters')
+  gpu_model: singleLine(z.string().max(200, 'must be at most 200 characters'))
     .optional()
     .openapi({ param: { name: 'gpu_model', in: 'query' }, description: 'case-insensitive substring of a GPU model, e.g. "H100"' }),
 });

@@ -115,7 +115,8 @@ describe.each(DB_TARGETS)('NUL and control characters in text on $name', (target
     it.each([
       ['GET', `/api/v1/environments/env-${encodeURIComponent(NUL)}`],
       ['GET', `/api/v1/admin/hosts/host-${encodeURIComponent(NUL)}`],
-    ])('answers %s %s (a NUL in a path parameter) with a 400 envelope, not a 500', async (method, path) => {
+      ['GET', `/api/v1/admin/hosts?gpu_model=H1${encodeURIComponent(NUL)}00`],
+    ])('answers %s %s (a NUL in a path or query parameter) with a 400 envelope, not a 500', async (method, path) => {
       const res = await api.request(method, path, { token: api.adminToken });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe(40001);
