@@ -6,6 +6,7 @@ import { ReloadableServerCredentials } from '../common/grpc-tls.js';
 import { serveAgentService, type AgentServiceAuth } from './agent-service.grpc.js';
 import type { AgentConfig } from './config.js';
 import { createFakeDeviceNodes, fakeNvidiaSmiPath } from './discovery/fake-gpus.js';
+import { readMachineId } from './discovery/host.js';
 import { HostScan } from './host-scan.js';
 import { identityAtStart, type AgentIdentity } from './identity.js';
 import { followLifecycleEvents } from './lifecycle-events.js';
@@ -124,7 +125,7 @@ function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
     intervalMs: config.reportIntervalMs,
     runtime: p.runtime,
     logger: p.logger.child({ component: 'reporter' }),
-    facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve }),
+    facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve, machineId: readMachineId(config.machineId) }),
     usage: (statuses) => environmentUsage(statuses, runtimeRunDir(config), p.rootfs),
     sshReady: p.sshReady,
     onIdentity: p.onIdentity,

@@ -50,6 +50,7 @@ const schema = z.object({
   REMOTEGPU_GPU_MODE: z.enum(['auto', 'nvidia', 'cdi', 'devices']).default('auto'),
   REMOTEGPU_NVIDIA_SMI: z.string().default('nvidia-smi'),
   REMOTEGPU_FAKE_GPUS: z.string().optional(),
+  REMOTEGPU_MACHINE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected 1-128 characters [A-Za-z0-9._-]').optional(),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_DISCOVERY_INTERVAL_MS: intVar(30_000, 1_000),
   REMOTEGPU_PIDS_LIMIT: intVar(4096, 64),
@@ -99,6 +100,8 @@ export interface AgentConfig {
   readonly gpuMode: 'auto' | 'nvidia' | 'cdi' | 'devices';
   readonly nvidiaSmi: string;
   readonly fakeGpus: string | undefined;
+  /** REMOTEGPU_MACHINE_ID: reported instead of /etc/machine-id (hosts without one, containers sharing one). */
+  readonly machineId: string | undefined;
   readonly reportIntervalMs: number;
   readonly discoveryIntervalMs: number;
   readonly pidsLimit: number;
@@ -152,6 +155,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     gpuMode: e.REMOTEGPU_GPU_MODE,
     nvidiaSmi: e.REMOTEGPU_NVIDIA_SMI,
     fakeGpus: e.REMOTEGPU_FAKE_GPUS,
+    machineId: e.REMOTEGPU_MACHINE_ID,
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
     discoveryIntervalMs: e.REMOTEGPU_DISCOVERY_INTERVAL_MS,
     pidsLimit: e.REMOTEGPU_PIDS_LIMIT,

@@ -33,6 +33,8 @@ export interface AgentFacts {
   readonly cpuCores: number;
   /** Fraction of the data disk kept free (REMOTEGPU_DISK_RESERVE); reported as bytes with the disk pressure flag. */
   readonly diskReserve?: number;
+  /** The OS machine id (see readMachineId); '' when unknown. */
+  readonly machineId?: string;
 }
 
 /** The host as last discovered (agent/discovery/): its hardware and its GPUs, rescanned for reports. */
@@ -96,7 +98,8 @@ export class HostScan {
     const { publicAddress, agentAddress, agentVersion, gpuMode } = agent;
     const reserveBytes = diskReserveBytes(disk.total, agent.diskReserve ?? 0);
     const pressure = underDiskPressure(disk.free, reserveBytes);
-    return hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure } });
+    const facts = hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure } });
+    return agent.machineId ? { ...facts, machineId: agent.machineId } : facts;
   }
 }
 

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { cpus, hostname, totalmem } from 'node:os';
 import { dirname, resolve, sep } from 'node:path';
@@ -51,6 +51,27 @@ export async function discoverHost(dataDir: string): Promise<HostInfo> {
     diskTotalBytes: disk.total,
     diskFreeBytes: disk.free,
   };
+}
+
+/** Where the OS keeps its machine id (systemd, then D-Bus on systems without systemd). */
+const MACHINE_ID_FILES = ['/etc/machine-id', '/var/lib/dbus/machine-id'];
+
+/**
+ * The OS machine id: `configured` (REMOTEGPU_MACHINE_ID) when set, else the first non-empty line
+ * of /etc/machine-id or /var/lib/dbus/machine-id; '' when there is none. It survives a reset of the
+ * agent's identity, so the controller can tell that a new host is a machine it knew.
+ */
+export function readMachineId(configured: string | undefined, files: readonly string[] = MACHINE_ID_FILES): string {
+  if (configured) return configured;
+  for (const file of files) {
+    try {
+      const id = readFileSync(file, 'utf8').trim();
+      if (/^[A-Za-z0-9._-]{1,128}$/.test(id)) return id;
+    } catch {
+      // absent or unreadable: try the next one
+    }
+  }
+  return '';
 }
 
 /**

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { HostDetail, HostGpuView, HostSummary } from '../hosts/model.js';
 import { HOST_STATUSES } from '../scheduler/types.js';
-import { PaginationQuery, iso } from './schemas.js';
+import { PaginationQuery, iso, singleLine } from './schemas.js';
 
 // Schemas and JSON views of hosts and their GPUs, for `/admin/hosts`.
 
@@ -36,6 +36,10 @@ export const Host = z
     gpu_condition: z.string().openapi({ description: 'why the host reports no or fewer GPUs than expected; empty when discovery succeeded' }),
     last_report_at: z.string().nullable(),
     registered_at: z.string(),
+    replaces_host_id: z.string().nullable().openapi({
+      description: 'the host registered earlier from the same machine (same machine id: its agent lost its identity and registered again); its environments stay there and its GPUs reserved there stay taken here',
+    }),
+    replaced_by_host_id: z.string().nullable().openapi({ description: 'the newest host registered later from the same machine; null when none' }),
   })
   .openapi('Host');
 
@@ -66,20 +70,19 @@ export const HostDetailSchema = Host.extend({
   approved: z.boolean().openapi({ description: 'false while the host waits for POST /api/v1/admin/hosts/{host_id}/approve' }),
   approved_at: z.string().nullable().openapi({ description: 'when an admin approved it; null when it never needed approval' }),
   join_token_id: z.string().nullable().openapi({ description: 'the join token it registered with; null for the bootstrap token' }),
+  machine_id: z.string().openapi({ description: "the OS machine id its agent reports (/etc/machine-id or REMOTEGPU_MACHINE_ID); '' when unknown" }),
   gpus: z.array(HostGpu),
 }).openapi('HostDetail');
 
 export const ListQuery = PaginationQuery.extend({
   status: HostStatusSchema.optional().openapi({ param: { name: 'status', in: 'query' } }),
-  gpu_model: z
-    .string()
-    .max(200, 'must be at most 200 characters')
+  gpu_model: singleLine(z.string().max(200, 'must be at most 200 characters'))
     .optional()
     .openapi({ param: { name: 'gpu_model', in: 'query' }, description: 'case-insensitive substring of a GPU model, e.g. "H100"' }),
 });
 
 export const HostParams = z.object({
-  host_id: z.string().min(1).max(200).openapi({ param: { name: 'host_id', in: 'path' }, example: 'host-7f3a9k2m1x' }),
+  host_id: singleLine(z.string().min(1).max(200)).openapi({ param: { name: 'host_id', in: 'path' }, example: 'host-7f3a9k2m1x' }),
 });
 
 /** The API view of a host in the listing. */
@@ -108,6 +111,8 @@ export function hostJson(h: HostSummary) {
     gpu_condition: h.gpuCondition,
     last_report_at: iso(h.lastReportAt),
     registered_at: iso(h.registeredAt),
+    replaces_host_id: h.replacesHostId,
+    replaced_by_host_id: h.replacedByHostId,
   };
 }
 
@@ -142,6 +147,7 @@ export function hostDetailJson(h: HostDetail) {
     approved: h.approved,
     approved_at: iso(h.approvedAt),
     join_token_id: h.joinTokenId,
+    machine_id: h.machineId,
     gpus: h.gpus.map(gpuJson),
   };
 }

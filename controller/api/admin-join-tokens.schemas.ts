@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { CreatedJoinToken, JoinTokenInfo } from '../hosts/join-tokens.js';
-import { iso } from './schemas.js';
+import { iso, singleLine } from './schemas.js';
 
 // Schemas and JSON views of the join tokens an admin manages, for `/admin/join-tokens`.
 
@@ -8,7 +8,7 @@ const YEAR_SECONDS = 31_536_000;
 
 export const CreateJoinTokenBody = z
   .object({
-    description: z.string().trim().max(200, 'must be at most 200 characters').optional().openapi({ example: 'rack 4, December batch' }),
+    description: singleLine(z.string().trim().max(200, 'must be at most 200 characters')).optional().openapi({ example: 'rack 4, December batch' }),
     expires_in_seconds: z
       .number()
       .int('must be a whole number of seconds')

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { UserRow } from '../db/schema.js';
 import type { TokenInfo } from '../users/users.service.js';
-import { iso, pathId } from './schemas.js';
+import { iso, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of users and their API tokens, for `/admin/users`.
 
@@ -17,7 +17,7 @@ export const CreateUserBody = z.object({
 });
 
 export const CreateTokenBody = z.object({
-  name: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').openapi({ example: 'laptop' }),
+  name: singleLine(z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters')).openapi({ example: 'laptop' }),
   expires_in_days: z.number().int().min(1).max(3650).optional().openapi({ description: 'omit for a token that never expires' }),
 });
 

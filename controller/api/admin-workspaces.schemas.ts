@@ -1,13 +1,13 @@
 import { z } from '@hono/zod-openapi';
 import type { Workspace as WorkspaceView, WorkspaceDetail as WorkspaceDetailView, WorkspaceMember } from '../users/workspaces.service.js';
-import { iso, pathId } from './schemas.js';
+import { iso, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of workspaces and their members, for `/admin/workspaces`.
 
 const UserId = z.number().int().positive('must be a positive integer').max(2_147_483_647);
 
 export const CreateWorkspaceBody = z.object({
-  name: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').openapi({ example: 'vision-team' }),
+  name: singleLine(z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters')).openapi({ example: 'vision-team' }),
   owner_id: UserId.openapi({ description: 'becomes a member with role owner' }),
 });
 

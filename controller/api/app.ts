@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../common/logger.js';
 import { AppError, invalidFields } from '../../common/errors.js';
+import { isUnstorableText } from '../db/errors.js';
 import type { AppEnv } from './deps.js';
 import { errorResponse } from './envelope.js';
 
@@ -37,6 +38,11 @@ export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
     }
     if (err instanceof SyntaxError && /JSON/i.test(err.message)) {
       return errorResponse(c, new AppError('malformed_json', `request body is not valid JSON: ${err.message}`));
+    }
+    if (isUnstorableText(err)) {
+      // The schemas refuse control characters in every text field; this catches any text that
+      // still reached a query with a NUL in it (a path or query parameter).
+      return errorResponse(c, new AppError('invalid_argument', 'the request holds a NUL (U+0000) or another character that cannot be stored; remove it'));
     }
     logger.error({ err, method: c.req.method, path: c.req.path }, 'internal error while handling a request');
     return errorResponse(c, new AppError('internal', 'internal error; it has been logged, please retry or report it'));

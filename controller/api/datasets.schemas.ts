@@ -1,15 +1,15 @@
 import { z } from '@hono/zod-openapi';
 import { datasetHostPathProblem } from '../catalog/paths.js';
 import type { DatasetRow } from '../db/schema.js';
-import { iso, pathId } from './schemas.js';
+import { iso, multiLine, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of datasets: what admins register and see (`/admin/datasets`) and what
 // users see (`/datasets`).
 
 const RowId = z.number().int().positive('must be a positive integer').max(2_147_483_647, 'must be a positive integer below 2^31');
 
-const DatasetName = z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').openapi({ example: 'imagenet' });
-const Description = z.string().max(1024, 'must be at most 1024 characters');
+const DatasetName = singleLine(z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters')).openapi({ example: 'imagenet' });
+const Description = multiLine(z.string().max(1024, 'must be at most 1024 characters'));
 const Writable = z.boolean({ error: 'must be true or false' }).openapi({
   description:
     'whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. ' +

@@ -86,21 +86,21 @@ export function environmentsRoutes({ services }: ApiDeps) {
   const { environments } = services;
   const middleware = authenticated(services.users);
   const app = new OpenAPIHono<AppEnv>();
-  const json = (env: EnvWithHost) => environmentJson(env, services.access);
+  const json = (c: Context<AppEnv>) => (env: EnvWithHost) => environmentJson(env, services.access, principalOf(c));
 
   app.openapi({ ...routes.create, middleware }, async (c) => {
     const body = c.req.valid('json');
     const key = idempotencyKey(c.req.header('idempotency-key'));
     const { env, replayed } = await environments.create(principalOf(c), createInput(body), key);
     const message = env.status === 'pending' ? 'env_queued' : 'env_created';
-    return replayed ? reply(c, json(env), message) : replyCreated(c, json(env), message);
+    return replayed ? reply(c, json(c)(env), message) : replyCreated(c, json(c)(env), message);
   });
   app.openapi({ ...routes.list, middleware }, async (c) => {
     const q = c.req.valid('query');
     const page = pageRequest(q);
-    return reply(c, paginated(await environments.list(principalOf(c), { ...page, status: q.status, workspaceId: q.workspace_id }), page, json));
+    return reply(c, paginated(await environments.list(principalOf(c), { ...page, status: q.status, workspaceId: q.workspace_id }), page, json(c)));
   });
-  app.openapi({ ...routes.get, middleware }, async (c) => reply(c, json(await environments.get(principalOf(c), c.req.valid('param').env_id))));
+  app.openapi({ ...routes.get, middleware }, async (c) => reply(c, json(c)(await environments.get(principalOf(c), c.req.valid('param').env_id))));
 
   const start = actionRoute('start', 'Start a stopped environment (body {"gpu": 0} starts it without GPUs)', 'env_starting');
   app.openapi({ ...start, middleware }, async (c) => {

@@ -1,8 +1,9 @@
 import { z } from '@hono/zod-openapi';
+import type { Principal } from '../access/principal.js';
 import type { EnvironmentAccess } from '../environments/access-info.js';
 import { ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
-import { PaginationQuery, iso, pathId } from './schemas.js';
+import { PaginationQuery, iso, multiLine, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of environments, their dataset mounts and logs, for `/environments`.
 
@@ -14,15 +15,15 @@ const intIn = (min: number, max: number, what: string) =>
 
 export const CreateBody = z
   .object({
-    name: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').openapi({ example: 'PyTorch Training' }),
-    description: z.string().max(1024, 'must be at most 1024 characters').nullable().optional(),
+    name: singleLine(z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters')).openapi({ example: 'PyTorch Training' }),
+    description: multiLine(z.string().max(1024, 'must be at most 1024 characters')).nullable().optional(),
     workspace_id: z.number().int('must be an integer').min(1, 'must be a positive integer').max(2_147_483_647).nullable().optional(),
-    image: z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').openapi({ example: 'ubuntu20-pytorch:2.0' }),
+    image: singleLine(z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters')).openapi({ example: 'ubuntu20-pytorch:2.0' }),
     cpu: intIn(1, 1024, 'CPU cores'),
     memory: intIn(64 * 2 ** 20, MAX_BYTES, 'bytes, at least 64 MiB'),
     gpu: intIn(0, 64, 'GPUs').optional(),
     storage: intIn(GiB, MAX_BYTES, 'bytes, at least 1 GiB; default 50 GiB').optional(),
-    gpu_model: z.string().trim().min(1).max(64).optional().openapi({ example: 'H100', description: 'only hosts whose GPU model contains this text' }),
+    gpu_model: singleLine(z.string().trim().min(1).max(64)).optional().openapi({ example: 'H100', description: 'only hosts whose GPU model contains this text' }),
     queue: z.boolean().optional().openapi({ description: 'when nothing fits, accept as pending and place when room frees' }),
   })
   .openapi('CreateEnvironment');
@@ -75,7 +76,7 @@ export const LogsQuery = z.object({
     .openapi({ param: { name: 'follow', in: 'query' }, type: 'boolean' }),
 });
 
-export const EnvParams = z.object({ env_id: z.string().max(64).openapi({ param: { name: 'env_id', in: 'path' }, example: 'env-abc123' }) });
+export const EnvParams = z.object({ env_id: singleLine(z.string().max(64)).openapi({ param: { name: 'env_id', in: 'path' }, example: 'env-abc123' }) });
 export const MountParams = EnvParams.extend({ dataset_id: pathId('dataset_id') });
 
 export const Environment = z
@@ -85,7 +86,9 @@ export const Environment = z
     description: z.string(),
     workspace_id: z.number().nullable(),
     status: z.string(),
-    status_reason: z.string(),
+    status_reason: z.string().openapi({
+      description: "why the environment is in its status; an agent's error text shows users its host paths replaced (<host path>, <dataset NAME>), admins in full",
+    }),
     image: z.string(),
     cpu: z.number(),
     memory: z.number(),
@@ -118,15 +121,18 @@ export const Mount = z
   })
   .openapi('Mount');
 
-/** The API view of an environment (the seed's fields and the contract's additions). */
-export function environmentJson(env: EnvWithHost, access: EnvironmentAccess) {
+/**
+ * The API view of an environment (the seed's fields and the contract's additions). Admins read the
+ * full agent text behind a status_reason whose host paths were replaced for users.
+ */
+export function environmentJson(env: EnvWithHost, access: EnvironmentAccess, viewer: Principal) {
   return {
     env_id: env.id,
     name: env.name,
     description: env.description,
     workspace_id: env.workspace_id,
     status: env.status,
-    status_reason: env.status_reason,
+    status_reason: viewer.role === 'admin' && env.status_detail !== '' ? env.status_detail : env.status_reason,
     image: env.image,
     cpu: env.cpu,
     memory: env.memory_bytes,

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { containerDirProblem } from '../catalog/paths.js';
 import type { ImageRow } from '../db/schema.js';
-import { iso, pathId } from './schemas.js';
+import { iso, multiLine, pathId, singleLine } from './schemas.js';
 
 // Schemas and the JSON view of catalog images, for `/images` and `/admin/images`.
 
@@ -12,12 +12,13 @@ const ImageName = z
   .regex(/^([A-Za-z0-9][A-Za-z0-9._:/@+-]*)?$/, 'must start with a letter or digit and hold only letters, digits and . _ : / @ + -')
   .openapi({ example: 'ubuntu20-pytorch:2.0' });
 
-const DockerRef = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(512, 'must be at most 512 characters')
-  .regex(/^\S*$/, 'must not contain whitespace')
-  .openapi({ example: 'registry.example.com/ml/pytorch:2.0-cuda12' });
+const DockerRef = singleLine(
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(512, 'must be at most 512 characters')
+    .regex(/^\S*$/, 'must not contain whitespace'),
+).openapi({ example: 'registry.example.com/ml/pytorch:2.0-cuda12' });
 
 const Port = z.number().int().min(1, 'must be a port from 1 to 65535').max(65535, 'must be a port from 1 to 65535');
 
@@ -30,7 +31,7 @@ const DataPath = z
   })
   .openapi({ example: '/root/workspace', description: 'directory inside the container where the environment storage is mounted' });
 
-const Description = z.string().max(1024, 'must be at most 1024 characters');
+const Description = multiLine(z.string().max(1024, 'must be at most 1024 characters'));
 
 export const CreateImageBody = z.object({
   name: ImageName,

@@ -22,6 +22,26 @@ export function pathId(name: string) {
     .openapi({ param: { name, in: 'path' }, type: 'integer', minimum: 1, example: 1 });
 }
 
+// Control characters (C0, DEL, C1). PostgreSQL text cannot hold U+0000 at all (a NUL that reached
+// a query was a 500); the others garble terminals and logs. Names and other one-line text refuse
+// all of them; descriptions keep tab and line breaks.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+/** The field message for text holding a control character. */
+export const CONTROL_CHAR_MESSAGE = 'must not contain control characters (such as NUL, escape or a line break)';
+
+/** One-line text (names, references, ids): `schema` refusing every control character with a 400 naming the field. */
+export function singleLine<T extends z.ZodString>(schema: T): T {
+  return schema.refine((s) => !CONTROL_CHARS.test(s), CONTROL_CHAR_MESSAGE);
+}
+
+/** Free text (descriptions): `schema` refusing control characters other than tab, CR and LF. */
+export function multiLine<T extends z.ZodString>(schema: T): T {
+  return schema.refine((s) => !CONTROL_CHARS_BUT_LINE_BREAKS.test(s), 'must not contain control characters other than tab and line breaks (such as NUL or escape)');
+}
+
 /** An integer query parameter within [min, max], `fallback` when absent. */
 function intQuery(name: string, min: number, max: number, fallback: number) {
   const message = `must be an integer from ${min} to ${max}`;

@@ -17,15 +17,12 @@ import {
   paginated,
   pathId,
   reply,
+  singleLine,
   replyCreated,
 } from './schemas.js';
 
 const AddKeyBody = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1, 'must not be empty')
-    .max(64, 'must be at most 64 characters')
+  name: singleLine(z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters'))
     .optional()
     .openapi({ example: 'laptop', description: "defaults to the key's comment" }),
   public_key: z

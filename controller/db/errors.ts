@@ -2,6 +2,9 @@
 // report them in `code`; the constraint name is in `constraint`.
 const UNIQUE_VIOLATION = '23505';
 const FOREIGN_KEY_VIOLATION = '23503';
+// A NUL (U+0000) in text: 22021 character_not_in_repertoire (PostgreSQL, PGlite), 22P05
+// untranslatable_character (U+0000 in a json value).
+const UNSTORABLE_TEXT = new Set(['22021', '22P05']);
 
 interface PgLikeError {
   code?: unknown;
@@ -16,6 +19,11 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
 /** True when `err` is a foreign-key violation (of `constraint`, when given). */
 export function isForeignKeyViolation(err: unknown, constraint?: string): boolean {
   return matches(err, FOREIGN_KEY_VIOLATION, constraint);
+}
+
+/** True when `err` is PostgreSQL refusing a character of a text value (a NUL): the request's fault, not the server's. */
+export function isUnstorableText(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && UNSTORABLE_TEXT.has(String((err as PgLikeError).code));
 }
 
 function matches(err: unknown, code: string, constraint: string | undefined): boolean {

@@ -103,6 +103,10 @@ export interface HostsTable {
   last_report_at: NullableTimestamp;
   last_seq: Generated<number>;
   registered_at: Timestamp;
+  /** The OS machine id the agent reports (/etc/machine-id); '' when unknown. */
+  machine_id: Generated<string>;
+  /** The host that registered earlier from the same machine (same machine id); null when none. */
+  replaces_host_id: Generated<string | null>;
 }
 
 export interface HostGpusTable {
@@ -150,6 +154,8 @@ export interface EnvironmentsTable {
   desired_state: DesiredState;
   status: EnvStatus;
   status_reason: Generated<string>;
+  /** The full text behind status_reason when that one has host paths replaced (admins see it); '' when the same. */
+  status_detail: Generated<string>;
   host_id: string | null;
   reserved_cpu: Generated<number>;
   reserved_memory_bytes: Generated<number>;

@@ -32,9 +32,19 @@ export interface DesiredChange {
 export interface Outcome {
   readonly status?: EnvStatus;
   readonly status_reason?: string;
+  /** The full text behind a status_reason with host paths replaced (see `agentReason`); '' or absent: the same. */
+  readonly status_detail?: string;
   readonly started_at?: Date;
   readonly stopped_at?: Date;
   readonly observed_state?: string;
+}
+
+/**
+ * `fields` with status_detail cleared when they set a status_reason without one, so the admin's
+ * full text never outlives the reason it explained.
+ */
+function withDetail<T extends { status_reason?: string; status_detail?: string }>(fields: T): T {
+  return fields.status_reason !== undefined && fields.status_detail === undefined ? { ...fields, status_detail: '' } : fields;
 }
 
 /** Records a platform event of an environment (a line in its logs). */
@@ -62,7 +72,7 @@ export async function insertEnvironment(trx: Trx, row: NewEnvironment, event?: E
 export async function requestChange(trx: Trx, envId: string, change: DesiredChange | null, event: EventInput): Promise<void> {
   await trx
     .updateTable('environments')
-    .set({ ...(change ?? {}), spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
+    .set({ ...withDetail(change ?? {}), spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
     .where('id', '=', envId)
     .execute();
   await addEvent(trx, envId, event);
@@ -105,7 +115,7 @@ export async function recordOutcome(trx: Trx, envId: string, generation: number,
   const now = new Date();
   const changed = await trx
     .updateTable('environments')
-    .set({ ...outcome, applied_generation: generation, observed_at: now, updated_at: now })
+    .set({ ...withDetail(outcome), applied_generation: generation, observed_at: now, updated_at: now })
     .where('id', '=', envId)
     .where('spec_generation', '=', generation)
     .executeTakeFirst();
@@ -127,9 +137,12 @@ export async function recordRemoval(trx: Trx, envId: string, generation: number,
   return true;
 }
 
-/** Why the environment is not converging yet (shown as its status_reason); the status stays. */
-export async function noteReason(trx: Trx, envId: string, reason: string): Promise<void> {
-  await trx.updateTable('environments').set({ status_reason: reason }).where('id', '=', envId).execute();
+/**
+ * Why the environment is not converging yet (shown as its status_reason; `detail`: the full text
+ * admins see when the reason has host paths replaced); the status stays.
+ */
+export async function noteReason(trx: Trx, envId: string, reason: string, detail = ''): Promise<void> {
+  await trx.updateTable('environments').set({ status_reason: reason, status_detail: detail }).where('id', '=', envId).execute();
 }
 
 /**
@@ -149,7 +162,7 @@ export async function recordObservation(
     .set({
       observed_state: observedState,
       observed_at: now,
-      ...(next ? { status: next.status, status_reason: next.reason, updated_at: now } : {}),
+      ...(next ? { status: next.status, status_reason: next.reason, status_detail: '', updated_at: now } : {}),
       ...(next?.reapply ? { spec_generation: sql`spec_generation + 1` } : {}),
     })
     .where('id', '=', envId)
@@ -210,7 +223,7 @@ export async function recordUsage(trx: Trx, hostId: string, usage: readonly Usag
 export async function markLostOnHost(trx: Trx, hostId: string, reason: string, event: EventInput): Promise<string[]> {
   const lost = await trx
     .updateTable('environments')
-    .set({ status: 'lost', status_reason: reason, updated_at: new Date() })
+    .set({ status: 'lost', status_reason: reason, status_detail: '', updated_at: new Date() })
     .where('host_id', '=', hostId)
     .where('desired_state', '!=', 'deleted')
     .where('status', 'in', [...ACTIVE_ENV_STATUSES])

@@ -5,6 +5,7 @@ import type { Page } from '../db/pagination.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import { visibleEnvironments } from '../access/visibility.js';
+import type { RedactionContext } from './redact.js';
 
 // Reads of environment rows. Every write goes through environment-writes.ts.
 
@@ -179,4 +180,24 @@ export async function listMounts(db: Db, envId: string) {
     .where('m.env_id', '=', envId)
     .orderBy('m.created_at')
     .execute();
+}
+
+/**
+ * What an agent's error text about an environment may show its users (see redact.ts): the host
+ * paths of its mounted datasets with their names, and its container paths (mount paths, data path).
+ */
+export async function redactionContext(db: Db, envId: string): Promise<RedactionContext> {
+  const [mounts, env] = await Promise.all([
+    db
+      .selectFrom('environment_mounts as m')
+      .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
+      .select(['d.name', 'd.host_path', 'm.mount_path'])
+      .where('m.env_id', '=', envId)
+      .execute(),
+    db.selectFrom('environments as e').innerJoin('images as i', 'i.id', 'e.image_id').select('i.data_path').where('e.id', '=', envId).executeTakeFirst(),
+  ]);
+  return {
+    datasets: mounts.map((m) => ({ name: m.name, hostPath: m.host_path })),
+    containerPaths: [...mounts.map((m) => m.mount_path), ...(env ? [env.data_path] : [])],
+  };
 }

@@ -1,7 +1,9 @@
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { AgentLogLine, AgentPool } from '../hosts/types.js';
+import { redactionContext } from './environments.repo.js';
 import { eventsAfter, lastEvents } from './events.repo.js';
+import { redactHostPaths } from './redact.js';
 
 export interface LogEntry {
   readonly at: Date;
@@ -32,7 +34,7 @@ export class EnvironmentLogs {
         const agent = await this.deps.agents.forHost(env.host_id);
         for await (const line of agent.logs(env.id, { tail: lines, follow: false, signal: controller.signal })) container.push(toEntry(line));
       } catch (err) {
-        container.push({ at: new Date(), text: `(container output unavailable: ${err instanceof Error ? err.message : String(err)})` });
+        container.push({ at: new Date(), text: `(container output unavailable: ${await this.agentText(env.id, err)})` });
       } finally {
         controller.abort();
       }
@@ -68,8 +70,14 @@ export class EnvironmentLogs {
       const agent = await this.deps.agents.forHost(env.host_id);
       for await (const line of agent.logs(env.id, { tail: 0, follow: true, signal: queue.stopped })) queue.push(toEntry(line));
     } catch (err) {
-      if (!queue.stopped.aborted) queue.push({ at: new Date(), text: `(container output stream ended: ${err instanceof Error ? err.message : String(err)})` });
+      if (!queue.stopped.aborted) queue.push({ at: new Date(), text: `(container output stream ended: ${await this.agentText(env.id, err)})` });
     }
+  }
+
+  /** An agent's error as users may read it: Docker's text can name host paths (see redact.ts). */
+  private async agentText(envId: string, err: unknown): Promise<string> {
+    const text = err instanceof Error ? err.message : String(err);
+    return redactHostPaths(text, await redactionContext(this.deps.db, envId).catch(() => ({ datasets: [], containerPaths: [] })));
   }
 
   /** Polls new platform events into `queue`; closes it when the environment is no longer visible. */

@@ -57,6 +57,7 @@ export function hostFactsFromProto(f: ProtoHostFacts): HostFacts {
     driverVersion: f.driverVersion || first?.driverVersion || '',
     cudaVersion: f.cudaVersion || first?.cudaVersion || '',
     gpuMode: f.gpuMode,
+    machineId: (f.machineId ?? '').trim(),
   };
 }
 

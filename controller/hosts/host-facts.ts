@@ -82,6 +82,7 @@ function checkHost(f: HostFacts, issues: FieldIssue[]): void {
     ['driver_version', f.driverVersion],
     ['cuda_version', f.cudaVersion],
     ['gpu_mode', f.gpuMode],
+    ['machine_id', f.machineId],
   ];
   for (const [name, value] of strings) checkString(`facts.${name}`, value, FACT_LIMITS.stringLength, issues);
   checkString('facts.gpu_condition', f.gpuCondition, FACT_LIMITS.textLength, issues);

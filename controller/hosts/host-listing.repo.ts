@@ -32,9 +32,11 @@ function summaryQuery(db: Db) {
       statusExpr.as('status'),
       'ga.gpuModel',
       'ga.gpuCount',
+      // Its GPUs that a reservation holds, under this host id or another one of the same machine.
       eb
-        .selectFrom('gpu_reservations as r')
-        .whereRef('r.host_id', '=', 'h.id')
+        .selectFrom('host_gpus as hg')
+        .whereRef('hg.host_id', '=', 'h.id')
+        .where((w) => w.exists(w.selectFrom('gpu_reservations as r').select(sql`1`.as('one')).whereRef('r.gpu_uuid', '=', 'hg.uuid')))
         .select(sql<number>`count(*)`.as('n'))
         .$asScalar()
         .$notNull()
@@ -55,6 +57,16 @@ function summaryQuery(db: Db) {
       'h.gpu_condition as gpuCondition',
       'h.last_report_at as lastReportAt',
       'h.registered_at as registeredAt',
+      'h.replaces_host_id as replacesHostId',
+      eb
+        .selectFrom('hosts as later')
+        .whereRef('later.replaces_host_id', '=', 'h.id')
+        .select('later.id')
+        .orderBy('later.registered_at', 'desc')
+        .orderBy('later.id', 'desc')
+        .limit(1)
+        .$asScalar()
+        .as('replacedByHostId'),
     ]);
 }
 
@@ -139,16 +151,17 @@ export async function findHostExtras(db: Db, id: string) {
       'approved',
       'approved_at as approvedAt',
       'join_token_id as joinTokenId',
+      'machine_id as machineId',
     ])
     .where('id', '=', id)
     .executeTakeFirst();
 }
 
-/** Every GPU of a host by index, with the environment that holds it (if any). */
+/** Every GPU of a host by index, with the environment that holds it (if any, under any host id). */
 export async function listHostGpus(db: Db, hostId: string): Promise<HostGpuView[]> {
   return db
     .selectFrom('host_gpus as g')
-    .leftJoin('gpu_reservations as r', (join) => join.onRef('r.host_id', '=', 'g.host_id').onRef('r.gpu_uuid', '=', 'g.uuid'))
+    .leftJoin('gpu_reservations as r', 'r.gpu_uuid', 'g.uuid')
     .select([
       'g.index',
       'g.uuid',

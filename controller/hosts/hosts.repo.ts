@@ -25,6 +25,8 @@ function factColumns(f: HostFacts) {
     cuda_version: f.cudaVersion,
     gpu_mode: f.gpuMode,
     gpu_condition: f.gpuCondition,
+    // Kept when the agent does not say (an older agent), so a link made at registration stays true.
+    ...(f.machineId ? { machine_id: f.machineId } : {}),
   };
 }
 
@@ -49,6 +51,27 @@ export async function insertHost(db: Db, id: string, facts: HostFacts, admission
     .returning('id')
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/**
+ * Links the new host `id` to the newest other host registered from the same machine (`machineId`,
+ * not ''): sets its replaces_host_id. Environments stay where they are. Returns the former host's
+ * id, or undefined when the machine is new.
+ */
+export async function linkToFormerHost(db: Db, id: string, machineId: string): Promise<string | undefined> {
+  if (!machineId) return undefined;
+  const former = await db
+    .selectFrom('hosts')
+    .select('id')
+    .where('machine_id', '=', machineId)
+    .where('id', '!=', id)
+    .orderBy('registered_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!former) return undefined;
+  await db.updateTable('hosts').set({ replaces_host_id: former.id }).where('id', '=', id).execute();
+  return former.id;
 }
 
 /**

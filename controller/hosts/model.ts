@@ -44,6 +44,8 @@ export interface HostFacts {
   readonly driverVersion: string;
   readonly cudaVersion: string;
   readonly gpuMode: string;
+  /** The OS machine id ('' when the agent does not say): links a re-registered machine to its former host. */
+  readonly machineId: string;
 }
 
 /** Reason stored on a GPU the agent stopped reporting. */
@@ -81,6 +83,10 @@ export interface HostSummary {
   readonly gpuCondition: string;
   readonly lastReportAt: Date | null;
   readonly registeredAt: Date;
+  /** The host registered earlier from the same machine (same machine id), which this one replaces; null when none. */
+  readonly replacesHostId: string | null;
+  /** The newest host registered later from the same machine; null when none. */
+  readonly replacedByHostId: string | null;
 }
 
 /** One GPU of a host in the admin detail, with the environment holding it. */
@@ -114,6 +120,8 @@ export interface HostDetail extends HostSummary {
   readonly approvedAt: Date | null;
   /** The admin join token it registered with; null for the bootstrap token. */
   readonly joinTokenId: string | null;
+  /** The OS machine id its agent reports; '' when unknown. */
+  readonly machineId: string;
   readonly gpus: readonly HostGpuView[];
 }
 

@@ -8,7 +8,7 @@ import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
-import { acceptReportRow, insertHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
+import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
@@ -83,9 +83,18 @@ export class HostRegistry {
     const res = await this.certifying(async (trx) => {
       const admission = await this.deps.joinTokens.consume(trx, input.joinToken);
       const hostId = await insertNewHost(trx, facts, { approved: !admission.requiresApproval, joinTokenId: admission.tokenId });
+      const formerHostId = await linkToFormerHost(trx, hostId, facts.machineId);
       const certificatePem = csr ? (await this.certify(trx, hostId, csr)).certPem : '';
-      return { hostId, certificatePem, pendingApproval: admission.requiresApproval, tokenId: admission.tokenId };
+      return { hostId, formerHostId, certificatePem, pendingApproval: admission.requiresApproval, tokenId: admission.tokenId };
     });
+    if (res.formerHostId) {
+      // Its agent lost its identity (data directory wiped, `remotegpu-agent reset`): the GPUs are the
+      // same physical ones, so those the former host's environments hold stay taken.
+      this.log.warn(
+        { hostId: res.hostId, formerHostId: res.formerHostId, hostname: facts.hostname },
+        'host registered from the same machine (machine id) as an existing host: linked as its replacement; the former host keeps its environments until an admin deletes or moves them',
+      );
+    }
     this.log.info(
       { hostId: res.hostId, hostname: facts.hostname, agentAddress: facts.agentAddress, gpus: facts.gpus.length, joinTokenId: res.tokenId ?? 'bootstrap', pendingApproval: res.pendingApproval },
       'host registered',

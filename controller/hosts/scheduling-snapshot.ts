@@ -66,7 +66,7 @@ function hostRows(db: Db, ids: readonly string[] | undefined) {
     .execute();
 }
 
-/** Each GPU with whether a reservation holds it, in one statement. */
+/** Each GPU with whether a reservation holds its UUID (under any host), in one statement. */
 function gpuRows(db: Db, ids: readonly string[] | undefined) {
   return db
     .selectFrom('host_gpus as g')
@@ -83,7 +83,8 @@ function gpuRows(db: Db, ids: readonly string[] | undefined) {
           eb
             .selectFrom('gpu_reservations as r')
             .select(sql`1`.as('one'))
-            .whereRef('r.host_id', '=', 'g.host_id')
+            // Any host's reservation: a machine registered again under a new host id reports the
+            // same GPUs, which environments of its former host may still hold.
             .whereRef('r.gpu_uuid', '=', 'g.uuid'),
         )
         .as('allocated'),

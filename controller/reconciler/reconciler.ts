@@ -4,9 +4,10 @@ import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentPool, ObservedEnvironment } from '../hosts/types.js';
-import { listBehind } from '../environments/environments.repo.js';
+import { listBehind, redactionContext } from '../environments/environments.repo.js';
 import { noteReason, recordOutcome, recordRemoval, type Outcome } from '../environments/environment-writes.js';
 import { releaseAll, releaseCompute } from '../environments/placement.js';
+import { agentReason } from '../environments/redact.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
@@ -141,13 +142,13 @@ export class Reconciler {
       if (item.desired_state === 'deleted') {
         // A delete is retried until the agent confirms it: its reservations are freed only then.
         log.warn({ err }, 'removal failed; will retry');
-        const reason = `removal failed, retrying: ${err instanceof Error ? err.message : String(err)}`;
-        await this.deps.db.transaction().execute((trx) => noteReason(trx, item.id, reason));
+        const { reason, detail } = await this.agentReason(item.id, `removal failed, retrying: ${err instanceof Error ? err.message : String(err)}`);
+        await this.deps.db.transaction().execute((trx) => noteReason(trx, item.id, reason, detail));
         return;
       }
-      const message = err instanceof Error ? err.message : String(err);
       log.warn({ err }, 'agent refused the environment');
-      await this.settle(item, { status: 'error', status_reason: message }, `Error: ${message}`);
+      const { reason, detail } = await this.agentReason(item.id, err instanceof Error ? err.message : String(err));
+      await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail }, `Error: ${reason}`);
     }
   }
 
@@ -160,8 +161,8 @@ export class Reconciler {
       const verb = item.status === 'restarting' ? 'Container restarted' : action === 'recreated' ? 'Container recreated with the new spec' : null;
       await this.settle(item, { status: 'running', status_reason: '', started_at: status.startedAt ?? new Date(), observed_state: 'running' }, verb ?? undefined);
     } else {
-      const reason = describeExit(status);
-      await this.settle(item, { status: 'error', status_reason: reason, observed_state: status.state }, `Error: ${reason}`);
+      const { reason, detail } = await this.agentReason(item.id, describeExit(status));
+      await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail, observed_state: status.state }, `Error: ${reason}`);
     }
   }
 
@@ -196,6 +197,14 @@ export class Reconciler {
       if (recorded && releaseComputeNow) await releaseCompute(trx, item.id);
     });
     if (releaseComputeNow) this.roomFreed();
+  }
+
+  /**
+   * An agent's text as a status reason: Docker's errors name host paths (a dataset's directory,
+   * the agent's run directory), which users see replaced; the full text is kept for admins.
+   */
+  private async agentReason(envId: string, text: string): Promise<{ reason: string; detail: string }> {
+    return agentReason(text, await redactionContext(this.deps.db, envId));
   }
 
   /** Room freed on a host: queued environments may fit now, so another pass runs soon. */

@@ -52,6 +52,10 @@ export function parseSshPublicKey(input: string): SshKeyParse {
     return fail('this is an RFC 4716 (SSH2) public key: convert it with `ssh-keygen -i -f <file>` and paste the one-line result');
   }
   if (/[\r\n]/.test(text)) return fail('must be a single line holding one key; add several keys one at a time');
+  // PostgreSQL text cannot hold NUL, and the line goes verbatim into authorized_keys: no control
+  // character but the tab that may separate fields.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) return fail('must not contain control characters (such as NUL or escape), also not in the comment');
 
   const [type = '', data, ...rest] = text.split(/[ \t]+/);
   if (!isSupportedType(type)) return fail(unsupportedType(type));

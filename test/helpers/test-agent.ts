@@ -50,6 +50,8 @@ export interface TestAgentOptions {
   readonly diskTotalBytes?: number;
   readonly hostname?: string;
   readonly publicAddress?: string;
+  /** The OS machine id it reports (absent by default, like an agent that predates it). */
+  readonly machineId?: string;
   /** Register at start (default true). */
   readonly register?: boolean;
 }
@@ -493,6 +495,7 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     driverVersion: gpus.length > 0 ? '535.104.05' : '',
     cudaVersion: gpus.length > 0 ? '12.2' : '',
     gpuMode: 'devices',
+    ...(options.machineId ? { machineId: options.machineId } : {}),
   };
   const agent = new TestAgent(server, serverCredentials, options, port, facts);
   server.addService(AgentServiceService, agent.service());

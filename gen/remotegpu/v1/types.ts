@@ -251,7 +251,15 @@ export interface HostFacts {
    * True while disk_free_bytes is below disk_reserve_bytes: the host takes no new environments
    * (starting existing ones is still allowed: their volumes exist).
    */
-  diskPressure?: boolean | undefined;
+  diskPressure?:
+    | boolean
+    | undefined;
+  /**
+   * The OS machine id (/etc/machine-id, or REMOTEGPU_MACHINE_ID): a machine that registers again
+   * under a new host id (its agent lost its identity) is linked to the host it was before. Empty
+   * or absent when unknown (agents that predate it).
+   */
+  machineId?: string | undefined;
 }
 
 /** A container port published on a host port. */
@@ -714,6 +722,7 @@ function createBaseHostFacts(): HostFacts {
     gpuMode: "",
     diskReserveBytes: undefined,
     diskPressure: undefined,
+    machineId: undefined,
   };
 }
 
@@ -772,6 +781,9 @@ export const HostFacts: MessageFns<HostFacts> = {
     }
     if (message.diskPressure !== undefined) {
       writer.uint32(144).bool(message.diskPressure);
+    }
+    if (message.machineId !== undefined) {
+      writer.uint32(154).string(message.machineId);
     }
     return writer;
   },
@@ -933,6 +945,14 @@ export const HostFacts: MessageFns<HostFacts> = {
             message.diskPressure = reader.bool();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.machineId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1023,6 +1043,11 @@ export const HostFacts: MessageFns<HostFacts> = {
         : isSet(object.disk_pressure)
         ? globalThis.Boolean(object.disk_pressure)
         : undefined,
+      machineId: isSet(object.machineId)
+        ? globalThis.String(object.machineId)
+        : isSet(object.machine_id)
+        ? globalThis.String(object.machine_id)
+        : undefined,
     };
   },
 
@@ -1082,6 +1107,9 @@ export const HostFacts: MessageFns<HostFacts> = {
     if (message.diskPressure !== undefined) {
       obj.diskPressure = message.diskPressure;
     }
+    if (message.machineId !== undefined) {
+      obj.machineId = message.machineId;
+    }
     return obj;
   },
 
@@ -1108,6 +1136,7 @@ export const HostFacts: MessageFns<HostFacts> = {
     message.gpuMode = object.gpuMode ?? "";
     message.diskReserveBytes = object.diskReserveBytes ?? undefined;
     message.diskPressure = object.diskPressure ?? undefined;
+    message.machineId = object.machineId ?? undefined;
     return message;
   },
 };

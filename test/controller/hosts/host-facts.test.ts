@@ -46,6 +46,7 @@ function facts(over: Partial<HostFacts> = {}): HostFacts {
     driverVersion: '535.104.05',
     cudaVersion: '12.2',
     gpuMode: 'nvidia-runtime',
+    machineId: '',
     ...over,
   };
 }
