@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'no_capacity'
   | 'conflict'
   | 'payload_too_large'
+  | 'too_many_requests'
   | 'internal'
   | 'unavailable'
   | 'service_unavailable';
@@ -40,6 +41,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = Object.fre
   no_capacity: { http: 409, api: 40902, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   conflict: { http: 409, api: 40903, grpc: GrpcStatus.ALREADY_EXISTS },
   payload_too_large: { http: 413, api: 41301, grpc: GrpcStatus.INVALID_ARGUMENT },
+  too_many_requests: { http: 429, api: 42901, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   internal: { http: 500, api: 50001, grpc: GrpcStatus.INTERNAL },
   unavailable: { http: 502, api: 50201, grpc: GrpcStatus.UNAVAILABLE },
   service_unavailable: { http: 503, api: 50301, grpc: GrpcStatus.UNAVAILABLE },

@@ -99,7 +99,13 @@ export class ControllerServices {
       intervalMs: config.reconcileIntervalMs,
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
-    this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
+    this.environmentLogs = new EnvironmentLogs({
+      db,
+      agents: this.agents,
+      logger: child('logs'),
+      tokens: (hashes) => this.users.checkTokens(hashes),
+      maxPerUser: config.maxFollowsPerUser,
+    });
     this.hosts = new HostsService(db, this.wake);
     this.users = new UsersService(db);
     this.workspaces = new WorkspacesService(db);

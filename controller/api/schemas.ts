@@ -85,6 +85,7 @@ const ERROR_DESCRIPTIONS = {
   403: 'the route needs the admin role (40301)',
   404: 'not found (40401)',
   409: 'conflict: wrong state (40901) or already exists (40903)',
+  429: 'too many requests: the caller already has as many open log follows as allowed (42901)',
 } as const;
 
 type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;
