@@ -114,6 +114,39 @@ describe.each(DB_TARGETS)('log follows on $name', (target) => {
       expect(follows().follows).toBe(0);
     });
 
+    it('ends a follow whose client stopped reading when its token is revoked, and drops the connection', async () => {
+      const gina = await user('gina');
+      const envId = await createEnv(gina.token, 'g');
+      const res = await fetch(`${controller.httpUrl}/api/v1/environments/${envId}/logs?follow=true&lines=1`, { headers: { authorization: `Bearer ${gina.token}` } });
+      const reader = res.body!.getReader();
+      await reader.read(); // one entry, then the client reads nothing
+      await waitFor('agent follower', () => agent.followerCount(envId) === 1);
+      // More than the socket buffers on loopback hold (tens of MiB), so the follow's own buffer fills.
+      const line = 'z'.repeat(16_000);
+      for (let i = 0; i < 4000; i++) agent.emitLog(envId, line);
+      await waitFor('the follow buffer full (1 Mi characters)', () => follows().bufferedChars >= 2 ** 20, 30_000, () => JSON.stringify(follows()));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(follows().bufferedChars).toBeLessThan(2 ** 20 + 16_000);
+      expect((await call('DELETE', `/api/v1/admin/users/${gina.id}/tokens/${gina.tokenId}`, ADMIN)).status).toBe(204);
+      await waitFor('the follow ended without the client', () => follows().follows === 0, 20_000);
+      await waitFor('agent stream cancelled', () => agent.followerCount(envId) === 0);
+      // The connection was dropped: reading what the socket still holds ends (or fails) instead of hanging.
+      let bytes = 0;
+      const ended = await (async () => {
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) return 'ended';
+            bytes += value.length;
+          }
+        } catch {
+          return 'dropped';
+        }
+      })();
+      console.log(`stalled client after revoke: connection ${ended} after ${(bytes / 2 ** 20).toFixed(1)} MiB left in the socket`);
+      expect(ended).toMatch(/ended|dropped/);
+    }, 60_000);
+
     it('ends a follow whose token expired with "token expired"', async () => {
       const bob = await user('bob');
       const envId = await createEnv(bob.token, 'b');
