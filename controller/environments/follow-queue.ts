@@ -1,4 +1,4 @@
-import type { LogEntry } from './logs.js';
+import type { LogEntry } from './log-entry.js';
 
 /** How much one follow holds for a client that reads slower than lines come. */
 export interface FollowBufferLimits {

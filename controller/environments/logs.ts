@@ -2,20 +2,10 @@ import type { Logger } from '../../common/logger.js';
 import type { AgentLogLine, AgentPool } from '../hosts/types.js';
 import { lastEventId, lastEvents } from './events.repo.js';
 import { FollowQueue, type FollowBufferLimits } from './follow-queue.js';
+import type { LogEntry } from './log-entry.js';
 import { LogFollows, type FollowCaller, type Follower, type LogFollowsOptions } from './log-follows.js';
 
-export interface LogEntry {
-  readonly at: Date;
-  readonly text: string;
-  /** A piece of a line longer than 16 KiB (cut by the agent): the line goes on in the next entry. */
-  readonly continued?: boolean;
-}
-
-/** `[YYYY-MM-DD HH:MM:SS] text`, in UTC, as the seed page shows; a cut piece ends with ` [continued]`. */
-export function formatLogLine(entry: LogEntry): string {
-  const iso = entry.at.toISOString();
-  return `[${iso.slice(0, 10)} ${iso.slice(11, 19)}] ${entry.text}${entry.continued ? ' [continued]' : ''}`;
-}
+export { formatLogLine, type LogEntry } from './log-entry.js';
 
 export interface EnvironmentLogsOptions extends Omit<LogFollowsOptions, 'logger'> {
   readonly agents: AgentPool;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FollowQueue } from '../../../controller/environments/follow-queue.js';
-import type { LogEntry } from '../../../controller/environments/logs.js';
+import type { LogEntry } from '../../../controller/environments/log-entry.js';
 
 // The per-follow buffer (issue 11, item 6): bounded, container output waits for room, platform
 // events past their allowance are dropped and replaced by one "(N lines skipped …)" line.
