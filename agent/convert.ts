@@ -71,7 +71,7 @@ export function eventToProto(e: LifecycleEvent): ProtoEvent {
 }
 
 export function logLineToProto(l: LogLine): ProtoLogLine {
-  return { atMs: l.atMs, stream: l.stream === 'stderr' ? LogStream.LOG_STREAM_STDERR : LogStream.LOG_STREAM_STDOUT, text: l.text };
+  return { atMs: l.atMs, stream: l.stream === 'stderr' ? LogStream.LOG_STREAM_STDERR : LogStream.LOG_STREAM_STDOUT, text: l.text, continued: l.continued === true };
 }
 
 function gpuToProto(g: GpuInfo): Gpu {

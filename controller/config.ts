@@ -30,6 +30,7 @@ const schema = z.object({
   REMOTEGPU_SSH_PORT_RANGE: portRangeVar('30000-39999'),
   REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('50000-59999'),
   REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
+  REMOTEGPU_MAX_FOLLOWS_PER_USER: intVar(8, 1),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
 });
 
@@ -62,6 +63,8 @@ export interface ControllerConfig {
   readonly sshPortRange: { readonly from: number; readonly to: number };
   readonly jupyterPortRange: { readonly from: number; readonly to: number };
   readonly jupyterUrlTemplate: string;
+  /** Open log follows (`follow=true`) one user may have on this controller; more are 429. */
+  readonly maxFollowsPerUser: number;
   readonly logLevel: string;
 }
 
@@ -89,6 +92,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     sshPortRange: e.REMOTEGPU_SSH_PORT_RANGE,
     jupyterPortRange: e.REMOTEGPU_JUPYTER_PORT_RANGE,
     jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
+    maxFollowsPerUser: e.REMOTEGPU_MAX_FOLLOWS_PER_USER,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
 }

@@ -103,7 +103,13 @@ export class ControllerServices {
       intervalMs: config.reconcileIntervalMs,
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
-    this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
+    this.environmentLogs = new EnvironmentLogs({
+      db,
+      agents: this.agents,
+      logger: child('logs'),
+      tokens: (hashes) => this.users.checkTokens(hashes),
+      maxPerUser: config.maxFollowsPerUser,
+    });
     this.hosts = new HostsService(db, this.wake);
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);

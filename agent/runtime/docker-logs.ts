@@ -6,28 +6,88 @@ import type { LogLine, LogOptions } from './types.js';
 type StreamName = LogLine['stream'];
 
 /**
+ * The longest piece of a line the decoder holds (bytes after the timestamp). A longer line comes
+ * out in pieces, each but the last `continued`. 16 KiB is also the size at which Docker's
+ * json-file and local drivers cut a line into partial messages, each with its own timestamp, so
+ * the pieces fall where Docker cut and every piece carries its own timestamp.
+ */
+export const MAX_LINE_BYTES = 16 * 1024;
+
+/** Enough bytes to recognise Docker's timestamp ("2024-05-01T10:00:00.123456789Z "). */
+const TIMESTAMP_PROBE = 40;
+
+/** The line being read on one stream: its bytes so far (never concatenated until it is emitted). */
+class PendingLine {
+  parts: Buffer[] = [];
+  size = 0;
+  /** Raw bytes this piece may hold: timestamp prefix + MAX_LINE_BYTES; unknown until the prefix is seen. */
+  limit: number | undefined;
+  /** Bytes of a UTF-8 character cut at the previous piece's end, to start the next piece's text. */
+  carry: Buffer = Buffer.alloc(0);
+  /** Timestamp of the previous piece, for a continuation that has none of its own. */
+  lastAtMs = 0;
+
+  add(data: Buffer): void {
+    this.parts.push(data);
+    this.size += data.length;
+  }
+
+  take(): Buffer {
+    const raw = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
+    this.limit = undefined;
+    return raw;
+  }
+}
+
+/**
  * Turns the bytes of Docker's logs endpoint (requested with timestamps) into lines. Without a TTY
  * Docker multiplexes stdout and stderr in frames (8-byte header: stream type, 3 zero bytes, size);
- * with a TTY the bytes are raw stdout. Bytes are kept until a newline, so lines and UTF-8
- * characters split across chunks come out whole. No I/O.
+ * with a TTY the bytes are raw stdout. Lines and UTF-8 characters split across chunks come out
+ * whole; a line longer than MAX_LINE_BYTES comes out in pieces (`continued` on all but the last),
+ * so the decoder holds at most one piece per stream and does work linear in the bytes it is fed.
+ * No I/O.
  */
 export class LogDecoder {
-  private frame: Buffer = Buffer.alloc(0);
-  private readonly partial: Record<StreamName, Buffer> = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+  /** Bytes of a frame header split across chunks (at most 8). */
+  private header: Buffer = Buffer.alloc(0);
+  /** Payload bytes still to come in the current frame, and its stream. */
+  private remaining = 0;
+  private frameStream: StreamName = 'stdout';
+  private readonly pending: Record<StreamName, PendingLine> = { stdout: new PendingLine(), stderr: new PendingLine() };
 
   constructor(private readonly tty: boolean) {}
 
-  /** Feeds a chunk; returns the lines it completed. */
+  /** Bytes held for lines not yet complete (at most about one piece per stream). */
+  get bufferedBytes(): number {
+    return this.header.length + this.pending.stdout.size + this.pending.stderr.size;
+  }
+
+  /** Feeds a chunk; returns the lines (and pieces of long lines) it completed. */
   push(chunk: Buffer): LogLine[] {
-    if (this.tty) return this.append('stdout', chunk);
-    this.frame = this.frame.length ? Buffer.concat([this.frame, chunk]) : chunk;
     const lines: LogLine[] = [];
-    while (this.frame.length >= 8) {
-      const size = this.frame.readUInt32BE(4);
-      if (this.frame.length < 8 + size) break;
-      const stream: StreamName = this.frame[0] === 2 ? 'stderr' : 'stdout';
-      lines.push(...this.append(stream, this.frame.subarray(8, 8 + size)));
-      this.frame = this.frame.subarray(8 + size);
+    if (this.tty) {
+      this.append('stdout', chunk, lines);
+      return lines;
+    }
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.remaining > 0) {
+        const end = Math.min(chunk.length, pos + this.remaining);
+        this.append(this.frameStream, chunk.subarray(pos, end), lines);
+        this.remaining -= end - pos;
+        pos = end;
+        continue;
+      }
+      const need = 8 - this.header.length;
+      const part = chunk.subarray(pos, pos + need);
+      this.header = this.header.length ? Buffer.concat([this.header, part]) : part;
+      pos += part.length;
+      if (this.header.length < 8) break;
+      this.frameStream = this.header[0] === 2 ? 'stderr' : 'stdout';
+      this.remaining = this.header.readUInt32BE(4);
+      this.header = Buffer.alloc(0);
     }
     return lines;
   }
@@ -36,30 +96,75 @@ export class LogDecoder {
   flush(): LogLine[] {
     const lines: LogLine[] = [];
     for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.partial[stream].length) lines.push(parseLine(stream, this.partial[stream]));
-      this.partial[stream] = Buffer.alloc(0);
+      const p = this.pending[stream];
+      if (p.size > 0 || p.carry.length > 0) lines.push(this.emit(stream, false));
     }
     return lines;
   }
 
-  private append(stream: StreamName, data: Buffer): LogLine[] {
-    let buf = this.partial[stream].length ? Buffer.concat([this.partial[stream], data]) : data;
-    const lines: LogLine[] = [];
-    for (let nl = buf.indexOf(0x0a); nl !== -1; nl = buf.indexOf(0x0a)) {
-      lines.push(parseLine(stream, buf.subarray(0, nl)));
-      buf = buf.subarray(nl + 1);
+  private append(stream: StreamName, data: Buffer, out: LogLine[]): void {
+    const p = this.pending[stream];
+    let pos = 0;
+    while (pos < data.length) {
+      const nl = data.indexOf(0x0a, pos);
+      const end = nl === -1 ? data.length : nl;
+      while (pos < end) {
+        // Until the timestamp prefix is known, take only enough bytes to recognise it.
+        const room = p.limit === undefined ? TIMESTAMP_PROBE - p.size : p.limit - p.size;
+        const take = Math.min(room, end - pos);
+        p.add(data.subarray(pos, pos + take));
+        pos += take;
+        if (p.limit === undefined && p.size >= TIMESTAMP_PROBE) p.limit = timestampPrefix(Buffer.concat(p.parts, p.size)) + MAX_LINE_BYTES;
+        if (p.limit !== undefined && p.size >= p.limit) out.push(this.emit(stream, true));
+      }
+      if (nl === -1) break;
+      out.push(this.emit(stream, false));
+      pos = nl + 1;
     }
-    this.partial[stream] = Buffer.from(buf);
-    return lines;
+  }
+
+  /** The pending piece as a line; a piece cut in the middle of a UTF-8 character leaves its start for the next. */
+  private emit(stream: StreamName, continued: boolean): LogLine {
+    const p = this.pending[stream];
+    const raw = p.take();
+    const prefix = timestampPrefix(raw);
+    const atMs = prefix > 0 ? parseDockerTime(raw.subarray(0, prefix - 1).toString('latin1')) : 0;
+    let body = raw.subarray(prefix);
+    if (p.carry.length > 0) body = Buffer.concat([p.carry, body]);
+    p.carry = Buffer.alloc(0);
+    if (continued) {
+      const cut = incompleteUtf8Tail(body);
+      if (cut > 0) {
+        p.carry = Buffer.from(body.subarray(body.length - cut));
+        body = body.subarray(0, body.length - cut);
+      }
+    }
+    const text = body.toString('utf8').replace(/\r$/, '');
+    // A continuation without a timestamp of its own (not cut by Docker) keeps its line's.
+    const at = atMs > 0 ? atMs : p.lastAtMs;
+    p.lastAtMs = continued ? at : 0;
+    const line: LogLine = { atMs: at, stream, text };
+    return continued ? { ...line, continued: true } : line;
   }
 }
 
-/** "2024-05-01T10:00:00.123456789Z text" → LogLine; a line without a timestamp gets atMs 0. */
-function parseLine(stream: StreamName, raw: Buffer): LogLine {
-  const text = raw.toString('utf8').replace(/\r$/, '');
-  const space = text.indexOf(' ');
-  const atMs = space > 0 ? parseDockerTime(text.slice(0, space)) : 0;
-  return atMs > 0 ? { atMs, stream, text: text.slice(space + 1) } : { atMs: 0, stream, text };
+/** Length of a leading Docker timestamp and its space ("2024-…Z "), or 0 when the bytes start otherwise. */
+function timestampPrefix(raw: Buffer): number {
+  const space = raw.subarray(0, TIMESTAMP_PROBE).indexOf(0x20);
+  if (space < 20) return 0;
+  const token = raw.subarray(0, space).toString('latin1');
+  return /^\d{4}-\d\d-\d\dT/.test(token) && parseDockerTime(token) > 0 ? space + 1 : 0;
+}
+
+/** How many bytes at the end of `buf` are the start of a UTF-8 character whose rest is missing (0–3). */
+function incompleteUtf8Tail(buf: Buffer): number {
+  for (let back = 1; back <= Math.min(3, buf.length); back++) {
+    const byte = buf[buf.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const need = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
 }
 
 /**

@@ -101,6 +101,8 @@ export interface LogLine {
   readonly stream: 'stdout' | 'stderr';
   /** The line without its trailing newline. */
   readonly text: string;
+  /** The line was longer than 16 KiB: it goes on in the next line of the same stream. */
+  readonly continued?: boolean;
 }
 
 export type ApplyAction = 'none' | 'created' | 'started' | 'stopped' | 'recreated';

@@ -15,16 +15,21 @@ export interface TokenAuthenticator {
  */
 function requireAuth(users: TokenAuthenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match?.[1]) {
+    const token = bearerToken(c);
+    if (!token) {
       throw new AppError('unauthenticated', 'missing API token: send "Authorization: Bearer <token>"');
     }
-    const principal = await users.authenticate(match[1]);
+    const principal = await users.authenticate(token);
     if (!principal) throw new AppError('unauthenticated', 'invalid, revoked or expired API token');
     c.set('principal', principal);
     await next();
   };
+}
+
+/** The token of `Authorization: Bearer <token>`, or undefined when the header is missing or malformed. */
+export function bearerToken(c: Context): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+  return match?.[1] || undefined;
 }
 
 /** Requires the admin role (403, 40301 otherwise). Use after requireAuth. */

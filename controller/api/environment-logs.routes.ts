@@ -1,17 +1,17 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type { Principal } from '../access/principal.js';
-import type { EnvWithHost } from '../environments/environments.repo.js';
-import { formatLogLine, type EnvironmentLogs } from '../environments/logs.js';
-import type { EnvironmentsService } from '../environments/environments.service.js';
-import { authenticated, principalOf } from './auth.js';
+import { formatLogLine, type LogFollow } from '../environments/logs.js';
+import { hashToken } from '../users/tokens.js';
+import { authenticated, bearerToken, principalOf } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import { EnvParams, LogsQuery } from './environments.schemas.js';
 import { envelope, errors, reply } from './schemas.js';
 
 /** How often an idle event stream sends a comment, so proxies keep it open. */
 const KEEP_ALIVE_MS = 15_000;
+/** How long after the platform ended a follow a client that does not read is kept before it is disconnected. */
+const END_WRITE_MS = 5_000;
 
 const logsRoute = createRoute({
   method: 'get',
@@ -24,7 +24,7 @@ const logsRoute = createRoute({
       description: 'logs (JSON), or an event stream with one event per line when follow=true',
       content: { 'application/json': { schema: envelope(z.object({ logs: z.array(z.string()) })) }, 'text/event-stream': { schema: z.string() } },
     },
-    ...errors(400, 401, 404),
+    ...errors(400, 401, 404, 429),
   },
 });
 
@@ -36,27 +36,56 @@ export function environmentLogsRoutes({ services }: ApiDeps) {
     const { env_id } = c.req.valid('param');
     const { lines, follow } = c.req.valid('query');
     const env = await services.environments.get(p, env_id);
-    if (follow) return followLogs(c, services.environments, services.environmentLogs, p, env, lines);
+    if (follow) {
+      // Counted against the caller's limit before the stream starts, so that a refusal is a 429 envelope.
+      const abort = new AbortController();
+      const caller = { principal: p, tokenHash: hashToken(bearerToken(c) ?? '') };
+      return followLogs(c, services.environmentLogs.openFollow(caller, env, lines, abort.signal), abort);
+    }
     const entries = await services.environmentLogs.tail(env, lines);
     return reply(c, { logs: entries.map(formatLogLine) });
   });
   return app;
 }
 
-/** Streams the last `lines` and then new ones until the client leaves or the environment is deleted. */
-function followLogs(c: Context, environments: EnvironmentsService, logs: EnvironmentLogs, p: Principal, env: EnvWithHost, lines: number) {
+/**
+ * Streams the follow's lines. Each write waits for the client to take it (backpressure through to
+ * the agent). When the platform ends the follow (environment deleted, access or token lost) the
+ * last event is `event: end` with the reason; a client that has not read up to it END_WRITE_MS
+ * later is disconnected.
+ */
+function followLogs(c: Context, follow: LogFollow, abort: AbortController) {
   return streamSSE(c, async (stream) => {
-    const abort = new AbortController();
     stream.onAbort(() => abort.abort());
-    const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => abort.abort()), KEEP_ALIVE_MS);
-    const stillVisible = async () => environments.get(p, env.id).then(() => true, () => false);
+    let writing = false;
+    const keepAlive = setInterval(() => {
+      if (writing) return;
+      writing = true;
+      void stream.write(': keep-alive\n\n').finally(() => (writing = false));
+    }, KEEP_ALIVE_MS);
+    // Once the platform ended the follow, a client that does not read what is left is dropped.
+    let finished = false;
+    const onEnd = () => setTimeout(() => !finished && disconnect(c, stream), END_WRITE_MS).unref();
+    follow.stopped.addEventListener('abort', onEnd, { once: true });
     try {
-      for await (const entry of logs.follow(env, lines, abort.signal, stillVisible)) {
+      for await (const entry of follow.entries()) {
+        writing = true;
         await stream.writeSSE({ data: formatLogLine(entry) });
+        writing = false;
       }
-      if (!abort.signal.aborted) await stream.writeSSE({ event: 'end', data: 'environment deleted' });
+      const reason = follow.endReason;
+      if (reason !== undefined && !abort.signal.aborted) await stream.writeSSE({ event: 'end', data: reason });
     } finally {
+      finished = true;
+      follow.stopped.removeEventListener('abort', onEnd);
       clearInterval(keepAlive);
+      follow.close();
     }
   });
+}
+
+/** Drops the connection of a client that stopped reading (the response cannot end while the socket is full). */
+function disconnect(c: Context, stream: { abort(): void }): void {
+  stream.abort();
+  (c.env as { outgoing?: { destroy?: () => void } } | undefined)?.outgoing?.destroy?.();
 }

@@ -105,6 +105,7 @@ const ERROR_DESCRIPTIONS = {
   403: 'the route needs the admin role (40301)',
   404: 'not found (40401)',
   409: 'conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904)',
+  429: 'too many requests: the caller already has as many open log follows as allowed (42901)',
 } as const;
 
 type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;

@@ -22,14 +22,23 @@ export async function lastEvents(db: Db, envId: string, limit: number): Promise<
   return rows.reverse();
 }
 
-/** Events with an id above `afterId`, oldest first (for following). */
-export async function eventsAfter(db: Db, envId: string, afterId: number): Promise<EventLine[]> {
+/** The highest event id of an environment (0 when it has none): a follow gets the events after it. */
+export async function lastEventId(db: Db, envId: string): Promise<number> {
+  const row = await db.selectFrom('environment_events').select('id').where('env_id', '=', envId).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return row?.id ?? 0;
+}
+
+/**
+ * For following many environments with one query: the events of each environment in `after` with
+ * an id above the one given for it, oldest first, at most `limit` (the rest come at the next call).
+ */
+export async function eventsAfter(db: Db, after: ReadonlyMap<string, number>, limit = 1000): Promise<(EventLine & { envId: string })[]> {
+  if (after.size === 0) return [];
   return db
     .selectFrom('environment_events')
-    .select(['id', 'at', 'message'])
-    .where('env_id', '=', envId)
-    .where('id', '>', afterId)
+    .select(['id', 'env_id as envId', 'at', 'message'])
+    .where((eb) => eb.or([...after].map(([envId, id]) => eb.and([eb('env_id', '=', envId), eb('id', '>', id)]))))
     .orderBy('id')
-    .limit(1000)
+    .limit(limit)
     .execute();
 }

@@ -1,19 +1,19 @@
 import type { Logger } from '../../common/logger.js';
-import type { Db } from '../db/database.js';
 import type { AgentLogLine, AgentPool } from '../hosts/types.js';
 import { redactionContext } from './environments.repo.js';
-import { eventsAfter, lastEvents } from './events.repo.js';
+import { lastEventId, lastEvents } from './events.repo.js';
+import { FollowQueue, type FollowBufferLimits } from './follow-queue.js';
+import type { LogEntry } from './log-entry.js';
+import { LogFollows, type FollowCaller, type Follower, type LogFollowsOptions } from './log-follows.js';
 import { redactHostPaths } from './redact.js';
 
-export interface LogEntry {
-  readonly at: Date;
-  readonly text: string;
-}
+export { formatLogLine, type LogEntry } from './log-entry.js';
 
-/** `[YYYY-MM-DD HH:MM:SS] text`, in UTC, as the seed page shows. */
-export function formatLogLine(entry: LogEntry): string {
-  const iso = entry.at.toISOString();
-  return `[${iso.slice(0, 10)} ${iso.slice(11, 19)}] ${entry.text}`;
+export interface EnvironmentLogsOptions extends Omit<LogFollowsOptions, 'logger'> {
+  readonly agents: AgentPool;
+  readonly logger: Logger;
+  /** What one follow buffers for a slow client (default 1000 lines, 1 Mi characters). */
+  readonly followBuffer?: FollowBufferLimits;
 }
 
 /**
@@ -22,7 +22,12 @@ export function formatLogLine(entry: LogEntry): string {
  * because an agent is down.
  */
 export class EnvironmentLogs {
-  constructor(private readonly deps: { db: Db; agents: AgentPool; logger: Logger; pollMs?: number }) {}
+  /** Every open follow of this controller (shared event poll, access checks, the per-user cap). */
+  readonly follows: LogFollows;
+
+  constructor(private readonly deps: EnvironmentLogsOptions) {
+    this.follows = new LogFollows(deps);
+  }
 
   /** The last `lines` lines. */
   async tail(env: { id: string; host_id: string | null }, lines: number): Promise<LogEntry[]> {
@@ -43,34 +48,26 @@ export class EnvironmentLogs {
   }
 
   /**
-   * The last `lines` lines, then new container output and platform events as they happen, until
-   * `signal` aborts or `stillVisible()` says the environment is gone. The agent's stream is
-   * cancelled when this generator ends.
+   * Opens a follow of `env` for `caller`, counted against the caller's follow limit at once:
+   * throws too_many_requests (429) when the caller has as many open follows as allowed. Read it
+   * with `LogFollow.entries`; `close` it when done (it is closed when `entries` ends).
    */
-  async *follow(env: { id: string; host_id: string | null }, lines: number, signal: AbortSignal, stillVisible: () => Promise<boolean>): AsyncGenerator<LogEntry> {
-    const initial = await this.tail(env, lines);
-    for (const entry of initial) yield entry;
-    const lastEventId = (await lastEvents(this.deps.db, env.id, 1))[0]?.id ?? 0;
-    const queue = new FollowQueue(signal);
-    const pump = this.pumpContainerOutput(env, queue);
-    const poller = this.pollEvents(env.id, lastEventId, queue, stillVisible);
-    try {
-      yield* queue.drain();
-    } finally {
-      clearInterval(poller);
-      queue.close();
-      await pump;
-    }
+  openFollow(caller: FollowCaller, env: { id: string; host_id: string | null }, lines: number, signal: AbortSignal): LogFollow {
+    const queue = new FollowQueue(signal, this.deps.followBuffer);
+    const follower = this.follows.open(caller, env.id, queue);
+    return new LogFollow(this, env, lines, follower, () => this.follows.close(follower));
   }
 
-  /** Feeds the agent's follow stream into `queue` until it closes. */
-  private async pumpContainerOutput(env: { id: string; host_id: string | null }, queue: FollowQueue): Promise<void> {
+  /** Feeds the agent's follow stream into `queue` until it closes; waits while the queue is full (backpressure). */
+  async pumpContainerOutput(env: { id: string; host_id: string | null }, queue: FollowQueue): Promise<void> {
     if (!env.host_id || queue.stopped.aborted) return;
     try {
       const agent = await this.deps.agents.forHost(env.host_id);
-      for await (const line of agent.logs(env.id, { tail: 0, follow: true, signal: queue.stopped })) queue.push(toEntry(line));
+      for await (const line of agent.logs(env.id, { tail: 0, follow: true, signal: queue.stopped })) {
+        if (!(await queue.push(toEntry(line)))) return;
+      }
     } catch (err) {
-      if (!queue.stopped.aborted) queue.push({ at: new Date(), text: `(container output stream ended: ${await this.agentText(env.id, err)})` });
+      if (!queue.stopped.aborted) queue.offer({ at: new Date(), text: `(container output stream ended: ${await this.agentText(env.id, err)})` });
     }
   }
 
@@ -80,80 +77,59 @@ export class EnvironmentLogs {
     return redactHostPaths(text, await redactionContext(this.deps.db, envId).catch(() => ({ datasets: [], containerPaths: [] })));
   }
 
-  /** Polls new platform events into `queue`; closes it when the environment is no longer visible. */
-  private pollEvents(envId: string, afterId: number, queue: FollowQueue, stillVisible: () => Promise<boolean>): NodeJS.Timeout {
-    let lastEventId = afterId;
-    let polling = false;
-    return setInterval(() => {
-      if (polling) return; // a slow poll must not overlap the next one (it would repeat lines)
-      polling = true;
-      void (async () => {
-        try {
-          for (const e of await eventsAfter(this.deps.db, envId, lastEventId)) {
-            lastEventId = e.id;
-            queue.push({ at: e.at, text: e.message });
-          }
-          if (!(await stillVisible())) queue.close();
-        } catch (err) {
-          this.deps.logger.warn({ err, envId }, 'log follow poll failed');
-        } finally {
-          polling = false;
-        }
-        queue.wake();
-      })();
-    }, this.deps.pollMs ?? 500);
+  /** The highest event id of an environment (0 when none). */
+  lastEventId(envId: string): Promise<number> {
+    return lastEventId(this.deps.db, envId);
   }
 }
 
-/** Lines waiting for a follower, and the signal that ends the follow (client gone or closed). */
-class FollowQueue {
-  private readonly lines: LogEntry[] = [];
-  private waiting: (() => void) | undefined;
-  private readonly stop = new AbortController();
-  private readonly onAbort = () => this.close();
+/**
+ * One open follow: the last lines, then new container output and platform events as they happen,
+ * until the client leaves (its signal aborts), or the platform ends it (`endReason`: the
+ * environment was deleted or is no longer visible, the token was revoked or expired, the user
+ * was disabled). Holds at most the follow buffer's limits for a slow client.
+ */
+export class LogFollow {
+  constructor(
+    private readonly logs: EnvironmentLogs,
+    private readonly env: { id: string; host_id: string | null },
+    private readonly lines: number,
+    private readonly follower: Follower,
+    readonly close: () => void,
+  ) {}
 
-  constructor(private readonly client: AbortSignal) {
-    client.addEventListener('abort', this.onAbort, { once: true });
-    this.stop.signal.addEventListener('abort', () => this.wake(), { once: true });
-    // The client may have left while the tail was read: a listener added now would never fire.
-    if (client.aborted) this.close();
-  }
-
-  /** Aborted when the follow ends; cancels the agent's stream. */
+  /** Aborted when the follow ends, for whatever reason. */
   get stopped(): AbortSignal {
-    return this.stop.signal;
+    return this.follower.queue.stopped;
   }
 
-  push(entry: LogEntry): void {
-    this.lines.push(entry);
-    this.wake();
+  /** Why the platform ended the follow; undefined while it runs or when the client left. */
+  get endReason(): string | undefined {
+    return this.follower.endReason;
   }
 
-  wake(): void {
-    this.waiting?.();
-  }
-
-  close(): void {
-    this.client.removeEventListener('abort', this.onAbort);
-    this.stop.abort();
-  }
-
-  /** Yields lines as they come until the follow ends, then what is left. */
-  async *drain(): AsyncGenerator<LogEntry> {
-    while (!this.stop.signal.aborted) {
-      while (this.lines.length > 0) yield this.lines.shift()!;
-      if (this.stop.signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        this.waiting = resolve;
-      });
-      this.waiting = undefined;
+  /** The lines; the agent's stream is cancelled and the follow closed when this generator ends. */
+  async *entries(): AsyncGenerator<LogEntry> {
+    const { queue } = this.follower;
+    let pump: Promise<void> | undefined;
+    try {
+      for (const entry of await this.logs.tail(this.env, this.lines)) {
+        if (queue.stopped.aborted) return;
+        yield entry;
+      }
+      this.follower.lastEventId = await this.logs.lastEventId(this.env.id);
+      pump = this.logs.pumpContainerOutput(this.env, queue);
+      yield* queue.drain();
+    } finally {
+      queue.close();
+      this.close();
+      await pump;
     }
-    while (this.lines.length > 0) yield this.lines.shift()!;
   }
 }
 
 function toEntry(line: AgentLogLine): LogEntry {
-  return { at: line.at, text: line.text };
+  return line.continued ? { at: line.at, text: line.text, continued: true } : { at: line.at, text: line.text };
 }
 
 function mergeByTime(a: LogEntry[], b: LogEntry[]): LogEntry[] {

@@ -152,5 +152,5 @@ export function specToProto(s: AgentEnvSpec): EnvironmentSpec {
 
 /** Proto LogLine → domain (anything not stderr counts as stdout). */
 export function logLineFromProto(l: LogLine): AgentLogLine {
-  return { at: new Date(l.atMs), stream: l.stream === LogStream.LOG_STREAM_STDERR ? 'stderr' : 'stdout', text: l.text };
+  return { at: new Date(l.atMs), stream: l.stream === LogStream.LOG_STREAM_STDERR ? 'stderr' : 'stdout', text: l.text, continued: l.continued };
 }

@@ -57,6 +57,8 @@ export interface AgentLogLine {
   readonly at: Date;
   readonly stream: 'stdout' | 'stderr';
   readonly text: string;
+  /** Cut at 16 KiB by the agent: the line goes on in the next one of the same stream. */
+  readonly continued: boolean;
 }
 
 /**

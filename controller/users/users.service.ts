@@ -60,6 +60,29 @@ export class UsersService {
     return { userId: row.userId, name: row.name, role: row.role };
   }
 
+  /**
+   * For each token hash, the token's user as a fresh principal while the token is valid, or why it
+   * no longer is ('token revoked' also for a token that no longer exists, 'token expired', 'user
+   * disabled'). One query for all of them; records no use. Long-lived requests (log follows)
+   * re-check their caller with it.
+   */
+  async checkTokens(hashes: readonly string[]): Promise<Map<string, { principal: Principal } | { ended: string }>> {
+    const out = new Map<string, { principal: Principal } | { ended: string }>(hashes.map((h) => [h, { ended: 'token revoked' }]));
+    if (hashes.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('api_tokens as t')
+      .innerJoin('users as u', 'u.id', 't.user_id')
+      .select(['t.token_hash', 't.revoked_at', 't.expires_at', 'u.disabled_at', 'u.id as userId', 'u.name', 'u.role'])
+      .where('t.token_hash', 'in', [...new Set(hashes)])
+      .execute();
+    const now = Date.now();
+    for (const r of rows) {
+      const ended = r.disabled_at ? 'user disabled' : r.revoked_at ? 'token revoked' : r.expires_at && r.expires_at.getTime() <= now ? 'token expired' : undefined;
+      out.set(r.token_hash, ended ? { ended } : { principal: { userId: r.userId, name: r.name, role: r.role } });
+    }
+    return out;
+  }
+
   /** Creates a user. A taken name (disabled users keep theirs) is a conflict. */
   async create(input: NewUser): Promise<UserRow> {
     try {

@@ -57,13 +57,13 @@ const agent: AgentServiceServer = {
   },
   streamLogs(call) {
     for (let i = 0; i < call.request.tailLines; i++) {
-      call.write({ atMs: 1000 + i, stream: LogStream.LOG_STREAM_STDOUT, text: `line ${i}` });
+      call.write({ atMs: 1000 + i, stream: LogStream.LOG_STREAM_STDOUT, text: `line ${i}`, continued: false });
     }
     if (!call.request.follow) {
       call.end();
       return;
     }
-    const timer = setInterval(() => call.write({ atMs: Date.now(), stream: LogStream.LOG_STREAM_STDERR, text: 'tick' }), 10);
+    const timer = setInterval(() => call.write({ atMs: Date.now(), stream: LogStream.LOG_STREAM_STDERR, text: 'tick', continued: false }), 10);
     call.on('cancelled', () => {
       clearInterval(timer);
       resolveCancelled();

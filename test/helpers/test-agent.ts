@@ -261,7 +261,7 @@ export class TestAgent {
 
   /** Appends a line to an environment's output and sends it to every follower. */
   emitLog(envId: string, text: string, stream: 'stdout' | 'stderr' = 'stdout'): void {
-    const line: LogLine = { atMs: Date.now(), stream: stream === 'stderr' ? LogStream.LOG_STREAM_STDERR : LogStream.LOG_STREAM_STDOUT, text };
+    const line: LogLine = { atMs: Date.now(), stream: stream === 'stderr' ? LogStream.LOG_STREAM_STDERR : LogStream.LOG_STREAM_STDOUT, text, continued: false };
     let lines = this.logs.get(envId);
     if (!lines) this.logs.set(envId, (lines = []));
     lines.push(line);

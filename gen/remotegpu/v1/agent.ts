@@ -130,6 +130,8 @@ export interface LogLine {
   stream: LogStream;
   /** The line without its trailing newline. */
   text: string;
+  /** The line was cut at 16 KiB: it goes on in the next LogLine of the same stream. */
+  continued: boolean;
 }
 
 export interface ExecStart {
@@ -885,7 +887,7 @@ export const StreamLogsRequest: MessageFns<StreamLogsRequest> = {
 };
 
 function createBaseLogLine(): LogLine {
-  return { atMs: 0, stream: 0, text: "" };
+  return { atMs: 0, stream: 0, text: "", continued: false };
 }
 
 export const LogLine: MessageFns<LogLine> = {
@@ -898,6 +900,9 @@ export const LogLine: MessageFns<LogLine> = {
     }
     if (message.text !== "") {
       writer.uint32(26).string(message.text);
+    }
+    if (message.continued !== false) {
+      writer.uint32(32).bool(message.continued);
     }
     return writer;
   },
@@ -939,6 +944,14 @@ export const LogLine: MessageFns<LogLine> = {
             message.text = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.continued = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -960,6 +973,7 @@ export const LogLine: MessageFns<LogLine> = {
         : 0,
       stream: isSet(object.stream) ? logStreamFromJSON(object.stream) : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
+      continued: isSet(object.continued) ? globalThis.Boolean(object.continued) : false,
     };
   },
 
@@ -974,6 +988,9 @@ export const LogLine: MessageFns<LogLine> = {
     if (message.text !== "") {
       obj.text = message.text;
     }
+    if (message.continued !== false) {
+      obj.continued = message.continued;
+    }
     return obj;
   },
 
@@ -985,6 +1002,7 @@ export const LogLine: MessageFns<LogLine> = {
     message.atMs = object.atMs ?? 0;
     message.stream = object.stream ?? 0;
     message.text = object.text ?? "";
+    message.continued = object.continued ?? false;
     return message;
   },
 };

@@ -128,7 +128,8 @@ describe('hosts proto conversion', () => {
   });
 
   it('maps log streams', () => {
-    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_STDERR, text: 'x' })).toEqual({ at: new Date(1), stream: 'stderr', text: 'x' });
-    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_UNSPECIFIED, text: 'y' }).stream).toBe('stdout');
+    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_STDERR, text: 'x', continued: false })).toEqual({ at: new Date(1), stream: 'stderr', text: 'x', continued: false });
+    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'z', continued: true }).continued).toBe(true);
+    expect(logLineFromProto({ atMs: 1, stream: LogStream.LOG_STREAM_UNSPECIFIED, text: 'y', continued: false }).stream).toBe('stdout');
   });
 });

@@ -1,0 +1,190 @@
+import { AppError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { Principal } from '../access/principal.js';
+import { visibleEnvironments } from '../access/visibility.js';
+import type { Db } from '../db/database.js';
+import { eventsAfter } from './events.repo.js';
+import type { FollowQueue } from './follow-queue.js';
+
+/** The caller of a follow: who, and the hash of the token they authenticated with (never the token). */
+export interface FollowCaller {
+  readonly principal: Principal;
+  readonly tokenHash: string;
+}
+
+/**
+ * Checks tokens by their hash: a fresh principal while the token is valid, or why it no longer is
+ * ('token revoked', 'token expired', 'user disabled'). UsersService.checkTokens.
+ */
+export type TokenCheck = (hashes: readonly string[]) => Promise<ReadonlyMap<string, { principal: Principal } | { ended: string }>>;
+
+export interface LogFollowsOptions {
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly tokens: TokenCheck;
+  /** Open follows one user may have on this controller (REMOTEGPU_MAX_FOLLOWS_PER_USER). */
+  readonly maxPerUser: number;
+  /** How often new platform events are read for every follow at once (default 500 ms). */
+  readonly pollMs?: number;
+  /** How often every follow's token, user and environment are checked again (default 2 s). */
+  readonly checkMs?: number;
+}
+
+/** One open follow as the registry sees it. */
+export class Follower {
+  /** Events up to this id were delivered; undefined until the follow has read its first lines. */
+  lastEventId: number | undefined;
+  /** Why the follow was ended by the platform (the final SSE event's data); undefined while open or when the client left. */
+  endReason: string | undefined;
+
+  constructor(
+    public caller: FollowCaller,
+    readonly envId: string,
+    readonly queue: FollowQueue,
+  ) {}
+
+  /**
+   * Ends the follow with `reason`. Lines already buffered are still delivered after a delete (they
+   * end with "Delete requested"); when the caller lost access they are dropped.
+   */
+  end(reason: string, options: { discard: boolean }): void {
+    if (this.endReason === undefined && !this.queue.stopped.aborted) this.endReason = reason;
+    this.queue.close(options);
+  }
+}
+
+/**
+ * Every open log follow of this controller. One timer serves them all: every `pollMs`, one query
+ * reads the new platform events of every followed environment and hands them to their followers;
+ * every `checkMs`, one query checks every follower's token and user, and one query per user checks
+ * that their environments are still visible (and not deleted). A follow whose caller lost access
+ * ends with the reason. No timer runs while nobody follows.
+ */
+export class LogFollows {
+  private readonly followers = new Set<Follower>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private lastCheckAt = 0;
+  /** Poll rounds run and database queries they made, since start (figures for tests). */
+  private rounds = 0;
+  private queries = 0;
+  private readonly pollMs: number;
+  private readonly checkMs: number;
+
+  constructor(private readonly o: LogFollowsOptions) {
+    this.pollMs = o.pollMs ?? 500;
+    this.checkMs = o.checkMs ?? 2000;
+  }
+
+  /**
+   * Registers a follow. Throws too_many_requests (429, 42901) when the user already has
+   * `maxPerUser` open follows; nothing is registered then.
+   */
+  open(caller: FollowCaller, envId: string, queue: FollowQueue): Follower {
+    const mine = [...this.followers].filter((f) => f.caller.principal.userId === caller.principal.userId).length;
+    if (mine >= this.o.maxPerUser) {
+      throw new AppError('too_many_requests', `you already follow ${mine} log streams, the most one user may (REMOTEGPU_MAX_FOLLOWS_PER_USER=${this.o.maxPerUser}); close one and retry`);
+    }
+    const f = new Follower(caller, envId, queue);
+    this.followers.add(f);
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.tick(), this.pollMs);
+      this.timer.unref();
+    }
+    return f;
+  }
+
+  /** Forgets a follow (idempotent); the timer stops with the last one. */
+  close(f: Follower): void {
+    this.followers.delete(f);
+    if (this.followers.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Open follows, and what their buffers hold (figures for tests and benches). */
+  stats(): { follows: number; bufferedLines: number; bufferedChars: number; skipped: number; rounds: number; queries: number } {
+    let bufferedLines = 0;
+    let bufferedChars = 0;
+    let skipped = 0;
+    for (const f of this.followers) {
+      const s = f.queue.stats;
+      bufferedLines += s.lines;
+      bufferedChars += s.chars;
+      skipped += s.skipped;
+    }
+    return { follows: this.followers.size, bufferedLines, bufferedChars, skipped, rounds: this.rounds, queries: this.queries };
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return; // a slow round must not overlap the next one (it would repeat lines)
+    this.ticking = true;
+    this.rounds++;
+    try {
+      await this.deliverEvents();
+      if (Date.now() - this.lastCheckAt >= this.checkMs) {
+        this.lastCheckAt = Date.now();
+        await this.checkAccess();
+      }
+    } catch (err) {
+      this.o.logger.warn({ err, follows: this.followers.size }, 'log follow poll failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** One query for the new events of every followed environment, fanned out to their followers. */
+  private async deliverEvents(): Promise<void> {
+    const after = new Map<string, number>();
+    for (const f of this.followers) {
+      if (f.lastEventId === undefined || f.queue.stopped.aborted) continue;
+      after.set(f.envId, Math.min(after.get(f.envId) ?? Infinity, f.lastEventId));
+    }
+    if (after.size === 0) return;
+    this.queries++;
+    for (const e of await eventsAfter(this.o.db, after)) {
+      for (const f of this.followers) {
+        if (f.envId !== e.envId || f.lastEventId === undefined || f.lastEventId >= e.id) continue;
+        f.lastEventId = e.id;
+        f.queue.offer({ at: e.at, text: e.message });
+      }
+    }
+  }
+
+  /** Ends the follows whose token or user is no longer valid, or whose environment is gone from their view. */
+  private async checkAccess(): Promise<void> {
+    const open = [...this.followers].filter((f) => !f.queue.stopped.aborted);
+    if (open.length === 0) return;
+    this.queries++;
+    const tokens = await this.o.tokens(open.map((f) => f.caller.tokenHash));
+    const byUser = new Map<number, { principal: Principal; followers: Follower[] }>();
+    for (const f of open) {
+      const state = tokens.get(f.caller.tokenHash) ?? { ended: 'token revoked' };
+      if ('ended' in state) {
+        f.end(state.ended, { discard: true });
+        continue;
+      }
+      // A role change shows at the next check: the visibility below uses the fresh principal.
+      f.caller = { ...f.caller, principal: state.principal };
+      const group = byUser.get(state.principal.userId) ?? { principal: state.principal, followers: [] };
+      group.followers.push(f);
+      byUser.set(state.principal.userId, group);
+    }
+    for (const { principal, followers } of byUser.values()) {
+      this.queries++;
+      const rows = await this.o.db
+        .selectFrom('environments')
+        .select(['id', 'desired_state'])
+        .where('id', 'in', [...new Set(followers.map((f) => f.envId))])
+        .where(visibleEnvironments(principal))
+        .execute();
+      const state = new Map(rows.map((r) => [r.id, r.desired_state]));
+      for (const f of followers) {
+        const desired = state.get(f.envId);
+        if (desired === undefined) f.end('environment no longer visible', { discard: true });
+        else if (desired === 'deleted') f.end('environment deleted', { discard: false });
+      }
+    }
+  }
+}
