@@ -6,6 +6,7 @@ import * as m0003 from './migrations/0003_host_trust.js';
 import * as m0004 from './migrations/0004_dataset_writable.js';
 import * as m0005 from './migrations/0005_storage_usage.js';
 import * as m0006 from './migrations/0006_isolation_recreate.js';
+import * as m0008 from './migrations/0008_env_image_copy_and_backoff.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_dataset_writable': m0004,
   '0005_storage_usage': m0005,
   '0006_isolation_recreate': m0006,
+  '0008_env_image_copy_and_backoff': m0008,
 };
 
 class StaticProvider implements MigrationProvider {

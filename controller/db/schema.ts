@@ -142,6 +142,11 @@ export interface EnvironmentsTable {
   description: Generated<string>;
   image_id: number;
   image: string;
+  /** The image's Docker reference, sshd port, Jupyter port (null: none) and data path, copied at create: later catalog edits do not change the environment. */
+  image_ref: string;
+  image_ssh_port: number;
+  image_jupyter_port: number | null;
+  image_data_path: string;
   cpu: number;
   memory_bytes: number;
   gpu: Generated<number>;
@@ -168,6 +173,11 @@ export interface EnvironmentsTable {
   rootfs_used_bytes: Generated<number | null>;
   /** When the report carrying those figures arrived. */
   usage_measured_at: NullableTimestamp;
+  /** The reconciler's backoff: not tried again before this time while `attempt_generation` is still the spec generation. */
+  next_attempt_at: NullableTimestamp;
+  /** Failed attempts at `attempt_generation` (the backoff's exponent). */
+  attempt_count: Generated<number>;
+  attempt_generation: Generated<number | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
   started_at: NullableTimestamp;

@@ -81,8 +81,7 @@ export async function lockEnvironment(trx: Trx, envId: string) {
 export async function listQueued(db: Db, limit: number) {
   return db
     .selectFrom('environments as e')
-    .innerJoin('images as i', 'i.id', 'e.image_id')
-    .select(['e.id', 'e.cpu', 'e.memory_bytes', 'e.gpu', 'e.storage_bytes', 'e.gpu_model', 'i.jupyter_port'])
+    .select(['e.id', 'e.cpu', 'e.memory_bytes', 'e.gpu', 'e.storage_bytes', 'e.gpu_model', 'e.image_jupyter_port as jupyter_port'])
     .where('e.status', '=', 'pending')
     .where('e.desired_state', '=', 'running')
     .orderBy('e.created_at')

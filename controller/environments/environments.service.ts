@@ -74,14 +74,13 @@ export class EnvironmentsService {
       await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`);
       return;
     }
-    const image = await this.deps.db.selectFrom('images').select('jupyter_port').where('id', '=', env.image_id).executeTakeFirstOrThrow();
     const placed = await placeOnAnyHost(this.deps.db, this.deps.ports, {
       envId,
       // Its volume is reserved there already: only what it grows by must fit, but the reservation
       // becomes the whole new size (the host's allocated storage is the sum of its volumes).
       request: { ...placementRequest({ ...env, gpu }), storageBytes: Math.max(0, storage - env.reserved_storage_bytes) },
       reservedStorageBytes: storage,
-      wantJupyter: image.jupyter_port !== null,
+      wantJupyter: env.image_jupyter_port !== null,
       existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       onlyHostId: env.host_id,
       before: async (trx) => {
