@@ -47,7 +47,7 @@ const routes = {
     path: '/admin/hosts/{host_id}',
     tags,
     summary: 'Remove a host',
-    description: 'Refused (409, 40901) while environments that are not deleted are on the host. An agent still running there registers as a new host.',
+    description: 'Refused (409, 40901) while environments are on the host: those not deleted, and deleted ones whose removal its agent has not confirmed yet. An agent still running there registers as a new host.',
     request: { params: HostParams },
     responses: { 204: NoContent, ...errors(401, 403, 404, 409) },
   }),

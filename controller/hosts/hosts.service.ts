@@ -3,7 +3,7 @@ import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { approveHost, revokeHost } from './host-approval.repo.js';
-import { deleteHostRows, liveEnvironmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
+import { deleteHostRows, environmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
 import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
 
@@ -74,20 +74,24 @@ export class HostsService {
   }
 
   /**
-   * Forgets a host: its GPUs and any reservations of deleted environments go with it. Refused with
-   * wrong_state while environments that are not deleted are placed on it. Throws not_found.
-   * An agent still running there gets NOT_FOUND on its next report and registers as a new host.
+   * Forgets a host: its GPUs and the reservations of its removed environments go with it. Refused
+   * with wrong_state (naming them) while environments are on it: those not deleted, and deleted ones
+   * whose removal its agent has not confirmed yet (their container and data are still there; the
+   * reconciler keeps retrying while the host is online). Throws not_found. An agent still running
+   * there gets NOT_FOUND on its next report and registers as a new host.
    */
   async remove(hostId: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       // The row lock orders this against placements, whose reservations reference the host row.
       if (!(await lockHost(trx, hostId))) throw notFound(hostId);
-      const live = await liveEnvironmentsOnHost(trx, hostId, 5);
-      if (live.count > 0) {
-        const more = live.count > live.ids.length ? ', ...' : '';
+      const held = await environmentsOnHost(trx, hostId, 5);
+      if (held.count > 0) {
+        const more = held.count > held.items.length ? ', ...' : '';
+        const named = held.items.map((e) => (e.removalPending ? `${e.id} deleting: its agent has not confirmed the removal yet` : `${e.id} ${e.status}`));
+        const pending = held.items.some((e) => e.removalPending) ? ' (a deleted environment is gone once the agent on the host removed its container and data: keep the host online until then)' : '';
         throw new AppError(
           'wrong_state',
-          `host ${hostId} still has ${live.count} environment(s) (${live.ids.join(', ')}${more}); delete them, or drain the host and wait until they are gone, then remove it`,
+          `host ${hostId} still has ${held.count} environment(s) (${named.join(', ')}${more}); delete them, or drain the host and wait until they are gone${pending}, then remove it`,
         );
       }
       await deleteHostRows(trx, hostId);
