@@ -103,10 +103,14 @@ export class EnvironmentsService {
     await this.change(envId, 'stop', { desired_state: 'stopped', status: 'stopping' }, 'Stop requested');
   }
 
-  /** Restarts the container with the same GPUs and ports. */
+  /**
+   * Restarts the container with the same GPUs and ports; it ends running, also from `error` after a
+   * stop that failed (the environment still holds its CPU, memory and GPUs then: compute is released
+   * only once a stop succeeded).
+   */
   async restart(p: Principal, envId: string): Promise<void> {
     await this.get(p, envId);
-    await this.change(envId, 'restart', { status: 'restarting' }, 'Restart requested');
+    await this.change(envId, 'restart', { desired_state: 'running', status: 'restarting' }, 'Restart requested');
   }
 
   /** Deletes: gone from the API at once; the reconciler removes the container and frees reservations. */
