@@ -118,6 +118,30 @@ export async function recordRemoval(trx: Trx, envId: string, generation: number,
   return true;
 }
 
+/** The reconciler's backoff between attempts at one spec generation: `baseMs` doubled per failed attempt, at most `capMs`. */
+export interface Backoff {
+  readonly baseMs: number;
+  readonly capMs: number;
+}
+
+/**
+ * Puts off the reconciler's next attempt at each environment, for the generation it tried (an agent
+ * it could not reach, a removal that failed): counts the attempt and sets `next_attempt_at` to now
+ * plus `baseMs` × 2^(attempts before this one), at most `capMs`. The count starts over at a newer
+ * generation, and a row whose generation moved on meanwhile is left alone (it is due at once).
+ */
+export async function deferAttempts(trx: Trx, items: readonly { id: string; generation: number }[], backoff: Backoff): Promise<void> {
+  if (items.length === 0) return;
+  const pairs = sql.join(items.map((i) => sql`(${i.id}::text, ${i.generation}::integer)`));
+  const previous = sql<number>`(case when attempt_generation = spec_generation then least(attempt_count, 30) else 0 end)`;
+  await sql`
+    update environments
+    set attempt_count = case when attempt_generation = spec_generation then attempt_count + 1 else 1 end,
+        attempt_generation = spec_generation,
+        next_attempt_at = now() + make_interval(secs => least(${backoff.capMs}::float8, ${backoff.baseMs}::float8 * power(2, ${previous})) / 1000)
+    where (id, spec_generation) in (${pairs})`.execute(trx);
+}
+
 /** Why the environment is not converging yet (shown as its status_reason); the status stays. */
 export async function noteReason(trx: Trx, envId: string, reason: string): Promise<void> {
   await trx.updateTable('environments').set({ status_reason: reason }).where('id', '=', envId).execute();
