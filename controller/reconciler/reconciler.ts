@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
@@ -10,10 +9,12 @@ import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
+import { Slots } from './slots.js';
+import { PassLock } from './pass-lock.js';
 
-/** The reconciler's session advisory lock key ("rgpu"). */
-export const RECONCILER_LOCK_KEY = 0x72677075;
-/** Agent calls in flight at once in a pass, over all hosts. */
+export { RECONCILER_LOCK_KEY } from './pass-lock.js';
+
+/** Agent calls in flight at once, over every host and every pass. */
 const PARALLEL = 16;
 /** Agent calls in flight at once to one host. */
 const PER_HOST_PARALLEL = 4;
@@ -40,15 +41,28 @@ type Attempt = 'done' | 'unreachable' | 'deferred';
  * Makes agents follow desired state. One pass: place queued environments, then for every
  * environment whose spec generation is ahead of what its agent applied (or that awaits removal)
  * on an online host, and that is due, call the agent and record the outcome. Passes run every
- * interval and soon after `kick()`. Only one controller replica runs passes at a time (PostgreSQL
- * advisory lock). Agent faults never stop the loop: an environment whose agent could not be reached
- * is put off with a backoff (RETRY_BACKOFF). Hosts are worked on side by side (each by at most
- * PER_HOST_PARALLEL calls, PARALLEL in all), and a host found unreachable gets no more calls in that
- * pass, so a dead host costs one agent timeout per pass and never holds up the others.
+ * interval and soon after `kick()`. Only one controller replica runs passes (PostgreSQL advisory
+ * lock). Agent faults never stop the loop: an environment whose agent could not be reached is put
+ * off with a backoff (RETRY_BACKOFF).
+ *
+ * Hosts do not wait on each other. A pass works on its hosts side by side (each with at most
+ * PER_HOST_PARALLEL calls, PARALLEL in all over every pass), and a host found unreachable gets no
+ * more calls in that pass. A pass still waiting on a slow host does not hold up the next one: passes
+ * may overlap once the earlier one has listed its work, and a later pass leaves a host that an
+ * earlier pass is still calling to it (it runs again when that host is free).
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  /** Passes in progress. */
+  private readonly passes = new Set<Promise<void>>();
+  /** The pass that is placing queued environments or listing its work now: a kick waits for it. */
+  private listing: Promise<void> | undefined;
+  /** Hosts (null: environments not placed) a pass is calling now. */
+  private readonly busy = new Set<string | null>();
+  /** Busy hosts a later pass had work for: another pass runs when they are free. */
+  private readonly waiting = new Set<string | null>();
+  private readonly slots = new Slots(PARALLEL);
+  private readonly lock: PassLock;
   private again = false;
   private stopped = true;
 
@@ -65,6 +79,7 @@ export class Reconciler {
       intervalMs: number;
     },
   ) {
+    this.lock = new PassLock(deps.db, deps.dbKind);
     deps.wake.listen(() => this.kick());
   }
 
@@ -73,32 +88,39 @@ export class Reconciler {
     this.schedule(0);
   }
 
+  /** Stops the loop and waits for every pass in progress (their agent calls end by their deadline). */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    while (this.passes.size > 0) await Promise.allSettled([...this.passes]);
   }
 
-  /** Asks for a pass soon (after the current one when one runs). */
+  /** Asks for a pass soon (after the one listing its work now, when there is one). */
   kick(): void {
     if (this.stopped) return;
-    if (this.running) {
+    if (this.listing) {
       this.again = true;
       return;
     }
     this.schedule(0);
   }
 
-  /** Runs one pass now (tests and the loop). Resolves when it is done. */
+  /**
+   * Runs one pass now (tests and the loop). Resolves when it is done, its agent calls included.
+   * While another pass is listing its work, resolves with that pass instead (and asks for another).
+   */
   async runOnce(): Promise<void> {
-    if (this.running) {
+    if (this.listing) {
       this.again = true;
-      return this.running;
+      return this.listing;
     }
-    this.running = this.lockedPass().finally(() => {
-      this.running = undefined;
+    const pass: Promise<void> = this.lock.run(() => this.pass()).finally(() => {
+      this.passes.delete(pass);
+      if (this.listing === pass) this.listing = undefined;
     });
-    return this.running;
+    this.passes.add(pass);
+    this.listing = pass;
+    return pass;
   }
 
   private schedule(delayMs: number): void {
@@ -116,42 +138,47 @@ export class Reconciler {
     this.timer.unref?.();
   }
 
-  private async lockedPass(): Promise<void> {
-    if (this.deps.dbKind === 'pglite') {
-      // Embedded PGlite serves exactly one controller process: no other replica can exist.
-      return this.pass();
-    }
-    await this.deps.db.connection().execute(async (conn) => {
-      const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${RECONCILER_LOCK_KEY}) as ok`.execute(conn);
-      if (!got.rows[0]?.ok) return;
-      try {
-        await this.pass();
-      } finally {
-        await sql`select pg_advisory_unlock(${RECONCILER_LOCK_KEY})`.execute(conn);
-      }
-    });
-  }
-
   private async pass(): Promise<void> {
-    await this.deps.queue.placeQueued();
-    const work = await listBehind(this.deps.db, PASS_BATCH);
-    const byHost = new Map<string | null, WorkItem[]>();
-    for (const item of work) {
-      const items = byHost.get(item.host_id);
-      if (items) items.push(item);
-      else byHost.set(item.host_id, [item]);
+    const lanes: Promise<void>[] = [];
+    try {
+      await this.deps.queue.placeQueued();
+      const work = await listBehind(this.deps.db, PASS_BATCH);
+      // A full list may have left environments behind: the next pass follows at once.
+      if (work.length === PASS_BATCH) this.again = true;
+      const byHost = new Map<string | null, WorkItem[]>();
+      for (const item of work) {
+        const items = byHost.get(item.host_id);
+        if (items) items.push(item);
+        else byHost.set(item.host_id, [item]);
+      }
+      for (const [host, items] of byHost) {
+        if (this.busy.has(host)) {
+          this.waiting.add(host);
+          continue;
+        }
+        this.busy.add(host);
+        lanes.push(
+          this.reconcileHost(items).finally(() => {
+            this.busy.delete(host);
+            if (this.waiting.delete(host)) this.kick();
+          }),
+        );
+      }
+    } finally {
+      this.listing = undefined;
     }
-    const slots = new Slots(PARALLEL);
-    await Promise.all([...byHost.values()].map((items) => this.reconcileHost(items, slots)));
-    // A full list may have left environments behind: the next pass follows at once.
-    if (work.length === PASS_BATCH) this.again = true;
+    if (this.again) {
+      this.again = false;
+      this.kick();
+    }
+    await Promise.all(lanes);
   }
 
   /**
    * One host's share of a pass (or the unplaced environments'): at most PER_HOST_PARALLEL calls at
    * once. Once the host proved unreachable, its remaining environments are put off without a call.
    */
-  private async reconcileHost(items: readonly WorkItem[], slots: Slots): Promise<void> {
+  private async reconcileHost(items: readonly WorkItem[]): Promise<void> {
     const queue = [...items];
     const skipped: WorkItem[] = [];
     let unreachable = false;
@@ -162,7 +189,7 @@ export class Reconciler {
           continue;
         }
         const current = item;
-        if ((await slots.run(() => this.reconcileOne(current))) === 'unreachable') unreachable = true;
+        if ((await this.slots.run(() => this.reconcileOne(current))) === 'unreachable') unreachable = true;
       }
     };
     await Promise.all(Array.from({ length: Math.min(PER_HOST_PARALLEL, queue.length) }, worker));
@@ -256,28 +283,6 @@ export class Reconciler {
   /** Room freed on a host: queued environments may fit now, so another pass runs soon. */
   private roomFreed(): void {
     this.kick();
-  }
-}
-
-/** At most `limit` tasks at once; the others wait their turn in order. */
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(limit: number) {
-    this.free = limit;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
   }
 }
 

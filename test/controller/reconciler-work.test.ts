@@ -7,7 +7,8 @@ import { createTestApi, TEST_JOIN_TOKEN, type TestApi } from '../helpers/api.js'
 import { imageCopy, seedImage } from '../helpers/hosts.js';
 import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
 import { waitUntil } from '../helpers/rest.js';
-import { RETRY_BACKOFF } from '../../controller/reconciler/reconciler.js';
+import pg from 'pg';
+import { RECONCILER_LOCK_KEY, RETRY_BACKOFF } from '../../controller/reconciler/reconciler.js';
 import { listBehind } from '../../controller/environments/environments.repo.js';
 import { ObservedState } from '../../gen/remotegpu/v1/types.js';
 
@@ -20,7 +21,7 @@ import { ObservedState } from '../../gen/remotegpu/v1/types.js';
 //   as removed without the agent.
 // - A restart of an environment left in `error` by a stop that failed ends running.
 
-const AGENT_TIMEOUT_MS = 5_000;
+const AGENT_TIMEOUT_MS = 8_000;
 const BEHIND_ON_DEAD_HOST = 250;
 
 describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
@@ -36,6 +37,18 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
       api.db.selectFrom('environments').select(['status', 'status_reason', 'desired_state', 'attempt_count', 'next_attempt_at', 'spec_generation', 'applied_generation', 'host_id']).where('id', '=', id).executeTakeFirstOrThrow();
     const dbNow = async () => (await sql<{ now: Date }>`select now() as now`.execute(api.db)).rows[0]!.now;
     const pass = () => api.services.reconciler.runOnce();
+    /** Whether another replica could take the reconciler lock now (PostgreSQL only). */
+    const lockFree = async () => {
+      const other = new pg.Client({ connectionString: api.database.url });
+      await other.connect();
+      try {
+        const got = await other.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [RECONCILER_LOCK_KEY]);
+        if (got.rows[0]!.ok) await other.query('select pg_advisory_unlock($1)', [RECONCILER_LOCK_KEY]);
+        return got.rows[0]!.ok;
+      } finally {
+        await other.end();
+      }
+    };
 
     beforeAll(async () => {
       api = await createTestApi(target, { env: { REMOTEGPU_AGENT_TIMEOUT_MS: String(AGENT_TIMEOUT_MS) } });
@@ -104,7 +117,19 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
       // Applied while the dead host's calls still hang: hosts do not wait on each other.
       expect(passDone).toBe(false);
       expect(good.calls.apply).toBe(1);
+      // Nor do passes: a create on the good host meanwhile is applied by the next pass, which leaves
+      // the dead host to the first one.
+      const next = await admin('POST', '/api/v1/environments', { name: 'next', image: 'img:1', cpu: 1, memory: 2 ** 30, gpu: 0, storage: 2 ** 30 });
+      await pass();
+      expect((await row(next.body.data.env_id)).status).toBe('running');
+      expect(passDone).toBe(false);
+      // On PostgreSQL both passes ran under this process's one hold of the reconciler lock.
+      if (target.name === 'postgres') expect(await lockFree()).toBe(false);
+      const deadCalls = dead.calls.apply;
       await first;
+      expect(dead.calls.apply).toBe(deadCalls);
+      if (target.name === 'postgres') expect(await lockFree()).toBe(true);
+      expect((await admin('DELETE', `/api/v1/environments/${next.body.data.env_id}`)).status).toBe(204);
       // The dead host got a few calls at once (its share of the pass), then none once it proved unreachable.
       expect(dead.calls.apply).toBeGreaterThanOrEqual(1);
       expect(dead.calls.apply).toBeLessThanOrEqual(4);
@@ -171,9 +196,10 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
       await pass();
       expect((await row(doomed)).status).toBe('running');
       good.setFailure('remove', { code: GrpcStatus.INTERNAL, details: 'volume is in use' });
+      const removes = good.calls.remove;
       expect((await admin('DELETE', `/api/v1/environments/${doomed}`)).status).toBe(204);
       await pass();
-      expect(good.calls.remove).toBe(1);
+      expect(good.calls.remove).toBe(removes + 1);
       expect((await row(doomed)).status_reason).toMatch(/removal failed, retrying: .*volume is in use/);
       expect((await row(doomed)).attempt_count).toBe(1);
       // Its next attempt is a long way off (as after many failures).
