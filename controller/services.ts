@@ -4,6 +4,7 @@ import type { ControllerConfig } from './config.js';
 import type { Db } from './db/database.js';
 import { EnvironmentsService } from './environments/environments.service.js';
 import { remountReadOnly } from './environments/environment-mounts.js';
+import { abandonRemovals } from './environments/environment-writes.js';
 import { EnvironmentLogs } from './environments/logs.js';
 import { EnvironmentObserver } from './environments/observer.js';
 import { QueuePlacer } from './environments/queue.js';
@@ -100,7 +101,12 @@ export class ControllerServices {
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({ db, agents: this.agents, logger: child('logs') });
-    this.hosts = new HostsService(db, this.wake);
+    this.hosts = new HostsService(db, this.wake, (trx, hostId) =>
+      abandonRemovals(trx, hostId, {
+        kind: 'removal_abandoned',
+        message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
+      }),
+    );
     this.users = new UsersService(db);
     this.workspaces = new WorkspacesService(db);
     this.sshKeys = new SshKeysService(db);

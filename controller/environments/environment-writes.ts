@@ -142,6 +142,25 @@ export async function deferAttempts(trx: Trx, items: readonly { id: string; gene
     where (id, spec_generation) in (${pairs})`.execute(trx);
 }
 
+/**
+ * Gives up on the removals a host's agent never confirmed (an admin removes a host that is gone for
+ * good): each deleted environment on `hostId` still awaiting removal is recorded as settled, with
+ * `event` saying that its container and data may remain on that server. Returns their ids.
+ */
+export async function abandonRemovals(trx: Trx, hostId: string, event: EventInput): Promise<string[]> {
+  const rows = await trx
+    .updateTable('environments')
+    .set({ applied_generation: sql`spec_generation`, observed_state: 'unknown', status_reason: event.message, updated_at: new Date() })
+    .where('host_id', '=', hostId)
+    .where('desired_state', '=', 'deleted')
+    .where('applied_generation', '<', sql<number>`spec_generation`)
+    .returning('id')
+    .execute();
+  const ids = rows.map((r) => r.id).sort();
+  await addEvents(trx, ids.map((envId) => ({ envId, ...event })));
+  return ids;
+}
+
 /** Why the environment is not converging yet (shown as its status_reason); the status stays. */
 export async function noteReason(trx: Trx, envId: string, reason: string): Promise<void> {
   await trx.updateTable('environments').set({ status_reason: reason }).where('id', '=', envId).execute();

@@ -190,10 +190,11 @@ export async function environmentsOnHost(
   db: Db,
   hostId: string,
   limit: number,
-): Promise<{ count: number; items: { id: string; status: string; removalPending: boolean }[] }> {
+): Promise<{ count: number; pending: number; items: { id: string; status: string; removalPending: boolean }[] }> {
   const rows = await db
     .selectFrom('environments')
     .select(['id', 'status', 'desired_state', sql<number>`count(*) over ()`.as('total')])
+    .select(sql<number>`count(*) filter (where desired_state = 'deleted') over ()`.as('pending'))
     .where('host_id', '=', hostId)
     .where((eb) => eb.or([eb('desired_state', '<>', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
     .orderBy('created_at')
@@ -202,6 +203,8 @@ export async function environmentsOnHost(
     .execute();
   return {
     count: Number(rows[0]?.total ?? 0),
+    /** Of them, deleted ones awaiting removal. */
+    pending: Number(rows[0]?.pending ?? 0),
     items: rows.map((r) => ({ id: r.id, status: r.status, removalPending: r.desired_state === 'deleted' })),
   };
 }

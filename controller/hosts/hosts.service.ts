@@ -1,5 +1,5 @@
 import { AppError } from '../../common/errors.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { approveHost, revokeHost } from './host-approval.repo.js';
@@ -14,11 +14,19 @@ export interface PlacementWake {
   notify(): void;
 }
 
+/**
+ * Gives up on the removals a host's agent never confirmed, when an admin forces the removal of the
+ * host (the environments' abandonRemovals): records them settled, with an event saying that their
+ * container and data may remain on that server. Returns their ids.
+ */
+export type AbandonRemovals = (trx: Trx, hostId: string) => Promise<string[]>;
+
 /** The admin's view of hosts: listing, detail, approve, cordon, uncordon, drain, remove. */
 export class HostsService {
   constructor(
     private readonly db: Db,
     private readonly wake: PlacementWake = { notify: () => {} },
+    private readonly abandonRemovals: AbandonRemovals = async () => [],
   ) {}
 
   /** One page of hosts matching `filter`, ordered by hostname; `total` counts every match. */
@@ -77,24 +85,33 @@ export class HostsService {
    * Forgets a host: its GPUs and the reservations of its removed environments go with it. Refused
    * with wrong_state (naming them) while environments are on it: those not deleted, and deleted ones
    * whose removal its agent has not confirmed yet (their container and data are still there; the
-   * reconciler keeps retrying while the host is online). Throws not_found. An agent still running
-   * there gets NOT_FOUND on its next report and registers as a new host.
+   * reconciler keeps retrying while the host is online). With `force`, a host that is gone for good
+   * (revoked, dead) is removed although such removals are pending: they are recorded as given up,
+   * with an event saying that the data may remain on that server; environments that are not deleted
+   * still refuse it. Throws not_found. An agent still running there gets NOT_FOUND on its next report
+   * and registers as a new host. Returns the ids of the removals given up.
    */
-  async remove(hostId: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async remove(hostId: string, options: { force?: boolean } = {}): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
       // The row lock orders this against placements, whose reservations reference the host row.
       if (!(await lockHost(trx, hostId))) throw notFound(hostId);
       const held = await environmentsOnHost(trx, hostId, 5);
-      if (held.count > 0) {
+      const live = held.count - held.pending;
+      if (held.count > 0 && (live > 0 || !options.force)) {
         const more = held.count > held.items.length ? ', ...' : '';
         const named = held.items.map((e) => (e.removalPending ? `${e.id} deleting: its agent has not confirmed the removal yet` : `${e.id} ${e.status}`));
-        const pending = held.items.some((e) => e.removalPending) ? ' (a deleted environment is gone once the agent on the host removed its container and data: keep the host online until then)' : '';
+        const pending =
+          held.pending > 0
+            ? ' (a deleted environment is gone once the agent on the host removed its container and data: keep the host online until then; for a host that is gone for good, DELETE with ?force=true gives up on those removals)'
+            : '';
         throw new AppError(
           'wrong_state',
           `host ${hostId} still has ${held.count} environment(s) (${named.join(', ')}${more}); delete them, or drain the host and wait until they are gone${pending}, then remove it`,
         );
       }
+      const abandoned = held.pending > 0 ? await this.abandonRemovals(trx, hostId) : [];
       await deleteHostRows(trx, hostId);
+      return abandoned;
     });
   }
 
