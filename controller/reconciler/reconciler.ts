@@ -17,7 +17,7 @@ export { RECONCILER_LOCK_KEY } from './pass-lock.js';
 /** Agent calls in flight at once, over every host and every pass. */
 const PARALLEL = 16;
 /** Agent calls in flight at once to one host. */
-const PER_HOST_PARALLEL = 4;
+const PER_HOST_PARALLEL = 8;
 /** How many environments one pass reconciles at most (the rest wait for the next pass, which follows at once). */
 const PASS_BATCH = 200;
 /**
@@ -143,8 +143,6 @@ export class Reconciler {
     try {
       await this.deps.queue.placeQueued();
       const work = await listBehind(this.deps.db, PASS_BATCH);
-      // A full list may have left environments behind: the next pass follows at once.
-      if (work.length === PASS_BATCH) this.again = true;
       const byHost = new Map<string | null, WorkItem[]>();
       for (const item of work) {
         const items = byHost.get(item.host_id);
@@ -164,6 +162,9 @@ export class Reconciler {
           }),
         );
       }
+      // A full list may have left environments behind: the next pass follows at once (unless this
+      // one only found hosts still busy: those ask for a pass when they are free).
+      if (work.length === PASS_BATCH && lanes.length > 0) this.again = true;
     } finally {
       this.listing = undefined;
     }

@@ -112,8 +112,10 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
 
       const startedAt = await dbNow();
       let passDone = false;
+      const t0 = Date.now();
       const first = pass().finally(() => (passDone = true));
-      await waitUntil('the good host’s environment running', async () => (await row(goodEnv)).status === 'running', 4 * AGENT_TIMEOUT_MS);
+      await waitUntil('the good host’s environment running', async () => (await row(goodEnv)).status === 'running', 4 * AGENT_TIMEOUT_MS, undefined, 20);
+      const appliedMs = Date.now() - t0;
       // Applied while the dead host's calls still hang: hosts do not wait on each other.
       expect(passDone).toBe(false);
       expect(good.calls.apply).toBe(1);
@@ -127,12 +129,13 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
       if (target.name === 'postgres') expect(await lockFree()).toBe(false);
       const deadCalls = dead.calls.apply;
       await first;
+      console.log(`[${target.name}] good host applied ${appliedMs} ms into the first pass; that pass ended after ${Date.now() - t0} ms (dead host: agent timeout ${AGENT_TIMEOUT_MS} ms)`);
       expect(dead.calls.apply).toBe(deadCalls);
       if (target.name === 'postgres') expect(await lockFree()).toBe(true);
       expect((await admin('DELETE', `/api/v1/environments/${next.body.data.env_id}`)).status).toBe(204);
       // The dead host got a few calls at once (its share of the pass), then none once it proved unreachable.
       expect(dead.calls.apply).toBeGreaterThanOrEqual(1);
-      expect(dead.calls.apply).toBeLessThanOrEqual(4);
+      expect(dead.calls.apply).toBeLessThanOrEqual(8);
       const deferred = await api.db
         .selectFrom('environments')
         .select(['attempt_count', 'next_attempt_at'])
