@@ -26,7 +26,7 @@ for (let h = 0; h < 10; h++) {
 const users = [];
 for (let u = 0; u <= USERS; u++) users.push((await db.insertInto('users').values({ name: `u${u}` }).returning('id').executeTakeFirstOrThrow()).id);
 const row = (id: string, owner: number, gpu: number, status: 'pending' | 'running', at: number, hostId: string | null = null) => ({
-  id, owner_id: owner, workspace_id: null, name: id, image_id: image.id, image: 'img', cpu: 1, memory_bytes: GiB, gpu, storage_bytes: GiB, gpu_model: null,
+  id, owner_id: owner, workspace_id: null, name: id, image_id: image.id, image: 'img', image_ref: 'img', image_ssh_port: 22, image_jupyter_port: null, image_data_path: '/root/workspace', cpu: 1, memory_bytes: GiB, gpu, storage_bytes: GiB, gpu_model: null,
   desired_state: 'running' as const, status, host_id: hostId, reserved_cpu: hostId ? 1 : 0, reserved_memory_bytes: hostId ? GiB : 0, reserved_storage_bytes: hostId ? GiB : 0,
   ssh_port: null, jupyter_port: null, jupyter_token: 't', idempotency_key: null, created_at: new Date(at),
 });

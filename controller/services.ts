@@ -4,6 +4,7 @@ import type { ControllerConfig } from './config.js';
 import type { Db } from './db/database.js';
 import { EnvironmentsService } from './environments/environments.service.js';
 import { remountReadOnly } from './environments/environment-mounts.js';
+import { abandonRemovals } from './environments/environment-writes.js';
 import { EnvironmentLogs } from './environments/logs.js';
 import { EnvironmentObserver } from './environments/observer.js';
 import { OwnerEffects } from './environments/owner-effects.js';
@@ -110,7 +111,12 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
-    this.hosts = new HostsService(db, this.wake);
+    this.hosts = new HostsService(db, this.wake, (trx, hostId) =>
+      abandonRemovals(trx, hostId, {
+        kind: 'removal_abandoned',
+        message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
+      }),
+    );
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
     this.users = new UsersService(db, ownerEffects);

@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import { adminOnly } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
-import { ActionResult, Host, HostDetailSchema, HostParams, ListQuery, hostDetailJson, hostJson } from './admin-hosts.schemas.js';
+import { ActionResult, Host, HostDetailSchema, HostParams, ListQuery, RemoveHostQuery, hostDetailJson, hostJson } from './admin-hosts.schemas.js';
 import { NoContent, envelope, errors, jsonResponse, noContent, pageEnvelope, pageRequest, paginated, reply, replyMessage } from './schemas.js';
 
 const tags = ['admin: hosts'];
@@ -47,8 +47,9 @@ const routes = {
     path: '/admin/hosts/{host_id}',
     tags,
     summary: 'Remove a host',
-    description: 'Refused (409, 40901) while environments that are not deleted are on the host. An agent still running there registers as a new host.',
-    request: { params: HostParams },
+    description:
+      'Refused (409, 40901) while environments are on the host: those not deleted, and deleted ones whose removal its agent has not confirmed yet. With force=true, a host that is gone for good is removed although such removals are pending: they are given up (an event in each environment says its container and data may remain on that server). An agent still running there registers as a new host.',
+    request: { params: HostParams, query: RemoveHostQuery },
     responses: { 204: NoContent, ...errors(401, 403, 404, 409) },
   }),
 };
@@ -98,7 +99,7 @@ export function adminHostsRoutes({ services }: ApiDeps) {
   }
 
   app.openapi({ ...routes.remove, middleware }, async (c) => {
-    await hosts.remove(c.req.valid('param').host_id);
+    await hosts.remove(c.req.valid('param').host_id, { force: c.req.valid('query').force });
     return noContent(c);
   });
 

@@ -85,6 +85,14 @@ export const HostParams = z.object({
   host_id: singleLine(z.string().min(1).max(200)).openapi({ param: { name: 'host_id', in: 'path' }, example: 'host-7f3a9k2m1x' }),
 });
 
+export const RemoveHostQuery = z.object({
+  force: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .optional()
+    .transform((v) => v === 'true' || v === '1')
+    .openapi({ param: { name: 'force', in: 'query' }, type: 'boolean', description: 'give up on removals the host’s agent never confirmed (a host gone for good)' }),
+});
+
 /** The API view of a host in the listing. */
 export function hostJson(h: HostSummary) {
   return {

@@ -7,6 +7,7 @@ import * as m0004 from './migrations/0004_dataset_writable.js';
 import * as m0005 from './migrations/0005_storage_usage.js';
 import * as m0006 from './migrations/0006_isolation_recreate.js';
 import * as m0007 from './migrations/0007_quotas.js';
+import * as m0008 from './migrations/0008_env_image_copy_and_backoff.js';
 import * as m0010 from './migrations/0010_status_detail_machine_id.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_storage_usage': m0005,
   '0006_isolation_recreate': m0006,
   '0007_quotas': m0007,
+  '0008_env_image_copy_and_backoff': m0008,
   '0010_status_detail_machine_id': m0010,
 };
 

@@ -1,4 +1,7 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { HostGpusTable, HostsTable } from './host-tables.js';
+
+export type { HostAdminState, HostGpusTable, HostLiveness, HostsTable } from './host-tables.js';
 
 // Table types for Kysely. Column names are snake_case as in SQL; bigint columns are parsed to
 // JavaScript numbers by the dialects (see database.ts), so sizes up to 2^53 bytes are exact.
@@ -7,8 +10,6 @@ type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 
 export type UserRole = 'admin' | 'user';
-export type HostLiveness = 'online' | 'offline';
-export type HostAdminState = 'active' | 'cordoned' | 'draining';
 export type DesiredState = 'running' | 'stopped' | 'deleted';
 /** Every status an environment can have (the API's `status` filter accepts exactly these). */
 export const ENV_STATUSES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'restarting', 'deleting', 'error', 'lost'] as const;
@@ -72,60 +73,6 @@ export interface ImagesTable {
   created_at: Timestamp;
 }
 
-export interface HostsTable {
-  id: string;
-  hostname: string;
-  public_address: string;
-  agent_address: string;
-  agent_version: Generated<string>;
-  /** False while a host registered with a token that requires approval waits for an admin. */
-  approved: Generated<boolean>;
-  approved_at: NullableTimestamp;
-  /** The admin join token it registered with; null for the bootstrap token (REMOTEGPU_JOIN_TOKEN). */
-  join_token_id: Generated<string | null>;
-  liveness: ColumnType<HostLiveness, HostLiveness | undefined, HostLiveness>;
-  admin_state: ColumnType<HostAdminState, HostAdminState | undefined, HostAdminState>;
-  os: Generated<string>;
-  kernel: Generated<string>;
-  cpu_model: Generated<string>;
-  cpu_cores: Generated<number>;
-  memory_bytes: Generated<number>;
-  disk_total_bytes: Generated<number>;
-  disk_free_bytes: Generated<number>;
-  /** Bytes of the data disk the agent keeps free (REMOTEGPU_DISK_RESERVE): not schedulable. */
-  disk_reserve_bytes: Generated<number>;
-  /** Free space below the reserve (the agent says so): the host takes no new environments. */
-  disk_pressure: Generated<boolean>;
-  driver_version: Generated<string>;
-  cuda_version: Generated<string>;
-  gpu_mode: Generated<string>;
-  gpu_condition: Generated<string>;
-  last_report_at: NullableTimestamp;
-  last_seq: Generated<number>;
-  registered_at: Timestamp;
-  /** The OS machine id the agent reports (/etc/machine-id); '' when unknown. */
-  machine_id: Generated<string>;
-  /** The host that registered earlier from the same machine (same machine id); null when none. */
-  replaces_host_id: Generated<string | null>;
-}
-
-export interface HostGpusTable {
-  host_id: string;
-  uuid: string;
-  index: number;
-  model: string;
-  memory_bytes: Generated<number>;
-  memory_used_bytes: Generated<number>;
-  utilization_percent: Generated<number>;
-  temperature_c: Generated<number>;
-  pci_bus_id: Generated<string>;
-  health: ColumnType<'healthy' | 'unhealthy', 'healthy' | 'unhealthy' | undefined, 'healthy' | 'unhealthy'>;
-  health_reason: Generated<string>;
-  mig_enabled: Generated<boolean>;
-  present: Generated<boolean>;
-  updated_at: Timestamp;
-}
-
 export interface DatasetsTable {
   id: Generated<number>;
   name: string;
@@ -146,6 +93,11 @@ export interface EnvironmentsTable {
   description: Generated<string>;
   image_id: number;
   image: string;
+  /** The image's Docker reference, sshd port, Jupyter port (null: none) and data path, copied at create: later catalog edits do not change the environment. */
+  image_ref: string;
+  image_ssh_port: number;
+  image_jupyter_port: number | null;
+  image_data_path: string;
   cpu: number;
   memory_bytes: number;
   gpu: Generated<number>;
@@ -174,6 +126,11 @@ export interface EnvironmentsTable {
   rootfs_used_bytes: Generated<number | null>;
   /** When the report carrying those figures arrived. */
   usage_measured_at: NullableTimestamp;
+  /** The reconciler's backoff: not tried again before this time while `attempt_generation` is still the spec generation. */
+  next_attempt_at: NullableTimestamp;
+  /** Failed attempts at `attempt_generation` (the backoff's exponent). */
+  attempt_count: Generated<number>;
+  attempt_generation: Generated<number | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
   started_at: NullableTimestamp;

@@ -42,7 +42,7 @@ const PLACEMENT_ROUNDS = 3;
 export async function createEnvironment(db: Db, ports: PortRanges, p: Principal, input: CreateEnvironmentInput, key?: string): Promise<CreateOutcome> {
   const previous = key ? await replayed(db, p, key) : undefined;
   if (previous) return { envId: previous, kind: 'replayed' };
-  const image = await db.selectFrom('images').select(['id', 'name', 'jupyter_port']).where('name', '=', input.image).executeTakeFirst();
+  const image = await db.selectFrom('images').select(['id', 'name', 'docker_ref', 'ssh_port', 'jupyter_port', 'data_path']).where('name', '=', input.image).executeTakeFirst();
   if (!image) {
     throw fieldError('image', 'unknown image', `image "${input.image}" is not in the catalog; GET /api/v1/images lists the catalog`);
   }
@@ -95,7 +95,10 @@ async function replayed(db: Db, p: Principal, key: string): Promise<string | und
   return previous?.id;
 }
 
-function newRow(p: Principal, input: CreateEnvironmentInput, image: { id: number; name: string }, key: string | undefined) {
+/** What an environment copies from its catalog image at create: later edits of the image do not reach it. */
+type ImageCopy = { id: number; name: string; docker_ref: string; ssh_port: number; jupyter_port: number | null; data_path: string };
+
+function newRow(p: Principal, input: CreateEnvironmentInput, image: ImageCopy, key: string | undefined) {
   return {
     id: newId('env'),
     owner_id: p.userId,
@@ -104,6 +107,10 @@ function newRow(p: Principal, input: CreateEnvironmentInput, image: { id: number
     description: input.description ?? '',
     image_id: image.id,
     image: image.name,
+    image_ref: image.docker_ref,
+    image_ssh_port: image.ssh_port,
+    image_jupyter_port: image.jupyter_port,
+    image_data_path: image.data_path,
     cpu: input.cpu,
     memory_bytes: input.memory,
     gpu: input.gpu ?? 0,

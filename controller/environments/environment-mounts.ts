@@ -18,9 +18,9 @@ import { assertAllowed } from './state-machine.js';
 export async function mountDataset(db: Db, p: Principal, env: EnvWithHost, input: { datasetId: number; mountPath: string; readonly: boolean }): Promise<void> {
   assertAllowed('mount', env.status, env.id);
   const mountPath = validateMountPath(input.mountPath);
-  const image = await db.selectFrom('images').select('data_path').where('id', '=', env.image_id).executeTakeFirstOrThrow();
-  if (isUnder(mountPath, image.data_path) || isUnder(image.data_path, mountPath)) {
-    throw invalidMount(`mount_path ${mountPath} overlaps the environment's data path ${image.data_path}`);
+  const dataPath = env.image_data_path; // the environment's own copy: an edited image does not move it
+  if (isUnder(mountPath, dataPath) || isUnder(dataPath, mountPath)) {
+    throw invalidMount(`mount_path ${mountPath} overlaps the environment's data path ${dataPath}`);
   }
   const dataset = await db.selectFrom('datasets').select(['id', 'name', 'writable']).where('id', '=', input.datasetId).where(visibleDatasets(p)).executeTakeFirst();
   if (!dataset) {

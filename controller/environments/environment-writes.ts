@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Trx } from '../db/database.js';
 import { ACTIVE_ENV_STATUSES, type DesiredState, type EnvStatus, type NewEnvironment } from '../db/schema.js';
+import { USAGE_REFRESH_S, type UsageReport } from './usage-report.js';
 
 // The one writer of environment rows and their platform events. Every function takes the
 // transaction first, so a row change and the event that explains it commit together. Two counters
@@ -137,6 +138,49 @@ export async function recordRemoval(trx: Trx, envId: string, generation: number,
   return true;
 }
 
+/** The reconciler's backoff between attempts at one spec generation: `baseMs` doubled per failed attempt, at most `capMs`. */
+export interface Backoff {
+  readonly baseMs: number;
+  readonly capMs: number;
+}
+
+/**
+ * Puts off the reconciler's next attempt at each environment, for the generation it tried (an agent
+ * it could not reach, a removal that failed): counts the attempt and sets `next_attempt_at` to now
+ * plus `baseMs` × 2^(attempts before this one), at most `capMs`. The count starts over at a newer
+ * generation, and a row whose generation moved on meanwhile is left alone (it is due at once).
+ */
+export async function deferAttempts(trx: Trx, items: readonly { id: string; generation: number }[], backoff: Backoff): Promise<void> {
+  if (items.length === 0) return;
+  const pairs = sql.join(items.map((i) => sql`(${i.id}::text, ${i.generation}::integer)`));
+  const previous = sql<number>`(case when attempt_generation = spec_generation then least(attempt_count, 30) else 0 end)`;
+  await sql`
+    update environments
+    set attempt_count = case when attempt_generation = spec_generation then attempt_count + 1 else 1 end,
+        attempt_generation = spec_generation,
+        next_attempt_at = now() + make_interval(secs => least(${backoff.capMs}::float8, ${backoff.baseMs}::float8 * power(2, ${previous})) / 1000)
+    where (id, spec_generation) in (${pairs})`.execute(trx);
+}
+
+/**
+ * Gives up on the removals a host's agent never confirmed (an admin removes a host that is gone for
+ * good): each deleted environment on `hostId` still awaiting removal is recorded as settled, with
+ * `event` saying that its container and data may remain on that server. Returns their ids.
+ */
+export async function abandonRemovals(trx: Trx, hostId: string, event: EventInput): Promise<string[]> {
+  const rows = await trx
+    .updateTable('environments')
+    .set({ applied_generation: sql`spec_generation`, observed_state: 'unknown', status_reason: event.message, status_detail: '', updated_at: new Date() })
+    .where('host_id', '=', hostId)
+    .where('desired_state', '=', 'deleted')
+    .where('applied_generation', '<', sql<number>`spec_generation`)
+    .returning('id')
+    .execute();
+  const ids = rows.map((r) => r.id).sort();
+  await addEvents(trx, ids.map((envId) => ({ envId, ...event })));
+  return ids;
+}
+
 /**
  * Why the environment is not converging yet (shown as its status_reason; `detail`: the full text
  * admins see when the reason has host paths replaced); the status stays.
@@ -169,32 +213,6 @@ export async function recordObservation(
     .where('spec_generation', '=', generation)
     .executeTakeFirst();
   if (next?.event && Number(changed.numUpdatedRows) > 0) await addEvent(trx, envId, { kind: next.status, message: next.event });
-}
-
-/** What a host report says one environment uses of the disk, in bytes; null: the agent could not tell. */
-export interface UsageReport {
-  readonly envId: string;
-  readonly storageUsedBytes: number | null;
-  readonly rootfsUsedBytes: number | null;
-}
-
-/** How often unchanged usage figures are written again (so usage_measured_at stays fresh without a write per report). */
-const USAGE_REFRESH_S = 60;
-
-/**
- * Whether `report` is worth a write over what `row` holds: a figure changed, or the stored ones are
- * a minute old (recordUsage's own condition, checked first here so that a report that changes
- * nothing writes nothing).
- */
-export function usageChanged(
-  row: { storage_used_bytes: number | null; rootfs_used_bytes: number | null; usage_measured_at: Date | null },
-  report: UsageReport,
-  now = Date.now(),
-): boolean {
-  if (report.storageUsedBytes === null && report.rootfsUsedBytes === null) return false;
-  if (!row.usage_measured_at || now - row.usage_measured_at.getTime() >= USAGE_REFRESH_S * 1000) return true;
-  const changed = (reported: number | null, stored: number | null) => reported !== null && reported !== (stored === null ? null : Number(stored));
-  return changed(report.storageUsedBytes, row.storage_used_bytes) || changed(report.rootfsUsedBytes, row.rootfs_used_bytes);
 }
 
 /**

@@ -107,7 +107,6 @@ export async function listQueued(db: Db, limit: number) {
     .selectFrom((eb) =>
       eb
         .selectFrom('environments as e')
-        .innerJoin('images as i', 'i.id', 'e.image_id')
         .select([
           'e.id',
           'e.owner_id',
@@ -119,7 +118,7 @@ export async function listQueued(db: Db, limit: number) {
           'e.gpu_model',
           'e.created_at',
           'e.status_reason',
-          'i.jupyter_port',
+          'e.image_jupyter_port as jupyter_port',
           sql<number>`row_number() over (partition by e.owner_id order by e.created_at, e.id)`.as('turn'),
         ])
         .where('e.status', '=', 'pending')
@@ -135,17 +134,31 @@ export async function listQueued(db: Db, limit: number) {
 }
 
 /**
- * Environments whose agent is behind their spec (`applied_generation < spec_generation`) and can
- * be reached now (not placed yet, or on an online host), least recently updated first.
+ * Environments whose agent is behind their spec (`applied_generation < spec_generation`), that can
+ * be reached now (not placed yet, or on an online host) and are due: not put off by the reconciler's
+ * backoff for this generation (`next_attempt_at` counts only while `attempt_generation` is the spec
+ * generation, so a user's new request is tried at once). Taken round-robin across hosts (every
+ * host's most overdue first, then every host's second...), so that one host with many environments
+ * cannot fill the list; within a host, never tried before first, then by when they are due.
  */
 export async function listBehind(db: Db, limit: number) {
-  return db
+  const due = sql<Date | null>`case when e.attempt_generation = e.spec_generation then e.next_attempt_at end`;
+  const ranked = db
     .selectFrom('environments as e')
     .leftJoin('hosts as h', 'h.id', 'e.host_id')
-    .select(['e.id', 'e.host_id', 'e.desired_state', 'e.status', 'e.spec_generation'])
+    .select(['e.id', 'e.host_id', 'e.desired_state', 'e.status', 'e.spec_generation', 'e.updated_at'])
+    .select(due.as('due'))
+    .select(sql<number>`row_number() over (partition by e.host_id order by ${due} asc nulls first, e.updated_at, e.id)`.as('turn'))
     .where('e.applied_generation', '<', sql<number>`e.spec_generation`)
     .where((eb) => eb.or([eb('e.host_id', 'is', null), eb('h.liveness', '=', 'online')]))
-    .orderBy('e.updated_at')
+    .where((eb) => eb.or([eb(due, 'is', null), eb(due, '<=', sql<Date>`now()`)]));
+  return db
+    .selectFrom(ranked.as('w'))
+    .select(['w.id', 'w.host_id', 'w.desired_state', 'w.status', 'w.spec_generation'])
+    .orderBy('w.turn')
+    .orderBy(sql`w.due asc nulls first`)
+    .orderBy('w.updated_at')
+    .orderBy('w.id')
     .limit(limit)
     .execute();
 }

@@ -79,14 +79,13 @@ export class EnvironmentsService {
       await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`, quota);
       return;
     }
-    const image = await this.deps.db.selectFrom('images').select('jupyter_port').where('id', '=', env.image_id).executeTakeFirstOrThrow();
     const placed = await placeOnAnyHost(this.deps.db, this.deps.ports, {
       envId,
       // Its volume is reserved there already: only what it grows by must fit, but the reservation
       // becomes the whole new size (the host's allocated storage is the sum of its volumes).
       request: { ...placementRequest({ ...env, gpu }), storageBytes: Math.max(0, storage - env.reserved_storage_bytes) },
       reservedStorageBytes: storage,
-      wantJupyter: image.jupyter_port !== null,
+      wantJupyter: env.image_jupyter_port !== null,
       existingPorts: { ssh: env.ssh_port, jupyter: env.jupyter_port },
       onlyHostId: env.host_id,
       before: async (trx) => {
@@ -113,10 +112,14 @@ export class EnvironmentsService {
     await this.change(envId, 'stop', { desired_state: 'stopped', status: 'stopping' }, 'Stop requested');
   }
 
-  /** Restarts the container with the same GPUs and ports; wrong_state while its owner is disabled. */
+  /**
+   * Restarts the container with the same GPUs and ports; it ends running, also from `error` after a
+   * stop that failed (the environment still holds its CPU, memory and GPUs then: compute is released
+   * only once a stop succeeded). wrong_state while its owner is disabled.
+   */
   async restart(p: Principal, envId: string): Promise<void> {
     await this.get(p, envId);
-    await this.change(envId, 'restart', { status: 'restarting' }, 'Restart requested');
+    await this.change(envId, 'restart', { desired_state: 'running', status: 'restarting' }, 'Restart requested');
   }
 
   /** Deletes: gone from the API at once; the reconciler removes the container and frees reservations. */

@@ -4,7 +4,8 @@ import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
 import { existingIds, listOnHost } from './environments.repo.js';
-import { addEvents, markLostOnHost, recordObservation, recordUsage, usageChanged } from './environment-writes.js';
+import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
+import { usageChanged } from './usage-report.js';
 
 /** How long the reconciler's own observation outranks agent reports that may have been built before it. */
 const RECENT_OBSERVATION_MS = 5_000;

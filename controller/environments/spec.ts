@@ -2,16 +2,16 @@ import type { Db } from '../db/database.js';
 import type { AgentEnvSpec } from '../hosts/types.js';
 
 /**
- * Builds what the agent must run for an environment from the database: image reference and
- * ports from the catalog, reserved GPUs and ports, the owner's SSH keys (none while the owner is
- * disabled: nobody reaches the environment until they are enabled again), mounted datasets. A mount
+ * Builds what the agent must run for an environment from the database: the image reference,
+ * container ports and data path copied from the catalog when it was created (an image edited
+ * since does not change it), reserved GPUs and ports, the owner's SSH keys (none while the owner
+ * is disabled: nobody reaches the environment until they are enabled again), mounted datasets. A mount
  * is read-only unless the dataset is writable *now*: mount rows from before the flag existed, and
  * mounts of a dataset an admin has since made read-only, are mounted read-only at this apply.
  */
 export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpec> {
   const env = await db
     .selectFrom('environments as e')
-    .innerJoin('images as i', 'i.id', 'e.image_id')
     .innerJoin('users as u', 'u.id', 'e.owner_id')
     .select([
       'e.id',
@@ -24,10 +24,10 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
       'e.jupyter_port',
       'e.jupyter_token',
       'e.workspace_id',
-      'i.docker_ref',
-      'i.ssh_port as image_ssh_port',
-      'i.jupyter_port as image_jupyter_port',
-      'i.data_path',
+      'e.image_ref',
+      'e.image_ssh_port',
+      'e.image_jupyter_port',
+      'e.image_data_path',
       'u.disabled_at as owner_disabled_at',
     ])
     .where('e.id', '=', envId)
@@ -49,12 +49,12 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
   ]);
   return {
     envId: env.id,
-    image: env.docker_ref,
+    image: env.image_ref,
     cpuCores: env.cpu,
     memoryBytes: env.memory_bytes,
     gpuUuids: gpus.map((g) => g.gpu_uuid),
     storageBytes: env.storage_bytes,
-    dataPath: env.data_path,
+    dataPath: env.image_data_path,
     ports: publishedPorts(env),
     sshAuthorizedKeys: keys,
     mounts: mounts.map((m) => ({ datasetId: String(m.dataset_id), hostPath: m.host_path, containerPath: m.mount_path, readonly: m.readonly || !m.writable })),

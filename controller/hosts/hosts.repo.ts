@@ -204,23 +204,38 @@ export async function lockHost(db: Db, id: string): Promise<boolean> {
   return row !== undefined;
 }
 
-/** Environments on a host that are not deleted (ids, oldest first, at most `limit`) and their count. */
-export async function liveEnvironmentsOnHost(db: Db, hostId: string, limit: number): Promise<{ count: number; ids: string[] }> {
+/**
+ * Environments a host still holds, at most `limit` of them (oldest first), and their count: those
+ * not deleted, and deleted ones whose removal its agent has not confirmed yet (their container and
+ * data are still on the host).
+ */
+export async function environmentsOnHost(
+  db: Db,
+  hostId: string,
+  limit: number,
+): Promise<{ count: number; pending: number; items: { id: string; status: string; removalPending: boolean }[] }> {
   const rows = await db
     .selectFrom('environments')
-    .select(['id', sql<number>`count(*) over ()`.as('total')])
+    .select(['id', 'status', 'desired_state', sql<number>`count(*) over ()`.as('total')])
+    .select(sql<number>`count(*) filter (where desired_state = 'deleted') over ()`.as('pending'))
     .where('host_id', '=', hostId)
-    .where('desired_state', '<>', 'deleted')
+    .where((eb) => eb.or([eb('desired_state', '<>', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
     .orderBy('created_at')
     .orderBy('id')
     .limit(limit)
     .execute();
-  return { count: rows[0]?.total ?? 0, ids: rows.map((r) => r.id) };
+  return {
+    count: Number(rows[0]?.total ?? 0),
+    /** Of them, deleted ones awaiting removal. */
+    pending: Number(rows[0]?.pending ?? 0),
+    items: rows.map((r) => ({ id: r.id, status: r.status, removalPending: r.desired_state === 'deleted' })),
+  };
 }
 
 /**
- * Deletes a host with its GPUs and reservations and detaches the (deleted) environments that still
- * point at it. The caller checked, under the row lock, that no live environment is on it.
+ * Deletes a host with its GPUs and reservations and detaches the (deleted and removed) environments
+ * that still point at it. The caller checked, under the row lock, that the host holds no environment
+ * (environmentsOnHost).
  */
 export async function deleteHostRows(db: Db, id: string): Promise<boolean> {
   await db.deleteFrom('gpu_reservations').where('host_id', '=', id).execute();

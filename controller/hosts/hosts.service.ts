@@ -1,9 +1,9 @@
 import { AppError } from '../../common/errors.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
 import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { approveHost, revokeHost } from './host-approval.repo.js';
-import { deleteHostRows, liveEnvironmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
+import { deleteHostRows, environmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
 import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
 
@@ -14,11 +14,19 @@ export interface PlacementWake {
   notify(): void;
 }
 
+/**
+ * Gives up on the removals a host's agent never confirmed, when an admin forces the removal of the
+ * host (the environments' abandonRemovals): records them settled, with an event saying that their
+ * container and data may remain on that server. Returns their ids.
+ */
+export type AbandonRemovals = (trx: Trx, hostId: string) => Promise<string[]>;
+
 /** The admin's view of hosts: listing, detail, approve, cordon, uncordon, drain, remove. */
 export class HostsService {
   constructor(
     private readonly db: Db,
     private readonly wake: PlacementWake = { notify: () => {} },
+    private readonly abandonRemovals: AbandonRemovals = async () => [],
   ) {}
 
   /** One page of hosts matching `filter`, ordered by hostname; `total` counts every match. */
@@ -74,23 +82,36 @@ export class HostsService {
   }
 
   /**
-   * Forgets a host: its GPUs and any reservations of deleted environments go with it. Refused with
-   * wrong_state while environments that are not deleted are placed on it. Throws not_found.
-   * An agent still running there gets NOT_FOUND on its next report and registers as a new host.
+   * Forgets a host: its GPUs and the reservations of its removed environments go with it. Refused
+   * with wrong_state (naming them) while environments are on it: those not deleted, and deleted ones
+   * whose removal its agent has not confirmed yet (their container and data are still there; the
+   * reconciler keeps retrying while the host is online). With `force`, a host that is gone for good
+   * (revoked, dead) is removed although such removals are pending: they are recorded as given up,
+   * with an event saying that the data may remain on that server; environments that are not deleted
+   * still refuse it. Throws not_found. An agent still running there gets NOT_FOUND on its next report
+   * and registers as a new host. Returns the ids of the removals given up.
    */
-  async remove(hostId: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async remove(hostId: string, options: { force?: boolean } = {}): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
       // The row lock orders this against placements, whose reservations reference the host row.
       if (!(await lockHost(trx, hostId))) throw notFound(hostId);
-      const live = await liveEnvironmentsOnHost(trx, hostId, 5);
-      if (live.count > 0) {
-        const more = live.count > live.ids.length ? ', ...' : '';
+      const held = await environmentsOnHost(trx, hostId, 5);
+      const live = held.count - held.pending;
+      if (held.count > 0 && (live > 0 || !options.force)) {
+        const more = held.count > held.items.length ? ', ...' : '';
+        const named = held.items.map((e) => (e.removalPending ? `${e.id} deleting: its agent has not confirmed the removal yet` : `${e.id} ${e.status}`));
+        const pending =
+          held.pending > 0
+            ? ' (a deleted environment is gone once the agent on the host removed its container and data: keep the host online until then; for a host that is gone for good, DELETE with ?force=true gives up on those removals)'
+            : '';
         throw new AppError(
           'wrong_state',
-          `host ${hostId} still has ${live.count} environment(s) (${live.ids.join(', ')}${more}); delete them, or drain the host and wait until they are gone, then remove it`,
+          `host ${hostId} still has ${held.count} environment(s) (${named.join(', ')}${more}); delete them, or drain the host and wait until they are gone${pending}, then remove it`,
         );
       }
+      const abandoned = held.pending > 0 ? await this.abandonRemovals(trx, hostId) : [];
       await deleteHostRows(trx, hostId);
+      return abandoned;
     });
   }
 

@@ -1,22 +1,32 @@
-import { sql } from 'kysely';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
-import type { AgentPool, ObservedEnvironment } from '../hosts/types.js';
+import type { AgentPool } from '../hosts/types.js';
 import { listBehind, redactionContext } from '../environments/environments.repo.js';
-import { noteReason, recordOutcome, recordRemoval, type Outcome } from '../environments/environment-writes.js';
+import { deferAttempts, noteReason, recordOutcome, recordRemoval, type Backoff, type Outcome } from '../environments/environment-writes.js';
 import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { agentReason } from '../environments/redact.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
+import { Slots } from './slots.js';
+import { PassLock } from './pass-lock.js';
+import { describeExit } from './describe-exit.js';
 
-/** The reconciler's session advisory lock key ("rgpu"). */
-export const RECONCILER_LOCK_KEY = 0x72677075;
-const PARALLEL = 8;
-/** How many environments one pass reconciles at most (the rest wait for the next pass). */
+export { RECONCILER_LOCK_KEY } from './pass-lock.js';
+
+/** Agent calls in flight at once, over every host and every pass. */
+const PARALLEL = 16;
+/** Agent calls in flight at once to one host. */
+const PER_HOST_PARALLEL = 8;
+/** How many environments one pass reconciles at most (the rest wait for the next pass, which follows at once). */
 const PASS_BATCH = 200;
+/**
+ * After an agent could not be reached (or refused a removal), an environment is tried again after
+ * 1 s, then 2, 4, ... at most 60 s, until it converges or its spec moves on (a new request is tried at once).
+ */
+export const RETRY_BACKOFF: Backoff = { baseMs: 1_000, capMs: 60_000 };
 
 interface WorkItem {
   id: string;
@@ -26,16 +36,35 @@ interface WorkItem {
   spec_generation: number;
 }
 
+/** How one environment's attempt ended: settled (or handed to a newer generation), or put off. */
+type Attempt = 'done' | 'unreachable' | 'deferred';
+
 /**
  * Makes agents follow desired state. One pass: place queued environments, then for every
  * environment whose spec generation is ahead of what its agent applied (or that awaits removal)
- * on an online host, call the agent and record the outcome. Passes run every interval and soon
- * after `kick()`. Only one controller replica runs passes at a time (PostgreSQL advisory lock).
- * Agent faults never stop the loop: an unreachable agent is retried on the next pass.
+ * on an online host, and that is due, call the agent and record the outcome. Passes run every
+ * interval and soon after `kick()`. Only one controller replica runs passes (PostgreSQL advisory
+ * lock). Agent faults never stop the loop: an environment whose agent could not be reached is put
+ * off with a backoff (RETRY_BACKOFF).
+ *
+ * Hosts do not wait on each other. A pass works on its hosts side by side (each with at most
+ * PER_HOST_PARALLEL calls, PARALLEL in all over every pass), and a host found unreachable gets no
+ * more calls in that pass. A pass still waiting on a slow host does not hold up the next one: passes
+ * may overlap once the earlier one has listed its work, and a later pass leaves a host that an
+ * earlier pass is still calling to it (it runs again when that host is free).
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  /** Passes in progress. */
+  private readonly passes = new Set<Promise<void>>();
+  /** The pass that is placing queued environments or listing its work now: a kick waits for it. */
+  private listing: Promise<void> | undefined;
+  /** Hosts (null: environments not placed) a pass is calling now. */
+  private readonly busy = new Set<string | null>();
+  /** Busy hosts a later pass had work for: another pass runs when they are free. */
+  private readonly waiting = new Set<string | null>();
+  private readonly slots = new Slots(PARALLEL);
+  private readonly lock: PassLock;
   private again = false;
   private stopped = true;
 
@@ -52,6 +81,7 @@ export class Reconciler {
       intervalMs: number;
     },
   ) {
+    this.lock = new PassLock(deps.db, deps.dbKind);
     deps.wake.listen(() => this.kick());
   }
 
@@ -60,32 +90,39 @@ export class Reconciler {
     this.schedule(0);
   }
 
+  /** Stops the loop and waits for every pass in progress (their agent calls end by their deadline). */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    while (this.passes.size > 0) await Promise.allSettled([...this.passes]);
   }
 
-  /** Asks for a pass soon (after the current one when one runs). */
+  /** Asks for a pass soon (after the one listing its work now, when there is one). */
   kick(): void {
     if (this.stopped) return;
-    if (this.running) {
+    if (this.listing) {
       this.again = true;
       return;
     }
     this.schedule(0);
   }
 
-  /** Runs one pass now (tests and the loop). Resolves when it is done. */
+  /**
+   * Runs one pass now (tests and the loop). Resolves when it is done, its agent calls included.
+   * While another pass is listing its work, resolves with that pass instead (and asks for another).
+   */
   async runOnce(): Promise<void> {
-    if (this.running) {
+    if (this.listing) {
       this.again = true;
-      return this.running;
+      return this.listing;
     }
-    this.running = this.lockedPass().finally(() => {
-      this.running = undefined;
+    const pass: Promise<void> = this.lock.run(() => this.pass()).finally(() => {
+      this.passes.delete(pass);
+      if (this.listing === pass) this.listing = undefined;
     });
-    return this.running;
+    this.passes.add(pass);
+    this.listing = pass;
+    return pass;
   }
 
   private schedule(delayMs: number): void {
@@ -103,53 +140,100 @@ export class Reconciler {
     this.timer.unref?.();
   }
 
-  private async lockedPass(): Promise<void> {
-    if (this.deps.dbKind === 'pglite') {
-      // Embedded PGlite serves exactly one controller process: no other replica can exist.
-      return this.pass();
-    }
-    await this.deps.db.connection().execute(async (conn) => {
-      const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${RECONCILER_LOCK_KEY}) as ok`.execute(conn);
-      if (!got.rows[0]?.ok) return;
-      try {
-        await this.pass();
-      } finally {
-        await sql`select pg_advisory_unlock(${RECONCILER_LOCK_KEY})`.execute(conn);
-      }
-    });
-  }
-
   private async pass(): Promise<void> {
-    await this.deps.queue.placeQueued();
-    const work = await listBehind(this.deps.db, PASS_BATCH);
-    for (let i = 0; i < work.length; i += PARALLEL) {
-      await Promise.all(work.slice(i, i + PARALLEL).map((item) => this.reconcileOne(item)));
+    const lanes: Promise<void>[] = [];
+    try {
+      await this.deps.queue.placeQueued();
+      const work = await listBehind(this.deps.db, PASS_BATCH);
+      const byHost = new Map<string | null, WorkItem[]>();
+      for (const item of work) {
+        const items = byHost.get(item.host_id);
+        if (items) items.push(item);
+        else byHost.set(item.host_id, [item]);
+      }
+      for (const [host, items] of byHost) {
+        if (this.busy.has(host)) {
+          this.waiting.add(host);
+          continue;
+        }
+        this.busy.add(host);
+        lanes.push(
+          this.reconcileHost(items).finally(() => {
+            this.busy.delete(host);
+            if (this.waiting.delete(host)) this.kick();
+          }),
+        );
+      }
+      // A full list may have left environments behind: the next pass follows at once (unless this
+      // one only found hosts still busy: those ask for a pass when they are free).
+      if (work.length === PASS_BATCH && lanes.length > 0) this.again = true;
+    } finally {
+      this.listing = undefined;
     }
+    if (this.again) {
+      this.again = false;
+      this.kick();
+    }
+    await Promise.all(lanes);
   }
 
-  private async reconcileOne(item: WorkItem): Promise<void> {
+  /**
+   * One host's share of a pass (or the unplaced environments'): at most PER_HOST_PARALLEL calls at
+   * once. Once the host proved unreachable, its remaining environments are put off without a call.
+   */
+  private async reconcileHost(items: readonly WorkItem[]): Promise<void> {
+    const queue = [...items];
+    const skipped: WorkItem[] = [];
+    let unreachable = false;
+    const worker = async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        if (unreachable) {
+          skipped.push(item);
+          continue;
+        }
+        const current = item;
+        if ((await this.slots.run(() => this.reconcileOne(current))) === 'unreachable') unreachable = true;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PER_HOST_PARALLEL, queue.length) }, worker));
+    if (skipped.length > 0) await this.defer(skipped);
+  }
+
+  private async reconcileOne(item: WorkItem): Promise<Attempt> {
     const log = this.deps.logger.child({ envId: item.id, hostId: item.host_id });
     try {
-      if (item.desired_state === 'deleted') return await this.remove(item);
-      if (!item.host_id) return await this.settle(item, {}); // pending: nothing on any agent yet
-      if (item.desired_state === 'stopped') return await this.stopOne(item);
-      return await this.applyRunning(item);
+      if (item.desired_state === 'deleted') await this.remove(item);
+      else if (!item.host_id) await this.settle(item, {}); // pending: nothing on any agent yet
+      else if (item.desired_state === 'stopped') await this.stopOne(item);
+      else await this.applyRunning(item);
+      return 'done';
     } catch (err) {
       if (err instanceof AppError && err.code === 'unavailable') {
         log.warn({ reason: err.message }, 'agent unreachable; will retry');
-        return;
+        await this.defer([item]);
+        return 'unreachable';
       }
       if (item.desired_state === 'deleted') {
         // A delete is retried until the agent confirms it: its reservations are freed only then.
         log.warn({ err }, 'removal failed; will retry');
         const { reason, detail } = await this.agentReason(item.id, `removal failed, retrying: ${err instanceof Error ? err.message : String(err)}`);
-        await this.deps.db.transaction().execute((trx) => noteReason(trx, item.id, reason, detail));
-        return;
+        await this.deps.db.transaction().execute(async (trx) => {
+          await noteReason(trx, item.id, reason, detail);
+          await deferAttempts(trx, [{ id: item.id, generation: item.spec_generation }], RETRY_BACKOFF);
+        });
+        return 'deferred';
       }
       log.warn({ err }, 'agent refused the environment');
       const { reason, detail } = await this.agentReason(item.id, err instanceof Error ? err.message : String(err));
       await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail }, `Error: ${reason}`);
+      return 'done';
     }
+  }
+
+  /** Puts environments off until their backoff has passed (their agent could not be reached). */
+  private async defer(items: readonly WorkItem[]): Promise<void> {
+    const rows = items.map((i) => ({ id: i.id, generation: i.spec_generation }));
+    await this.deps.db.transaction().execute((trx) => deferAttempts(trx, rows, RETRY_BACKOFF));
   }
 
   private async applyRunning(item: WorkItem): Promise<void> {
@@ -211,11 +295,4 @@ export class Reconciler {
   private roomFreed(): void {
     this.kick();
   }
-}
-
-/** Why a container is not running, in words. */
-export function describeExit(status: ObservedEnvironment): string {
-  if (status.oomKilled) return `container was killed for exceeding its memory limit (OOM, exit code ${status.exitCode})`;
-  if (status.state === 'exited') return `container exited with code ${status.exitCode}${status.message ? `: ${status.message}` : ''}`;
-  return `container is ${status.state}${status.message ? `: ${status.message}` : ''}`;
 }

@@ -9,6 +9,7 @@ import { bootstrapAdmin } from '../../controller/users/bootstrap.js';
 import { generateToken } from '../../controller/users/tokens.js';
 import { insertToken } from '../../controller/users/users.repo.js';
 import { createTestDatabase, type DbTarget, type TestDatabase } from './databases.js';
+import { imageCopy } from './hosts.js';
 
 /** The bootstrap admin's token in every test API. */
 export const TEST_ADMIN_TOKEN = 'rgpu_test-admin-token-0123456789abcdef';
@@ -139,10 +140,12 @@ export async function seedEnvironment(
 ): Promise<string> {
   const id = `env-seed${String(++seededEnvironments).padStart(5, '0')}`;
   const desired = options.desiredState ?? 'running';
+  const image = await imageCopy(db, options.imageId);
   await db
     .insertInto('environments')
     .values({
       id,
+      ...image,
       owner_id: options.ownerId,
       workspace_id: options.workspaceId ?? null,
       name: id,
@@ -164,3 +167,4 @@ export async function seedEnvironment(
     .execute();
   return id;
 }
+

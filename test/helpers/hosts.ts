@@ -39,3 +39,12 @@ export async function seedImage(db: Db, name = 'ubuntu20-pytorch:2.0', dockerRef
   await db.insertInto('images').values({ name, docker_ref: dockerRef, jupyter_port: 8888 }).execute();
   return name;
 }
+
+/** What an environment copies from its catalog image at create (create-environment.ts does the same). */
+export async function imageCopy(db: Db, imageId: number) {
+  return db
+    .selectFrom('images')
+    .select(['docker_ref as image_ref', 'ssh_port as image_ssh_port', 'jupyter_port as image_jupyter_port', 'data_path as image_data_path'])
+    .where('id', '=', imageId)
+    .executeTakeFirstOrThrow();
+}

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { DB_TARGETS } from '../../helpers/databases.js';
 import { createTestApi, type TestApi, type TestUser } from '../../helpers/api.js';
 import { gpus, insertHost, placeEnvironment } from '../hosts/seed.js';
@@ -165,12 +166,35 @@ describe.each(DB_TARGETS)('admin hosts API on $name', (target) => {
       const busy = await api.request('DELETE', '/api/v1/admin/hosts/host-alpha', { token: api.adminToken });
       expect(busy.status).toBe(409);
       expect(busy.body.code).toBe(40901);
-      expect(busy.body.message).toMatch(/3 environment/);
+      // env-a4 is deleted, but its agent has not confirmed the removal: it still counts.
+      expect(busy.body.message).toMatch(/4 environment/);
       expect(busy.body.message).toContain('env-a1');
+      expect(busy.body.message).toContain('env-a4 deleting: its agent has not confirmed the removal yet');
 
-      // Only a deleted environment (with a GPU reservation not yet released) is left on it.
+      // Only a deleted environment (with a GPU reservation not yet released) is left on it: its
+      // container and data are still on the host until the agent removes them (issue 11, item 13).
       const uuids = await insertHost(api.db, 'host-echo', { hostname: 'echo', gpus: gpus(1) });
       await placeEnvironment(api.db, 'env-e1', 'host-echo', { desired: 'deleted', gpuUuids: [uuids[0]!] });
+      const events = () => api.db.selectFrom('environment_events').select(['kind', 'message']).where('env_id', '=', 'env-e1').execute();
+      const pending = await api.request('DELETE', '/api/v1/admin/hosts/host-echo', { token: api.adminToken });
+      expect(pending.status).toBe(409);
+      expect(pending.body).toEqual({ code: 40901, message: expect.stringContaining('env-e1 deleting: its agent has not confirmed the removal yet'), data: null });
+      expect(await api.db.selectFrom('hosts').select('id').where('id', '=', 'host-echo').executeTakeFirst()).toEqual({ id: 'host-echo' });
+      expect(await api.db.selectFrom('gpu_reservations').select('env_id').where('host_id', '=', 'host-echo').execute()).toEqual([{ env_id: 'env-e1' }]);
+      expect((await api.db.selectFrom('environments').select('host_id').where('id', '=', 'env-e1').executeTakeFirstOrThrow()).host_id).toBe('host-echo');
+      expect(await events()).toEqual([]);
+
+      // force=true does not override environments that are not deleted.
+      const live = await api.request('DELETE', '/api/v1/admin/hosts/host-alpha?force=true', { token: api.adminToken });
+      expect(live.status).toBe(409);
+      expect(live.body.message).toContain('env-a1');
+      const bad = await api.request('DELETE', '/api/v1/admin/hosts/host-echo?force=maybe', { token: api.adminToken });
+      expect(bad.status).toBe(400);
+      expect(bad.body.data.fields).toEqual([{ field: 'force', message: 'must be true or false' }]);
+      expect(await events()).toEqual([]);
+
+      // The agent confirmed the removal (what the reconciler records): the host can go.
+      await api.db.updateTable('environments').set({ applied_generation: sql<number>`spec_generation` }).where('id', '=', 'env-e1').execute();
       const removed = await api.request('DELETE', '/api/v1/admin/hosts/host-echo', { token: api.adminToken });
       expect(removed.status).toBe(204);
       expect(removed.text).toBe('');
@@ -179,6 +203,22 @@ describe.each(DB_TARGETS)('admin hosts API on $name', (target) => {
       const env = await api.db.selectFrom('environments').select('host_id').where('id', '=', 'env-e1').executeTakeFirstOrThrow();
       expect(env.host_id).toBeNull();
       expect((await get('/api/v1/admin/hosts/host-echo')).status).toBe(404);
+    });
+
+    it('removes a host gone for good with force=true, giving up on its pending removals with an event saying so', async () => {
+      const uuids = await insertHost(api.db, 'host-foxtrot', { hostname: 'foxtrot', gpus: gpus(1), liveness: 'offline' });
+      await placeEnvironment(api.db, 'env-f1', 'host-foxtrot', { desired: 'deleted', gpuUuids: [uuids[0]!] });
+      expect((await api.request('DELETE', '/api/v1/admin/hosts/host-foxtrot', { token: api.adminToken })).body.message).toContain('?force=true');
+      const forced = await api.request('DELETE', '/api/v1/admin/hosts/host-foxtrot?force=true', { token: api.adminToken });
+      expect(forced.status).toBe(204);
+      expect(await api.db.selectFrom('hosts').select('id').where('id', '=', 'host-foxtrot').executeTakeFirst()).toBeUndefined();
+      expect(await api.db.selectFrom('gpu_reservations').select('env_id').where('env_id', '=', 'env-f1').execute()).toEqual([]);
+      const env = await api.db.selectFrom('environments').select(['host_id', 'spec_generation', 'applied_generation', 'observed_state']).where('id', '=', 'env-f1').executeTakeFirstOrThrow();
+      expect(env).toEqual({ host_id: null, spec_generation: 1, applied_generation: 1, observed_state: 'unknown' });
+      const events = await api.db.selectFrom('environment_events').select(['kind', 'message']).where('env_id', '=', 'env-f1').execute();
+      expect(events).toEqual([
+        { kind: 'removal_abandoned', message: 'Host host-foxtrot was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server' },
+      ]);
     });
 
     it('documents the routes in the OpenAPI document', async () => {

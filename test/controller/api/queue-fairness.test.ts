@@ -3,7 +3,7 @@ import type { KyselyPlugin } from 'kysely';
 import { pino } from 'pino';
 import { DB_TARGETS } from '../../helpers/databases.js';
 import { createTestApi, type TestApi, type TestUser } from '../../helpers/api.js';
-import { seedHost, seedImage } from '../../helpers/hosts.js';
+import { imageCopy, seedHost, seedImage } from '../../helpers/hosts.js';
 import { QueuePlacer } from '../../../controller/environments/queue.js';
 
 // Issue 11, items 8 and 9: a request no host could ever hold is refused at create (40902 naming the
@@ -96,6 +96,7 @@ describe.each(DB_TARGETS)('impossible requests and the fair queue on $name', (ta
       // A: 20 entries no host could ever hold any more (as if a host went away after they were
       // queued), then 100 that do not fit now (2 GPUs each, none free). All older than B's.
       const { id: imageId } = await api.db.selectFrom('images').select('id').executeTakeFirstOrThrow();
+      const copy = await imageCopy(api.db, imageId);
       const old = Date.now() - 3_600_000;
       await api.db
         .insertInto('environments')
@@ -107,6 +108,7 @@ describe.each(DB_TARGETS)('impossible requests and the fair queue on $name', (ta
             name: `never-${i}`,
             image_id: imageId,
             image: 'ubuntu20-pytorch:2.0',
+            ...copy,
             cpu: 1,
             memory_bytes: GiB,
             gpu: 64,

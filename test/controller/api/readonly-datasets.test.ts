@@ -4,6 +4,7 @@ import { createTestApi, seedEnvironment, type TestApi, type TestUser } from '../
 import { seedHost, seedImage } from '../../helpers/hosts.js';
 import { buildAgentSpec } from '../../../controller/environments/spec.js';
 import { migrateToLatest, migrator } from '../../../controller/db/migrate.js';
+import type { NewEnvironment } from '../../../controller/db/schema.js';
 
 // Issue 10, read-only shared datasets: a dataset is mounted read-only unless an admin marked it
 // writable; users can only narrow (readonly: false on a read-only dataset is a 400 naming
@@ -281,7 +282,7 @@ describe.each(DB_TARGETS)('read-only datasets on $name', (target) => {
             jupyter_port: null,
             jupyter_token: 't',
             idempotency_key: null,
-          })
+          } as NewEnvironment) // the columns of that version (no image copy yet)
           .execute();
         await t.db.insertInto('environment_mounts').values({ env_id: 'env-old0000001', dataset_id: ds.id, mount_path: '/data/old', readonly: false }).execute();
 

@@ -1,5 +1,6 @@
 import type { Db } from '../../../controller/db/database.js';
 import type { EnvStatus, HostAdminState, HostLiveness } from '../../../controller/db/schema.js';
+import { imageCopy } from '../../helpers/hosts.js';
 
 // Rows for tests of the host listing and the scheduling snapshot, inserted straight into the
 // database: hosts with the GPUs they reported, and environments placed on them with reservations.
@@ -97,10 +98,12 @@ export async function placeEnvironment(
   const { userId, imageId } = await ownerAndImage(db);
   const desired = options.desired ?? 'running';
   const holds = desired === 'running';
+  const image = await imageCopy(db, imageId);
   await db
     .insertInto('environments')
     .values({
       id,
+      ...image,
       owner_id: userId,
       workspace_id: null,
       name: id,
