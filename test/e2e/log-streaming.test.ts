@@ -20,6 +20,13 @@ const ADMIN = 'e2e-logs-admin-token-0123456789ab';
 const FAKE = path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt');
 const MIB = 2 ** 20;
 const REPORT_MS = 500;
+/**
+ * The largest gap between reports the tests accept: loose, because CI runs other Docker tests on
+ * the same two CPUs (2.4 s seen there); the old decoder blocked the agent's event loop for ~20 s on
+ * 32 MiB without a newline (the work grows with the square of the size); a host is marked offline,
+ * its environments lost, after REMOTEGPU_HOST_TIMEOUT_MS (30 s by default) without a report.
+ */
+const MAX_REPORT_GAP_MS = 10_000;
 const NAMESPACE = `e2e-logs-${process.pid}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,6 +34,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class SseClient {
   text = '';
   bytes = 0;
+  /** When the last bytes arrived. */
+  lastReadAt = Date.now();
   events = 0;
   paused = false;
   done = false;
@@ -49,6 +58,7 @@ class SseClient {
         return;
       }
       this.bytes += value.length;
+      this.lastReadAt = Date.now();
       const chunk = this.decoder.decode(value, { stream: true });
       this.events += chunk.split('\n\n').length - 1;
       this.text = this.keep(this.text + chunk);
@@ -152,8 +162,17 @@ describe.skipIf(!hasDocker)('bounded log streaming on one machine', () => {
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
     const startedAt = Date.now();
-    const writer = dockerExec(docker, `remotegpu-${envId}`, ['sh', '-c', `head -c ${total} /dev/zero | tr '\\0' a > /proc/1/fd/1`]);
-    await Promise.race([client.pump(() => continued >= pieces - 1), sleep(240_000)]);
+    let written = false;
+    const writer = dockerExec(docker, `remotegpu-${envId}`, ['sh', '-c', `head -c ${total} /dev/zero | tr '\\0' a > /proc/1/fd/1`]).finally(() => {
+      written = true;
+    });
+    // Until every piece arrived, or the writer is done and nothing came for 5 s: Docker rotates a
+    // container's log files (10 MB × 3) under a follower that lags, so on a loaded machine some
+    // pieces may never reach the agent.
+    const quiet = async () => {
+      while (!(written && Date.now() - client.lastReadAt > 5000)) await sleep(250);
+    };
+    await Promise.race([client.pump(() => continued >= pieces - 1), quiet(), sleep(240_000)]);
     const took = Date.now() - startedAt;
     loop.disable();
     expect((await writer).exitCode).toBe(0);
@@ -163,9 +182,9 @@ describe.skipIf(!hasDocker)('bounded log streaming on one machine', () => {
       `64 MiB without newline: ${continued} continued pieces, ${(client.bytes / MIB).toFixed(1)} MiB of SSE in ${took} ms; ` +
         `agent reports: ${gaps.count}, largest gap ${gaps.max} ms (interval ${REPORT_MS} ms); event loop delay max ${(loop.max / 1e6).toFixed(0)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms; heap ${heapMiB().toFixed(0)} MiB`,
     );
-    expect(continued).toBeGreaterThanOrEqual(pieces - 1);
+    expect(continued).toBeGreaterThanOrEqual(pieces / 2); // loose: see quiet() above
     expect(gaps.count).toBeGreaterThan(1);
-    expect(gaps.max).toBeLessThan(6 * REPORT_MS); // loose: the test machine is shared
+    expect(gaps.max).toBeLessThan(MAX_REPORT_GAP_MS);
     expect((await env()).status).toBe('running');
     await waitFor('follow closed', async () => follows().follows === 0, 10_000);
   }, 300_000);
@@ -203,7 +222,7 @@ describe.skipIf(!hasDocker)('bounded log streaming on one machine', () => {
     expect(bufferedMax).toBeLessThanOrEqual(1100); // 1000 lines of output + the event allowance
     expect(charsMax).toBeLessThanOrEqual(MIB + 100 * 1024 + 1000);
     expect(heapMax - heapBefore).toBeLessThan(64); // MiB; loose (the old code grew ~98 MiB per 300,000 lines)
-    expect(gaps.max).toBeLessThan(6 * REPORT_MS);
+    expect(gaps.max).toBeLessThan(MAX_REPORT_GAP_MS);
 
     // The client reads again: the stream is alive and delivers the output it held back.
     client.paused = false;
