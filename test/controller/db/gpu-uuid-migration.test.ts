@@ -15,7 +15,7 @@ describe.each(DB_TARGETS)('migration 0010 (GPU UUIDs unique across hosts) on $na
 
     it('keeps the oldest reservation of a UUID reserved under two host ids, with an event on the other environment', async () => {
       t = await createTestDatabase(target);
-      const down = await migrator(t.db).migrateTo('0006_isolation_recreate');
+      const down = await migrator(t.db).migrateTo('0008_env_image_copy_and_backoff');
       expect(down.error).toBeUndefined();
       const [uuid] = await insertHost(t.db, 'host-old', { gpus: [{}] });
       await insertHost(t.db, 'host-new');
