@@ -54,7 +54,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     wantJupyter: image.jupyter_port !== null,
     rounds: PLACEMENT_ROUNDS,
     before: async (trx) => {
-      await assertCreatorEnabled(trx, p);
+      await assertCreatorStillAllowed(trx, p, input.workspaceId);
       await assertWithinQuota(trx, quotaOwner(row), placedDelta(row));
       await insertEnvironment(trx, row);
       return true;
@@ -76,7 +76,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     await db.transaction().execute(async (trx) => {
       // Queued: it holds no compute yet (checked when the queue places it), but one that could never
       // be placed within the limits is refused now.
-      await assertCreatorEnabled(trx, p);
+      await assertCreatorStillAllowed(trx, p, input.workspaceId);
       await assertWithinQuota(trx, quotaOwner(row), { environments: 1, pending_environments: 1, storage: row.storage_bytes }, { neverAllows: placedDelta(row) });
       await insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` });
     });
@@ -88,14 +88,19 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
 }
 
 /**
- * Locks the creator's row FOR SHARE (disable locks it FOR UPDATE, then their environments) and
- * refuses (wrong_state) a user disabled after the request authenticated: nothing is inserted.
+ * What the request checked before its transaction, again under locks: the creator's row FOR SHARE
+ * (disable locks it FOR UPDATE, then their environments): a user disabled meanwhile is refused
+ * (wrong_state); the workspace's row FOR SHARE (removing a member holds it FOR UPDATE): a creator
+ * removed from it meanwhile gets not_found. Either way nothing is inserted.
  */
-async function assertCreatorEnabled(trx: Trx, p: Principal): Promise<void> {
+async function assertCreatorStillAllowed(trx: Trx, p: Principal, workspaceId: number | undefined): Promise<void> {
   const user = await trx.selectFrom('users').select(['name', 'disabled_at']).where('id', '=', p.userId).forShare().executeTakeFirst();
   if (!user || user.disabled_at) {
     throw new AppError('wrong_state', `cannot create an environment: user ${user?.name ?? p.name} (user ${p.userId}) is disabled; an admin must enable the user first`);
   }
+  if (workspaceId === undefined) return;
+  await trx.selectFrom('workspaces').select('id').where('id', '=', workspaceId).forShare().execute();
+  await assertWorkspaceMember(trx, p, workspaceId);
 }
 
 /** The environment an earlier request with this key created; conflict when it was deleted. */

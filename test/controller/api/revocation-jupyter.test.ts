@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgentSpec } from '../../../controller/environments/spec.js';
 import { DB_TARGETS } from '../../helpers/databases.js';
@@ -118,6 +119,41 @@ describe.each(DB_TARGETS)('revocation of what members could read on $name', (tar
         await expect(api.services.environments.create(principal, input)).rejects.toMatchObject({ code: 'wrong_state', message: expect.stringContaining('jc-fay') });
       }
       expect(await count()).toBe(0);
+    });
+
+    it.skipIf(target.name !== 'postgres')('a create in a workspace that waited on its creator being removed from it inserts nothing', async () => {
+      const olly = await api.createUser('jx-olly');
+      const max = await api.createUser('jx-max');
+      const ws = await api.createWorkspace('jx-team', olly.id);
+      await api.addMember(ws, max.id);
+      // A removal under way: it holds the workspace's row, as removeMember does, until released.
+      let release = () => {};
+      const gate = new Promise<void>((r) => (release = r));
+      let locked = () => {};
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const removal = api.db.transaction().execute(async (trx) => {
+        await trx.selectFrom('workspaces').select('id').where('id', '=', ws).forUpdate().execute();
+        locked();
+        await gate;
+        await trx.deleteFrom('workspace_members').where('workspace_id', '=', ws).where('user_id', '=', max.id).execute();
+      });
+      await isLocked;
+      // The create authenticated and saw the membership; it then waits on the removal's lock.
+      const input = { name: 'raced', image: 'ubuntu20-pytorch:2.0', cpu: 1, memory: GiB, gpu: 0, storage: GiB, workspaceId: ws };
+      const outcome = api.services.environments.create({ userId: max.id, name: 'jx-max', role: 'user' }, input).then(
+        () => 'created',
+        (err: { code?: string }) => err.code,
+      );
+      const waiting = sql<{ n: string }>`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+      for (let i = 0; Number((await waiting.execute(api.db)).rows[0]!.n) === 0; i++) {
+        expect(i, 'the create never waited on the lock').toBeLessThan(2000);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      release();
+      await removal;
+      expect(await outcome).toBe('not_found');
+      const inserted = await api.db.selectFrom('environments').select('id').where('workspace_id', '=', ws).execute();
+      expect(inserted).toEqual([]);
     });
 
     it.skipIf(target.name !== 'postgres')('removing a member while disabling the same user never deadlocks', async () => {
