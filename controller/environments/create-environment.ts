@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { AppError, fieldError } from '../../common/errors.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import type { NewEnvironment } from '../db/schema.js';
 import { assertWorkspaceMember } from '../access/visibility.js';
@@ -8,7 +7,7 @@ import type { Principal } from '../access/principal.js';
 import { newId } from '../ids.js';
 import type { PlacementRequest } from '../scheduler/index.js';
 import { findByIdempotencyKey } from './environments.repo.js';
-import { addEvent, insertEnvironment } from './environment-writes.js';
+import { addEvent, insertEnvironment, newJupyterToken } from './environment-writes.js';
 import { placeOnAnyHost, type PortRanges } from './placement.js';
 import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
 import { neverFits } from '../scheduler/index.js';
@@ -55,6 +54,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     wantJupyter: image.jupyter_port !== null,
     rounds: PLACEMENT_ROUNDS,
     before: async (trx) => {
+      await assertCreatorStillAllowed(trx, p, input.workspaceId);
       await assertWithinQuota(trx, quotaOwner(row), placedDelta(row));
       await insertEnvironment(trx, row);
       return true;
@@ -76,6 +76,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     await db.transaction().execute(async (trx) => {
       // Queued: it holds no compute yet (checked when the queue places it), but one that could never
       // be placed within the limits is refused now.
+      await assertCreatorStillAllowed(trx, p, input.workspaceId);
       await assertWithinQuota(trx, quotaOwner(row), { environments: 1, pending_environments: 1, storage: row.storage_bytes }, { neverAllows: placedDelta(row) });
       await insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` });
     });
@@ -84,6 +85,22 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
     throw err;
   }
   return { envId: row.id, kind: 'queued' };
+}
+
+/**
+ * What the request checked before its transaction, again under locks: the creator's row FOR SHARE
+ * (disable locks it FOR UPDATE, then their environments): a user disabled meanwhile is refused
+ * (wrong_state); the workspace's row FOR SHARE (removing a member holds it FOR UPDATE): a creator
+ * removed from it meanwhile gets not_found. Either way nothing is inserted.
+ */
+async function assertCreatorStillAllowed(trx: Trx, p: Principal, workspaceId: number | undefined): Promise<void> {
+  const user = await trx.selectFrom('users').select(['name', 'disabled_at']).where('id', '=', p.userId).forShare().executeTakeFirst();
+  if (!user || user.disabled_at) {
+    throw new AppError('wrong_state', `cannot create an environment: user ${user?.name ?? p.name} (user ${p.userId}) is disabled; an admin must enable the user first`);
+  }
+  if (workspaceId === undefined) return;
+  await trx.selectFrom('workspaces').select('id').where('id', '=', workspaceId).forShare().execute();
+  await assertWorkspaceMember(trx, p, workspaceId);
 }
 
 /** The environment an earlier request with this key created; conflict when it was deleted. */
@@ -121,7 +138,7 @@ function newRow(p: Principal, input: CreateEnvironmentInput, image: ImageCopy, k
     host_id: null,
     ssh_port: null,
     jupyter_port: null,
-    jupyter_token: randomBytes(24).toString('base64url'),
+    jupyter_token: newJupyterToken(),
     idempotency_key: key ?? null,
   } satisfies NewEnvironment;
 }

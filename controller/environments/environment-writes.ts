@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Trx } from '../db/database.js';
 import { ACTIVE_ENV_STATUSES, type DesiredState, type EnvStatus, type NewEnvironment } from '../db/schema.js';
@@ -101,11 +102,18 @@ export async function requestReapply(trx: Trx, envIds: readonly string[], event:
 
 /**
  * Hands an environment to another owner (its previous owner left the workspace it belongs to) and
- * records `event`. The idempotency key goes: it named a request of the previous owner.
+ * records `event`. The idempotency key goes: it named a request of the previous owner; so does the
+ * Jupyter token they knew (a new one, in the spec from the next apply or start).
  */
 export async function changeOwner(trx: Trx, envId: string, ownerId: number, event: EventInput): Promise<void> {
-  await trx.updateTable('environments').set({ owner_id: ownerId, idempotency_key: null, updated_at: new Date() }).where('id', '=', envId).execute();
+  const set = { owner_id: ownerId, idempotency_key: null, jupyter_token: newJupyterToken(), updated_at: new Date() };
+  await trx.updateTable('environments').set(set).where('id', '=', envId).execute();
   await addEvent(trx, envId, event);
+}
+
+/** A fresh Jupyter token (every environment has one; the agent's spec hash includes it). */
+export function newJupyterToken(): string {
+  return randomBytes(24).toString('base64url');
 }
 
 /**

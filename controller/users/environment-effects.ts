@@ -22,13 +22,16 @@ export interface EnvironmentEffects {
   keysChanged(trx: Trx, userId: number, change: string): Promise<string[]>;
   /**
    * The user was disabled: every environment of theirs that is not stopped is stopped (data kept,
-   * CPU, memory and GPUs released as for a user's stop). Returns the environment ids.
+   * CPU, memory and GPUs released as for a user's stop), and every other environment of the
+   * workspaces they belong to gets a new Jupyter token (they could read it). Returns the
+   * environment ids that changed. The caller holds the user's row FOR UPDATE.
    */
   ownerDisabled(trx: Trx, user: Named): Promise<string[]>;
   /**
    * `member` left `workspace`: their environments in it are handed to `owner` (the workspace's
-   * owner) and stopped, and the workspace's datasets are unmounted from their other environments.
-   * Returns the environment ids that changed.
+   * owner) and stopped, every environment of the workspace gets a new Jupyter token, and the
+   * workspace's datasets are unmounted from their other environments. Locks the member's row, then
+   * every environment concerned in id order, as disabling does. Returns the environment ids that changed.
    */
   memberRemoved(trx: Trx, workspace: Named, member: Named, owner: Named): Promise<string[]>;
   /** The transaction that called the methods above committed. */

@@ -112,7 +112,8 @@ export class UsersService {
   /**
    * Disables a user, revokes all of their tokens and, in the same transaction, stops every
    * environment they own (data kept; a `stop_requested` event each); the spec of a disabled
-   * owner's environment carries no SSH keys. The row stays so history keeps its owner. Idempotent.
+   * owner's environment carries no SSH keys. The other environments of their workspaces get a new
+   * Jupyter token (a running one is recreated with it). The row stays so history keeps its owner. Idempotent.
    * Refuses (wrong_state) to disable the caller's own account or the last enabled admin, which
    * would lock everybody out of the admin routes. Throws not_found.
    */

@@ -109,7 +109,8 @@ export class WorkspacesService {
    * transaction their environments in it are handed to the workspace's owner (an `owner_changed`
    * event each) and stopped, so nothing they started keeps running there and their SSH keys leave
    * with them (the next start installs the owner's keys); the data stays. The workspace's datasets
-   * are unmounted from their other environments. They no longer see any of it (404). Throws
+   * are unmounted from their other environments, and every environment of the workspace gets a new
+   * Jupyter token (a running one is recreated). They no longer see any of it (404). Throws
    * not_found when the workspace or the membership is absent, wrong_state for the owner (a
    * workspace always keeps its owner).
    */

@@ -12,7 +12,8 @@ import { restCaller, waitUntil } from '../helpers/rest.js';
 // Revocation reaches what is already running, on the real platform (controller with embedded
 // PGlite, agent, Docker, the devbox image's sshd, the real OpenSSH client): one environment, reused
 // across the steps. Deleting a key locks it out within seconds and adding one lets it in, both
-// without a new container; disabling the owner stops the environment (its data stays).
+// without a new container; removing a workspace member recreates the workspace's running
+// environments with a new Jupyter token; disabling the owner stops the environment (its data stays).
 
 const run = promisify(execFile);
 const hasDocker = await dockerAvailable();
@@ -116,6 +117,46 @@ describe.skipIf(!hasDocker)('revocation on one machine', () => {
     expect(logs).toMatch(/SSH keys updated: key "key-b" \(SHA256:[^)]+\) added/);
     expect(logs).not.toContain(readFileSync(`${keyB()}.pub`, 'utf8').trim().split(' ')[1]);
   }, 120_000);
+
+  it('removing a workspace member recreates the running environments of the workspace with a new Jupyter token (data kept)', async () => {
+    const bob = await api('POST', '/api/v1/admin/users', ADMIN, { name: 'bob' });
+    const ws = await api('POST', '/api/v1/admin/workspaces', ADMIN, { name: 'team', owner_id: aliceId });
+    expect(ws.status).toBe(201);
+    const wsId = ws.body.data.id as number;
+    expect((await api('POST', `/api/v1/admin/workspaces/${wsId}/members`, ADMIN, { user_id: bob.body.data.id })).status).toBe(201);
+    const res = await api('POST', '/api/v1/environments', alice, { name: 'team-env', image: 'devbox:1', cpu: 1, memory: 512 * MIB, gpu: 0, storage: 2 ** 30, workspace_id: wsId });
+    expect(res.status).toBe(201);
+    const teamEnv = res.body.data.env_id as string;
+    const name = `remotegpu-${teamEnv}`;
+    const teamGet = async () => (await api('GET', `/api/v1/environments/${teamEnv}`, ADMIN)).body.data;
+    const tokenIn = async () => (await docker.getContainer(name).inspect()).Config.Env.find((e) => e.startsWith('JUPYTER_TOKEN='))?.slice('JUPYTER_TOKEN='.length);
+    try {
+      await waitFor('team env running', async () => (await teamGet()).status === 'running', 120_000);
+      const before = await docker.getContainer(name).inspect();
+      const oldToken = await tokenIn();
+      expect(oldToken).toBeTruthy();
+      expect((await teamGet()).access_info.jupyter).toContain(`token=${oldToken}`);
+      expect((await dockerExec(docker, name, ['sh', '-c', 'echo kept > /root/workspace/marker'])).exitCode).toBe(0);
+
+      const removedAt = Date.now();
+      expect((await api('DELETE', `/api/v1/admin/workspaces/${wsId}/members/${bob.body.data.id}`, ADMIN)).status).toBe(204);
+      await waitFor('recreated with a new token', async () => {
+        const c = await docker.getContainer(name).inspect().catch(() => undefined);
+        return c !== undefined && c.Id !== before.Id && c.State.Running && (await teamGet()).status === 'running';
+      }, 120_000);
+      console.log(`member removal to the workspace's container recreated with a new Jupyter token: ${Date.now() - removedAt} ms`);
+      const newToken = await tokenIn();
+      expect(newToken).not.toBe(oldToken);
+      expect((await teamGet()).access_info.jupyter).toContain(`token=${newToken}`);
+      expect((await dockerExec(docker, name, ['cat', '/root/workspace/marker'])).stdout.trim()).toBe('kept');
+      const logs = ((await api('GET', `/api/v1/environments/${teamEnv}/logs?lines=200`, ADMIN)).body.data.logs as string[]).join('\n');
+      expect(logs).toContain(`Jupyter token rotated: bob (user ${bob.body.data.id}) was removed from workspace team (${wsId})`);
+      expect(logs).not.toContain(oldToken);
+    } finally {
+      await api('DELETE', `/api/v1/environments/${teamEnv}`, ADMIN).catch(() => {});
+      await waitFor('team env removed', async () => (await docker.listContainers({ all: true, filters: { label: [`remotegpu.env-id=${teamEnv}`] } })).length === 0, 60_000).catch(() => {});
+    }
+  }, 300_000);
 
   it('disabling the owner stops the environment (data kept) and nobody can start it until enabled', async () => {
     const marker = await dockerExec(docker, `remotegpu-${envId}`, ['sh', '-c', 'echo kept > /root/workspace/marker']);
