@@ -6,7 +6,7 @@ import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import { assertWithinQuota } from '../quotas/quota-check.js';
 import { afterPlacement, neverFits, schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
 import { placementRequest, quotaOwner } from './create-environment.js';
-import { listQueued, lockEnvironment } from './environments.repo.js';
+import { listQueued, lockEnvironment, lockOwner } from './environments.repo.js';
 import { noteReason, requestChange } from './environment-writes.js';
 import { placeOnAnyHost, type PortRanges } from './placement.js';
 
@@ -71,6 +71,8 @@ export class QueuePlacer {
           snapshot: hosts,
           wantJupyter: env.jupyter_port !== null,
           before: async (trx) => {
+            // The owner's row first (a disable locks it, then their environments): a disabled owner's entry waits.
+            if ((await lockOwner(trx, env.id)).disabled_at) return false;
             const current = await lockEnvironment(trx, env.id);
             if (current.status !== 'pending' || current.desired_state !== 'running') return false;
             // Its environment count and storage were counted when it was queued; now it holds compute.
