@@ -197,13 +197,16 @@ describe.each(DB_TARGETS)('impossible requests and the fair queue on $name', (ta
     it('is not placed when its owner is disabled after the pass listed it', async () => {
       const emil = await api.createUser('emil');
       const [id] = await insertQueued(api.db, { id: emil.id }, 'emil', 1, 1, Date.now());
-      // The disable starts as soon as the queue's listing returns, and ends before the pass goes on.
+      // The disable runs as soon as the queue's listing returns: on PostgreSQL on another
+      // connection, awaited; on PGlite queued for its one connection, ahead of the pass's next work.
       let disable: Promise<unknown> | undefined;
       const counter = statementCounter(async (n) => {
-        if (n === 1) disable = api.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', emil.id).execute();
-        if (n === 2) await disable;
+        if (n !== 1) return;
+        disable = api.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', emil.id).execute();
+        if (target.name === 'postgres') await disable;
       });
       expect(await placer(api.db.withPlugin(counter.plugin)).pass()).toEqual({ placed: 0, scanned: 1 });
+      await disable;
       expect(await row(id!)).toEqual({ status: 'pending', host_id: null });
       // Enabled again: the next pass places it.
       await api.db.updateTable('users').set({ disabled_at: null }).where('id', '=', emil.id).execute();
