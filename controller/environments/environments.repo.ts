@@ -107,9 +107,9 @@ export async function lockOwner(trx: Trx, envId: string) {
 
 /**
  * Queued environments that still want to run, of owners not disabled, in the queue's fair order:
- * round-robin across owners (every owner's oldest first, then every owner's second oldest, ...), each round oldest
- * first; at most `limit`, with what placing them needs. One owner's many entries thus never keep
- * another owner's oldest entry out of the list.
+ * round-robin across owners (every owner's oldest first, then every owner's second oldest, ...),
+ * each round oldest first; at most `limit`, with what placing them needs. One owner's many entries
+ * thus never keep another owner's oldest entry out of the list.
  */
 export async function listQueued(db: Db, limit: number) {
   return db
