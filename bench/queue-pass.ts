@@ -8,7 +8,8 @@ import { median, writeFigures } from './bench-util.js';
 
 // One queue pass over many pending environments (embedded PGlite): 10 full hosts of 8 GPUs, 50
 // users with 100 queued 2-GPU environments each (5000, none fits), and one user whose 1-GPU
-// environment fits the one GPU freed. Prints the pass's time and its statement count.
+// environment fits the one GPU freed; then the same entries blocked by their owners' quotas (1 GPU
+// each) with room on a host. Prints the passes' times and statement counts.
 // Run: npx tsx bench/queue-pass.ts [users] [per-user]
 
 const USERS = Number(process.argv[2] ?? 50);
@@ -65,12 +66,31 @@ statements = 0;
 const start = performance.now();
 const placing = await placer.pass();
 const placingMs = performance.now() - start;
+const placingStatements = statements;
+
+// Quota-blocked: every queued user may hold 1 GPU, and host-0 frees all its GPUs, so each 2-GPU
+// entry fits a host but not its owner's quota. The first such pass rewrites every reason; later
+// ones try each user's quota once, passing over the user's other entries in memory.
+for (let u = 1; u <= USERS; u++) await db.insertInto('user_quotas').values({ user_id: users[u]!, gpus: 1 }).execute();
+await db.deleteFrom('gpu_reservations').where('host_id', '=', 'host-0').execute();
+await db.updateTable('environments').set({ desired_state: 'deleted', status: 'deleting', reserved_cpu: 0, reserved_memory_bytes: 0 }).where('host_id', '=', 'host-0').execute();
+const quota: { ms: number; statements: number }[] = [];
+for (let i = 0; i < 4; i++) {
+  statements = 0;
+  const t = performance.now();
+  const pass = await placer.pass();
+  quota.push({ ms: Math.round((performance.now() - t) * 10) / 10, statements });
+  if (pass.placed !== 0) throw new Error('the quota should refuse every entry');
+}
 
 const figures = {
   pending: pending.length + 1,
   idlePassMsMedian: Math.round(median(idle) * 10) / 10,
   idlePassStatements: idleStatements,
-  placingPass: { ...placing, ms: Math.round(placingMs * 10) / 10, statements },
+  placingPass: { ...placing, ms: Math.round(placingMs * 10) / 10, statements: placingStatements },
+  quotaBlockedFirstPass: quota[0],
+  quotaBlockedPassMsMedian: median(quota.slice(1).map((q) => q.ms)),
+  quotaBlockedPassStatements: quota[3]!.statements,
 };
 console.log(figures);
 console.log(`written to ${writeFigures('queue-pass', figures)}`);

@@ -31,6 +31,24 @@ export async function writeAuthorizedKeys(stateDir: string, envId: string, keys:
   return created;
 }
 
+/**
+ * Rewrites the authorized_keys of an environment applied before (its state directory exists, so
+ * its container may run) to `keys`, as `writeAuthorizedKeys`; for one never applied it creates
+ * nothing. Writes nothing when a key is not one line (the spec's validation refuses it). Returns
+ * true when it wrote. The runtime calls it first in an apply, so that a deleted key leaves a
+ * running container even when the rest of the spec is refused.
+ */
+export async function refreshAuthorizedKeys(stateDir: string, envId: string, keys: readonly string[]): Promise<boolean> {
+  if (keys.some((k) => /[\r\n]/.test(k))) return false;
+  const applied = await stat(join(stateDir, 'envs', envId)).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!applied) return false;
+  await writeAuthorizedKeys(stateDir, envId, keys);
+  return true;
+}
+
 /** Replaces `file` with `content` (mode 0600) by write, fsync and rename, unless it holds that already. */
 async function replaceFile(file: string, content: string): Promise<void> {
   const current = await readFile(file, 'utf8').catch(() => undefined);

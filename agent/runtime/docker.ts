@@ -5,7 +5,7 @@ import { dockerEvents } from './docker-events.js';
 import { findContainer, inspectEnvironment, listEnvironments } from './docker-inspect.js';
 import { DockerLifecycle, type EnvNetworkManager, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
-import { readDesiredState } from './authorized-keys.js';
+import { readDesiredState, refreshAuthorizedKeys } from './authorized-keys.js';
 import { LABEL, assertEnvId, containerName, networkName, runtimeRunDir, volumeName } from './docker-names.js';
 import { ignoreMissing } from './docker-errors.js';
 import { buildCreateOptions, validateSpec, withRealMountPaths, type CreateContext } from './docker-spec.js';
@@ -99,6 +99,10 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async apply(spec: EnvSpec): Promise<ApplyResult> {
+    assertEnvId(spec.envId);
+    // First, before the rest is checked: a key list change reaches a running container even when
+    // something else in the spec is refused (a dataset gone from the host, a GPU off the bus).
+    await this.locks.run(spec.envId, () => this.refreshKeys(spec));
     // Before anything is created: a spec the agent's own rules refuse never reaches Docker.
     validateSpec(spec, this.mountPolicy);
     const real = withRealMountPaths(spec);
@@ -145,6 +149,15 @@ export class DockerRuntime implements ContainerRuntime {
   /** Waits for background work (spare networks being made) to end; the runtime stays usable. */
   async settle(): Promise<void> {
     await this.spares.settled();
+  }
+
+  /** See refreshAuthorizedKeys; a failure is logged, and the apply goes on (its own write reports it). */
+  private async refreshKeys(spec: EnvSpec): Promise<void> {
+    try {
+      await refreshAuthorizedKeys(this.options.stateDir, spec.envId, spec.sshAuthorizedKeys);
+    } catch (err) {
+      this.engine.log?.warn({ envId: spec.envId, err: String(err) }, 'could not rewrite authorized_keys ahead of the apply');
+    }
   }
 
   private prepare(): Promise<void> {

@@ -84,29 +84,39 @@ export async function lockEnvironment(trx: Trx, envId: string) {
  * admin enables them). Locks the owner's row against a concurrent disable until the transaction ends.
  */
 export async function assertOwnerEnabled(trx: Trx, envId: string, action: string): Promise<void> {
-  const owner = await trx
-    .selectFrom('environments as e')
-    .innerJoin('users as u', 'u.id', 'e.owner_id')
-    .select(['u.id', 'u.name', 'u.disabled_at'])
-    .where('e.id', '=', envId)
-    .forShare('u')
-    .executeTakeFirstOrThrow();
+  const owner = await lockOwner(trx, envId);
   if (owner.disabled_at) {
     throw new AppError('wrong_state', `cannot ${action} environment ${envId}: its owner ${owner.name} (user ${owner.id}) is disabled; an admin must enable the user first`);
   }
 }
 
 /**
- * Queued environments that still want to run, in the queue's fair order: round-robin across
- * owners (every owner's oldest first, then every owner's second oldest, ...), each round oldest
- * first; at most `limit`, with what placing them needs. One owner's many entries thus never keep
- * another owner's oldest entry out of the list.
+ * The environment's owner, its row locked FOR SHARE until the transaction ends (a disable, which
+ * locks the user's row and then their environments', waits or is waited for). Take it before the
+ * environment's own lock: users row, then environment row, then quota rows.
+ */
+export async function lockOwner(trx: Trx, envId: string) {
+  return trx
+    .selectFrom('environments as e')
+    .innerJoin('users as u', 'u.id', 'e.owner_id')
+    .select(['u.id', 'u.name', 'u.disabled_at'])
+    .where('e.id', '=', envId)
+    .forShare('u')
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * Queued environments that still want to run, of owners not disabled, in the queue's fair order:
+ * round-robin across owners (every owner's oldest first, then every owner's second oldest, ...),
+ * each round oldest first; at most `limit`, with what placing them needs. One owner's many entries
+ * thus never keep another owner's oldest entry out of the list.
  */
 export async function listQueued(db: Db, limit: number) {
   return db
     .selectFrom((eb) =>
       eb
         .selectFrom('environments as e')
+        .innerJoin('users as u', 'u.id', 'e.owner_id')
         .select([
           'e.id',
           'e.owner_id',
@@ -123,6 +133,7 @@ export async function listQueued(db: Db, limit: number) {
         ])
         .where('e.status', '=', 'pending')
         .where('e.desired_state', '=', 'running')
+        .where('u.disabled_at', 'is', null)
         .as('q'),
     )
     .selectAll('q')

@@ -3,10 +3,11 @@ import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
-import { assertWithinQuota } from '../quotas/quota-check.js';
+import { assertWithinQuota, QuotaExceeded } from '../quotas/quota-check.js';
+import { quotaViolation, type QuotaDelta } from '../quotas/quota-rules.js';
 import { afterPlacement, neverFits, schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
 import { placementRequest, quotaOwner } from './create-environment.js';
-import { listQueued, lockEnvironment } from './environments.repo.js';
+import { listQueued, lockEnvironment, lockOwner } from './environments.repo.js';
 import { noteReason, requestChange } from './environment-writes.js';
 import { placeOnAnyHost, type PortRanges } from './placement.js';
 
@@ -16,6 +17,8 @@ import { placeOnAnyHost, type PortRanges } from './placement.js';
  * else's earlier turns.
  */
 export const QUEUE_SCAN_LIMIT = 5000;
+
+type QueuedEnvironment = Awaited<ReturnType<typeof listQueued>>[number];
 
 /** What one pass did: placed, and looked at (the rest did not fit now, or not within a quota). */
 export interface QueuePass {
@@ -46,6 +49,9 @@ export class QueuePlacer {
     let hosts = await snapshotForScheduling(this.deps.db);
     // Room only shrinks during a pass: a request shape that did not fit stays unfit until the next.
     const misfits = new Map<string, string>();
+    // Usage only grows during a pass too: a scope (user, workspace) that refused an entry refuses
+    // every later one its usage as read then plus the entry passes, without a transaction each.
+    const refusals = new Map<string, QuotaExceeded>();
     let capacity: HostSnapshot[] | undefined;
     let placed = 0;
     for (const env of queued) {
@@ -60,34 +66,21 @@ export class QueuePlacer {
           misfits.set(shape, reason);
         }
       }
+      const delta = { gpus: env.gpu, cpu: env.cpu, memory: env.memory_bytes };
+      reason ??= refusedBefore(refusals, env, delta);
       if (reason !== undefined) {
         await this.note(env, reason);
         continue;
       }
       try {
-        const result = await placeOnAnyHost(this.deps.db, this.deps.ports, {
-          envId: env.id,
-          request,
-          snapshot: hosts,
-          wantJupyter: env.jupyter_port !== null,
-          before: async (trx) => {
-            const current = await lockEnvironment(trx, env.id);
-            if (current.status !== 'pending' || current.desired_state !== 'running') return false;
-            // Its environment count and storage were counted when it was queued; now it holds compute.
-            await assertWithinQuota(trx, quotaOwner(env), { gpus: env.gpu, cpu: env.cpu, memory: env.memory_bytes });
-            return true;
-          },
-          after: async (trx, r) => {
-            const message = `Room freed: scheduled on ${r.hostId}${r.gpuUuids.length ? ` with GPUs ${r.gpuUuids.join(', ')}` : ''}`;
-            await requestChange(trx, env.id, { status: 'creating', status_reason: '' }, { kind: 'scheduled', message });
-          },
-        });
+        const result = await this.place(env, request, hosts, delta);
         if (result.ok) {
           placed++;
           hosts = afterPlacement(hosts, result.reservation.hostId, request, result.reservation.gpuUuids);
           this.deps.logger.info({ envId: env.id, hostId: result.reservation.hostId }, 'queued environment placed');
         }
       } catch (err) {
+        if (err instanceof QuotaExceeded) refusals.set(`${err.scope.kind}:${err.scope.id}`, err);
         if (err instanceof AppError && err.code === 'quota_exceeded') {
           await this.note(env, `waiting for quota: ${err.message}`);
           continue;
@@ -96,6 +89,29 @@ export class QueuePlacer {
       }
     }
     return { placed, scanned: queued.length };
+  }
+
+  /** Tries to place one queued entry that fits `hosts`, within its quota and while its owner is enabled. */
+  private place(env: QueuedEnvironment, request: PlacementRequest, hosts: HostSnapshot[], delta: QuotaDelta) {
+    return placeOnAnyHost(this.deps.db, this.deps.ports, {
+      envId: env.id,
+      request,
+      snapshot: hosts,
+      wantJupyter: env.jupyter_port !== null,
+      before: async (trx) => {
+        // The owner's row first (a disable locks it, then their environments): a disabled owner's entry waits.
+        if ((await lockOwner(trx, env.id)).disabled_at) return false;
+        const current = await lockEnvironment(trx, env.id);
+        if (current.status !== 'pending' || current.desired_state !== 'running') return false;
+        // Its environment count and storage were counted when it was queued; now it holds compute.
+        await assertWithinQuota(trx, quotaOwner(env), delta);
+        return true;
+      },
+      after: async (trx, r) => {
+        const message = `Room freed: scheduled on ${r.hostId}${r.gpuUuids.length ? ` with GPUs ${r.gpuUuids.join(', ')}` : ''}`;
+        await requestChange(trx, env.id, { status: 'creating', status_reason: '' }, { kind: 'scheduled', message });
+      },
+    });
   }
 
   /**
@@ -111,6 +127,16 @@ export class QueuePlacer {
       if (current.status === 'pending') await noteReason(trx, env.id, reason);
     });
   }
+}
+
+/** Why a scope that refused an entry earlier in this pass refuses this one too, if it does. */
+function refusedBefore(refusals: Map<string, QuotaExceeded>, env: { owner_id: number; workspace_id: number | null }, delta: QuotaDelta): string | undefined {
+  for (const key of [`user:${env.owner_id}`, `workspace:${env.workspace_id}`]) {
+    const r = refusals.get(key);
+    const violation = r && quotaViolation(r.scope, r.limits, r.usage, delta);
+    if (violation) return `waiting for quota: ${violation}`;
+  }
+  return undefined;
 }
 
 function shapeOf(r: PlacementRequest): string {

@@ -21,10 +21,24 @@ export const HOST_PATH = '<host path>';
 /**
  * `text` with its absolute paths replaced: a path at or under a mounted dataset's host path by
  * `<dataset NAME…>` (with the rest below it), any other by `<host path>` unless it is exactly one
- * of the environment's container paths. A "." ending a path stays (it ends a sentence).
+ * of the environment's container paths. A "." ending a path stays (it ends a sentence). Dataset
+ * host paths are found first as plain text (longest first, at a path boundary), so one holding
+ * spaces or brackets is replaced whole; the path pattern then covers the text between them.
  */
 export function redactHostPaths(text: string, context: RedactionContext): string {
   const datasets = [...context.datasets].sort((a, b) => b.hostPath.length - a.hostPath.length);
+  const found = findDatasetPaths(text, datasets);
+  let out = '';
+  let at = 0;
+  for (const f of found) {
+    out += redactPaths(text.slice(at, f.start), context, datasets) + f.replacement;
+    at = f.end;
+  }
+  return out + redactPaths(text.slice(at), context, datasets);
+}
+
+/** The path pattern's pass over text holding no dataset host path found as plain text. */
+function redactPaths(text: string, context: RedactionContext, datasets: RedactionContext['datasets']): string {
   return text.replace(ABSOLUTE_PATH, (match) => {
     if (match.startsWith('//')) return match;
     const trail = /\.+$/.exec(match)?.[0] ?? '';
@@ -36,6 +50,33 @@ export function redactHostPaths(text: string, context: RedactionContext): string
     if (context.containerPaths.some((c) => trimSlash(c) === path)) return match;
     return `${HOST_PATH}${trail}`;
   });
+}
+
+const PATH_CHAR_BEFORE = /[\w.@~/-]/;
+const PATH_REST = /^[^\s"'`,;:()[\]{}<>]*/;
+
+/**
+ * Where the datasets' host paths (longest first) stand in `text` as plain text at a path
+ * boundary: not right after a path character, and followed by the end of the path, "/" (a path
+ * below it, kept as `<dataset NAME/rest>`) or only the dots ending a sentence. In text order,
+ * never overlapping.
+ */
+function findDatasetPaths(text: string, datasets: RedactionContext['datasets']) {
+  const found: { start: number; end: number; replacement: string }[] = [];
+  for (const d of datasets) {
+    const root = trimSlash(d.hostPath);
+    if (root === '') continue;
+    for (let start = text.indexOf(root); start !== -1; start = text.indexOf(root, start + 1)) {
+      if (start > 0 && PATH_CHAR_BEFORE.test(text[start - 1]!)) continue;
+      const matched = PATH_REST.exec(text.slice(start + root.length))![0];
+      const rest = matched.replace(/\.+$/, '');
+      if (rest !== '' && !rest.startsWith('/')) continue;
+      const end = start + root.length + rest.length;
+      if (found.some((f) => start < f.end && f.start < end)) continue;
+      found.push({ start, end, replacement: `<dataset ${d.name}${rest}>` });
+    }
+  }
+  return found.sort((a, b) => a.start - b.start);
 }
 
 function isAtOrUnder(path: string, root: string): boolean {

@@ -1,12 +1,28 @@
 import { AppError } from '../../common/errors.js';
 import type { Trx } from '../db/database.js';
-import { quotaNeverAllows, quotaViolation, type QuotaDelta, type QuotaLimits } from './quota-rules.js';
+import { quotaNeverAllows, quotaViolation, type QuotaDelta, type QuotaLimits, type QuotaScope, type QuotaUsage } from './quota-rules.js';
 import { lockLimits, scopeName, usageOf } from './quotas.repo.js';
 
 /** Whose limits an environment counts against: its owner's, and its workspace's when it has one. */
 export interface QuotaOwner {
   readonly ownerId: number;
   readonly workspaceId: number | null;
+}
+
+/**
+ * quota_exceeded (40904) for a limit `usage` plus the request passes, with what was read: a caller
+ * placing many requests (the queue's pass) can tell which later ones this scope refuses too
+ * without reading again (`quotaViolation(scope, limits, usage, delta)`).
+ */
+export class QuotaExceeded extends AppError {
+  constructor(
+    message: string,
+    readonly scope: QuotaScope,
+    readonly limits: QuotaLimits,
+    readonly usage: QuotaUsage,
+  ) {
+    super('quota_exceeded', message);
+  }
 }
 
 function scopesOf(owner: QuotaOwner) {
@@ -35,7 +51,8 @@ export async function assertWithinQuota(trx: Trx, owner: QuotaOwner, delta: Quot
     const scope = { kind, id, name: await scopeName(trx, kind, id) };
     const never = options.neverAllows ? quotaNeverAllows(scope, limits, options.neverAllows) : null;
     if (never) throw new AppError('quota_exceeded', never);
-    const violation = quotaViolation(scope, limits, await usageOf(trx, kind, id), delta);
-    if (violation) throw new AppError('quota_exceeded', violation);
+    const usage = await usageOf(trx, kind, id);
+    const violation = quotaViolation(scope, limits, usage, delta);
+    if (violation) throw new QuotaExceeded(violation, scope, limits, usage);
   }
 }

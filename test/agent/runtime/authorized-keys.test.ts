@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dropLegacyAuthorizedKeys, removeEnvState, writeAuthorizedKeys } from '../../../agent/runtime/authorized-keys.js';
+import { dropLegacyAuthorizedKeys, refreshAuthorizedKeys, removeEnvState, writeAuthorizedKeys } from '../../../agent/runtime/authorized-keys.js';
 import { symlinkTar } from '../../../agent/runtime/keys-link.js';
 
 // The agent's authorized_keys files on a real file system (a temporary state directory).
@@ -20,6 +20,16 @@ describe('writeAuthorizedKeys', () => {
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-keys-'));
   });
   afterEach(async () => rm(stateDir, { recursive: true, force: true }));
+
+  it('refreshes the keys of an environment applied before, creates nothing for one never applied, writes no multi-line key', async () => {
+    expect(await refreshAuthorizedKeys(stateDir, ENV, [A])).toBe(false);
+    expect(await readdir(stateDir)).toEqual([]);
+    expect(await writeAuthorizedKeys(stateDir, ENV, [A, B])).toBe(true);
+    expect(await refreshAuthorizedKeys(stateDir, ENV, [B])).toBe(true);
+    expect(await readFile(keysFile(), 'utf8')).toBe(`${B}\n`);
+    expect(await refreshAuthorizedKeys(stateDir, ENV, [`${A}\ncommand="x" ${B}`])).toBe(false);
+    expect(await readFile(keysFile(), 'utf8')).toBe(`${B}\n`);
+  });
 
   it('writes the keys directory (0700) and file (0600); true only when the state directory is new', async () => {
     expect(await writeAuthorizedKeys(stateDir, ENV, [A])).toBe(true);

@@ -1,8 +1,9 @@
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
+import { authorizedKeysPath } from '../../../agent/runtime/docker-names.js';
 import { RuntimeError } from '../../../agent/runtime/errors.js';
 import type { DatasetMountSpec, EnvSpec } from '../../../agent/runtime/types.js';
 import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker, uniqueId, releaseRunDir, testRunDir } from '../../helpers/docker.js';
@@ -125,5 +126,26 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime mount policy (real Docker)', () => 
       [join(runDir, s.envId, 'datasets', 'ds-1-ro'), join(runDir, s.envId, 'volume', 'data'), join(stateDir, 'envs', s.envId, 'ssh')].sort(),
     );
     expect(await runtime.remove(s.envId)).toBe(true);
+  });
+
+  it('still removes a deleted SSH key from a running container when the rest of its new spec is refused', async () => {
+    const [a, b] = ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyA a@x', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyB b@x'];
+    const s = spec([mount(join(root, 'imagenet'), '/data/imagenet')], { sshAuthorizedKeys: [a, b] });
+    expect((await runtime.apply(s)).status.state).toBe('running');
+    const name = `remotegpu-${s.envId}`;
+    expect((await dockerExec(docker, name, ['cat', '/root/.ssh/authorized_keys'])).stdout).toBe(`${a}\n${b}\n`);
+    // Key A deleted while the dataset's directory went missing on this host: the apply is refused, the key is gone.
+    const refused = await refusal({ ...s, sshAuthorizedKeys: [b], mounts: [mount(join(root, 'missing'), '/data/imagenet')] });
+    expect(refused).toMatchObject({ code: 'invalid_spec', message: expect.stringContaining('does not exist on this host') });
+    expect(await readFile(authorizedKeysPath(stateDir, s.envId), 'utf8')).toBe(`${b}\n`);
+    expect((await dockerExec(docker, name, ['cat', '/root/.ssh/authorized_keys'])).stdout).toBe(`${b}\n`);
+    // A key that is not one line is never written, even early.
+    expect(await refusal({ ...s, sshAuthorizedKeys: [b, `${a}\ncommand="x" ${a}`] })).toMatchObject({ code: 'invalid_spec' });
+    expect(await readFile(authorizedKeysPath(stateDir, s.envId), 'utf8')).toBe(`${b}\n`);
+    expect(await runtime.remove(s.envId)).toBe(true);
+    // An environment never applied gets no state directory from a refused apply.
+    const fresh = spec([mount(join(root, 'missing'))]);
+    expect(await refusal(fresh)).toMatchObject({ code: 'invalid_spec' });
+    await expect(stat(join(stateDir, 'envs', fresh.envId))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -5,6 +5,8 @@ import { DB_TARGETS } from '../../helpers/databases.js';
 import { createTestApi, type TestApi, type TestUser } from '../../helpers/api.js';
 import { imageCopy, seedHost, seedImage } from '../../helpers/hosts.js';
 import { QueuePlacer } from '../../../controller/environments/queue.js';
+import type { Db } from '../../../controller/db/database.js';
+import { insertQueued, statementCounter } from '../../helpers/queued.js';
 
 // Issue 11, items 8 and 9: a request no host could ever hold is refused at create (40902 naming the
 // largest host) even with "queue": true; the queue scans fairly (owners take turns, entries that
@@ -168,6 +170,47 @@ describe.each(DB_TARGETS)('impossible requests and the fair queue on $name', (ta
       const list = await order(api.db, 4);
       const names = new Map((await api.db.selectFrom('environments').select(['id', 'name']).execute()).map((e) => [e.id, e.name]));
       expect(list.map((e) => names.get(e.id))).toEqual(['never-0', 'c-0', 'never-1', 'c-1']);
+    });
+  });
+
+  describe.skipIf(target.skipReason !== '')('a disabled owner’s queued environments stay queued', () => {
+    let api: TestApi;
+    beforeAll(async () => {
+      api = await createTestApi(target);
+      await seedImage(api.db);
+      await seedHost(api.db, 'host-1', { gpus: 8 });
+    });
+    afterAll(async () => api?.close());
+
+    const placer = (db: Db) => new QueuePlacer({ db, logger: pino({ level: 'silent' }), ports: { ssh: api.config.sshPortRange, jupyter: api.config.jupyterPortRange } });
+    const row = (id: string) => api.db.selectFrom('environments').select(['status', 'host_id']).where('id', '=', id).executeTakeFirstOrThrow();
+
+    it('is not placed when it queued after its owner was disabled (through the admin route)', async () => {
+      const dora = await api.createUser('dora');
+      expect((await api.request('DELETE', `/api/v1/admin/users/${dora.id}`, { token: api.adminToken })).status).toBe(204);
+      // A create that passed its checks just before the disable commits its queued row after it.
+      const [id] = await insertQueued(api.db, { id: dora.id }, 'dora', 1, 1, Date.now());
+      expect(await placer(api.db).pass()).toEqual({ placed: 0, scanned: 0 });
+      expect(await row(id!)).toEqual({ status: 'pending', host_id: null });
+    });
+
+    it('is not placed when its owner is disabled after the pass listed it', async () => {
+      const emil = await api.createUser('emil');
+      const [id] = await insertQueued(api.db, { id: emil.id }, 'emil', 1, 1, Date.now());
+      // The disable runs as soon as the queue's listing returns: on PostgreSQL on another
+      // connection, awaited; on PGlite queued for its one connection, ahead of the pass's next work.
+      let disable: Promise<unknown> | undefined;
+      const counter = statementCounter(async (n) => {
+        if (n !== 1) return;
+        disable = api.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', emil.id).execute();
+        if (target.name === 'postgres') await disable;
+      });
+      expect(await placer(api.db.withPlugin(counter.plugin)).pass()).toEqual({ placed: 0, scanned: 1 });
+      await disable;
+      expect(await row(id!)).toEqual({ status: 'pending', host_id: null });
+      // Enabled again: the next pass places it.
+      await api.db.updateTable('users').set({ disabled_at: null }).where('id', '=', emil.id).execute();
+      expect(await placer(api.db).pass()).toEqual({ placed: 1, scanned: 1 });
     });
   });
 });

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DB_TARGETS } from '../../helpers/databases.js';
 import { createTestApi, type TestApi, type TestUser } from '../../helpers/api.js';
 import { seedHost, seedImage } from '../../helpers/hosts.js';
+import { insertQueued, statementCounter } from '../../helpers/queued.js';
+import { QueuePlacer } from '../../../controller/environments/queue.js';
+import { pino } from 'pino';
 
 // Quotas (issue 11, item 10): admin-set limits per user and per workspace, checked in the
 // transaction that reserves, shown in GET /api/v1/me, 409 (40904) naming the limit.
@@ -174,6 +177,48 @@ describe.each(DB_TARGETS)('quotas on $name', (target) => {
       await api.db.updateTable('environments').set({ status: 'deleting', desired_state: 'deleted', reserved_cpu: 0, reserved_memory_bytes: 0 }).where('id', '=', taken.body.data.env_id).execute();
       expect((await api.services.queue.pass()).placed).toBe(1);
       expect((await api.request('GET', `/api/v1/environments/${queued.body.data.env_id}`, { token: erin.token })).body.data.status).toBe('creating');
+    });
+  });
+
+  describe.skipIf(target.skipReason !== '')('a pass over many entries a quota refuses', () => {
+    let api: TestApi;
+    beforeAll(async () => {
+      api = await createTestApi(target);
+      await seedImage(api.db);
+      await seedHost(api.db, 'host-1', { gpus: 8 });
+    });
+    afterAll(async () => api?.close());
+
+    it('tries each refusing scope once per pass, not each entry: statements do not grow with the entries', async () => {
+      const admin = (path: string, body: unknown) => api.request('PUT', path, { token: api.adminToken, body });
+      const quinn = await api.createUser('quinn');
+      const wanda = await api.createUser('wanda');
+      const lab = await api.createWorkspace('lab', wanda.id);
+      expect((await admin(`/api/v1/admin/users/${quinn.id}/quota`, { gpus: 1 })).status).toBe(200);
+      expect((await admin(`/api/v1/admin/workspaces/${lab}/quota`, { gpus: 1 })).status).toBe(200);
+      // Queued before the limits (inserted as such): 2 GPUs each, then one of 1 GPU each, which fits.
+      const t = Date.now() - 60_000;
+      const quinn2 = await insertQueued(api.db, { id: quinn.id }, 'q2-', 40, 2, t);
+      const [quinn1] = await insertQueued(api.db, { id: quinn.id }, 'q1-', 1, 1, t + 100);
+      const lab2 = await insertQueued(api.db, { id: wanda.id, workspaceId: lab }, 'w2-', 40, 2, t);
+      const [lab1] = await insertQueued(api.db, { id: wanda.id, workspaceId: lab }, 'w1-', 1, 1, t + 100);
+      const counter = statementCounter();
+      const placer = new QueuePlacer({ db: api.db.withPlugin(counter.plugin), logger: pino({ level: 'silent' }), ports: { ssh: api.config.sshPortRange, jupyter: api.config.jupyterPortRange } });
+      // The first pass places the two 1-GPU entries (a refusal of 2 GPUs does not refuse 1) and notes why the rest wait.
+      expect(await placer.pass()).toEqual({ placed: 2, scanned: 82 });
+      const status = async (ids: string[]) => api.db.selectFrom('environments').select(['status', 'status_reason']).where('id', 'in', ids).execute();
+      expect((await status([quinn1!, lab1!])).map((r) => r.status)).toEqual(['creating', 'creating']);
+      // Later passes (the second rewrites the reasons: 1 GPU in use now): each scope refuses once in
+      // a transaction; its other 39 entries are passed over in memory.
+      expect(await placer.pass()).toEqual({ placed: 0, scanned: 80 });
+      counter.n = 0;
+      expect(await placer.pass()).toEqual({ placed: 0, scanned: 80 });
+      expect(counter.n).toBeLessThanOrEqual(25);
+      const reasons = new Set((await status([...quinn2, ...lab2])).map((r) => `${r.status} ${r.status_reason.replace(/;.*/, '')}`));
+      expect(reasons).toEqual(
+        new Set(['pending waiting for quota: quota exceeded: gpus 1 of 1 in use for user quinn', 'pending waiting for quota: quota exceeded: gpus 1 of 1 in use for workspace lab']),
+      );
+      console.log(`quota-blocked pass over 80 entries (${target.name}): ${counter.n} statements`);
     });
   });
 

@@ -46,6 +46,28 @@ describe('redactHostPaths', () => {
     const tricky: RedactionContext = { datasets: [{ name: 'ds', hostPath: '/mnt/ds' }], containerPaths: ['/var', '/mnt/ds'] };
     expect(redactHostPaths('mkdir /var/lib/remotegpu/run: denied; stat /mnt/ds: gone; /var ok', tricky)).toBe('mkdir <host path>: denied; stat <dataset ds>: gone; /var ok');
   });
+
+  it('replaces a dataset host path with spaces and brackets whole, not only its start and end', () => {
+    const spaced: RedactionContext = {
+      datasets: [
+        { name: 'team', hostPath: '/mnt/nfs/Project Phoenix (acme)/raw' },
+        { name: 'all', hostPath: '/mnt/nfs/Project Phoenix (acme)' },
+        { name: 'b', hostPath: '/mnt/b c' },
+      ],
+      containerPaths: ['/data/team'],
+    };
+    for (const [text, expected] of [
+      ['dataset 7: mounting /mnt/nfs/Project Phoenix (acme)/raw/v2 failed: no such file', 'dataset 7: mounting <dataset team/v2> failed: no such file'],
+      ["creating mount source path '/mnt/nfs/Project Phoenix (acme)/raw': denied", "creating mount source path '<dataset team>': denied"],
+      ['stat /mnt/nfs/Project Phoenix (acme)/other: gone.', 'stat <dataset all/other>: gone.'],
+      ['at /mnt/nfs/Project Phoenix (acme).', 'at <dataset all>.'],
+      // Not at a path boundary: not the dataset (the regex pass replaces what looks like a path).
+      ['/mnt/b cd and x/mnt/b c', '<host path> cd and x/mnt/b c'],
+      ['/mnt/b c/d to /srv/x', '<dataset b/d> to <host path>'],
+    ]) {
+      expect(redactHostPaths(text!, spaced)).toBe(expected);
+    }
+  });
 });
 
 describe('agentReason', () => {
