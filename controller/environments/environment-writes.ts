@@ -116,6 +116,13 @@ export function newJupyterToken(): string {
   return randomBytes(24).toString('base64url');
 }
 
+/** A new Jupyter token (someone who could read the old one lost access) and `event`; `reapply`: a running container is recreated with it. */
+export async function rotateJupyterToken(trx: Trx, envId: string, reapply: boolean, event: EventInput): Promise<void> {
+  const set = { jupyter_token: newJupyterToken(), updated_at: new Date(), ...(reapply ? { spec_generation: sql<number>`spec_generation + 1` } : {}) };
+  await trx.updateTable('environments').set(set).where('id', '=', envId).execute();
+  await addEvent(trx, envId, event);
+}
+
 /**
  * Records the outcome of an agent call made for `generation`. Writes nothing and returns false when
  * the user changed the environment meanwhile (the next pass handles the newer generation).

@@ -1,9 +1,9 @@
-import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
+import { type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import type { Trx } from '../db/database.js';
 import type { Database, EnvStatus } from '../db/schema.js';
 import type { EnvironmentEffects, Named } from '../users/environment-effects.js';
 import { unmountWorkspaceDatasets } from './environment-mounts.js';
-import { addEvent, changeOwner, newJupyterToken, requestChange, requestReapply, type EventInput } from './environment-writes.js';
+import { changeOwner, requestChange, requestReapply, rotateJupyterToken } from './environment-writes.js';
 import type { WakeSignal } from './wake.js';
 
 /**
@@ -111,14 +111,4 @@ async function rotateToken(trx: Trx, env: StoppableRow & { desired_state: string
 async function stopNow(trx: Trx, env: StoppableRow, message: string): Promise<void> {
   const status: EnvStatus = env.host_id === null ? 'stopped' : env.status === 'lost' ? 'lost' : 'stopping';
   await requestChange(trx, env.id, { desired_state: 'stopped', status, ...(status === 'lost' ? {} : { status_reason: '' }) }, { kind: 'stop_requested', message });
-}
-
-/**
- * Gives an environment a new Jupyter token (someone who could read the old one lost access) and
- * records `event`; `reapply` moves `spec_generation` on so a running container is recreated with it.
- */
-async function rotateJupyterToken(trx: Trx, envId: string, reapply: boolean, event: EventInput): Promise<void> {
-  const set = { jupyter_token: newJupyterToken(), updated_at: new Date(), ...(reapply ? { spec_generation: sql<number>`spec_generation + 1` } : {}) };
-  await trx.updateTable('environments').set(set).where('id', '=', envId).execute();
-  await addEvent(trx, envId, event);
 }
