@@ -218,10 +218,10 @@ export async function redactionContext(db: Db, envId: string): Promise<Redaction
       .select(['d.name', 'd.host_path', 'm.mount_path'])
       .where('m.env_id', '=', envId)
       .execute(),
-    db.selectFrom('environments as e').innerJoin('images as i', 'i.id', 'e.image_id').select('i.data_path').where('e.id', '=', envId).executeTakeFirst(),
+    db.selectFrom('environments').select('image_data_path').where('id', '=', envId).executeTakeFirst(),
   ]);
   return {
     datasets: mounts.map((m) => ({ name: m.name, hostPath: m.host_path })),
-    containerPaths: [...mounts.map((m) => m.mount_path), ...(env ? [env.data_path] : [])],
+    containerPaths: [...mounts.map((m) => m.mount_path), ...(env ? [env.image_data_path] : [])],
   };
 }

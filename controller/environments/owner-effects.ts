@@ -22,8 +22,8 @@ export class OwnerEffects implements EnvironmentEffects {
       .selectFrom('environments')
       .select('id')
       .where('owner_id', '=', userId)
-      .where('desired_state', '=', 'running')
-      .where((eb) => eb.or([eb('status', 'in', [...KEYS_LIVE]), eb.and([eb('status', '=', 'error'), eb('observed_state', '=', 'running')])]))
+      .where('desired_state', '!=', 'deleted')
+      .where((eb) => eb.or([eb('observed_state', '=', 'running'), eb.and([eb('desired_state', '=', 'running'), eb('status', 'in', [...KEYS_LIVE])])]))
       .execute();
     return requestReapply(trx, rows.map((r) => r.id), { kind: 'ssh_keys_updated', message: change });
   }
@@ -96,7 +96,7 @@ function lockEnvironments(trx: Trx, filter: EnvFilter) {
  * applied again (the token is in the container's spec hash: recreated, data kept). Returns its id.
  */
 async function rotateToken(trx: Trx, env: StoppableRow & { desired_state: string; observed_state: string }, why: string): Promise<string> {
-  const live = env.desired_state === 'running' && (KEYS_LIVE.includes(env.status) || (env.status === 'error' && env.observed_state === 'running'));
+  const live = isLive(env);
   const message = `Jupyter token rotated: ${why}${live ? '; a running container is recreated with it, the data is kept' : ''}`;
   await rotateJupyterToken(trx, env.id, live, { kind: 'jupyter_token_rotated', message });
   return env.id;
@@ -111,4 +111,13 @@ async function rotateToken(trx: Trx, env: StoppableRow & { desired_state: string
 async function stopNow(trx: Trx, env: StoppableRow, message: string): Promise<void> {
   const status: EnvStatus = env.host_id === null ? 'stopped' : env.status === 'lost' ? 'lost' : 'stopping';
   await requestChange(trx, env.id, { desired_state: 'stopped', status, ...(status === 'lost' ? {} : { status_reason: '' }) }, { kind: 'stop_requested', message });
+}
+
+/**
+ * Whether the environment's container may be running: it was seen running (also after a stop that
+ * failed: the container still runs although the desired state is stopped), or it is meant to run
+ * and on its way. The SQL twin of this is in keysChanged.
+ */
+function isLive(env: { status: EnvStatus; desired_state: string; observed_state: string }): boolean {
+  return env.observed_state === 'running' || (env.desired_state === 'running' && KEYS_LIVE.includes(env.status));
 }

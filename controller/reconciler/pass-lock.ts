@@ -12,6 +12,8 @@ export const RECONCILER_LOCK_KEY = 0x72677075;
  */
 export class PassLock {
   private lease: Lease | undefined;
+  /** Set while a hold is being let go: a pass arriving then waits, then takes the lock anew. */
+  private releasing: Promise<void> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -21,9 +23,14 @@ export class PassLock {
   /** Runs `pass` under the lock, or not at all when another replica holds it. Rejects as `pass` does. */
   async run(pass: () => Promise<void>): Promise<void> {
     if (this.dbKind === 'pglite') return pass();
+    while (this.releasing) await this.releasing;
     if (this.lease) return this.lease.run(pass);
     await this.db.connection().execute(async (conn) => {
-      if (this.lease) return this.lease.run(pass); // another pass took it while this one waited for a connection
+      // While this one waited for a connection another pass may have taken the lock, or be letting
+      // it go (this process still holds it then: pg_try_advisory_lock would say no, and the pass
+      // would be skipped).
+      while (this.releasing) await this.releasing;
+      if (this.lease) return this.lease.run(pass);
       const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${RECONCILER_LOCK_KEY}) as ok`.execute(conn);
       if (!got.rows[0]?.ok) return;
       const lease = (this.lease = new Lease());
@@ -35,8 +42,15 @@ export class PassLock {
       }
       // Checked and given up in one step, so that no pass joins a lease being let go.
       while (lease.active > 0) await lease.idle();
+      let released!: () => void;
+      this.releasing = new Promise((resolve) => (released = resolve));
       this.lease = undefined;
-      await sql`select pg_advisory_unlock(${RECONCILER_LOCK_KEY})`.execute(conn);
+      try {
+        await sql`select pg_advisory_unlock(${RECONCILER_LOCK_KEY})`.execute(conn);
+      } finally {
+        this.releasing = undefined;
+        released();
+      }
       if (failure !== undefined) throw failure;
     });
   }

@@ -10,7 +10,7 @@ import { agentReason } from '../environments/redact.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
-import { Slots } from './slots.js';
+import { Slots, allSettled } from './slots.js';
 import { PassLock } from './pass-lock.js';
 import { describeExit } from './describe-exit.js';
 
@@ -127,16 +127,18 @@ export class Reconciler {
 
   private schedule(delayMs: number): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    const timer: NodeJS.Timeout = setTimeout(() => {
       void this.runOnce()
         .catch((err: unknown) => this.deps.logger.error({ err }, 'reconcile pass failed'))
         .finally(() => {
-          if (this.stopped) return;
+          // A kick while this pass ran armed a newer timer (e.g. room freed by its last call): keep it.
+          if (this.stopped || this.timer !== timer) return;
           const soon = this.again;
           this.again = false;
           this.schedule(soon ? 0 : this.deps.intervalMs);
         });
     }, delayMs);
+    this.timer = timer;
     this.timer.unref?.();
   }
 
@@ -174,7 +176,7 @@ export class Reconciler {
       this.again = false;
       this.kick();
     }
-    await Promise.all(lanes);
+    await allSettled(lanes);
   }
 
   /**
@@ -195,7 +197,7 @@ export class Reconciler {
         if ((await this.slots.run(() => this.reconcileOne(current))) === 'unreachable') unreachable = true;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(PER_HOST_PARALLEL, queue.length) }, worker));
+    await allSettled(Array.from({ length: Math.min(PER_HOST_PARALLEL, queue.length) }, worker));
     if (skipped.length > 0) await this.defer(skipped);
   }
 

@@ -19,3 +19,13 @@ export class Slots {
     }
   }
 }
+
+/**
+ * Waits for every promise, then rejects with the first failure: a lane or worker that failed (a
+ * database write in its error path) must not end the pass while others still call their agents
+ * (the next pass would call the same environments again, and the lock would be let go).
+ */
+export async function allSettled(promises: readonly Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
