@@ -1,13 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { pino } from 'pino';
-import { loadControllerConfig } from '../../controller/config.js';
-import { startController, type RunningController } from '../../controller/server.js';
-import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
-import { freePort } from '../helpers/docker.js';
+import type { RunningController } from '../../controller/server.js';
+import { DB_TARGETS } from '../helpers/databases.js';
+import { startTestController, type TestController } from '../helpers/controller.js';
 import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
@@ -22,8 +17,7 @@ const RUN_DIR = '/var/lib/remotegpu/run/views';
 
 describe.each(DB_TARGETS)('status_reason without host paths for users on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('controller + test agent', () => {
-    let dir: string;
-    let database: TestDatabase | undefined;
+    let platform: TestController | undefined;
     let controller: RunningController;
     let agent: TestAgent;
     let userToken = '';
@@ -32,24 +26,9 @@ describe.each(DB_TARGETS)('status_reason without host paths for users on $name',
     const user = (method: string, p: string, body?: unknown) => call(method, p, userToken, body);
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'rgpu-redaction-'));
-      if (target.name === 'postgres') database = await createTestDatabase(target);
-      const grpcPort = await freePort();
-      const config = loadControllerConfig({
-        DATABASE_URL: database?.url,
-        REMOTEGPU_DATA_DIR: dir,
-        REMOTEGPU_HTTP_PORT: String(await freePort()),
-        REMOTEGPU_HTTP_HOST: '127.0.0.1',
-        REMOTEGPU_GRPC_PORT: String(grpcPort),
-        REMOTEGPU_GRPC_HOST: '127.0.0.1',
-        REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
-        REMOTEGPU_JOIN_TOKEN: JOIN,
-        REMOTEGPU_RECONCILE_INTERVAL_MS: '100',
-        REMOTEGPU_AGENT_TIMEOUT_MS: '2000',
-      });
-      controller = await startController(config, pino({ level: 'silent' }));
-      await controller.database.db.insertInto('images').values({ name: 'img:1', docker_ref: 'img:1', jupyter_port: 8888 }).execute();
-      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${grpcPort}`, joinToken: JOIN, caPem: controller.services.trust.ca.certPem, gpus: 1 });
+      platform = await startTestController(target, { admin: ADMIN, join: JOIN });
+      controller = platform.controller;
+      agent = await startTestAgent({ ...platform.agentOptions, gpus: 1 });
       agent.startReporting(200);
       const alice = await admin('POST', '/api/v1/admin/users', { name: 'alice' });
       const token = await admin('POST', `/api/v1/admin/users/${alice.body.data.id}/tokens`, { name: 't' });
@@ -58,9 +37,7 @@ describe.each(DB_TARGETS)('status_reason without host paths for users on $name',
 
     afterAll(async () => {
       await agent?.close();
-      await controller?.stop();
-      await database?.close();
-      rmSync(dir, { recursive: true, force: true });
+      await platform?.close();
     });
 
     it('shows users the refusal without host paths, admins in full, and keeps them out of the user-visible logs', async () => {

@@ -1,13 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
-import { loadControllerConfig } from '../../controller/config.js';
-import { startController, type RunningController } from '../../controller/server.js';
+import type { RunningController } from '../../controller/server.js';
 import { ObservedState } from '../../gen/remotegpu/v1/types.js';
-import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
-import { freePort } from '../helpers/docker.js';
+import { DB_TARGETS } from '../helpers/databases.js';
+import { startTestController, type TestController } from '../helpers/controller.js';
 import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
@@ -24,8 +19,7 @@ const MIB = 2 ** 20;
 
 describe.each(DB_TARGETS)('storage usage on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('controller + test agent', () => {
-    let dir: string;
-    let database: TestDatabase | undefined;
+    let platform: TestController | undefined;
     let controller: RunningController;
     let agent: TestAgent;
     let envId = '';
@@ -36,24 +30,9 @@ describe.each(DB_TARGETS)('storage usage on $name', (target) => {
     const waitFor = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, 20_000, undefined, 100);
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'rgpu-usage-'));
-      if (target.name === 'postgres') database = await createTestDatabase(target);
-      const grpcPort = await freePort();
-      const config = loadControllerConfig({
-        DATABASE_URL: database?.url,
-        REMOTEGPU_DATA_DIR: dir,
-        REMOTEGPU_HTTP_PORT: String(await freePort()),
-        REMOTEGPU_HTTP_HOST: '127.0.0.1',
-        REMOTEGPU_GRPC_PORT: String(grpcPort),
-        REMOTEGPU_GRPC_HOST: '127.0.0.1',
-        REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
-        REMOTEGPU_JOIN_TOKEN: JOIN,
-        REMOTEGPU_RECONCILE_INTERVAL_MS: '100',
-        REMOTEGPU_AGENT_TIMEOUT_MS: '2000',
-      });
-      controller = await startController(config, pino({ level: 'silent' }));
-      await controller.database.db.insertInto('images').values({ name: 'img:1', docker_ref: 'img:1', jupyter_port: 8888 }).execute();
-      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${grpcPort}`, joinToken: JOIN, caPem: controller.services.trust.ca.certPem, gpus: 2, diskTotalBytes: 1000 * GIB });
+      platform = await startTestController(target, { admin: ADMIN, join: JOIN });
+      controller = platform.controller;
+      agent = await startTestAgent({ ...platform.agentOptions, gpus: 2, diskTotalBytes: 1000 * GIB });
       agent.startReporting(100);
       const created = await api('POST', '/api/v1/environments', { name: 'u', image: 'img:1', cpu: 1, memory: GIB, gpu: 1, storage: 10 * GIB });
       expect(created.status).toBe(201);
@@ -63,9 +42,7 @@ describe.each(DB_TARGETS)('storage usage on $name', (target) => {
 
     afterAll(async () => {
       await agent?.close();
-      await controller?.stop();
-      await database?.close();
-      rmSync(dir, { recursive: true, force: true });
+      await platform?.close();
     });
 
     it('shows no usage before the agent measured any, then what it reports, in the detail and the list', async () => {

@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
-import { loadControllerConfig } from '../../../controller/config.js';
-import { startController, type RunningController } from '../../../controller/server.js';
-import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../../helpers/databases.js';
-import { freePort } from '../../helpers/docker.js';
+import type { RunningController } from '../../../controller/server.js';
+import { DB_TARGETS } from '../../helpers/databases.js';
+import { startTestController, type TestController } from '../../helpers/controller.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { restCaller, waitUntil } from '../../helpers/rest.js';
 
@@ -29,8 +24,7 @@ interface Follow {
 
 describe.each(DB_TARGETS)('log follows on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('controller + test agent', () => {
-    let dir: string;
-    let database: TestDatabase | undefined;
+    let platform: TestController | undefined;
     let controller: RunningController;
     let agent: TestAgent;
 
@@ -72,32 +66,15 @@ describe.each(DB_TARGETS)('log follows on $name', (target) => {
     };
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'rgpu-follows-'));
-      if (target.name === 'postgres') database = await createTestDatabase(target);
-      const grpcPort = await freePort();
-      const config = loadControllerConfig({
-        DATABASE_URL: database?.url,
-        REMOTEGPU_DATA_DIR: dir,
-        REMOTEGPU_HTTP_PORT: String(await freePort()),
-        REMOTEGPU_HTTP_HOST: '127.0.0.1',
-        REMOTEGPU_GRPC_PORT: String(grpcPort),
-        REMOTEGPU_GRPC_HOST: '127.0.0.1',
-        REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
-        REMOTEGPU_JOIN_TOKEN: JOIN,
-        REMOTEGPU_RECONCILE_INTERVAL_MS: '100',
-        REMOTEGPU_MAX_FOLLOWS_PER_USER: String(MAX_FOLLOWS),
-      });
-      controller = await startController(config, pino({ level: 'silent' }));
-      await controller.database.db.insertInto('images').values({ name: 'img:1', docker_ref: 'img:1', jupyter_port: 8888 }).execute();
-      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${grpcPort}`, joinToken: JOIN, caPem: controller.services.trust.ca.certPem, gpus: 4 });
+      platform = await startTestController(target, { admin: ADMIN, join: JOIN }, { REMOTEGPU_MAX_FOLLOWS_PER_USER: String(MAX_FOLLOWS), REMOTEGPU_AGENT_TIMEOUT_MS: '30000' });
+      controller = platform.controller;
+      agent = await startTestAgent({ ...platform.agentOptions, gpus: 4 });
       agent.startReporting(200);
     }, 60_000);
 
     afterAll(async () => {
       await agent?.close();
-      await controller?.stop();
-      await database?.close();
-      rmSync(dir, { recursive: true, force: true });
+      await platform?.close();
     });
 
     it('ends a follow whose token is revoked with event: end "token revoked", and frees its place', async () => {

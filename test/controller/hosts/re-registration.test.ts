@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
-import { loadControllerConfig } from '../../../controller/config.js';
-import { startController, type RunningController } from '../../../controller/server.js';
-import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../../helpers/databases.js';
-import { freePort } from '../../helpers/docker.js';
+import type { RunningController } from '../../../controller/server.js';
+import { DB_TARGETS } from '../../helpers/databases.js';
+import { startTestController, type TestController } from '../../helpers/controller.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { restCaller } from '../../helpers/rest.js';
 
@@ -22,8 +17,7 @@ const PHYSICAL = [{ uuid: 'GPU-3f1c9b2e-0000-4a5b-8c7d-000000000000' }, { uuid: 
 
 describe.each(DB_TARGETS)('a machine registered again under a new host id on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('controller + two test agents of one machine', () => {
-    let dir: string;
-    let database: TestDatabase | undefined;
+    let platform: TestController | undefined;
     let controller: RunningController;
     let before: TestAgent;
     let after: TestAgent;
@@ -34,26 +28,9 @@ describe.each(DB_TARGETS)('a machine registered again under a new host id on $na
     const hostRow = async (id: string) => (await admin('GET', `/api/v1/admin/hosts/${id}`)).body.data;
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'rgpu-rereg-'));
-      if (target.name === 'postgres') database = await createTestDatabase(target);
-      const grpcPort = await freePort();
-      controller = await startController(
-        loadControllerConfig({
-          DATABASE_URL: database?.url,
-          REMOTEGPU_DATA_DIR: dir,
-          REMOTEGPU_HTTP_PORT: String(await freePort()),
-          REMOTEGPU_HTTP_HOST: '127.0.0.1',
-          REMOTEGPU_GRPC_PORT: String(grpcPort),
-          REMOTEGPU_GRPC_HOST: '127.0.0.1',
-          REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
-          REMOTEGPU_JOIN_TOKEN: JOIN,
-          REMOTEGPU_RECONCILE_INTERVAL_MS: '100',
-          REMOTEGPU_AGENT_TIMEOUT_MS: '2000',
-        }),
-        pino({ level: 'silent' }),
-      );
-      await controller.database.db.insertInto('images').values({ name: 'img:1', docker_ref: 'img:1', jupyter_port: 8888 }).execute();
-      const agentOptions = { controllerAddress: `127.0.0.1:${grpcPort}`, joinToken: JOIN, caPem: controller.services.trust.ca.certPem };
+      platform = await startTestController(target, { admin: ADMIN, join: JOIN });
+      controller = platform.controller;
+      const { agentOptions } = platform;
       before = await startTestAgent({ ...agentOptions, gpus: PHYSICAL, machineId: MACHINE, hostname: 'gpu-07' });
       // An unrelated machine registered in between: the link goes by machine id, not by order.
       other = await startTestAgent({ ...agentOptions, gpus: 0, machineId: 'another-machine-id', hostname: 'cpu-01' });
@@ -63,9 +40,7 @@ describe.each(DB_TARGETS)('a machine registered again under a new host id on $na
       await before?.close();
       await after?.close();
       await other?.close();
-      await controller?.stop();
-      await database?.close();
-      rmSync(dir, { recursive: true, force: true });
+      await platform?.close();
     });
 
     it('keeps GPUs held under the former host id taken under the new one, and links the two hosts', async () => {
