@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Server, status as GrpcStatus } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { sql } from 'kysely';
-import { shutdownServer } from '../../common/grpc.js';
 import { DB_TARGETS } from '../helpers/databases.js';
-import { createTestApi, TEST_JOIN_TOKEN, type TestApi } from '../helpers/api.js';
+import { createTestApi, serveControlPlane, type ServedControlPlane, type TestApi } from '../helpers/api.js';
 import { imageCopy, seedImage } from '../helpers/hosts.js';
 import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
 import { waitUntil } from '../helpers/rest.js';
@@ -27,7 +26,7 @@ const BEHIND_ON_DEAD_HOST = 250;
 describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('controller + test agents', () => {
     let api: TestApi;
-    let grpc: Server;
+    let controlPlane: ServedControlPlane | undefined;
     let good: TestAgent;
     let dead: TestAgent;
     let goodEnv = '';
@@ -52,12 +51,8 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
 
     beforeAll(async () => {
       api = await createTestApi(target, { env: { REMOTEGPU_AGENT_TIMEOUT_MS: String(AGENT_TIMEOUT_MS) } });
-      grpc = new Server();
-      api.services.registerGrpc(grpc);
-      const port = await new Promise<number>((resolve, reject) =>
-        grpc.bindAsync('127.0.0.1:0', api.services.trust.serverCredentials, (err, p) => (err ? reject(err) : resolve(p))),
-      );
-      const agentOptions = { controllerAddress: `127.0.0.1:${port}`, joinToken: TEST_JOIN_TOKEN, caPem: api.services.trust.ca.certPem };
+      controlPlane = await serveControlPlane(api);
+      const { agentOptions } = controlPlane;
       good = await startTestAgent({ ...agentOptions, hostname: 'good' });
       dead = await startTestAgent({ ...agentOptions, hostname: 'dead' });
       await seedImage(api.db, 'img:1', 'img:1');
@@ -65,7 +60,7 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
     afterAll(async () => {
       await dead?.close();
       await good?.close();
-      if (grpc) await shutdownServer(grpc, 1000);
+      await controlPlane?.close();
       await api?.close();
     });
 
@@ -235,22 +230,18 @@ describe.each(DB_TARGETS)('reconciler work list on $name', (target) => {
 
   describe.skipIf(target.skipReason !== '')('restart after a failed stop', () => {
     let api: TestApi;
-    let grpc: Server;
+    let controlPlane: ServedControlPlane | undefined;
     let agent: TestAgent;
 
     beforeAll(async () => {
       api = await createTestApi(target);
-      grpc = new Server();
-      api.services.registerGrpc(grpc);
-      const port = await new Promise<number>((resolve, reject) =>
-        grpc.bindAsync('127.0.0.1:0', api.services.trust.serverCredentials, (err, p) => (err ? reject(err) : resolve(p))),
-      );
-      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${port}`, joinToken: TEST_JOIN_TOKEN, caPem: api.services.trust.ca.certPem });
+      controlPlane = await serveControlPlane(api);
+      agent = await startTestAgent(controlPlane.agentOptions);
       await seedImage(api.db, 'img:1', 'img:1');
     });
     afterAll(async () => {
       await agent?.close();
-      if (grpc) await shutdownServer(grpc, 1000);
+      await controlPlane?.close();
       await api?.close();
     });
 

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Server, status as GrpcStatus } from '@grpc/grpc-js';
-import { shutdownServer } from '../../common/grpc.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { DB_TARGETS } from '../helpers/databases.js';
-import { createTestApi, TEST_JOIN_TOKEN, type TestApi } from '../helpers/api.js';
+import { createTestApi, serveControlPlane, type ServedControlPlane, type TestApi } from '../helpers/api.js';
 import { seedImage } from '../helpers/hosts.js';
 import { startTestAgent, type TestAgent } from '../helpers/test-agent.js';
 import { OwnerEffects } from '../../controller/environments/owner-effects.js';
@@ -14,21 +13,17 @@ import { WakeSignal } from '../../controller/environments/wake.js';
 describe.each(DB_TARGETS)('Jupyter token rotation after a failed stop on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('a container still running although stopped', () => {
     let api: TestApi;
-    let grpc: Server;
+    let controlPlane: ServedControlPlane | undefined;
     let agent: TestAgent;
     beforeAll(async () => {
       api = await createTestApi(target);
-      grpc = new Server();
-      api.services.registerGrpc(grpc);
-      const port = await new Promise<number>((resolve, reject) =>
-        grpc.bindAsync('127.0.0.1:0', api.services.trust.serverCredentials, (err, p) => (err ? reject(err) : resolve(p))),
-      );
-      agent = await startTestAgent({ controllerAddress: `127.0.0.1:${port}`, joinToken: TEST_JOIN_TOKEN, caPem: api.services.trust.ca.certPem });
+      controlPlane = await serveControlPlane(api);
+      agent = await startTestAgent(controlPlane.agentOptions);
       await seedImage(api.db, 'img:1', 'img:1');
     });
     afterAll(async () => {
       await agent?.close();
-      if (grpc) await shutdownServer(grpc, 1000);
+      await controlPlane?.close();
       await api?.close();
     });
     it('a member removed while a failed stop left the container running: the container gets the new token', async () => {

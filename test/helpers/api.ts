@@ -1,4 +1,6 @@
+import { Server } from '@grpc/grpc-js';
 import { pino } from 'pino';
+import { shutdownServer } from '../../common/grpc.js';
 import { loadControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import type { Db } from '../../controller/db/database.js';
 import type { UserRole } from '../../controller/db/schema.js';
@@ -168,3 +170,22 @@ export async function seedEnvironment(
   return id;
 }
 
+/** A test API's ControlPlane served over gRPC on 127.0.0.1 (its cluster's TLS), for test agents to join. */
+export interface ServedControlPlane {
+  /** What startTestAgent needs: the address, the bootstrap join token, the cluster CA. */
+  readonly agentOptions: { controllerAddress: string; joinToken: string; caPem: string };
+  close(): Promise<void>;
+}
+
+/** Serves `api`'s ControlPlane on a free port of 127.0.0.1 (close it before `api`). */
+export async function serveControlPlane(api: TestApi): Promise<ServedControlPlane> {
+  const grpc = new Server();
+  api.services.registerGrpc(grpc);
+  const port = await new Promise<number>((resolve, reject) =>
+    grpc.bindAsync('127.0.0.1:0', api.services.trust.serverCredentials, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    agentOptions: { controllerAddress: `127.0.0.1:${port}`, joinToken: TEST_JOIN_TOKEN, caPem: api.services.trust.ca.certPem },
+    close: () => shutdownServer(grpc, 1000),
+  };
+}
