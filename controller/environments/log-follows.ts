@@ -137,15 +137,17 @@ export class LogFollows {
   /** One query for the new events of every followed environment, fanned out to their followers. */
   private async deliverEvents(): Promise<void> {
     const after = new Map<string, number>();
+    const byEnv = new Map<string, Follower[]>();
     for (const f of this.followers) {
       if (f.lastEventId === undefined || f.queue.stopped.aborted) continue;
       after.set(f.envId, Math.min(after.get(f.envId) ?? Infinity, f.lastEventId));
+      byEnv.set(f.envId, [...(byEnv.get(f.envId) ?? []), f]);
     }
     if (after.size === 0) return;
     this.queries++;
     for (const e of await eventsAfter(this.o.db, after)) {
-      for (const f of this.followers) {
-        if (f.envId !== e.envId || f.lastEventId === undefined || f.lastEventId >= e.id) continue;
+      for (const f of byEnv.get(e.envId) ?? []) {
+        if (f.lastEventId === undefined || f.lastEventId >= e.id) continue;
         f.lastEventId = e.id;
         f.queue.offer({ at: e.at, text: e.message });
       }
