@@ -16,14 +16,24 @@ export const MAX_LINE_BYTES = 16 * 1024;
 /** Enough bytes to recognise Docker's timestamp ("2024-05-01T10:00:00.123456789Z "). */
 const TIMESTAMP_PROBE = 40;
 
+const EMPTY = Buffer.alloc(0);
+
+/** A piece's leading Docker timestamp: its length with the space (0: none) and its time (0: none). */
+interface Prefix {
+  readonly length: number;
+  readonly atMs: number;
+}
+
 /** The line being read on one stream: its bytes so far (never concatenated until it is emitted). */
 class PendingLine {
   parts: Buffer[] = [];
   size = 0;
+  /** The piece's timestamp, read once from its first bytes; unknown until TIMESTAMP_PROBE bytes came. */
+  prefix: Prefix | undefined;
   /** Raw bytes this piece may hold: timestamp prefix + MAX_LINE_BYTES; unknown until the prefix is seen. */
   limit: number | undefined;
   /** Bytes of a UTF-8 character cut at the previous piece's end, to start the next piece's text. */
-  carry: Buffer = Buffer.alloc(0);
+  carry: Buffer = EMPTY;
   /** Timestamp of the previous piece, for a continuation that has none of its own. */
   lastAtMs = 0;
 
@@ -37,7 +47,14 @@ class PendingLine {
     this.parts = [];
     this.size = 0;
     this.limit = undefined;
+    this.prefix = undefined;
     return raw;
+  }
+
+  /** Records the piece's timestamp (read from its first bytes) and so how much it may hold. */
+  known(prefix: Prefix): void {
+    this.prefix = prefix;
+    this.limit = prefix.length + MAX_LINE_BYTES;
   }
 }
 
@@ -51,7 +68,7 @@ class PendingLine {
  */
 export class LogDecoder {
   /** Bytes of a frame header split across chunks (at most 8). */
-  private header: Buffer = Buffer.alloc(0);
+  private header: Buffer = EMPTY;
   /** Payload bytes still to come in the current frame, and its stream. */
   private remaining = 0;
   private frameStream: StreamName = 'stdout';
@@ -87,7 +104,7 @@ export class LogDecoder {
       if (this.header.length < 8) break;
       this.frameStream = this.header[0] === 2 ? 'stderr' : 'stdout';
       this.remaining = this.header.readUInt32BE(4);
-      this.header = Buffer.alloc(0);
+      this.header = EMPTY;
     }
     return lines;
   }
@@ -109,12 +126,14 @@ export class LogDecoder {
       const nl = data.indexOf(0x0a, pos);
       const end = nl === -1 ? data.length : nl;
       while (pos < end) {
+        // A line's start with enough bytes at hand: its timestamp is read there, without a copy.
+        if (p.size === 0 && p.limit === undefined && end - pos >= TIMESTAMP_PROBE) p.known(timestampPrefix(data.subarray(pos, pos + TIMESTAMP_PROBE)));
         // Until the timestamp prefix is known, take only enough bytes to recognise it.
         const room = p.limit === undefined ? TIMESTAMP_PROBE - p.size : p.limit - p.size;
         const take = Math.min(room, end - pos);
         p.add(data.subarray(pos, pos + take));
         pos += take;
-        if (p.limit === undefined && p.size >= TIMESTAMP_PROBE) p.limit = timestampPrefix(Buffer.concat(p.parts, p.size)) + MAX_LINE_BYTES;
+        if (p.limit === undefined && p.size >= TIMESTAMP_PROBE) p.known(timestampPrefix(Buffer.concat(p.parts, p.size)));
         if (p.limit !== undefined && p.size >= p.limit) out.push(this.emit(stream, true));
       }
       if (nl === -1) break;
@@ -126,12 +145,13 @@ export class LogDecoder {
   /** The pending piece as a line; a piece cut in the middle of a UTF-8 character leaves its start for the next. */
   private emit(stream: StreamName, continued: boolean): LogLine {
     const p = this.pending[stream];
+    // A piece shorter than the probe has not had its timestamp read yet.
+    const prefix = p.prefix;
     const raw = p.take();
-    const prefix = timestampPrefix(raw);
-    const atMs = prefix > 0 ? parseDockerTime(raw.subarray(0, prefix - 1).toString('latin1')) : 0;
-    let body = raw.subarray(prefix);
+    const { length, atMs } = prefix ?? timestampPrefix(raw);
+    let body = raw.subarray(length);
     if (p.carry.length > 0) body = Buffer.concat([p.carry, body]);
-    p.carry = Buffer.alloc(0);
+    p.carry = EMPTY;
     if (continued) {
       const cut = incompleteUtf8Tail(body);
       if (cut > 0) {
@@ -148,13 +168,16 @@ export class LogDecoder {
   }
 }
 
-/** Length of a leading Docker timestamp and its space ("2024-…Z "), or 0 when the bytes start otherwise. */
-function timestampPrefix(raw: Buffer): number {
+/** A leading Docker timestamp and its space ("2024-…Z "); length 0 when the bytes start otherwise. */
+function timestampPrefix(raw: Buffer): Prefix {
   const space = raw.subarray(0, TIMESTAMP_PROBE).indexOf(0x20);
-  if (space < 20) return 0;
+  if (space < 20) return NO_PREFIX;
   const token = raw.subarray(0, space).toString('latin1');
-  return /^\d{4}-\d\d-\d\dT/.test(token) && parseDockerTime(token) > 0 ? space + 1 : 0;
+  const atMs = /^\d{4}-\d\d-\d\dT/.test(token) ? parseDockerTime(token) : 0;
+  return atMs > 0 ? { length: space + 1, atMs } : NO_PREFIX;
 }
+
+const NO_PREFIX: Prefix = { length: 0, atMs: 0 };
 
 /** How many bytes at the end of `buf` are the start of a UTF-8 character whose rest is missing (0–3). */
 function incompleteUtf8Tail(buf: Buffer): number {
