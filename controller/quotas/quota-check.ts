@@ -48,11 +48,15 @@ export async function assertWithinQuota(trx: Trx, owner: QuotaOwner, delta: Quot
     if (limits) locked.push({ ...scope, limits });
   }
   for (const { kind, id, limits } of locked) {
-    const scope = { kind, id, name: await scopeName(trx, kind, id) };
-    const never = options.neverAllows ? quotaNeverAllows(scope, limits, options.neverAllows) : null;
-    if (never) throw new AppError('quota_exceeded', never);
+    // The scope's name is only for a refusal's message: read when there is one.
+    const unnamed = { kind, id, name: '' };
+    const named = async () => ({ kind, id, name: await scopeName(trx, kind, id) });
+    const { neverAllows } = options;
+    if (neverAllows && quotaNeverAllows(unnamed, limits, neverAllows)) throw new AppError('quota_exceeded', quotaNeverAllows(await named(), limits, neverAllows)!);
     const usage = await usageOf(trx, kind, id);
-    const violation = quotaViolation(scope, limits, usage, delta);
-    if (violation) throw new QuotaExceeded(violation, scope, limits, usage);
+    if (quotaViolation(unnamed, limits, usage, delta)) {
+      const scope = await named();
+      throw new QuotaExceeded(quotaViolation(scope, limits, usage, delta)!, scope, limits, usage);
+    }
   }
 }
