@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { intVar, logLevelVar, parseEnv } from '../common/config.js';
 import { caHashVar, configuredPin, joinTokenVar } from './join-token.js';
 import { parseCidr } from './runtime/env-network.js';
+import { MACHINE_ID_PATTERN } from './discovery/host.js';
 
 const hostPort = (fallback: string) =>
   z
@@ -50,7 +51,7 @@ const schema = z.object({
   REMOTEGPU_GPU_MODE: z.enum(['auto', 'nvidia', 'cdi', 'devices']).default('auto'),
   REMOTEGPU_NVIDIA_SMI: z.string().default('nvidia-smi'),
   REMOTEGPU_FAKE_GPUS: z.string().optional(),
-  REMOTEGPU_MACHINE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected 1-128 characters [A-Za-z0-9._-]').optional(),
+  REMOTEGPU_MACHINE_ID: z.string().regex(MACHINE_ID_PATTERN, 'expected 1-128 characters [A-Za-z0-9._-]').optional(),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_DISCOVERY_INTERVAL_MS: intVar(30_000, 1_000),
   REMOTEGPU_PIDS_LIMIT: intVar(4096, 64),

@@ -101,6 +101,8 @@ export function hostFactsToProto(args: {
   gpuMode: string;
   /** Bytes of the data disk kept free (REMOTEGPU_DISK_RESERVE), and whether free space is below it. */
   disk?: { reserveBytes: number; pressure: boolean };
+  /** The OS machine id ('' or absent: unknown). */
+  machineId?: string | undefined;
 }): HostFacts {
   // A GPU without a UUID cannot be reserved; it is left out and the condition says so.
   const usable = args.gpus.gpus.filter((g) => g.uuid !== '');
@@ -124,5 +126,6 @@ export function hostFactsToProto(args: {
     cudaVersion: first?.cudaVersion ?? '',
     gpuMode: args.gpuMode,
     ...(args.disk ? { diskReserveBytes: args.disk.reserveBytes, diskPressure: args.disk.pressure } : {}),
+    ...(args.machineId ? { machineId: args.machineId } : {}),
   };
 }

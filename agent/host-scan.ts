@@ -95,11 +95,10 @@ export class HostScan {
     }
     const disk = await dataDiskNow(this.options.dataDir, this.hostInfo);
     const host = { ...this.hostInfo, diskTotalBytes: disk.total, diskFreeBytes: disk.free, ...(agent.cpuCores > 0 ? { cpuCores: agent.cpuCores } : {}) };
-    const { publicAddress, agentAddress, agentVersion, gpuMode } = agent;
+    const { publicAddress, agentAddress, agentVersion, gpuMode, machineId } = agent;
     const reserveBytes = diskReserveBytes(disk.total, agent.diskReserve ?? 0);
     const pressure = underDiskPressure(disk.free, reserveBytes);
-    const facts = hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure } });
-    return agent.machineId ? { ...facts, machineId: agent.machineId } : facts;
+    return hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure }, machineId });
   }
 }
 

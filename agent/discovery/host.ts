@@ -56,6 +56,9 @@ export async function discoverHost(dataDir: string): Promise<HostInfo> {
 /** Where the OS keeps its machine id (systemd, then D-Bus on systems without systemd). */
 const MACHINE_ID_FILES = ['/etc/machine-id', '/var/lib/dbus/machine-id'];
 
+/** What a machine id may be (also REMOTEGPU_MACHINE_ID): 1–128 of A-Za-z0-9._- */
+export const MACHINE_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
 /**
  * The OS machine id: `configured` (REMOTEGPU_MACHINE_ID) when set, else the first non-empty line
  * of /etc/machine-id or /var/lib/dbus/machine-id; '' when there is none. It survives a reset of the
@@ -66,7 +69,7 @@ export function readMachineId(configured: string | undefined, files: readonly st
   for (const file of files) {
     try {
       const id = readFileSync(file, 'utf8').trim();
-      if (/^[A-Za-z0-9._-]{1,128}$/.test(id)) return id;
+      if (MACHINE_ID_PATTERN.test(id)) return id;
     } catch {
       // absent or unreadable: try the next one
     }

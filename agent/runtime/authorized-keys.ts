@@ -31,6 +31,11 @@ export async function writeAuthorizedKeys(stateDir: string, envId: string, keys:
   return created;
 }
 
+/** Whether an SSH key is one line (a line break would let it add more keys, or options). */
+export function isOneLine(key: string): boolean {
+  return !/[\r\n]/.test(key);
+}
+
 /**
  * Rewrites the authorized_keys of an environment applied before (its state directory exists, so
  * its container may run) to `keys`, as `writeAuthorizedKeys`; for one never applied it creates
@@ -39,7 +44,7 @@ export async function writeAuthorizedKeys(stateDir: string, envId: string, keys:
  * running container even when the rest of the spec is refused.
  */
 export async function refreshAuthorizedKeys(stateDir: string, envId: string, keys: readonly string[]): Promise<boolean> {
-  if (keys.some((k) => /[\r\n]/.test(k))) return false;
+  if (!keys.every(isOneLine)) return false;
   const applied = await stat(join(stateDir, 'envs', envId)).then(
     (s) => s.isDirectory(),
     () => false,

@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
+import { isOneLine } from './authorized-keys.js';
 import { RuntimeError } from './errors.js';
 import { gpuPassthrough, type GpuMode, type GpuPassthrough } from './gpu.js';
 import { LABEL, LABEL_PREFIX, assertEnvId, authorizedKeysDir, containerName, datasetViewName, datasetViewPath, networkName, volumeDataPath, volumeName } from './docker-names.js';
@@ -110,7 +111,7 @@ export function validateSpec(spec: EnvSpec, policy: MountPolicy): void {
   for (const key of Object.keys(spec.labels)) {
     if (key.startsWith(LABEL_PREFIX)) bad(`label ${key}: the remotegpu. prefix is reserved`);
   }
-  for (const key of spec.sshAuthorizedKeys) if (/[\r\n]/.test(key)) bad('an SSH key must be one line');
+  if (!spec.sshAuthorizedKeys.every(isOneLine)) bad('an SSH key must be one line');
   checkSpecMounts(spec, policy);
 }
 
