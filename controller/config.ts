@@ -13,6 +13,7 @@ const schema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
     .optional(),
+  REMOTEGPU_DB_CONNECT_TIMEOUT_MS: intVar(5_000, 100),
   REMOTEGPU_DATA_DIR: z.string().default('./data'),
   REMOTEGPU_BOOTSTRAP_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   REMOTEGPU_JOIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
@@ -44,6 +45,8 @@ export interface ControllerConfig {
   readonly grpcPort: number;
   readonly grpcHost: string;
   readonly databaseUrl: string | undefined;
+  /** How long a query waits for a PostgreSQL connection before it fails as unavailable (503). */
+  readonly dbConnectTimeoutMs: number;
   readonly dataDir: string;
   readonly bootstrapToken: string | undefined;
   /** Bootstrap join token (REMOTEGPU_JOIN_TOKEN): hosts registered with it need no approval. */
@@ -78,6 +81,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     grpcPort: e.REMOTEGPU_GRPC_PORT,
     grpcHost: e.REMOTEGPU_GRPC_HOST,
     databaseUrl: e.DATABASE_URL,
+    dbConnectTimeoutMs: e.REMOTEGPU_DB_CONNECT_TIMEOUT_MS,
     dataDir: e.REMOTEGPU_DATA_DIR,
     bootstrapToken: e.REMOTEGPU_BOOTSTRAP_TOKEN,
     joinToken: e.REMOTEGPU_JOIN_TOKEN,

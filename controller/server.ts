@@ -38,7 +38,7 @@ export interface RunningController {
  */
 export async function startController(config: ControllerConfig, logger: Logger): Promise<RunningController> {
   const tls = config.httpTls && readTlsFiles(config.httpTls); // a bad file fails before the database opens
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, connectTimeoutMs: config.dbConnectTimeoutMs });
   const stops: (() => Promise<void>)[] = [() => database.close()];
   const stop = async () => {
     for (const fn of stops.splice(0).reverse()) {

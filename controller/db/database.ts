@@ -17,6 +17,9 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/** Default of REMOTEGPU_DB_CONNECT_TIMEOUT_MS. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
 
@@ -30,18 +33,30 @@ const toNumber = (value: string) => Number(value);
  * Opens the database: a `pg` pool when `databaseUrl` is set, otherwise embedded PGlite with its
  * files under `dataDir` (`memory://` keeps it in memory, for tests).
  */
-export async function openDatabase(options: { databaseUrl?: string | undefined; dataDir: string; poolSize?: number }): Promise<DatabaseHandle> {
+export async function openDatabase(options: {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  poolSize?: number;
+  /** How long a query waits for a connection (a new one, or a free one of the pool) before it fails as unavailable. */
+  connectTimeoutMs?: number;
+}): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
           oid === INT8_OID || oid === NUMERIC_OID ? toNumber : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
       },
     });
-    // An idle client losing its connection must not crash the process; the pool replaces it.
+    // A connection lost (the server restarted, shut down or was killed) must never crash the process.
+    // The pool listens on idle clients only (its 'error'); a client that is checked out (a query in
+    // flight, or the reconciler's lock session waiting on agents) emits 'error' on itself, and with
+    // no listener there Node throws it. Every client gets one for its whole life: its queries fail
+    // with the error (answered 503, see isDatabaseUnavailable), and the pool drops it when released.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return onceClose('postgres', db, async () => {
       await db.destroy();

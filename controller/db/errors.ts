@@ -31,3 +31,33 @@ function matches(err: unknown, code: string, constraint: string | undefined): bo
   const e = err as PgLikeError;
   return e.code === code && (constraint === undefined || e.constraint === constraint);
 }
+
+// The database is away (not the request's fault, nor a bug): PostgreSQL shutting down, restarting or
+// starting up (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 53300
+// too_many_connections), connection exceptions (class 08), and the client's own socket failures.
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNAVAILABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+// Errors `pg` and `pg-pool` raise without a code: a connection that ended (also the server's
+// goodbye after a fast shutdown), a client that already failed, and the pool's connect timeout.
+const UNAVAILABLE_MESSAGES = [
+  /^Connection terminated/,
+  /not queryable/,
+  /^timeout exceeded when trying to connect/,
+  /^Client was closed and is not queryable/,
+];
+
+/**
+ * True when `err` says the database cannot be reached right now (a restart, a stopped server, a
+ * lost connection, no free connection in time): the caller should answer 503 and retry later, not
+ * report a bug. Looks into `cause` and into the parts of an AggregateError (a refused connection on
+ * every address of a name).
+ */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 5) return false;
+  const e = err as PgLikeError & { message?: unknown; cause?: unknown; errors?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || UNAVAILABLE_SOCKET_CODES.has(code)) return true;
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(e.message as string))) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isDatabaseUnavailable(inner, depth + 1))) return true;
+  return e.cause !== undefined && isDatabaseUnavailable(e.cause, depth + 1);
+}
