@@ -73,7 +73,7 @@ export class ControllerServices {
   readonly quotas: QuotasService;
   readonly images: ImagesService;
   readonly datasets: DatasetsService;
-  /** Whether the database answers (`GET /healthz`). */
+  /** Whether the database answers (`GET /readyz`). */
   readonly health: DatabaseHealth;
   /** The ssh command and Jupyter URL of placed environments (the API's access_info). */
   readonly access: EnvironmentAccess;

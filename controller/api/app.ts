@@ -4,9 +4,9 @@ import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../common/logger.js';
 import { AppError, invalidFields } from '../../common/errors.js';
-import { isUnstorableText } from '../db/errors.js';
+import { isDatabaseUnavailable, isUnstorableText } from '../db/errors.js';
 import type { AppEnv } from './deps.js';
-import { errorResponse } from './envelope.js';
+import { errorResponse, serviceUnavailableResponse } from './envelope.js';
 
 /** Largest request body accepted (1 MiB). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -43,6 +43,11 @@ export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
       // The schemas refuse control characters in every text field; this catches any text that
       // still reached a query with a NUL in it (a path or query parameter).
       return errorResponse(c, new AppError('invalid_argument', 'the request holds a NUL (U+0000) or another character that cannot be stored; remove it'));
+    }
+    if (isDatabaseUnavailable(err)) {
+      // An outage, not a bug: one line without a stack, and a 503 the client may retry.
+      logger.warn({ method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) }, 'database unavailable while handling a request');
+      return serviceUnavailableResponse(c);
     }
     logger.error({ err, method: c.req.method, path: c.req.path }, 'internal error while handling a request');
     return errorResponse(c, new AppError('internal', 'internal error; it has been logged, please retry or report it'));

@@ -26,3 +26,15 @@ export function errorResponse(c: Context, err: AppError) {
   const data = err.fields && err.fields.length > 0 ? { fields: err.fields } : null;
   return c.json({ code: mapping.api, message: err.message, data } satisfies Envelope<unknown>, mapping.http as ContentfulStatusCode);
 }
+
+/** Seconds a client should wait before retrying while the database is away (the `Retry-After` header). */
+export const RETRY_AFTER_S = 2;
+
+/**
+ * The 503 (50301 service_unavailable) answered while the database does not answer: an outage, not a
+ * bug. It carries `Retry-After` (seconds); the controller recovers by itself once the database is back.
+ */
+export function serviceUnavailableResponse(c: Context, message = 'the database is unavailable; retry shortly') {
+  c.header('Retry-After', String(RETRY_AFTER_S));
+  return errorResponse(c, new AppError('service_unavailable', message));
+}

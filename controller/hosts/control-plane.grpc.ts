@@ -16,6 +16,7 @@ import type { Logger } from '../../common/logger.js';
 import { eventFromProto, hostFactsFromProto, observedFromProto } from './convert.js';
 import type { HostProof } from './host-auth.js';
 import type { HostRegistry } from './registry.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 
 export { ControlPlaneService };
 
@@ -83,6 +84,11 @@ async function answer<T>(log: Logger, method: string, callback: sendUnaryData<T>
   } catch (err) {
     if (err instanceof AppError) {
       log.info({ method, code: err.code, reason: err.message }, 'agent call refused');
+    } else if (isDatabaseUnavailable(err)) {
+      // An outage, not a bug: UNAVAILABLE, which agents retry.
+      log.warn({ method, reason: err instanceof Error ? err.message : String(err) }, 'database unavailable during a ControlPlane call');
+      callback(toGrpcError(new AppError('service_unavailable', "the controller's database is unavailable; retry shortly")));
+      return;
     } else {
       log.error({ err, method }, 'internal error in a ControlPlane call');
     }
