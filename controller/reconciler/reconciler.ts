@@ -11,7 +11,7 @@ import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
 import { Slots, allSettled } from './slots.js';
-import { PassLock } from './pass-lock.js';
+import { PassLock, logPassFailure } from './pass-lock.js';
 import { describeExit } from './describe-exit.js';
 
 export { RECONCILER_LOCK_KEY } from './pass-lock.js';
@@ -129,7 +129,7 @@ export class Reconciler {
     if (this.timer) clearTimeout(this.timer);
     const timer: NodeJS.Timeout = setTimeout(() => {
       void this.runOnce()
-        .catch((err: unknown) => this.deps.logger.error({ err }, 'reconcile pass failed'))
+        .catch((err: unknown) => logPassFailure(this.deps.logger, err))
         .finally(() => {
           // A kick while this pass ran armed a newer timer (e.g. room freed by its last call): keep it.
           if (this.stopped || this.timer !== timer) return;
