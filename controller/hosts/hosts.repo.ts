@@ -181,15 +181,34 @@ export async function markMissingGpus(db: Db, hostId: string, reportedUuids: rea
  * Flips to offline every online host not heard from for `timeoutMs` (by the database clock, so
  * replicas agree). Returns the ids it flipped.
  */
-export async function markSilentHostsOffline(db: Db, timeoutMs: number): Promise<string[]> {
+export async function markSilentHostsOffline(db: Db, timeoutMs: number, heardSince?: Date): Promise<string[]> {
   const rows = await db
     .updateTable('hosts')
     .set({ liveness: 'offline' })
     .where('liveness', '=', 'online')
-    .where(sql<SqlBool>`coalesce(last_report_at, registered_at) < now() - make_interval(secs => ${timeoutMs / 1000})`)
+    .where(sql<SqlBool>`${lastHeard(heardSince)} < now() - make_interval(secs => ${timeoutMs / 1000})`)
     .returning('id')
     .execute();
   return rows.map((r) => r.id);
+}
+
+/**
+ * Milliseconds from now() until the first online host falls silent for `timeoutMs` (negative when
+ * one is past it already), or undefined when no host is online.
+ */
+export async function msUntilNextSilence(db: Db, timeoutMs: number, heardSince?: Date): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('hosts')
+    .select(sql<number | null>`extract(epoch from (min(${lastHeard(heardSince)}) - now())) * 1000 + ${timeoutMs}::float8`.as('ms'))
+    .where('liveness', '=', 'online')
+    .executeTakeFirst();
+  return row?.ms == null ? undefined : Number(row.ms);
+}
+
+/** When a host was last heard from: its last report (its registration before one), or `heardSince` when later. */
+function lastHeard(heardSince: Date | undefined) {
+  const heard = sql`coalesce(last_report_at, registered_at)`;
+  return heardSince ? sql`greatest(${heard}, ${heardSince}::timestamptz)` : heard;
 }
 
 /** Sets a host's admin state; false when the host does not exist. */

@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { ACTIVE_ENV_STATUSES } from '../db/schema.js';
-import { markSilentHostsOffline } from './hosts.repo.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
+import { markSilentHostsOffline, msUntilNextSilence } from './hosts.repo.js';
 import type { HostObserver } from './types.js';
 
 /**
@@ -27,17 +28,33 @@ export interface LivenessPass {
   readonly skipped: boolean;
   /** Hosts this pass turned offline. */
   readonly offline: readonly string[];
+  /** Milliseconds until the next online host falls silent for the timeout (undefined: none online, or skipped). */
+  readonly nextSilenceMs?: number | undefined;
 }
+
+/** Added to a host's deadline when the next pass is timed for it, so that the pass finds it past. */
+const DEADLINE_MARGIN_MS = 5;
 
 /**
  * The host liveness loop: marks hosts whose last report is older than the timeout offline and tells
  * the observer once per host it flipped. A report brings a host back online (ReportStatus does).
+ *
+ * A host goes offline as soon as it has been silent for the timeout, not up to one interval later:
+ * each pass times the next one for the first online host's deadline when that comes before the
+ * interval (the interval only bounds how late a newly registered host is seen).
+ *
+ * While the database was away agents could not report either: silence is counted from the first
+ * pass that reached the database again, so an outage does not turn every host offline.
  */
 export class HostLivenessLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = true;
   private readonly log: Logger;
+  /** The last pass failed for want of the database. */
+  private outage = false;
+  /** The database's time when it answered again after an outage: nobody is silent for longer. */
+  private heardSince: Date | undefined;
 
   constructor(private readonly deps: LivenessDeps) {
     this.log = deps.logger.child({ component: 'liveness' });
@@ -48,10 +65,35 @@ export class HostLivenessLoop {
    * and PGlite); skipped when another replica holds it. Observer failures are logged, not thrown.
    */
   async runOnce(): Promise<LivenessPass> {
-    const flipped = await this.deps.db.transaction().execute(async (trx) => {
-      const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${LIVENESS_LOCK_KEY}::bigint) as locked`.execute(trx);
+    let flipped;
+    try {
+      flipped = await this.pass();
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) this.outage = true;
+      throw err;
+    }
+    if (!flipped) return { skipped: true, offline: [] };
+    for (const hostId of flipped.now) this.log.warn({ hostId, timeoutMs: this.deps.hostTimeoutMs }, 'host stopped reporting; marked offline');
+    for (const hostId of [...flipped.now, ...flipped.pending]) {
+      try {
+        await this.deps.observer.onHostOffline(hostId);
+      } catch (err) {
+        this.log.error({ err, hostId }, 'host observer failed on an offline host');
+      }
+    }
+    return { skipped: false, offline: flipped.now, nextSilenceMs: flipped.nextSilenceMs };
+  }
+
+  private async pass() {
+    return this.deps.db.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ locked: boolean; now: Date }>`select pg_try_advisory_xact_lock(${LIVENESS_LOCK_KEY}::bigint) as locked, now() as now`.execute(trx);
+      if (this.outage) {
+        this.outage = false;
+        this.heardSince = rows[0]?.now;
+        this.log.info({ heardSince: this.heardSince }, 'database back: host silence counted from now');
+      }
       if (!rows[0]?.locked) return undefined;
-      const now = await markSilentHostsOffline(trx, this.deps.hostTimeoutMs);
+      const now = await markSilentHostsOffline(trx, this.deps.hostTimeoutMs, this.heardSince);
       // Offline hosts that still have active environments: the observer call for them was lost
       // (controller restart, observer failure) and is repeated; it is idempotent.
       const pending = await trx
@@ -69,18 +111,9 @@ export class HostLivenessLoop {
           ),
         )
         .execute();
-      return { now, pending: pending.map((r) => r.id).filter((id) => !now.includes(id)) };
+      const nextSilenceMs = await msUntilNextSilence(trx, this.deps.hostTimeoutMs, this.heardSince);
+      return { now, pending: pending.map((r) => r.id).filter((id) => !now.includes(id)), nextSilenceMs };
     });
-    if (!flipped) return { skipped: true, offline: [] };
-    for (const hostId of flipped.now) this.log.warn({ hostId, timeoutMs: this.deps.hostTimeoutMs }, 'host stopped reporting; marked offline');
-    for (const hostId of [...flipped.now, ...flipped.pending]) {
-      try {
-        await this.deps.observer.onHostOffline(hostId);
-      } catch (err) {
-        this.log.error({ err, hostId }, 'host observer failed on an offline host');
-      }
-    }
-    return { skipped: false, offline: flipped.now };
   }
 
   /** Starts the periodic passes. Idempotent. */
@@ -98,17 +131,24 @@ export class HostLivenessLoop {
     await this.running;
   }
 
-  private schedule(): void {
+  private schedule(nextSilenceMs?: number): void {
     if (this.stopped) return;
     const interval = this.deps.intervalMs ?? Math.max(50, Math.floor(this.deps.hostTimeoutMs / 3));
+    const delay = nextSilenceMs === undefined ? interval : Math.min(interval, Math.max(0, Math.ceil(nextSilenceMs)) + DEADLINE_MARGIN_MS);
     this.timer = setTimeout(() => {
+      let next: number | undefined;
       this.running = this.runOnce()
-        .catch((err: unknown) => this.log.error({ err }, 'liveness pass failed'))
+        .then((pass) => void (next = pass.nextSilenceMs))
+        .catch((err: unknown) =>
+          isDatabaseUnavailable(err)
+            ? this.log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'liveness pass failed: database unavailable; retrying')
+            : this.log.error({ err }, 'liveness pass failed'),
+        )
         .finally(() => {
           this.running = undefined;
-          this.schedule();
+          this.schedule(next);
         });
-    }, interval);
+    }, delay);
     this.timer.unref();
   }
 }

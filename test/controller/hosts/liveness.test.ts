@@ -71,7 +71,7 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
       agents.push(a);
       await silence(a.hostId);
       const pass = await f.services.hostLiveness.runOnce();
-      expect(pass).toEqual({ skipped: false, offline: [a.hostId] });
+      expect(pass).toMatchObject({ skipped: false, offline: [a.hostId] });
       expect(await liveness(a.hostId)).toBe('offline');
       expect(f.observer.offline).toContain(a.hostId);
     });
@@ -106,6 +106,39 @@ describe.each(DB_TARGETS)('host liveness on $name', (target) => {
         await vi.waitFor(async () => expect(await state(silent.hostId)).toBe('online'), { timeout: 15_000, interval: 50 });
       } finally {
         await Promise.all([silent.close(), steady.close()]);
+        await g.close();
+      }
+    });
+
+    it('declares a host offline within the timeout after its last report, not up to one interval later', async () => {
+      // The loop runs every timeout/3. The host reports just after a pass, so that its deadline
+      // falls just after one too: a loop that only woke every interval found it a whole interval
+      // late (the 35-39 s of a 30 s timeout); the loop times its next pass for the deadline.
+      const timeoutMs = 3_000;
+      const intervalMs = timeoutMs / 3;
+      const g = await startHostsFixture(target, { REMOTEGPU_HOST_TIMEOUT_MS: String(timeoutMs) });
+      const a = await startTestAgent({ ...g.join, gpus: 1 });
+      const offlineAt = new Map<string, number>();
+      const loop = new HostLivenessLoop({
+        db: g.db,
+        logger: createLogger({ name: 'test', level: 'silent' }),
+        hostTimeoutMs: timeoutMs,
+        observer: { onReport: async () => {}, onHostOffline: async (id) => void offlineAt.set(id, Date.now()) },
+      });
+      try {
+        loop.start();
+        await new Promise((r) => setTimeout(r, 100));
+        const reportedFrom = Date.now();
+        await a.report();
+        await vi.waitFor(() => expect(offlineAt.has(a.hostId)).toBe(true), { timeout: 15_000, interval: 20 });
+        const silentFor = offlineAt.get(a.hostId)! - reportedFrom;
+        console.log(`host offline ${silentFor} ms after its last report (timeout ${timeoutMs} ms, loop interval ${intervalMs} ms)`);
+        // Never before the timeout; at most a small part of an interval after it.
+        expect(silentFor).toBeGreaterThanOrEqual(timeoutMs);
+        expect(silentFor).toBeLessThanOrEqual(timeoutMs + intervalMs / 2);
+      } finally {
+        await loop.stop();
+        await a.close();
         await g.close();
       }
     });
