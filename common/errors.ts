@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'conflict'
   | 'quota_exceeded'
   | 'payload_too_large'
+  | 'request_timeout'
+  | 'header_too_large'
   | 'too_many_requests'
   | 'internal'
   | 'unavailable'
@@ -43,6 +45,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = Object.fre
   conflict: { http: 409, api: 40903, grpc: GrpcStatus.ALREADY_EXISTS },
   quota_exceeded: { http: 409, api: 40904, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   payload_too_large: { http: 413, api: 41301, grpc: GrpcStatus.INVALID_ARGUMENT },
+  request_timeout: { http: 408, api: 40801, grpc: GrpcStatus.DEADLINE_EXCEEDED },
+  header_too_large: { http: 431, api: 43101, grpc: GrpcStatus.INVALID_ARGUMENT },
   too_many_requests: { http: 429, api: 42901, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   internal: { http: 500, api: 50001, grpc: GrpcStatus.INTERNAL },
   unavailable: { http: 502, api: 50201, grpc: GrpcStatus.UNAVAILABLE },

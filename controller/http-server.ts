@@ -1,10 +1,13 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { maxHeaderSize } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
 import { ConfigError } from '../common/config.js';
+import { ERROR_TABLE, type ErrorCode } from '../common/errors.js';
 import type { HttpTlsFiles } from './config.js';
 
 /** The REST API's listening server: plain HTTP, or HTTPS with REMOTEGPU_HTTP_TLS_CERT/KEY. */
@@ -36,9 +39,79 @@ export async function listenHttp(fetch: Fetch, hostname: string, port: number, t
       : serve({ fetch, hostname, port }, () => resolve(s));
     s.once('error', (err) => reject(new Error(`cannot listen for ${tls ? 'HTTPS' : 'HTTP'} on ${hostname}:${port}: ${err.message}`)));
   });
+  handleBrokenRequests(server, tls !== undefined);
   const actualPort = (server.address() as AddressInfo).port;
   const scheme = tls ? 'https' : 'http';
   return { url: `${scheme}://${urlHost(shownHost(hostname))}:${actualPort}`, listen: `${urlHost(hostname)}:${actualPort}`, close: () => closeHttp(server) };
+}
+
+/** How long a closing connection keeps reading (and dropping) what the client still sends, and how much of it. */
+const LINGER_MS = 2_000;
+const LINGER_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Requests Node's HTTP parser refuses before the app sees them are answered with the contract's
+ * envelope and `Connection: close`, like every other error: a header block over Node's limit 431
+ * (43101), a request that took too long to arrive 408 (40801), anything else that is not HTTP 400
+ * (40001). Node's own answers had no body.
+ *
+ * Every connection the server closes while the client may still be sending (a 413 answered before
+ * the body was read, one of the answers above) closes gracefully: the answer, then a FIN, then
+ * what still arrives is read and dropped until the client closes, for at most LINGER_MS and
+ * LINGER_MAX_BYTES. Closing at once with unread data makes the kernel send a reset, which can
+ * destroy the answer before the client read it ("socket hang up" instead of the 413).
+ */
+function handleBrokenRequests(server: ServerType, tls: boolean): void {
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => lingerOnClose(socket));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, code, message] = clientErrorAnswer(err);
+    const body = JSON.stringify({ code: ERROR_TABLE[code].api, message, data: null });
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    const s = socket as Duplex & { destroySoon?: () => void };
+    if (s.destroySoon) s.destroySoon();
+    else socket.end();
+  });
+}
+
+/** Status line, error code and message for a request Node's parser refused. Pure. */
+export function clientErrorAnswer(err: NodeJS.ErrnoException): [number, string, ErrorCode, string] {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'Request Header Fields Too Large', 'header_too_large', `request headers are larger than ${maxHeaderSize} bytes in all (request line, cookies and tokens included)`];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'HPE_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', 'request_timeout', 'the request did not arrive in time; send it again'];
+    default:
+      return [400, 'Bad Request', 'invalid_argument', `malformed HTTP request (${err.code ?? 'parse error'})`];
+  }
+}
+
+/**
+ * Makes the socket's destroySoon (what Node's HTTP server calls to close a connection after its
+ * last answer) close gracefully: end (FIN after the answer), then read and drop until the client
+ * closes, LINGER_MS pass or LINGER_MAX_BYTES arrive, then destroy.
+ */
+function lingerOnClose(socket: Socket): void {
+  let closing = false;
+  socket.destroySoon = function lingeringClose(this: Socket) {
+    if (closing || this.destroyed) return;
+    closing = true;
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+    this.once('end', () => this.destroy());
+    let dropped = 0;
+    this.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER_MAX_BYTES) this.destroy();
+    });
+    this.end();
+    this.resume();
+  };
 }
 
 /** How to announce the REST API: its URL, plus where it listens when that is every interface. */

@@ -1,56 +1,78 @@
-import { readFileSync, realpathSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
-import { cpus, hostname, totalmem } from 'node:os';
-import { dirname, resolve, sep } from 'node:path';
-import si from 'systeminformation';
+import { readFileSync } from 'node:fs';
+import { readFile, realpath, statfs } from 'node:fs/promises';
+import { cpus, hostname, machine, networkInterfaces, platform, release, totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { HostInfo } from './types.js';
 
 /** Interfaces whose addresses are local plumbing, not a way to reach the host. */
 const PLUMBING_INTERFACE = /^(docker\d*|veth|br-|virbr|cni|flannel|cali|vxlan|lo$)/;
-
-export interface MountUsage {
-  readonly mount: string;
-  readonly size: number;
-  readonly available: number;
-}
 
 export interface InterfaceAddresses {
   readonly iface: string;
   readonly ip4: string;
   readonly ip6: string;
   readonly internal: boolean;
-  readonly virtual: boolean;
 }
+
+/** Where the distribution names itself (os-release(5)): the first one that exists counts. */
+const OS_RELEASE_FILES = ['/etc/os-release', '/usr/lib/os-release'];
 
 /**
  * Describes the host: name, reachable addresses, OS, kernel, CPU, memory, and the size and free
  * space of the filesystem holding `dataDir` (which need not exist yet: its nearest existing
- * ancestor is used). Uses systeminformation (not si.graphics: GPUs come from nvidia-smi), falling
- * back to fs.statfs and node:os where it reports nothing. Rejects only if the disk cannot be
- * measured at all.
+ * ancestor is used). It runs in the agent's process every discovery interval, so it never blocks
+ * the event loop: node:os (system calls that return at once) and asynchronous file reads only, no
+ * synchronous child process (systeminformation, used before, ran `hostname -f`, `cat /proc/…` and
+ * several commands per network interface with execSync: 0.2–2 s of stalled event loop per scan).
+ * Rejects only if the disk cannot be measured at all.
  */
 export async function discoverHost(dataDir: string): Promise<HostInfo> {
-  const dir = existingAncestor(resolve(dataDir));
-  const [cpu, mem, osInfo, nets, mounts] = await Promise.all([
-    si.cpu(),
-    si.mem(),
-    si.osInfo(),
-    si.networkInterfaces(),
-    si.fsSize(),
-  ]);
-  const mount = pickMount(mounts, dir);
-  const disk = mount && mount.size > 0 ? { total: mount.size, free: mount.available } : await statfsUsage(dir);
+  const dir = await existingAncestor(resolve(dataDir));
+  const [disk, os] = await Promise.all([statfsUsage(dir), osName()]);
+  const cpuList = cpus();
   return {
     hostname: hostname(),
-    addresses: pickAddresses(nets),
-    os: [osInfo.distro, osInfo.release].filter((s) => s && s !== 'unknown').join(' ') || osInfo.platform,
-    kernel: osInfo.kernel,
-    cpuModel: [cpu.manufacturer, cpu.brand].filter(Boolean).join(' ') || (cpus()[0]?.model ?? ''),
-    cpuCores: cpu.cores || cpus().length,
-    memoryBytes: mem.total || totalmem(),
+    addresses: pickAddresses(interfaceAddresses()),
+    os,
+    kernel: release(),
+    cpuModel: cpuList[0]?.model.trim() || `${machine()} CPU`,
+    cpuCores: cpuList.length,
+    memoryBytes: totalmem(),
     diskTotalBytes: disk.total,
     diskFreeBytes: disk.free,
   };
+}
+
+/** Each interface's first IPv4 and first IPv6 address that is not link-local (os.networkInterfaces). */
+function interfaceAddresses(): InterfaceAddresses[] {
+  return Object.entries(networkInterfaces()).map(([iface, list = []]) => ({
+    iface,
+    ip4: list.find((a) => a.family === 'IPv4')?.address ?? '',
+    ip6: list.find((a) => a.family === 'IPv6' && !/^fe80:/i.test(a.address))?.address ?? '',
+    internal: list.some((a) => a.internal),
+  }));
+}
+
+/** "Ubuntu 22.04.4 LTS" from os-release's PRETTY_NAME (else NAME VERSION_ID); the platform when there is none. */
+async function osName(): Promise<string> {
+  for (const file of OS_RELEASE_FILES) {
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    const fields = parseOsRelease(text);
+    const name = fields.PRETTY_NAME || [fields.NAME, fields.VERSION_ID].filter(Boolean).join(' ');
+    if (name) return name;
+  }
+  return platform();
+}
+
+/** KEY=value lines of an os-release file, quotes removed. Pure. */
+export function parseOsRelease(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) fields[m[1]!] = m[2]!.replace(/^(["'])(.*)\1$/, '$2');
+  }
+  return fields;
 }
 
 /** Where the OS keeps its machine id (systemd, then D-Bus on systems without systemd). */
@@ -78,20 +100,6 @@ export function readMachineId(configured: string | undefined, files: readonly st
 }
 
 /**
- * The mount that holds `path`: the one whose mount point is the longest prefix of it (on path
- * component boundaries). undefined when none matches. Pure.
- */
-export function pickMount<T extends MountUsage>(mounts: readonly T[], path: string): T | undefined {
-  let best: T | undefined;
-  for (const m of mounts) {
-    const point = m.mount;
-    const holds = point === '/' || path === point || path.startsWith(point.endsWith(sep) ? point : point + sep);
-    if (holds && (!best || point.length > best.mount.length)) best = m;
-  }
-  return best;
-}
-
-/**
  * Addresses other hosts could use: no loopback, no IPv6 link-local (fe80::), no Docker/CNI
  * bridges or veths. IPv4 first, each once. Pure.
  */
@@ -108,10 +116,10 @@ async function statfsUsage(dir: string): Promise<{ total: number; free: number }
 }
 
 /** realpath of `path` or of its nearest existing ancestor. */
-function existingAncestor(path: string): string {
+async function existingAncestor(path: string): Promise<string> {
   for (let p = path; ; p = dirname(p)) {
     try {
-      return realpathSync(p);
+      return await realpath(p);
     } catch {
       if (dirname(p) === p) return p;
     }

@@ -32,7 +32,7 @@ export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
       // Hono raises these for bodies it cannot parse (malformed JSON) and similar client faults.
       const status = err.status;
       if (status === 400) return errorResponse(c, new AppError('malformed_json', `request body is not valid JSON: ${err.message}`));
-      if (status === 413) return errorResponse(c, new AppError('payload_too_large', 'request body is too large'));
+      if (status === 413) return tooLarge(c, 'request body is too large');
       if (status === 415) return errorResponse(c, new AppError('invalid_argument', 'send the request body as JSON with "Content-Type: application/json"'));
       if (status === 401) return errorResponse(c, new AppError('unauthenticated', err.message));
     }
@@ -66,11 +66,22 @@ export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
     '*',
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorResponse(c, new AppError('payload_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes`)),
+      onError: (c) => tooLarge(c, `request body is larger than ${MAX_BODY_BYTES} bytes`),
     }),
   );
   app.notFound((c) => notFoundOrWrongMethod(app, c));
   return app;
+}
+
+/**
+ * The 413 (41301) for a body over the limit. The rest of the body is not read, so the connection
+ * cannot carry another request: the answer says `Connection: close`, and the server closes it once
+ * the answer is sent (http-server.ts: after a lingering read, so the client reads the answer
+ * before the close).
+ */
+function tooLarge(c: Context, message: string) {
+  c.header('Connection', 'close');
+  return errorResponse(c, new AppError('payload_too_large', message));
 }
 
 /** The 400 (40001) for failed zod validation: each offending field named in the message and in `data.fields`. */

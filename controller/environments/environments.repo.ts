@@ -178,7 +178,7 @@ export async function listBehind(db: Db, limit: number) {
 export async function listOnHost(db: Db, hostId: string) {
   return db
     .selectFrom('environments')
-    .select(['id', 'status', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
+    .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
     .where('host_id', '=', hostId)
     .where((eb) => eb.or([eb('desired_state', '!=', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
     .execute();

@@ -12,6 +12,9 @@ const RECENT_OBSERVATION_MS = 5_000;
 
 type KnownRow = Awaited<ReturnType<typeof listOnHost>>[number];
 
+/** The reasons nextStatus gives a container that exited by itself: the only errors a running container again clears. */
+const RECOVERABLE_REASON = /^container (exited with code -?\d+|killed for exceeding its memory limit \(OOM, exit code -?\d+\))$/;
+
 /** The status a report implies for a row, when it implies one. */
 interface NextStatus {
   status: EnvStatus;
@@ -65,6 +68,7 @@ export class EnvironmentObserver implements HostObserver {
       return { status: row.desired_state === 'running' ? 'starting' : 'stopping', reason: 'host reports again; converging', event: 'Host reports again', reapply: true };
     }
     const settled = row.applied_generation >= row.spec_generation;
+    if (settled && row.status === 'error') return this.runningAgain(row, seen);
     if (!settled || row.status !== 'running' || state === 'running' || this.stale(row, seen)) return undefined;
     if (state === 'absent') {
       return { status: 'starting', reason: 'container missing on the host; recreating it', event: 'Container missing on the host; recreating it', reapply: true };
@@ -74,6 +78,24 @@ export class EnvironmentObserver implements HostObserver {
     if (seen.stopReason) return { status: 'error', reason: `stopped: ${seen.stopReason}`, event: `Container stopped: ${seen.stopReason}` };
     const why = seen.oomKilled ? `killed for exceeding its memory limit (OOM, exit code ${seen.exitCode})` : `exited with code ${seen.exitCode}`;
     return { status: 'error', reason: `container ${why}`, event: `Container ${why}` };
+  }
+
+  /**
+   * An environment this observer put in `error` because its container exited (a dockerd restart
+   * stops every container, then its restart policy starts them again) whose container runs again:
+   * back to `starting` with a reapply, so the agent checks the container against the spec (same
+   * spec hash: nothing to do; another: recreated) and the reconciler records `running` with the
+   * reason cleared. Only when the user still wants it running and two reports in a row saw it
+   * running (the first one recorded observed_state `running`; a container in a crash loop that
+   * exited in between recorded `exited`). Errors that must stick never match: a stop by the agent
+   * (the writable-layer limit, reason `stopped: …`), a failed apply (the reconciler's reasons), a
+   * revoked owner (desired state `stopped`), a container that is not running or is gone.
+   */
+  private runningAgain(row: KnownRow, seen: ObservedEnvironment | undefined): NextStatus | undefined {
+    if (row.desired_state !== 'running' || seen?.state !== 'running' || seen.stopReason) return undefined;
+    if (row.observed_state !== 'running' || !RECOVERABLE_REASON.test(row.status_reason)) return undefined;
+    const after = row.status_reason.replace(/^container /, '');
+    return { status: 'starting', reason: `container running again after it ${after}; checking it against its spec`, event: `Container running again after it ${after}`, reapply: true };
   }
 
   /** Containers the controller does not know (or already forgot) are removed. */

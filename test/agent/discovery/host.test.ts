@@ -2,43 +2,25 @@ import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { hostname, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { discoverHost, pickAddresses, pickMount } from '../../../agent/discovery/host.js';
-
-describe('pickMount', () => {
-  const mounts = [
-    { mount: '/', size: 1, available: 1 },
-    { mount: '/var', size: 2, available: 2 },
-    { mount: '/var/lib/remotegpu', size: 3, available: 3 },
-    { mount: '/var/lib/remote', size: 4, available: 4 },
-  ];
-
-  it('takes the longest mount point that holds the path', () => {
-    expect(pickMount(mounts, '/var/lib/remotegpu/envs')?.size).toBe(3);
-    expect(pickMount(mounts, '/var/lib/remotegpu')?.size).toBe(3);
-    expect(pickMount(mounts, '/var/log')?.size).toBe(2);
-    expect(pickMount(mounts, '/home/x')?.size).toBe(1);
-  });
-
-  it('matches whole path components only', () => {
-    expect(pickMount(mounts, '/var/lib/remotegpu2')?.size).toBe(2);
-    expect(pickMount(mounts, '/variable')?.size).toBe(1);
-  });
-
-  it('finds nothing without a root mount', () => {
-    expect(pickMount(mounts.slice(1), '/home')).toBeUndefined();
-  });
-});
+import { discoverHost, parseOsRelease, pickAddresses } from '../../../agent/discovery/host.js';
 
 describe('pickAddresses', () => {
   it('drops loopback, link-local and container plumbing; IPv4 first', () => {
     const nets = [
-      { iface: 'lo', ip4: '127.0.0.1', ip6: '::1', internal: true, virtual: false },
-      { iface: 'eth0', ip4: '10.0.0.5', ip6: 'fd00::5', internal: false, virtual: false },
-      { iface: 'docker0', ip4: '172.17.0.1', ip6: 'fe80::42:aeff:fe00:1', internal: false, virtual: false },
-      { iface: 'veth1234', ip4: '', ip6: 'fe80::1', internal: false, virtual: true },
-      { iface: 'ib0', ip4: '192.168.10.5', ip6: 'fe80::2', internal: false, virtual: false },
+      { iface: 'lo', ip4: '127.0.0.1', ip6: '::1', internal: true },
+      { iface: 'eth0', ip4: '10.0.0.5', ip6: 'fd00::5', internal: false },
+      { iface: 'docker0', ip4: '172.17.0.1', ip6: 'fe80::42:aeff:fe00:1', internal: false },
+      { iface: 'veth1234', ip4: '', ip6: 'fe80::1', internal: false },
+      { iface: 'ib0', ip4: '192.168.10.5', ip6: 'fe80::2', internal: false },
     ];
     expect(pickAddresses(nets)).toEqual(['10.0.0.5', '192.168.10.5', 'fd00::5']);
+  });
+});
+
+describe('parseOsRelease', () => {
+  it('reads KEY=value lines, quoted or not', () => {
+    const text = 'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID=\'22.04\'\nID=ubuntu\n# comment\n\n';
+    expect(parseOsRelease(text)).toEqual({ PRETTY_NAME: 'Ubuntu 22.04.4 LTS', NAME: 'Ubuntu', VERSION_ID: '22.04', ID: 'ubuntu' });
   });
 });
 
