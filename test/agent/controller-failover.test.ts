@@ -22,7 +22,8 @@ const ADMIN = 'controller-failover-admin-token-0123456789';
 const JOIN = 'controller-failover-join-token-0123456789';
 const SECRET = 'controller-failover-secret-key-0123456789';
 const NAMESPACE = `controller-failover-${process.pid}`;
-const OUTAGE_MS = 10_000;
+// Longer outages can be measured with REMOTEGPU_TEST_OUTAGE_MS (the old backoff grew with the outage).
+const OUTAGE_MS = Number(process.env.REMOTEGPU_TEST_OUTAGE_MS ?? 10_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Replica {
