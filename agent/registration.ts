@@ -36,12 +36,9 @@ export function controlPlaneCredentials(identity: AgentIdentity, insecure: boole
  * the controller's TLS name, and reconnect attempts at most `reconnectMaxMs` apart with keepalive.
  */
 export function controlPlaneClient(address: string, identity: AgentIdentity, insecure: boolean, reconnectMaxMs: number): ControlPlaneClient {
-  // A channel of its own (no subchannel shared with an older channel still waiting out its backoff).
-  return new ControlPlaneClient(address, controlPlaneCredentials(identity, insecure), {
-    ...tlsChannelOptions(CONTROLLER, insecure),
-    ...reconnectChannelOptions(reconnectMaxMs),
-    'grpc.use_local_subchannel_pool': 1,
-  });
+  // New credentials every time: grpc-js never shares a subchannel between channels whose credentials
+  // differ, so a new client connects at once even while an older one waits out its backoff.
+  return new ControlPlaneClient(address, controlPlaneCredentials(identity, insecure), { ...tlsChannelOptions(CONTROLLER, insecure), ...reconnectChannelOptions(reconnectMaxMs) });
 }
 
 /** Metadata for the calls of a registered host: the bearer credential in insecure mode, nothing under TLS. */
