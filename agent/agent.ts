@@ -116,7 +116,8 @@ interface ReporterParts {
 function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
   const { host } = p;
   return new Reporter({
-    controller: config.controller,
+    controllers: config.controllers,
+    backoffMaxMs: config.reconnectMaxMs,
     joinToken: config.joinToken,
     caPin: config.caPin,
     insecure: config.grpcInsecure,

@@ -1,15 +1,29 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { intVar, logLevelVar, parseEnv } from '../common/config.js';
+import { DEFAULT_RECONNECT_MAX_MS } from '../common/reconnect.js';
 import { caHashVar, configuredPin, joinTokenVar } from './join-token.js';
 import { parseCidr } from './runtime/env-network.js';
 import { MACHINE_ID_PATTERN } from './discovery/host.js';
 
-const hostPort = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .refine((v) => /^[^\s:]+:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v), 'expected HOST:PORT');
+const isHostPort = (v: string) => /^[^\s:,]+:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v);
+const hostPort = (fallback: string) => z.string().default(fallback).refine(isHostPort, 'expected HOST:PORT');
+
+/**
+ * REMOTEGPU_CONTROLLER: one HOST:PORT, or several separated by commas (controller replicas; the
+ * agent reports to one and fails over to the next). A name may resolve to several addresses.
+ */
+const controllerList = z
+  .string()
+  .default('127.0.0.1:9090')
+  .transform((value, ctx): readonly string[] => {
+    const addresses = value.split(',').map((a) => a.trim());
+    if (addresses.some((a) => !isHostPort(a))) {
+      ctx.addIssue({ code: 'custom', message: 'expected HOST:PORT, or several HOST:PORT separated by commas' });
+      return z.NEVER;
+    }
+    return Object.freeze([...new Set(addresses)]);
+  });
 
 /**
  * Host directories datasets may be mounted from: absolute, normalized paths separated by `:` or
@@ -39,7 +53,8 @@ function datasetRootProblem(root: string): string | undefined {
 
 /** Every environment variable the agent reads, with defaults. Documented in README.md. */
 const schema = z.object({
-  REMOTEGPU_CONTROLLER: hostPort('127.0.0.1:9090'),
+  REMOTEGPU_CONTROLLER: controllerList,
+  REMOTEGPU_RECONNECT_MAX_MS: intVar(DEFAULT_RECONNECT_MAX_MS, 100, 600_000),
   REMOTEGPU_JOIN_TOKEN: joinTokenVar,
   REMOTEGPU_CA_HASH: caHashVar,
   REMOTEGPU_GRPC_INSECURE: z.enum(['0', '1', 'false', 'true'], 'expected 1 or 0').default('0').transform((v) => v === '1' || v === 'true'),
@@ -84,7 +99,12 @@ function cidrVar(fallback: string) {
 }
 
 export interface AgentConfig {
+  /** REMOTEGPU_CONTROLLER as configured (for logs): `controllers` joined by commas. */
   readonly controller: string;
+  /** The controller addresses (HOST:PORT, names resolved at connect time), in the order they are tried. */
+  readonly controllers: readonly string[];
+  /** Ceiling of every wait before the agent tries the controller again (REMOTEGPU_RECONNECT_MAX_MS). */
+  readonly reconnectMaxMs: number;
   /** The join token's secret part (what Register carries). */
   readonly joinToken: string | undefined;
   /** The cluster CA pin, "sha256:<hex>": from the join token or REMOTEGPU_CA_HASH. */
@@ -144,7 +164,9 @@ export interface AgentConfig {
 export function loadAgentConfig(env: Record<string, string | undefined> = process.env, processEnv: NodeJS.ProcessEnv = process.env): AgentConfig {
   const e = parseEnv(schema, env);
   return Object.freeze({
-    controller: e.REMOTEGPU_CONTROLLER,
+    controller: e.REMOTEGPU_CONTROLLER.join(','),
+    controllers: e.REMOTEGPU_CONTROLLER,
+    reconnectMaxMs: e.REMOTEGPU_RECONNECT_MAX_MS,
     joinToken: e.REMOTEGPU_JOIN_TOKEN?.secret,
     caPin: configuredPin(e.REMOTEGPU_JOIN_TOKEN, e.REMOTEGPU_CA_HASH),
     grpcInsecure: e.REMOTEGPU_GRPC_INSECURE,

@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { bearerMetadata } from '../common/grpc.js';
 import { tlsChannelCredentials, tlsChannelOptions } from '../common/grpc-tls.js';
+import { reconnectChannelOptions } from '../common/reconnect.js';
 import { caPin, createCsr, identityOf, signedBy } from '../common/pki.js';
 import { ControlPlaneClient, type RegisterResponse, type RenewCertificateResponse } from '../gen/remotegpu/v1/control_plane.js';
 import type { HostFacts } from '../gen/remotegpu/v1/types.js';
@@ -28,6 +29,16 @@ export class RegistrationError extends Error {
 export function controlPlaneCredentials(identity: AgentIdentity, insecure: boolean): ChannelCredentials {
   if (insecure) return credentials.createInsecure();
   return tlsChannelCredentials({ caPem: identity.caPem, keyPem: identity.keyPem, certPem: identity.certPem, expect: CONTROLLER });
+}
+
+/**
+ * The ControlPlane client of a registered host for the controller at `address`: its credentials,
+ * the controller's TLS name, and reconnect attempts at most `reconnectMaxMs` apart with keepalive.
+ */
+export function controlPlaneClient(address: string, identity: AgentIdentity, insecure: boolean, reconnectMaxMs: number): ControlPlaneClient {
+  // New credentials every time: grpc-js never shares a subchannel between channels whose credentials
+  // differ, so a new client connects at once even while an older one waits out its backoff.
+  return new ControlPlaneClient(address, controlPlaneCredentials(identity, insecure), { ...tlsChannelOptions(CONTROLLER, insecure), ...reconnectChannelOptions(reconnectMaxMs) });
 }
 
 /** Metadata for the calls of a registered host: the bearer credential in insecure mode, nothing under TLS. */
@@ -59,7 +70,10 @@ export interface Registration {
 export async function registerHost(o: RegisterOptions): Promise<Registration> {
   const trusted = o.insecure ? undefined : await pinnedControllerCa(o.controller, o.caPin ?? '');
   const { keyPem, csrPem } = await createCsr(o.facts.hostname || 'remotegpu-host');
-  const client = new ControlPlaneClient(o.controller, trusted ? tlsChannelCredentials({ caPem: trusted, expect: CONTROLLER }) : credentials.createInsecure(), tlsChannelOptions(CONTROLLER, !trusted));
+  const client = new ControlPlaneClient(o.controller, trusted ? tlsChannelCredentials({ caPem: trusted, expect: CONTROLLER }) : credentials.createInsecure(), {
+    ...tlsChannelOptions(CONTROLLER, !trusted),
+    ...reconnectChannelOptions(),
+  });
   let res: RegisterResponse;
   try {
     res = await new Promise<RegisterResponse>((resolve, reject) =>

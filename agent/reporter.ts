@@ -1,20 +1,22 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import { renewAt } from '../common/pki.js';
-import { ControlPlaneClient } from '../gen/remotegpu/v1/control_plane.js';
+import type { ControlPlaneClient } from '../gen/remotegpu/v1/control_plane.js';
 import type { HostFacts, LifecycleEvent as ProtoEvent } from '../gen/remotegpu/v1/types.js';
 import { eventToProto, statusToProto } from './convert.js';
 import { hasCertificate, saveIdentity, type AgentIdentity } from './identity.js';
-import { callMetadata, controlPlaneCredentials, registerHost, renewCertificate, validUntil } from './registration.js';
+import { callMetadata, controlPlaneClient, registerHost, renewCertificate, validUntil } from './registration.js';
 import { connectionProblem, type Connection } from './reporter-state.js';
-import { tlsChannelOptions } from '../common/grpc-tls.js';
-
-const CONTROLLER_IDENTITY = { kind: 'controller' } as const;
+import { DEFAULT_RECONNECT_MAX_MS, DEFAULT_RECONNECT_MIN_MS, reconnectDelayMs } from '../common/reconnect.js';
+import { ControllerTargets, type LookupAll } from './controller-targets.js';
 import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
 import type { EnvUsage } from './usage.js';
 
 export interface ReporterOptions {
-  readonly controller: string;
+  /** The controller addresses (REMOTEGPU_CONTROLLER): one is used, the next after a failed attempt. */
+  readonly controllers: readonly string[];
+  /** Resolves a controller name to its addresses (default: the system resolver). */
+  readonly lookup?: LookupAll;
   /** The join token's secret part (needed only while unregistered). */
   readonly joinToken: string | undefined;
   /** The pinned cluster CA, "sha256:<hex>" (needed only while unregistered, unless insecure). */
@@ -34,7 +36,10 @@ export interface ReporterOptions {
   readonly usage?: (statuses: readonly ObservedStatus[]) => Promise<ReadonlyMap<string, EnvUsage>>;
   /** Called when the identity changes (registered, certificate renewed): the AgentService serves it. */
   readonly onIdentity: (identity: AgentIdentity) => void;
-  /** Backoff bounds while the controller is unreachable. */
+  /**
+   * Backoff bounds while the controller is unreachable; the maximum (REMOTEGPU_RECONNECT_MAX_MS)
+   * also bounds gRPC's own reconnect backoff on the channel.
+   */
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
 }
@@ -46,12 +51,17 @@ const DEADLINE_MS = 15_000;
  * Registers the host once and reports its status periodically, over mutual TLS with the host's
  * certificate, which it renews before it expires. The identity (host id, key, certificate) stays
  * in the data directory: no answer from the controller makes the agent forget it or register
- * again; it retries with capped exponential backoff and jitter and logs one line per change of
- * connection state, not one per attempt. Lifecycle events are buffered and sent with the next
- * report; a report is sent early when events arrive.
+ * again; it retries with capped exponential backoff and jitter (at most `backoffMaxMs` apart, also
+ * on the gRPC channel) and logs one line per change of connection state, not one per attempt.
+ * With several controller addresses, every failed attempt moves on to the next one (round-robin),
+ * registration included. Lifecycle events are buffered and sent with the next report; a report is
+ * sent early when events arrive.
  */
 export class Reporter {
   private client: ControlPlaneClient | undefined;
+  /** The controller address `client` dials. */
+  private address: string | undefined;
+  private readonly targets: ControllerTargets;
   private identity: AgentIdentity | undefined;
   private state: Connection = 'connecting';
   private renewal: 'ok' | 'failing' | 'expired' = 'ok';
@@ -67,7 +77,7 @@ export class Reporter {
   constructor(private readonly o: ReporterOptions) {
     this.intervalMs = o.intervalMs;
     this.identity = o.identity;
-    if (this.identity) this.client = new ControlPlaneClient(o.controller, controlPlaneCredentials(this.identity, o.insecure), tlsChannelOptions(CONTROLLER_IDENTITY, o.insecure));
+    this.targets = new ControllerTargets(o.controllers, o.lookup);
   }
 
   /** Starts the register/report loop. */
@@ -118,6 +128,7 @@ export class Reporter {
     try {
       if (!this.identity) await this.register();
       phase = 'report';
+      await this.connect();
       await this.renewIfDue();
       await this.report();
       this.failures = 0;
@@ -131,21 +142,41 @@ export class Reporter {
       this.failures++;
       const problem = connectionProblem(err, phase, this.o.insecure);
       this.setState(problem.state, problem.reason, problem.message);
+      // The next attempt goes to the next controller address, when there are several, and over a
+      // new channel when the controller was unreachable: it connects at once, not when the old
+      // channel's reconnect backoff ends.
+      this.targets.advance();
+      if (problem.state === 'unreachable' || problem.state === 'tls-failed') this.dropClient();
       this.schedule(this.backoff());
     }
   }
 
   private backoff(): number {
-    const min = this.o.backoffMinMs ?? 500;
-    const max = this.o.backoffMaxMs ?? 30_000;
-    const exp = Math.min(max, min * 2 ** Math.min(this.failures - 1, 16));
-    return Math.round(exp / 2 + Math.random() * (exp / 2));
+    return reconnectDelayMs(this.failures, { minMs: this.o.backoffMinMs ?? DEFAULT_RECONNECT_MIN_MS, maxMs: this.maxBackoffMs });
+  }
+
+  private get maxBackoffMs(): number {
+    return this.o.backoffMaxMs ?? DEFAULT_RECONNECT_MAX_MS;
+  }
+
+  private dropClient(): void {
+    this.client?.close();
+    this.client = undefined;
+  }
+
+  /** Makes `client` dial the current controller address (a new channel when the address changed or it was dropped). */
+  private async connect(): Promise<void> {
+    const address = await this.targets.current();
+    if (this.client && address === this.address) return;
+    this.client?.close();
+    this.address = address;
+    this.client = controlPlaneClient(address, this.identity!, this.o.insecure, this.maxBackoffMs);
   }
 
   private setState(next: Connection, reason?: string, message?: string): void {
     if (next === this.state) return;
     this.state = next;
-    const ctx = { controller: this.o.controller, hostId: this.identity?.hostId };
+    const ctx = { controller: this.address ?? this.o.controllers.join(','), hostId: this.identity?.hostId };
     if (next === 'connected') this.o.logger.info(ctx, 'connected to the controller');
     else if (next === 'unreachable') this.o.logger.warn({ ...ctx, reason }, message ?? 'controller unreachable; retrying with backoff');
     else this.o.logger.error({ ...ctx, reason }, message ?? 'controller problem; retrying with backoff');
@@ -154,7 +185,8 @@ export class Reporter {
   private async register(): Promise<void> {
     const o = this.o;
     const facts = await o.facts();
-    const registered = await registerHost({ controller: o.controller, joinToken: o.joinToken ?? '', caPin: o.caPin, insecure: o.insecure, facts });
+    this.address = await this.targets.current();
+    const registered = await registerHost({ controller: this.address, joinToken: o.joinToken ?? '', caPin: o.caPin, insecure: o.insecure, facts });
     await saveIdentity(o.dataDir, registered.identity);
     this.adopt(registered.identity);
     if (registered.reportIntervalMs > 0) this.intervalMs = registered.reportIntervalMs;
@@ -171,7 +203,7 @@ export class Reporter {
   private adopt(identity: AgentIdentity): void {
     const old = this.client;
     this.identity = identity;
-    this.client = new ControlPlaneClient(this.o.controller, controlPlaneCredentials(identity, this.o.insecure), tlsChannelOptions(CONTROLLER_IDENTITY, this.o.insecure));
+    this.client = this.address ? controlPlaneClient(this.address, identity, this.o.insecure, this.maxBackoffMs) : undefined;
     old?.close();
     this.o.onIdentity(identity);
   }

@@ -17,7 +17,8 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 usage: sudo bash deploy/install-agent.sh --controller HOST:PORT --join-token-file FILE|- [--prefix DIR]
-  --controller HOST:PORT   the controller's gRPC address (or REMOTEGPU_CONTROLLER)
+  --controller HOST:PORT   the controller's gRPC address (or REMOTEGPU_CONTROLLER); replicas:
+                           HOST:PORT,HOST:PORT (the agent fails over between them)
   --join-token-file FILE   a file holding the join token on one line; `-` reads standard input
   --prefix DIR             tests: install under DIR, no root, no build, no systemctl
 USAGE

@@ -10,6 +10,7 @@ import {
 import { AppError } from '../../common/errors.js';
 import { bearerMetadata, fromGrpcError } from '../../common/grpc.js';
 import { tlsChannelOptions } from '../../common/grpc-tls.js';
+import { reconnectChannelOptions } from '../../common/reconnect.js';
 import type { Logger } from '../../common/logger.js';
 import type { ControllerConfig } from '../config.js';
 import type { Db } from '../db/database.js';
@@ -74,7 +75,11 @@ export class GrpcAgentPool implements AgentPool {
     if (!trust.insecure && endpoint.fingerprints.length === 0) {
       throw new AppError('unavailable', `host ${hostId} has no valid certificate (revoked, or its certificates expired): the controller does not call its agent`);
     }
-    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId, endpoint.fingerprints), tlsChannelOptions({ kind: 'host', hostId }, trust.insecure));
+    // Reconnect attempts at most 5 s apart (not gRPC's 120 s), so a restarted agent is reached again quickly.
+    const client = new AgentServiceClient(endpoint.agentAddress, trust.agentCredentials(hostId, endpoint.fingerprints), {
+      ...tlsChannelOptions({ kind: 'host', hostId }, trust.insecure),
+      ...reconnectChannelOptions(),
+    });
     const metadata = () => (trust.insecure ? bearerMetadata(trust.hostCredential(hostId)) : new Metadata());
     const api = new GrpcAgentApi(hostId, client, metadata, this.deps.config.agentTimeoutMs);
     this.entries.set(hostId, { address: endpoint.agentAddress, generation: trust.generation, trusted, client, api });

@@ -29,6 +29,8 @@ export interface FakeControllerOptions {
   readonly ca?: KeyAndCert;
   /** Plaintext (REMOTEGPU_GRPC_INSECURE=1): Register hands out a bearer credential, reports carry it. */
   readonly insecure?: boolean;
+  /** Where to listen (default: 127.0.0.1, a free port). */
+  readonly bind?: { host?: string; port?: number };
 }
 
 const CREDENTIAL = 'fake-host-credential-0123456789';
@@ -90,7 +92,7 @@ export async function startFakeController(options: FakeControllerOptions) {
     },
   };
   const creds = options.insecure ? ServerCredentials.createInsecure() : new ReloadableServerCredentials(await material(ca, { kind: 'controller' }, { withCa: true }), false);
-  const served = await serve(ControlPlaneService, impl, creds);
+  const served = await serve(ControlPlaneService, impl, creds, options.bind);
   return { ...served, ca, hostId, state };
 }
 

@@ -25,16 +25,18 @@ export async function hostMaterial(ca: KeyAndCert, hostId: string): Promise<TlsM
   return { caPem: ca.certPem, keyPem, certPem: await certify(ca, csrPem, { kind: 'host', hostId }, HOUR) };
 }
 
-/** Serves one service on 127.0.0.1 (a free port). */
+/** Serves one service on `host` (default 127.0.0.1) and `port` (default: a free one). */
 export async function serve(
   definition: ServiceDefinition,
   impl: UntypedServiceImplementation,
   creds: ServerCredentials,
+  bind: { host?: string; port?: number } = {},
 ): Promise<{ address: string; port: number; server: Server; stop: () => void }> {
   const server = new Server();
   server.addService(definition, impl);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))));
-  return { address: `127.0.0.1:${port}`, port, server, stop: () => server.forceShutdown() };
+  const host = bind.host ?? '127.0.0.1';
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${bind.port ?? 0}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return { address: `${host}:${port}`, port, server, stop: () => server.forceShutdown() };
 }
 
 /** A runtime with no containers at all (the AgentService auth tests never reach Docker). */

@@ -44,7 +44,7 @@ async function startReporter(fake: FakeController, options: { pin?: string; data
   const insecure = options.insecure ?? false;
   const settings = { dataDir, joinToken: JOIN_SECRET, caPin: insecure ? undefined : (options.pin ?? caPin(fake.ca.certPem)), grpcInsecure: insecure };
   const reporter = new Reporter({
-    controller: fake.address,
+    controllers: [fake.address],
     joinToken: settings.joinToken,
     caPin: settings.caPin,
     insecure,
