@@ -286,6 +286,19 @@ export async function setPlacement(
     .execute();
 }
 
+/**
+ * Points the environment's SSH or Jupyter port at `port` (its old one was taken on the host) and
+ * moves its spec on, so the agent applies it with the new port; records `event`.
+ */
+export async function movePublishedPort(trx: Trx, envId: string, purpose: 'ssh' | 'jupyter', port: number, event: EventInput): Promise<void> {
+  await trx
+    .updateTable('environments')
+    .set({ ...(purpose === 'ssh' ? { ssh_port: port } : { jupyter_port: port }), spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
+    .where('id', '=', envId)
+    .execute();
+  await addEvent(trx, envId, event);
+}
+
 /** Clears what an environment holds on its host: CPU and memory (`compute`), or storage too (`all`). */
 export async function clearReserved(trx: Trx, envId: string, what: 'compute' | 'all'): Promise<void> {
   await trx

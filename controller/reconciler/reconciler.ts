@@ -2,10 +2,10 @@ import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
-import type { AgentPool } from '../hosts/types.js';
+import { PortInUseError, type AgentPool } from '../hosts/types.js';
 import { listBehind, redactionContext } from '../environments/environments.repo.js';
 import { deferAttempts, noteReason, recordOutcome, recordRemoval, type Backoff, type Outcome } from '../environments/environment-writes.js';
-import { releaseAll, releaseCompute } from '../environments/placement.js';
+import { movePortOff, releaseAll, releaseCompute, type PortRanges } from '../environments/placement.js';
 import { agentReason } from '../environments/redact.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
@@ -79,6 +79,8 @@ export class Reconciler {
       wake: WakeSignal;
       logger: Logger;
       intervalMs: number;
+      /** The SSH and Jupyter port ranges: an environment whose port is taken on its host moves to a free one (without them: `error`). */
+      ports?: PortRanges;
     },
   ) {
     this.lock = new PassLock(deps.db, deps.dbKind);
@@ -225,11 +227,26 @@ export class Reconciler {
         });
         return 'deferred';
       }
+      if (err instanceof PortInUseError && item.desired_state === 'running' && (await this.movePort(item, err.port))) return 'done';
       log.warn({ err }, 'agent refused the environment');
       const { reason, detail } = await this.agentReason(item.id, err instanceof Error ? err.message : String(err));
       await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail }, `Error: ${reason}`);
       return 'done';
     }
+  }
+
+  /**
+   * The agent found a host port of the environment taken on its host: moves the environment to a
+   * free port (a new spec generation, with an event) and asks for a pass, which applies it at
+   * once. False when it could not move (no free port left, or the port is no longer its own).
+   */
+  private async movePort(item: WorkItem, port: number): Promise<boolean> {
+    if (!this.deps.ports) return false;
+    const moved = await movePortOff(this.deps.db, this.deps.ports, item.id, port);
+    if (!moved) return false;
+    this.deps.logger.warn({ envId: item.id, hostId: item.host_id, ...moved }, 'host port in use on the host; environment moved to another port');
+    this.kick();
+    return true;
   }
 
   /** Puts environments off until their backoff has passed (their agent could not be reached). */
