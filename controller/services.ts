@@ -93,7 +93,7 @@ export class ControllerServices {
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
     this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config) });
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
-    this.queue = new QueuePlacer({ db, logger: child('queue'), ports });
+    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
     this.reconciler = new Reconciler({
       db,
       dbKind: deps.dbKind ?? 'pglite',
@@ -102,7 +102,6 @@ export class ControllerServices {
       wake: this.wake,
       logger: child('reconciler'),
       intervalMs: config.reconcileIntervalMs,
-      ports,
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({

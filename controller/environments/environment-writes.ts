@@ -28,6 +28,9 @@ export interface DesiredChange {
   /** A larger volume (start may grow it; it never shrinks). */
   readonly storage_bytes?: number;
   readonly deleted_at?: Date;
+  /** A published port moved off a port taken on the host (placement.ts, movePortOff). */
+  readonly ssh_port?: number;
+  readonly jupyter_port?: number;
 }
 
 /** What an agent call found: the status it settles on and what the agent observed. */
@@ -284,19 +287,6 @@ export async function setPlacement(
     })
     .where('id', '=', envId)
     .execute();
-}
-
-/**
- * Points the environment's SSH or Jupyter port at `port` (its old one was taken on the host) and
- * moves its spec on, so the agent applies it with the new port; records `event`.
- */
-export async function movePublishedPort(trx: Trx, envId: string, purpose: 'ssh' | 'jupyter', port: number, event: EventInput): Promise<void> {
-  await trx
-    .updateTable('environments')
-    .set({ ...(purpose === 'ssh' ? { ssh_port: port } : { jupyter_port: port }), spec_generation: sql`spec_generation + 1`, updated_at: new Date() })
-    .where('id', '=', envId)
-    .execute();
-  await addEvent(trx, envId, event);
 }
 
 /** Clears what an environment holds on its host: CPU and memory (`compute`), or storage too (`all`). */

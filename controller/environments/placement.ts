@@ -3,7 +3,7 @@ import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
-import { clearReserved, movePublishedPort, setPlacement } from './environment-writes.js';
+import { clearReserved, requestChange, setPlacement } from './environment-writes.js';
 
 export interface PortRanges {
   readonly ssh: { readonly from: number; readonly to: number };
@@ -234,7 +234,7 @@ export interface PortMove {
  */
 export async function movePortOff(db: Db, ports: PortRanges, envId: string, busyPort: number): Promise<PortMove | null> {
   return db.transaction().execute(async (trx) => {
-    const env = await trx.selectFrom('environments').select(['host_id', 'ssh_port', 'jupyter_port']).where('id', '=', envId).forUpdate().executeTakeFirst();
+    const env = await trx.selectFrom('environments').select(['host_id', 'status', 'ssh_port', 'jupyter_port']).where('id', '=', envId).forUpdate().executeTakeFirst();
     if (!env?.host_id) return null;
     const purpose = env.ssh_port === busyPort ? 'ssh' : env.jupyter_port === busyPort ? 'jupyter' : null;
     if (!purpose) return null;
@@ -253,7 +253,7 @@ export async function movePortOff(db: Db, ports: PortRanges, envId: string, busy
     await trx.deleteFrom('port_reservations').where('env_id', '=', envId).where('port', '=', busyPort).execute();
     await trx.insertInto('port_reservations').values({ host_id: env.host_id, port: to, env_id: envId, purpose }).execute();
     const what = purpose === 'ssh' ? 'SSH' : 'Jupyter';
-    await movePublishedPort(trx, envId, purpose, to, { kind: 'port_moved', message: `${what} port ${busyPort} was in use on the host; moved to ${to}` });
+    await requestChange(trx, envId, { status: env.status, [`${purpose}_port`]: to }, { kind: 'port_moved', message: `${what} port ${busyPort} was in use on the host; moved to ${to}` });
     return { purpose, from: busyPort, to };
   });
 }

@@ -2,10 +2,10 @@ import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
-import { PortInUseError, type AgentPool } from '../hosts/types.js';
+import type { AgentPool } from '../hosts/types.js';
 import { listBehind, redactionContext } from '../environments/environments.repo.js';
 import { deferAttempts, noteReason, recordOutcome, recordRemoval, type Backoff, type Outcome } from '../environments/environment-writes.js';
-import { movePortOff, releaseAll, releaseCompute, type PortRanges } from '../environments/placement.js';
+import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { agentReason } from '../environments/redact.js';
 import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
@@ -79,8 +79,6 @@ export class Reconciler {
       wake: WakeSignal;
       logger: Logger;
       intervalMs: number;
-      /** The SSH and Jupyter port ranges: an environment whose port is taken on its host moves to a free one (without them: `error`). */
-      ports?: PortRanges;
     },
   ) {
     this.lock = new PassLock(deps.db, deps.dbKind);
@@ -227,7 +225,7 @@ export class Reconciler {
         });
         return 'deferred';
       }
-      if (err instanceof PortInUseError && item.desired_state === 'running' && (await this.movePort(item, err.port))) return 'done';
+      if (item.desired_state === 'running' && (await this.deps.queue.movePort(item.id, err))) return 'done';
       log.warn({ err }, 'agent refused the environment');
       const { reason, detail } = await this.agentReason(item.id, err instanceof Error ? err.message : String(err));
       await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail }, `Error: ${reason}`);
@@ -235,24 +233,9 @@ export class Reconciler {
     }
   }
 
-  /**
-   * The agent found a host port of the environment taken on its host: moves the environment to a
-   * free port (a new spec generation, with an event) and asks for a pass, which applies it at
-   * once. False when it could not move (no free port left, or the port is no longer its own).
-   */
-  private async movePort(item: WorkItem, port: number): Promise<boolean> {
-    if (!this.deps.ports) return false;
-    const moved = await movePortOff(this.deps.db, this.deps.ports, item.id, port);
-    if (!moved) return false;
-    this.deps.logger.warn({ envId: item.id, hostId: item.host_id, ...moved }, 'host port in use on the host; environment moved to another port');
-    this.kick();
-    return true;
-  }
-
   /** Puts environments off until their backoff has passed (their agent could not be reached). */
   private async defer(items: readonly WorkItem[]): Promise<void> {
-    const rows = items.map((i) => ({ id: i.id, generation: i.spec_generation }));
-    await this.deps.db.transaction().execute((trx) => deferAttempts(trx, rows, RETRY_BACKOFF));
+    await this.deps.db.transaction().execute((trx) => deferAttempts(trx, items.map((i) => ({ id: i.id, generation: i.spec_generation })), RETRY_BACKOFF));
   }
 
   private async applyRunning(item: WorkItem): Promise<void> {
