@@ -101,6 +101,8 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
     const s = spec({ ports: [{ name: 'ssh', containerPort: 22, hostPort: port }] });
     const err = await applyError(runtime, s);
     expect(err.code).toBe('port_conflict');
+    // The port travels with the error: the controller moves the environment off it.
+    expect(err.port).toBe(port);
     expect(err.message).toContain(String(port));
     await expectNothingLeft(s.envId);
   });
@@ -130,6 +132,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
     await listen(taken);
     const err = await applyError(runtime, { ...s, ports: [{ name: 'ssh', containerPort: 22, hostPort: taken }] });
     expect(err.code).toBe('port_conflict');
+    expect(err.port).toBe(taken);
 
     const status = await runtime.inspect(s.envId);
     expect(status).toMatchObject({ state: 'running', containerId: first.status.containerId, specHash: first.status.specHash });
