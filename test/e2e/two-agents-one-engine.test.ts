@@ -24,15 +24,18 @@ if (!hasDocker) console.warn('e2e tests skipped: no Docker engine at /var/run/do
 const ADMIN = 'two-agents-admin-token-0123456789abcdef';
 const JOIN = 'two-agents-join-token-0123456789abcdef';
 const MiB = 2 ** 20;
-// This file's ports (below the ephemeral range): SSH 30600-30649, Jupyter 30650-30699, agents 30990-30991.
-const SSH_RANGE = { from: 30600, to: 30649 };
-const JUPYTER_RANGE = { from: 30650, to: 30699 };
-const AGENT_PORTS = [30990, 30991];
+// This file's ports (below the ephemeral range): 30600-30799, agents 30990-30993.
+const SETUPS = [
+  // Both publish on 127.0.0.1: one port space for the two hosts.
+  { name: 'both on 127.0.0.1', addresses: ['127.0.0.1', '127.0.0.1'], agentPorts: [30990, 30991], ssh: { from: 30600, to: 30649 }, jupyter: { from: 30650, to: 30699 } },
+  // Each on its own address (the README's setup): the same port numbers on two addresses.
+  { name: 'on 127.0.0.2 and 127.0.0.3', addresses: ['127.0.0.2', '127.0.0.3'], agentPorts: [30992, 30993], ssh: { from: 30700, to: 30749 }, jupyter: { from: 30750, to: 30799 } },
+];
 
 /** The first line a TCP port answers with (sshd: its banner), or '' when it does not answer. */
-function banner(port: number): Promise<string> {
+function banner(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host, port });
     const done = (text: string) => {
       socket.destroy();
       resolve(text);
@@ -45,9 +48,11 @@ function banner(port: number): Promise<string> {
   });
 }
 
-describe.skipIf(!hasDocker)('two agents on one Docker engine, one controller', () => {
+describe.skipIf(!hasDocker).each(SETUPS)('two agents on one Docker engine, one controller: $name', (setup) => {
+  const SSH_RANGE = setup.ssh;
+  const JUPYTER_RANGE = setup.jupyter;
   const runDir = testRunDir();
-  const namespaces = [`two-a-${process.pid}`, `two-b-${process.pid}`];
+  const namespaces = [`two-a-${setup.agentPorts[0]}-${process.pid}`, `two-b-${setup.agentPorts[0]}-${process.pid}`];
   let dir = '';
   let controller: RunningController | undefined;
   const agents: ChildProcess[] = [];
@@ -55,6 +60,8 @@ describe.skipIf(!hasDocker)('two agents on one Docker engine, one controller', (
   let listener: Server | undefined;
   const envs: { id: string; host: string }[] = [];
   const hostIds: string[] = [];
+  /** Each host's public (and publish) address, by host id. */
+  const addresses = new Map<string, string>();
 
   const api = restCaller(() => controller!.httpUrl);
   const tail = () => `agents' output (last lines):\n${output.split('\n').slice(-30).join('\n')}`;
@@ -117,8 +124,8 @@ describe.skipIf(!hasDocker)('two agents on one Docker engine, one controller', (
           PATH: process.env.PATH,
           REMOTEGPU_CONTROLLER: `127.0.0.1:${controller!.grpcPort}`,
           REMOTEGPU_JOIN_TOKEN: controller!.bootstrapJoinToken!,
-          REMOTEGPU_AGENT_LISTEN: `127.0.0.1:${AGENT_PORTS[i]}`,
-          REMOTEGPU_PUBLIC_ADDRESS: '127.0.0.1',
+          REMOTEGPU_AGENT_LISTEN: `${setup.addresses[i]}:${setup.agentPorts[i]}`,
+          REMOTEGPU_PUBLIC_ADDRESS: setup.addresses[i],
           REMOTEGPU_DATA_DIR: path.join(dir, `agent-${i}`),
           REMOTEGPU_RUN_DIR: runDir,
           REMOTEGPU_MACHINE_ID: `two-agents-${process.pid}`,
@@ -134,7 +141,10 @@ describe.skipIf(!hasDocker)('two agents on one Docker engine, one controller', (
       agents.push(child);
     });
     await waitFor('both hosts registered', async () => (await api('GET', '/api/v1/admin/hosts', ADMIN)).body.data.items.length === 2);
-    for (const h of (await api('GET', '/api/v1/admin/hosts', ADMIN)).body.data.items) hostIds.push(h.host_id);
+    for (const h of (await api('GET', '/api/v1/admin/hosts', ADMIN)).body.data.items) {
+      hostIds.push(h.host_id);
+      addresses.set(h.host_id, h.public_address);
+    }
     const image = await api('POST', '/api/v1/admin/images', ADMIN, { name: 'devbox:1', docker_ref: 'remotegpu/devbox:1' });
     expect(image.status).toBe(201);
   }, 180_000);
@@ -162,15 +172,22 @@ describe.skipIf(!hasDocker)('two agents on one Docker engine, one controller', (
     const bindings = await published();
     expect(bindings).toHaveLength(8); // SSH and Jupyter of four environments
     expect(new Set(bindings).size).toBe(bindings.length);
-    expect(bindings.every((x) => x.startsWith('127.0.0.1:'))).toBe(true);
+    const addressOf = (host: string) => addresses.get(host)!;
     for (const e of envs) {
       const d = await detail(e.id);
-      await waitFor(`SSH of ${e.id} answers on ${d.ssh_port}`, async () => (await banner(d.ssh_port)).startsWith('SSH-'), 60_000);
-      expect(d.access_info.ssh).toContain(`-p ${d.ssh_port}`);
+      // Published on the host's own address, shown there in access_info.
+      expect(bindings).toContain(`${addressOf(e.host)}:${d.ssh_port}`);
+      expect(d.access_info.ssh).toBe(`ssh root@${addressOf(e.host)} -p ${d.ssh_port}`);
+      await waitFor(`SSH of ${e.id} answers on ${addressOf(e.host)}:${d.ssh_port}`, async () => (await banner(addressOf(e.host), d.ssh_port)).startsWith('SSH-'), 60_000);
     }
+    const first = await Promise.all(envs.slice(0, 2).map((e) => detail(e.id)));
+    if (setup.addresses[0] !== setup.addresses[1]) expect(first[0].ssh_port).toBe(first[1].ssh_port); // two port spaces
+    else expect(first[0].ssh_port).not.toBe(first[1].ssh_port); // one
   }, 300_000);
 
-  it('a port taken on the host after the last report: the environment moves to a free port with an event, and runs', async () => {
+  // Registered for the shared address only (a skipped test would fail CI's no-skip rule).
+  const sharedAddress = setup.addresses[0] === setup.addresses[1];
+  if (sharedAddress) it('a port taken on the host after the last report: the environment moves to a free port with an event, and runs', async () => {
     const held = new Set((await published()).map((x) => Number(x.split(':')[1])));
     let next = SSH_RANGE.from;
     while (held.has(next)) next++;
@@ -185,7 +202,7 @@ describe.skipIf(!hasDocker)('two agents on one Docker engine, one controller', (
     expect(d.access_info.ssh).toContain(`-p ${d.ssh_port}`);
     const logs = (await api('GET', `/api/v1/environments/${env.env_id}/logs?lines=200`, ADMIN)).body.data.logs as string[];
     expect(logs.some((l) => l.includes(`SSH port ${next} was in use on the host; moved to ${d.ssh_port}`))).toBe(true);
-    await waitFor(`SSH answers on ${d.ssh_port}`, async () => (await banner(d.ssh_port)).startsWith('SSH-'), 60_000);
+    await waitFor(`SSH answers on ${d.ssh_port}`, async () => (await banner('127.0.0.1', d.ssh_port)).startsWith('SSH-'), 60_000);
     const bindings = await published();
     expect(new Set(bindings).size).toBe(bindings.length);
     expect(bindings).not.toContain(`127.0.0.1:${next}`);
