@@ -180,6 +180,11 @@ describe.skipIf(!hasDocker).each(SETUPS)('two agents on one Docker engine, one c
       expect(d.access_info.ssh).toBe(`ssh root@${addressOf(e.host)} -p ${d.ssh_port}`);
       await waitFor(`SSH of ${e.id} answers on ${addressOf(e.host)}:${d.ssh_port}`, async () => (await banner(addressOf(e.host), d.ssh_port)).startsWith('SSH-'), 60_000);
     }
+    // The controller got the ports right the first time: nothing had to move.
+    for (const e of envs) {
+      const logs = (await api('GET', `/api/v1/environments/${e.id}/logs?lines=200`, ADMIN)).body.data.logs as string[];
+      expect(logs.filter((l) => l.includes('was in use on the host'))).toEqual([]);
+    }
     const first = await Promise.all(envs.slice(0, 2).map((e) => detail(e.id)));
     if (setup.addresses[0] !== setup.addresses[1]) expect(first[0].ssh_port).toBe(first[1].ssh_port); // two port spaces
     else expect(first[0].ssh_port).not.toBe(first[1].ssh_port); // one
