@@ -3,7 +3,8 @@ import { DB_TARGETS } from '../../helpers/databases.js';
 import { createTestApi, serveControlPlane, type ServedControlPlane, type TestApi } from '../../helpers/api.js';
 import { seedImage } from '../../helpers/hosts.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
-import { loadControllerConfig } from '../../../controller/config.js';
+import { configuredPortRanges, loadControllerConfig } from '../../../controller/config.js';
+import { ephemeralOverlapWarnings } from '../../../common/ports.js';
 import { publishAddressesOverlap } from '../../../controller/environments/placement.js';
 
 // Issue 15, item 4 and 9b: published-port collisions. The port picker skips the ports a host's
@@ -20,6 +21,12 @@ describe('port defaults', () => {
     expect(config.sshPortRange).toEqual({ from: 20000, to: 24999 });
     expect(config.jupyterPortRange).toEqual({ from: 25000, to: 28999 });
     for (const r of [config.sshPortRange, config.jupyterPortRange]) expect(r.to).toBeLessThan(32768);
+    // What the controller checks at start (and per host, from its agent's report): quiet for the
+    // defaults, one warning per range for the old ones.
+    const linux = { from: 32768, to: 60999 };
+    expect(ephemeralOverlapWarnings(configuredPortRanges(config), linux, 'this machine')).toEqual([]);
+    const old = loadControllerConfig({ REMOTEGPU_SSH_PORT_RANGE: '30000-39999', REMOTEGPU_JUPYTER_PORT_RANGE: '50000-59999' });
+    expect(ephemeralOverlapWarnings(configuredPortRanges(old), linux, 'this machine')).toHaveLength(2);
   });
 
   it('publish addresses overlap when equal, or either is a wildcard or unknown', () => {
