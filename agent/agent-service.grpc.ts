@@ -1,6 +1,6 @@
-import { Server, ServerCredentials, type Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { AppError } from '../common/errors.js';
-import { bearerFromMetadata, shutdownServer, toGrpcError } from '../common/grpc.js';
+import { PORT_IN_USE_TRAILER, bearerFromMetadata, shutdownServer, toGrpcError } from '../common/grpc.js';
 import { describeIdentity, peerOf, type ReloadableServerCredentials } from '../common/grpc-tls.js';
 import { sameSecret } from '../common/secrets.js';
 import type { Logger } from '../common/logger.js';
@@ -191,8 +191,13 @@ export function authorizeCall(auth: AgentServiceAuth, call: CallAuth): void {
  */
 function toWireError(err: unknown, app: AppError) {
   const wire = toGrpcError(app);
-  if (err instanceof RuntimeError) return Object.assign(wire, { details: err.message, message: err.message });
-  return wire;
+  if (!(err instanceof RuntimeError)) return wire;
+  if (err.code === 'port_conflict' && err.port !== undefined) {
+    const metadata = new Metadata();
+    metadata.set(PORT_IN_USE_TRAILER, String(err.port));
+    return Object.assign(wire, { details: err.message, message: err.message, metadata });
+  }
+  return Object.assign(wire, { details: err.message, message: err.message });
 }
 
 /** RuntimeError → AppError with the product-wide code; AppError passes; anything else is internal. */

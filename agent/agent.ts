@@ -19,6 +19,8 @@ import { keepMetadataBlocked } from './runtime/metadata-block.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 import { SshWatch } from './ssh-watch.js';
+import { defaultPublishAddress, isWildcard, localAddresses } from './runtime/host-ports.js';
+import { readEphemeralRange, type PortRange } from '../common/ports.js';
 import { environmentUsage, measureRootfs, type RootfsSource } from './usage.js';
 
 // Wiring only: which parts make an agent and how they are connected. The parts live in their own
@@ -54,7 +56,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
   const ssh = new SshWatch({
-    address: host.loopback ? host.publicAddress : '127.0.0.1',
+    // The published port answers where it is published (on every address: on loopback).
+    address: isWildcard(host.publishAddress) ? '127.0.0.1' : host.publishAddress,
     onReady: (envId) => reporter?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' }),
   });
   const server = await serveAgentService(config.listen, {
@@ -126,7 +129,7 @@ function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
     intervalMs: config.reportIntervalMs,
     runtime: p.runtime,
     logger: p.logger.child({ component: 'reporter' }),
-    facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve, machineId: readMachineId(config.machineId) }),
+    facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve, machineId: readMachineId(config.machineId), publishAddress: host.publishAddress, ephemeralPorts: host.ephemeralPorts }),
     usage: (statuses) => environmentUsage(statuses, runtimeRunDir(config), p.rootfs),
     sshReady: p.sshReady,
     onIdentity: p.onIdentity,
@@ -160,7 +163,8 @@ async function startRuntime(config: AgentConfig, host: PreparedHost, logger: Log
     gpuMode: host.gpuMode,
     gpuIndexes: () => host.scan.gpuIndexes(),
     deviceDir: host.deviceDir,
-    publishAddress: host.loopback ? host.publicAddress : '0.0.0.0',
+    publishAddress: host.publishAddress,
+    ephemeralPorts: host.ephemeralPorts,
     defaultPidsLimit: config.pidsLimit,
     logger,
     ...(config.namespace ? { managedBy: config.namespace } : {}),
@@ -204,8 +208,12 @@ interface PreparedHost {
   readonly deviceDir: string;
   readonly gpuMode: GpuMode;
   readonly publicAddress: string;
-  /** The public address is a loopback one (one machine): ports are published on it only. */
+  /** The public address is a loopback one (one machine). */
   readonly loopback: boolean;
+  /** Where containers' ports are published (REMOTEGPU_PUBLISH_ADDRESS or defaultPublishAddress). */
+  readonly publishAddress: string;
+  /** The host's ephemeral port range (read once at start); null when unknown. */
+  readonly ephemeralPorts: PortRange | null;
 }
 
 /** Discovers the host and its GPUs (fake ones with REMOTEGPU_FAKE_GPUS), and picks the GPU mode. */
@@ -234,7 +242,10 @@ async function prepareHost(config: AgentConfig, logger: Logger): Promise<Prepare
 
   const publicAddress = config.publicAddress ?? scan.host.addresses[0] ?? '127.0.0.1';
   const loopback = publicAddress === '127.0.0.1' || publicAddress === 'localhost' || publicAddress === '::1';
-  return { dataDir, docker, scan, deviceDir, gpuMode, publicAddress, loopback };
+  const publishAddress = config.publishAddress ?? defaultPublishAddress(publicAddress, localAddresses());
+  const ephemeralPorts = await readEphemeralRange();
+  logger.info({ publishAddress, ephemeralPorts }, 'containers\' ports are published on this address; host ports in the ephemeral range may be taken by outgoing connections');
+  return { dataDir, docker, scan, deviceDir, gpuMode, publicAddress, loopback, publishAddress, ephemeralPorts };
 }
 
 /** Dockerode for a DOCKER_HOST value: unix:///path, tcp://host:port or a bare socket path. */

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { intVar, logLevelVar, parseEnv } from '../common/config.js';
@@ -61,6 +62,7 @@ const schema = z.object({
   REMOTEGPU_AGENT_LISTEN: hostPort('0.0.0.0:9091'),
   REMOTEGPU_AGENT_ADVERTISE: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected HOST:PORT').optional(),
   REMOTEGPU_PUBLIC_ADDRESS: z.string().optional(),
+  REMOTEGPU_PUBLISH_ADDRESS: z.string().refine((v) => isIP(v) !== 0, 'expected an IP address (0.0.0.0 for every address)').optional(),
   REMOTEGPU_DATA_DIR: z.string().default('./data'),
   REMOTEGPU_DATASET_ROOTS: datasetRoots,
   REMOTEGPU_GPU_MODE: z.enum(['auto', 'nvidia', 'cdi', 'devices']).default('auto'),
@@ -73,7 +75,12 @@ const schema = z.object({
   REMOTEGPU_CPU_CORES: intVar(0, 0, 4096),
   REMOTEGPU_SHM_BYTES: intVar(0, 0),
   DOCKER_HOST: z.string().default('unix:///var/run/docker.sock'),
-  REMOTEGPU_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected 1-63 characters [a-z0-9_.-]').optional(),
+  // 'true' is the label value of an agent without a namespace: a namespace may not take it.
+  REMOTEGPU_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected 1-63 characters [a-z0-9_.-]')
+    .refine((v) => v !== 'true', "'true' is what an agent without a namespace uses; pick another name")
+    .optional(),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
   REMOTEGPU_RUN_DIR: z.string().default('/run/remotegpu').refine((v) => v.startsWith('/'), 'expected an absolute path'),
   REMOTEGPU_NETWORK_POOL: cidrVar('10.213.0.0/16'),
@@ -115,6 +122,8 @@ export interface AgentConfig {
   /** Address the controller uses to reach this agent; defaults to the public address + listen port. */
   readonly advertise: string | undefined;
   readonly publicAddress: string | undefined;
+  /** REMOTEGPU_PUBLISH_ADDRESS: the host address containers' ports are published on; default from the public address (defaultPublishAddress). */
+  readonly publishAddress: string | undefined;
   readonly dataDir: string;
   /** Host directories datasets may be bind-mounted from (REMOTEGPU_DATASET_ROOTS); empty: none. */
   readonly datasetRoots: readonly string[];
@@ -173,6 +182,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     listen: e.REMOTEGPU_AGENT_LISTEN,
     advertise: e.REMOTEGPU_AGENT_ADVERTISE,
     publicAddress: e.REMOTEGPU_PUBLIC_ADDRESS,
+    publishAddress: e.REMOTEGPU_PUBLISH_ADDRESS,
     dataDir: e.REMOTEGPU_DATA_DIR,
     datasetRoots: e.REMOTEGPU_DATASET_ROOTS,
     gpuMode: e.REMOTEGPU_GPU_MODE,

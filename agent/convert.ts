@@ -103,6 +103,8 @@ export function hostFactsToProto(args: {
   disk?: { reserveBytes: number; pressure: boolean };
   /** The OS machine id ('' or absent: unknown). */
   machineId?: string | undefined;
+  /** Where containers' ports are published, and the ports busy there (agent/runtime/host-ports.ts). */
+  ports?: { publishAddress: string; busy: readonly number[]; ephemeral: { from: number; to: number } | null } | undefined;
 }): HostFacts {
   // A GPU without a UUID cannot be reserved; it is left out and the condition says so.
   const usable = args.gpus.gpus.filter((g) => g.uuid !== '');
@@ -127,5 +129,8 @@ export function hostFactsToProto(args: {
     gpuMode: args.gpuMode,
     ...(args.disk ? { diskReserveBytes: args.disk.reserveBytes, diskPressure: args.disk.pressure } : {}),
     ...(args.machineId ? { machineId: args.machineId } : {}),
+    busyPorts: [...(args.ports?.busy ?? [])],
+    ...(args.ports ? { publishAddress: args.ports.publishAddress } : {}),
+    ...(args.ports?.ephemeral ? { ephemeralPortFrom: args.ports.ephemeral.from, ephemeralPortTo: args.ports.ephemeral.to } : {}),
   };
 }

@@ -6,6 +6,8 @@ import { discoverGpus } from './discovery/nvidia-smi.js';
 import type { GpuDiscovery, HostInfo } from './discovery/types.js';
 import type { GpuMode } from './runtime/gpu.js';
 import { diskReserveBytes, underDiskPressure } from './usage.js';
+import { busyPorts } from './runtime/host-ports.js';
+import type { PortRange } from '../common/ports.js';
 
 /** Per nvidia-smi run: a hung driver must not hang the agent. */
 const NVIDIA_SMI_TIMEOUT_MS = 20_000;
@@ -35,6 +37,10 @@ export interface AgentFacts {
   readonly diskReserve?: number;
   /** The OS machine id (see readMachineId); '' when unknown. */
   readonly machineId?: string;
+  /** Where containers' ports are published: the busy ports reported are those of this address (read at every report). */
+  readonly publishAddress?: string;
+  /** The host's ephemeral port range, read at start; null when unknown. */
+  readonly ephemeralPorts?: PortRange | null;
 }
 
 /** The host as last discovered (agent/discovery/): its hardware and its GPUs, rescanned for reports. */
@@ -98,7 +104,11 @@ export class HostScan {
     const { publicAddress, agentAddress, agentVersion, gpuMode, machineId } = agent;
     const reserveBytes = diskReserveBytes(disk.total, agent.diskReserve ?? 0);
     const pressure = underDiskPressure(disk.free, reserveBytes);
-    return hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure }, machineId });
+    const ports =
+      agent.publishAddress !== undefined
+        ? { publishAddress: agent.publishAddress, busy: await busyPorts(agent.publishAddress), ephemeral: agent.ephemeralPorts ?? null }
+        : undefined;
+    return hostFactsToProto({ host, gpus: this.gpuDiscovery, publicAddress, agentAddress, agentVersion, gpuMode, disk: { reserveBytes, pressure }, machineId, ports });
   }
 }
 

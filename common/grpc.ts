@@ -1,6 +1,12 @@
 import { Metadata, status as GrpcStatus, type Server, type ServiceError, type ServerErrorResponse } from '@grpc/grpc-js';
 import { AppError, ERROR_TABLE, codeForGrpcStatus } from './errors.js';
 
+/**
+ * Trailer of an agent's error when a host port a spec publishes is taken on the host: the port,
+ * so the controller can move the environment to another one.
+ */
+export const PORT_IN_USE_TRAILER = 'remotegpu-port-in-use';
+
 /** Metadata carrying `authorization: Bearer <secret>`, used on every call between controller and agent. */
 export function bearerMetadata(secret: string): Metadata {
   const md = new Metadata();

@@ -28,8 +28,9 @@ const schema = z.object({
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
   REMOTEGPU_AGENT_TIMEOUT_MS: intVar(30_000, 100),
-  REMOTEGPU_SSH_PORT_RANGE: portRangeVar('30000-39999'),
-  REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('50000-59999'),
+  // Below Linux's default ephemeral range (32768-60999), where outgoing connections take ports.
+  REMOTEGPU_SSH_PORT_RANGE: portRangeVar('20000-24999'),
+  REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('25000-28999'),
   REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
   REMOTEGPU_MAX_FOLLOWS_PER_USER: intVar(8, 1),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
@@ -72,6 +73,14 @@ export interface ControllerConfig {
 }
 
 /** Reads and validates the controller's configuration. Throws ConfigError (one line) when bad. */
+/** The configured port ranges, named by their settings (for the ephemeral-range warnings, common/ports.ts). */
+export function configuredPortRanges(config: Pick<ControllerConfig, 'sshPortRange' | 'jupyterPortRange'>) {
+  return [
+    { setting: 'REMOTEGPU_SSH_PORT_RANGE', range: config.sshPortRange },
+    { setting: 'REMOTEGPU_JUPYTER_PORT_RANGE', range: config.jupyterPortRange },
+  ];
+}
+
 export function loadControllerConfig(env: Record<string, string | undefined> = process.env): ControllerConfig {
   const e = parseEnv(schema, env);
   return Object.freeze({

@@ -1,7 +1,8 @@
 import { Server } from '@grpc/grpc-js';
 import { shutdownServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
-import type { ControllerConfig } from './config.js';
+import { ephemeralOverlapWarnings, readEphemeralRange } from '../common/ports.js';
+import { configuredPortRanges, type ControllerConfig } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { bootstrapAdmin } from './users/bootstrap.js';
@@ -53,6 +54,8 @@ export async function startController(config: ControllerConfig, logger: Logger):
     if (trust.insecure) {
       logger.warn('REMOTEGPU_GRPC_INSECURE=1: plaintext gRPC between controller and agents; anyone on the network can read host traffic and impersonate hosts or the controller (development only)');
     }
+
+    for (const warning of ephemeralOverlapWarnings(configuredPortRanges(config), await readEphemeralRange(), 'the controller\'s machine')) logger.warn(warning);
 
     const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, trust });
     stops.push(() => services.stop());

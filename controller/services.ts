@@ -1,6 +1,6 @@
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
-import type { ControllerConfig } from './config.js';
+import { configuredPortRanges, type ControllerConfig } from './config.js';
 import type { Db } from './db/database.js';
 import { EnvironmentsService } from './environments/environments.service.js';
 import { remountReadOnly } from './environments/environment-mounts.js';
@@ -91,9 +91,9 @@ export class ControllerServices {
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
-    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver });
+    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config) });
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
-    this.queue = new QueuePlacer({ db, logger: child('queue'), ports });
+    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
     this.reconciler = new Reconciler({
       db,
       dbKind: deps.dbKind ?? 'pglite',

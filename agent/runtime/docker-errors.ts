@@ -1,4 +1,5 @@
 import { RuntimeError, type RuntimeErrorCode } from './errors.js';
+import { portInDockerMessage } from './host-ports.js';
 
 interface DockerodeError {
   statusCode?: number;
@@ -50,7 +51,8 @@ export function toRuntimeError(err: unknown, doing = 'talking to Docker'): Runti
     return new RuntimeError('docker_unavailable', `Docker engine unreachable while ${doing}: ${dockerMessage(err)}`, { cause: err });
   }
   const message = dockerMessage(err);
-  return new RuntimeError(classifyDockerMessage(message, dockerStatus(err)), message, { cause: err });
+  const classified = classifyDockerMessage(message, dockerStatus(err));
+  return new RuntimeError(classified, message, { cause: err, port: classified === 'port_conflict' ? portInDockerMessage(message) : undefined });
 }
 
 /** Runs `fn`, ignoring Docker's "not found" (404) and "not modified" (304) answers. */

@@ -9,6 +9,8 @@ import { LABEL, containerName, replacedName, volumeName } from './docker-names.j
 import type { HostMounts } from './host-mounts.js';
 import { specHash, withImage } from './docker-spec.js';
 import { absentStatus } from './docker-status.js';
+import { RuntimeError } from './errors.js';
+import { portFree } from './host-ports.js';
 import { UndoStack } from './keyed-lock.js';
 import { keysLinkTar } from './keys-link.js';
 import type { ApplyAction, ApplyResult, EnvSpec, ObservedStatus } from './types.js';
@@ -26,6 +28,8 @@ export interface LifecycleSettings extends ManagedEngine {
   readonly mounts: HostMounts;
   /** Each environment's own bridge network. */
   readonly networks: EnvNetworkManager;
+  /** The host address ports are published on (checked free before a container that publishes them starts). */
+  readonly publishAddress: string;
 }
 
 /** What the lifecycle needs of the per-environment networks (spare-networks.ts over env-network.ts). */
@@ -165,6 +169,7 @@ export class DockerLifecycle {
         return 'started';
       }
       if (active) return 'none';
+      await this.assertPortsFree(spec);
       await c.start();
       return 'started';
     }
@@ -209,10 +214,25 @@ export class DockerLifecycle {
    * (before anything in it runs), and starts it when it is meant to run.
    */
   private async createAndStart(spec: EnvSpec, options: ContainerCreateOptions, undo: UndoStack): Promise<void> {
+    if (spec.desiredState === 'running') await this.assertPortsFree(spec);
     const created = await this.settings.docker.createContainer(options);
     undo.push('remove new container', () => created.remove({ force: true, v: true }));
     await created.putArchive(keysLinkTar(), { path: '/' });
     if (spec.desiredState === 'running') await created.start();
+  }
+
+  /**
+   * Throws 'port_conflict' naming the first host port of the spec that cannot be bound on the
+   * publish address now (a process of the host, or an outgoing connection, holds it), so the
+   * controller can move the environment to another port instead of Docker failing on it.
+   */
+  private async assertPortsFree(spec: EnvSpec): Promise<void> {
+    const address = this.settings.publishAddress;
+    for (const p of spec.ports) {
+      if (!(await portFree(address, p.hostPort))) {
+        throw new RuntimeError('port_conflict', `host port ${p.hostPort} (${p.name}) is already in use on ${address}: address already in use`, { port: p.hostPort });
+      }
+    }
   }
 
   /**

@@ -17,6 +17,7 @@ import type { GpuMode } from './gpu.js';
 import { findControlNodes } from './gpu-host.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { MountPolicy } from './mount-policy.js';
+import type { PortRange } from '../../common/ports.js';
 import type { ApplyResult, ContainerRuntime, EnvSpec, LifecycleEvent, LogLine, LogOptions, ObservedStatus } from './types.js';
 
 export interface DockerRuntimeOptions {
@@ -36,6 +37,8 @@ export interface DockerRuntimeOptions {
   readonly deviceDir?: string;
   /** Host address ports are published on; default 0.0.0.0. */
   readonly publishAddress?: string;
+  /** The host's ephemeral port range: the first spec publishing a port inside it gets a warning in the log. */
+  readonly ephemeralPorts?: PortRange | null;
   readonly defaultPidsLimit?: number;
   /** Seconds between SIGTERM and SIGKILL when apply or a recreate stops a container; default 10. */
   readonly stopTimeoutS?: number;
@@ -77,6 +80,8 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly runDir: string;
   private readonly spares: SpareNetworks;
   private prepared: Promise<void> | undefined;
+  /** The ephemeral-range warning was logged (once per runtime). */
+  private warnedEphemeral = false;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     const docker = options.docker ?? new Dockerode();
@@ -94,6 +99,7 @@ export class DockerRuntime implements ContainerRuntime {
       log,
       mounts: new HostMounts({ stateDir: options.stateDir, runDir: this.runDir, diskReserve: options.diskReserve ?? 0.1, policy: this.mountPolicy, log }),
       networks: options.networks ?? this.spares,
+      publishAddress: options.publishAddress ?? '0.0.0.0',
     };
     this.lifecycle = new DockerLifecycle(this.engine);
   }
@@ -105,6 +111,7 @@ export class DockerRuntime implements ContainerRuntime {
     await this.locks.run(spec.envId, () => this.refreshKeys(spec));
     // Before anything is created: a spec the agent's own rules refuse never reaches Docker.
     validateSpec(spec, this.mountPolicy);
+    this.warnIfEphemeral(spec);
     const real = withRealMountPaths(spec);
     await this.prepare();
     return this.locks.run(spec.envId, async () => {
@@ -219,6 +226,20 @@ export class DockerRuntime implements ContainerRuntime {
     const host = socketPath ? ['-H', `unix://${socketPath}`] : [];
     const argv = command.length > 0 ? [...command] : ['/bin/sh', '-c', LOGIN_SHELL];
     return ['docker', ...host, 'exec', '-it', '-e', 'TERM=xterm-256color', containerName(envId), ...argv];
+  }
+
+  /** Logs once when a spec publishes a host port inside the host's ephemeral range (outgoing connections may hold it). */
+  private warnIfEphemeral(spec: EnvSpec): void {
+    const range = this.options.ephemeralPorts;
+    if (this.warnedEphemeral || !range) return;
+    const inside = spec.ports.find((p) => p.hostPort >= range.from && p.hostPort <= range.to);
+    if (!inside) return;
+    this.warnedEphemeral = true;
+    this.engine.log?.warn(
+      { envId: spec.envId, port: inside.hostPort, ephemeralPorts: `${range.from}-${range.to}` },
+      `host port ${inside.hostPort} lies in this host's ephemeral port range ${range.from}-${range.to} (net.ipv4.ip_local_port_range): ` +
+        'outgoing connections can hold such ports; set the controller\'s REMOTEGPU_SSH_PORT_RANGE and REMOTEGPU_JUPYTER_PORT_RANGE below it (defaults 20000-24999 and 25000-28999)',
+    );
   }
 
   /** Host facts and settings for buildCreateOptions, read afresh for every apply (discovery refreshes). */

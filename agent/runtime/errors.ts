@@ -3,6 +3,7 @@ import type { ErrorCode } from '../../common/errors.js';
 /** Why a runtime call failed, stable for callers to branch on. */
 export type RuntimeErrorCode =
   | 'image_not_found'
+  /** A host port the spec publishes is taken on the host (RuntimeError.port names it when known). */
   | 'port_conflict'
   | 'gpu_driver_missing'
   | 'invalid_spec'
@@ -30,10 +31,13 @@ export const RUNTIME_TO_APP_CODE: Readonly<Record<RuntimeErrorCode, ErrorCode>> 
 /** The one error the container runtime throws. `message` carries Docker's own words where there are any. */
 export class RuntimeError extends Error {
   readonly code: RuntimeErrorCode;
+  /** With 'port_conflict': the host port that is taken, when known (the controller moves the environment off it). */
+  readonly port: number | undefined;
 
-  constructor(code: RuntimeErrorCode, message: string, options: { cause?: unknown } = {}) {
+  constructor(code: RuntimeErrorCode, message: string, options: { cause?: unknown; port?: number | undefined } = {}) {
     super(message, { cause: options.cause });
     this.name = 'RuntimeError';
     this.code = code;
+    this.port = options.port;
   }
 }

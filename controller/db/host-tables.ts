@@ -43,6 +43,10 @@ export interface HostsTable {
   machine_id: Generated<string>;
   /** The host that registered earlier from the same machine (same machine id); null when none. */
   replaces_host_id: Generated<string | null>;
+  /** The address the agent publishes ports on; '' when it does not say (0011). */
+  publish_address: Generated<string>;
+  /** TCP ports busy on the host for that address, as last reported (0011): never handed out. */
+  busy_ports: Generated<number[]>;
 }
 
 export interface HostGpusTable {

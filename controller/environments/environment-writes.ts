@@ -28,6 +28,9 @@ export interface DesiredChange {
   /** A larger volume (start may grow it; it never shrinks). */
   readonly storage_bytes?: number;
   readonly deleted_at?: Date;
+  /** A published port moved off a port taken on the host (placement.ts, movePortOff). */
+  readonly ssh_port?: number;
+  readonly jupyter_port?: number;
 }
 
 /** What an agent call found: the status it settles on and what the agent observed. */

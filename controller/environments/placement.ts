@@ -1,8 +1,9 @@
+import { sql } from 'kysely';
 import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
-import { clearReserved, setPlacement } from './environment-writes.js';
+import { clearReserved, requestChange, setPlacement } from './environment-writes.js';
 
 export interface PortRanges {
   readonly ssh: { readonly from: number; readonly to: number };
@@ -118,8 +119,8 @@ async function reserveOnHost(
     existingPorts?: { ssh: number | null; jupyter: number | null };
   },
 ): Promise<Reservation | null> {
-  const locked = await trx.selectFrom('hosts').select('id').where('id', '=', args.hostId).forUpdate().executeTakeFirst();
-  if (!locked) return null;
+  const space = await lockPortSpace(trx, args.hostId);
+  if (!space) return null;
   const result = schedule(args.request, await snapshotForScheduling(trx, { hostIds: [args.hostId] }));
   if (!result.ok) return null;
   const gpuUuids = result.candidates[0]!.gpuUuids;
@@ -129,7 +130,7 @@ async function reserveOnHost(
       .values(gpuUuids.map((uuid) => ({ host_id: args.hostId, gpu_uuid: uuid, env_id: args.envId })))
       .execute();
   }
-  const taken = await reservePorts(trx, args);
+  const taken = await reservePorts(trx, { ...args, space });
   if (!taken) return null;
   await setPlacement(trx, args.envId, {
     hostId: args.hostId,
@@ -146,12 +147,12 @@ async function reserveOnHost(
 /** Keeps the environment's ports or reserves the first free ones; null when a range is full. */
 async function reservePorts(
   trx: Trx,
-  args: { envId: string; hostId: string; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } },
+  args: { envId: string; hostId: string; space: PortSpace; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } },
 ): Promise<{ ssh: number; jupyter: number | null } | null> {
   let ssh = args.existingPorts?.ssh ?? null;
   let jupyter = args.existingPorts?.jupyter ?? null;
   if (ssh !== null && (!args.wantJupyter || jupyter !== null)) return { ssh, jupyter };
-  const taken = new Set((await trx.selectFrom('port_reservations').select('port').where('host_id', '=', args.hostId).execute()).map((r) => r.port));
+  const taken = await takenPorts(trx, args.space);
   const rows: { host_id: string; port: number; env_id: string; purpose: 'ssh' | 'jupyter' }[] = [];
   if (ssh === null) {
     ssh = firstFree(args.ports.ssh, taken);
@@ -166,6 +167,95 @@ async function reservePorts(
   }
   await trx.insertInto('port_reservations').values(rows).execute();
   return { ssh, jupyter };
+}
+
+/**
+ * The hosts whose published ports can collide with one host's: the host itself, and the other
+ * hosts of its machine (same machine id: several agents on one Docker engine) whose publish
+ * addresses overlap its own (the same address, or either of them 0.0.0.0 or unknown).
+ */
+interface PortSpace {
+  readonly hostId: string;
+  /** Every host sharing the port space, the host itself included. */
+  readonly hostIds: readonly string[];
+  /** The ports those hosts' agents reported busy. */
+  readonly busy: readonly number[];
+}
+
+/**
+ * Locks the host row and the rows of the other hosts of its machine (in id order, so two
+ * placements on sibling hosts never deadlock and never pick one port twice), and returns the
+ * host's port space; null when the host is gone.
+ */
+async function lockPortSpace(trx: Trx, hostId: string): Promise<PortSpace | null> {
+  const rows = await trx
+    .selectFrom('hosts')
+    .select(['id', 'publish_address', 'busy_ports'])
+    .where((eb) =>
+      eb.or([
+        eb('id', '=', hostId),
+        eb.and([eb('machine_id', '<>', ''), eb('machine_id', '=', eb.selectFrom('hosts as h').select('h.machine_id').where('h.id', '=', hostId))]),
+      ]),
+    )
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+  const self = rows.find((r) => r.id === hostId);
+  if (!self) return null;
+  const sharing = rows.filter((r) => r.id === hostId || publishAddressesOverlap(r.publish_address, self.publish_address));
+  return { hostId, hostIds: sharing.map((r) => r.id), busy: sharing.flatMap((r) => r.busy_ports ?? []) };
+}
+
+/** True when ports published on `a` and on `b` (one machine) can collide: the same address, or either a wildcard or unknown. */
+export function publishAddressesOverlap(a: string, b: string): boolean {
+  const wild = (x: string) => x === '' || x === '0.0.0.0' || x === '::';
+  return wild(a) || wild(b) || a === b;
+}
+
+/** Ports reserved by any host of the space, and the ports its agents reported busy. */
+async function takenPorts(trx: Trx, space: PortSpace): Promise<Set<number>> {
+  const reserved = await trx.selectFrom('port_reservations').select('port').where('host_id', 'in', [...space.hostIds]).execute();
+  return new Set([...reserved.map((r) => r.port), ...space.busy]);
+}
+
+/** What moving an environment off a taken port did. */
+export interface PortMove {
+  readonly purpose: 'ssh' | 'jupyter';
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * An agent found host port `busyPort` of environment `envId` taken on its host: in one
+ * transaction, notes the port as busy on the host (until its agent's next report says otherwise),
+ * releases it, reserves the first free port of the same range instead, points the environment at
+ * it and moves its spec on (the reconciler applies the new spec at once), with an event. Null when
+ * the environment no longer holds that port (nothing to do) or the range has no free port left.
+ */
+export async function movePortOff(db: Db, ports: PortRanges, envId: string, busyPort: number): Promise<PortMove | null> {
+  return db.transaction().execute(async (trx) => {
+    const env = await trx.selectFrom('environments').select(['host_id', 'status', 'ssh_port', 'jupyter_port']).where('id', '=', envId).forUpdate().executeTakeFirst();
+    if (!env?.host_id) return null;
+    const purpose = env.ssh_port === busyPort ? 'ssh' : env.jupyter_port === busyPort ? 'jupyter' : null;
+    if (!purpose) return null;
+    const space = await lockPortSpace(trx, env.host_id);
+    if (!space) return null;
+    await trx
+      .updateTable('hosts')
+      .set({ busy_ports: sql<number[]>`array_append(busy_ports, ${busyPort}::integer)` })
+      .where('id', '=', env.host_id)
+      .where(sql<boolean>`not (${busyPort}::integer = any(busy_ports))`)
+      .execute();
+    const taken = await takenPorts(trx, space);
+    taken.add(busyPort);
+    const to = firstFree(ports[purpose], taken);
+    if (to === null) return null;
+    await trx.deleteFrom('port_reservations').where('env_id', '=', envId).where('port', '=', busyPort).execute();
+    await trx.insertInto('port_reservations').values({ host_id: env.host_id, port: to, env_id: envId, purpose }).execute();
+    const what = purpose === 'ssh' ? 'SSH' : 'Jupyter';
+    await requestChange(trx, envId, { status: env.status, [`${purpose}_port`]: to }, { kind: 'port_moved', message: `${what} port ${busyPort} was in use on the host; moved to ${to}` });
+    return { purpose, from: busyPort, to };
+  });
 }
 
 /**

@@ -2,6 +2,7 @@ import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
+import { PortInUseError } from '../hosts/types.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import { assertWithinQuota, QuotaExceeded } from '../quotas/quota-check.js';
 import { quotaViolation, type QuotaDelta } from '../quotas/quota-rules.js';
@@ -9,7 +10,8 @@ import { afterPlacement, neverFits, schedule, type HostSnapshot, type PlacementR
 import { placementRequest, quotaOwner } from './create-environment.js';
 import { listQueued, lockEnvironment, lockOwner } from './environments.repo.js';
 import { noteReason, requestChange } from './environment-writes.js';
-import { placeOnAnyHost, type PortRanges } from './placement.js';
+import { movePortOff, placeOnAnyHost, type PortRanges } from './placement.js';
+import type { WakeSignal } from './wake.js';
 
 /**
  * How many queued environments one pass looks at, in the fair order of `listQueued`: every
@@ -35,7 +37,22 @@ export interface QueuePass {
  * checks the host again, and the quotas).
  */
 export class QueuePlacer {
-  constructor(private readonly deps: { db: Db; logger: Logger; ports: PortRanges }) {}
+  constructor(private readonly deps: { db: Db; logger: Logger; ports: PortRanges; wake?: WakeSignal }) {}
+
+  /**
+   * After an agent refused an apply: when it found a host port of the environment taken on its
+   * host (PortInUseError), moves the environment to a free port (movePortOff: a new spec
+   * generation and an event) and wakes the reconciler, which applies it. False for any other
+   * refusal, or when it could not move (no free port left: the environment goes to `error`).
+   */
+  async movePort(envId: string, err: unknown): Promise<boolean> {
+    if (!(err instanceof PortInUseError)) return false;
+    const moved = await movePortOff(this.deps.db, this.deps.ports, envId, err.port);
+    if (!moved) return false;
+    this.deps.logger.warn({ envId, ...moved }, 'host port in use on the host; environment moved to another port');
+    this.deps.wake?.notify();
+    return true;
+  }
 
   /** Tries to place every queued environment once. Returns how many were placed. */
   async placeQueued(): Promise<number> {

@@ -8,7 +8,7 @@ import {
   type StopEnvironmentResponse,
 } from '../../gen/remotegpu/v1/agent.js';
 import { AppError } from '../../common/errors.js';
-import { bearerMetadata, fromGrpcError } from '../../common/grpc.js';
+import { PORT_IN_USE_TRAILER, bearerMetadata, fromGrpcError } from '../../common/grpc.js';
 import { tlsChannelOptions } from '../../common/grpc-tls.js';
 import { reconnectChannelOptions } from '../../common/reconnect.js';
 import type { Logger } from '../../common/logger.js';
@@ -17,7 +17,7 @@ import type { Db } from '../db/database.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { absentObservation, logLineFromProto, observedFromProto, specToProto } from './convert.js';
 import { findAgentEndpoint } from './hosts.repo.js';
-import type { AgentApi, AgentEnvSpec, AgentLogLine, AgentPool, ObservedEnvironment } from './types.js';
+import { PortInUseError, type AgentApi, type AgentEnvSpec, type AgentLogLine, type AgentPool, type ObservedEnvironment } from './types.js';
 
 export interface AgentPoolDeps {
   readonly db: Db;
@@ -167,6 +167,9 @@ class GrpcAgentApi implements AgentApi {
       const e = fromGrpcError(err, `agent on ${this.hostId} refused the controller (certificate or credential)`);
       return new AppError('unavailable', e.message, { cause: err });
     }
-    return fromGrpcError(err, `agent on ${this.hostId}`);
+    const mapped = fromGrpcError(err, `agent on ${this.hostId}`);
+    const port = Number((err as Partial<ServiceError>)?.metadata?.get(PORT_IN_USE_TRAILER)[0]);
+    if (mapped.code === 'conflict' && Number.isInteger(port) && port > 0 && port <= 65535) return new PortInUseError(port, mapped.message, { cause: err });
+    return mapped;
   }
 }

@@ -58,6 +58,9 @@ export function hostFactsFromProto(f: ProtoHostFacts): HostFacts {
     cudaVersion: f.cudaVersion || first?.cudaVersion || '',
     gpuMode: f.gpuMode,
     machineId: (f.machineId ?? '').trim(),
+    publishAddress: (f.publishAddress ?? '').trim(),
+    busyPorts: [...new Set(f.busyPorts.filter((p) => Number.isInteger(p) && p >= 1 && p <= 65535))].sort((a, b) => a - b),
+    ephemeralPorts: f.ephemeralPortFrom && f.ephemeralPortTo && f.ephemeralPortFrom <= f.ephemeralPortTo ? { from: f.ephemeralPortFrom, to: f.ephemeralPortTo } : null,
   };
 }
 

@@ -24,6 +24,8 @@ export const FACT_LIMITS = Object.freeze({
    * there, and refusing the report of a host whose GPUs fail would also take it offline.
    */
   textLength: 4096,
+  /** Busy ports a host may report (the agent sends at most this many). */
+  busyPorts: 8192,
 });
 
 /** At most this many issues are named in one error. */
@@ -83,8 +85,10 @@ function checkHost(f: HostFacts, issues: FieldIssue[]): void {
     ['cuda_version', f.cudaVersion],
     ['gpu_mode', f.gpuMode],
     ['machine_id', f.machineId],
+    ['publish_address', f.publishAddress],
   ];
   for (const [name, value] of strings) checkString(`facts.${name}`, value, FACT_LIMITS.stringLength, issues);
+  if (f.busyPorts.length > FACT_LIMITS.busyPorts) issues.push({ field: 'facts.busy_ports', message: `${f.busyPorts.length} ports reported, at most ${FACT_LIMITS.busyPorts}` });
   checkString('facts.gpu_condition', f.gpuCondition, FACT_LIMITS.textLength, issues);
   checkNumber('facts.cpu_cores', f.cpuCores, { max: FACT_LIMITS.cpuCores, unit: 'cores', maxText: `${FACT_LIMITS.cpuCores}` }, issues);
   checkNumber('facts.memory_bytes', f.memoryBytes, { max: FACT_LIMITS.memoryBytes, unit: 'bytes', maxText: '64 TiB' }, issues);

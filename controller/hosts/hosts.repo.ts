@@ -27,6 +27,8 @@ function factColumns(f: HostFacts) {
     gpu_condition: f.gpuCondition,
     // Kept when the agent does not say (an older agent), so a link made at registration stays true.
     ...(f.machineId ? { machine_id: f.machineId } : {}),
+    publish_address: f.publishAddress,
+    busy_ports: [...f.busyPorts],
   };
 }
 

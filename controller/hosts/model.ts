@@ -46,6 +46,12 @@ export interface HostFacts {
   readonly gpuMode: string;
   /** The OS machine id ('' when the agent does not say): links a re-registered machine to its former host. */
   readonly machineId: string;
+  /** The address the agent publishes ports on ('' when it does not say: an older agent, publishing on 0.0.0.0 or its loopback public address). */
+  readonly publishAddress: string;
+  /** TCP ports busy on the host for that address (listeners), sorted; never handed out. */
+  readonly busyPorts: readonly number[];
+  /** The host's ephemeral port range; null when unknown. */
+  readonly ephemeralPorts: { readonly from: number; readonly to: number } | null;
 }
 
 /** Reason stored on a GPU the agent stopped reporting. */

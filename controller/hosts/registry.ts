@@ -8,6 +8,7 @@ import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
+import { ephemeralOverlapWarnings, type PortRange } from '../../common/ports.js';
 import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
@@ -27,6 +28,8 @@ export interface RegistryDeps {
   readonly joinTokens: JoinTokenCheck;
   /** Told about every report (after the host's rows were saved). */
   readonly observer: HostObserver;
+  /** The configured port ranges by setting name: a host whose ephemeral range overlaps one is warned about once. */
+  readonly portRanges?: readonly { readonly setting: string; readonly range: PortRange }[];
 }
 
 export interface RegisterInput {
@@ -63,9 +66,20 @@ export interface ReportInput {
  */
 export class HostRegistry {
   private readonly log: Logger;
+  /** Hosts already warned about an ephemeral range overlapping the port ranges (once per host and controller run). */
+  private readonly warnedEphemeral = new Set<string>();
 
   constructor(private readonly deps: RegistryDeps) {
     this.log = deps.logger.child({ component: 'hosts' });
+  }
+
+  /** Warns once per host when its ephemeral port range overlaps a configured port range. */
+  private warnEphemeral(hostId: string, facts: HostFacts): void {
+    if (this.warnedEphemeral.has(hostId) || !facts.ephemeralPorts) return;
+    const warnings = ephemeralOverlapWarnings(this.deps.portRanges ?? [], facts.ephemeralPorts, `host ${hostId} (${facts.hostname})`);
+    if (warnings.length === 0) return;
+    this.warnedEphemeral.add(hostId);
+    for (const warning of warnings) this.log.warn({ hostId }, warning);
   }
 
   /**
@@ -160,6 +174,7 @@ export class HostRegistry {
   async report(input: ReportInput): Promise<{ accepted: boolean }> {
     await this.authenticate(input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
+    if (facts) this.warnEphemeral(input.hostId, facts);
     const accepted = await this.deps.db.transaction().execute(async (trx) => {
       if (!(await acceptReportRow(trx, input.hostId, input.seq, facts))) return false;
       if (facts) {

@@ -1,3 +1,5 @@
+import { AppError } from '../../common/errors.js';
+
 // Domain types at the boundary between the hosts component (gRPC with agents) and the
 // environments component. Proto messages never cross this boundary: the gRPC edges convert.
 
@@ -59,6 +61,22 @@ export interface AgentLogLine {
   readonly text: string;
   /** Cut at 16 KiB by the agent: the line goes on in the next one of the same stream. */
   readonly continued: boolean;
+}
+
+/**
+ * An agent refused an apply because a host port of the spec is taken on its host (another process
+ * listens there, or an outgoing connection holds it): the controller moves the environment to
+ * another port (AppError 'conflict' with the agent's message, plus the port).
+ */
+export class PortInUseError extends AppError {
+  constructor(
+    readonly port: number,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('conflict', message, options);
+    this.name = 'PortInUseError';
+  }
 }
 
 /**

@@ -225,6 +225,7 @@ export class Reconciler {
         });
         return 'deferred';
       }
+      if (item.desired_state === 'running' && (await this.deps.queue.movePort(item.id, err))) return 'done';
       log.warn({ err }, 'agent refused the environment');
       const { reason, detail } = await this.agentReason(item.id, err instanceof Error ? err.message : String(err));
       await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail }, `Error: ${reason}`);
@@ -234,8 +235,7 @@ export class Reconciler {
 
   /** Puts environments off until their backoff has passed (their agent could not be reached). */
   private async defer(items: readonly WorkItem[]): Promise<void> {
-    const rows = items.map((i) => ({ id: i.id, generation: i.spec_generation }));
-    await this.deps.db.transaction().execute((trx) => deferAttempts(trx, rows, RETRY_BACKOFF));
+    await this.deps.db.transaction().execute((trx) => deferAttempts(trx, items.map((i) => ({ id: i.id, generation: i.spec_generation })), RETRY_BACKOFF));
   }
 
   private async applyRunning(item: WorkItem): Promise<void> {

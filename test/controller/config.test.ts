@@ -16,8 +16,8 @@ describe('controller config', () => {
       databaseUrl: undefined,
       dataDir: './data',
       hostTimeoutMs: 30000,
-      sshPortRange: { from: 30000, to: 39999 },
-      jupyterPortRange: { from: 50000, to: 59999 },
+      sshPortRange: { from: 20000, to: 24999 },
+      jupyterPortRange: { from: 25000, to: 28999 },
     });
     expect(Object.isFrozen(c)).toBe(true);
   });

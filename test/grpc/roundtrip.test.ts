@@ -156,6 +156,7 @@ describe('gRPC contract over loopback', () => {
             driverVersion: '535.104.05',
             cudaVersion: '12.2',
             gpuMode: 'devices',
+            busyPorts: [],
           },
         },
         (err, res) => (err ? reject(err) : resolve(res)),

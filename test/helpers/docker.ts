@@ -146,6 +146,15 @@ function run(cmd: string, args: string[]): Promise<string> {
 }
 
 /** A unique lowercase id for test objects, e.g. "t-3fa9c1d2". */
+/**
+ * A Docker label namespace (remotegpu.managed value) of its own for one test file: what the file
+ * creates is never taken for `npm start`'s (label `true`) or another test file's, so it passes
+ * while the platform runs on the same engine and other files run in parallel.
+ */
+export function testNamespace(file: string): string {
+  return `t-${file}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
 export function uniqueId(prefix = 't'): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }

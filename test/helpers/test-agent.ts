@@ -20,7 +20,7 @@ import {
   type HostFacts,
   type LifecycleEvent,
 } from '../../gen/remotegpu/v1/types.js';
-import { bearerFromMetadata, bearerMetadata, shutdownServer } from '../../common/grpc.js';
+import { PORT_IN_USE_TRAILER, bearerFromMetadata, bearerMetadata, shutdownServer } from '../../common/grpc.js';
 import { peerOf, ReloadableServerCredentials, tlsChannelCredentials, tlsChannelOptions } from '../../common/grpc-tls.js';
 import { createCsr } from '../../common/pki.js';
 
@@ -54,6 +54,12 @@ export interface TestAgentOptions {
   readonly machineId?: string;
   /** Register at start (default true). */
   readonly register?: boolean;
+  /** The publish address it reports (absent by default, like an agent that predates it). */
+  readonly publishAddress?: string;
+  /** Host ports it reports busy (default none); tests change `facts.busyPorts` later. */
+  readonly busyPorts?: readonly number[];
+  /** Host ports taken on the simulated host: an apply of a spec publishing one fails like the agent's port_conflict. */
+  readonly portsInUse?: Set<number>;
 }
 
 /** A failure to inject into one AgentService method: a gRPC status, or 'hang' (never answer). */
@@ -320,6 +326,12 @@ export class TestAgent {
         this.unary('apply', call, cb, () => {
           const spec = call.request.spec;
           if (!spec?.envId) throw Object.assign(new Error('spec.env_id is required'), { code: GrpcStatus.INVALID_ARGUMENT });
+          const taken = spec.desiredState === DesiredState.DESIRED_STATE_RUNNING ? spec.ports.find((p) => this.options.portsInUse?.has(p.hostPort)) : undefined;
+          if (taken) {
+            const metadata = new Metadata();
+            metadata.set(PORT_IN_USE_TRAILER, String(taken.hostPort));
+            throw Object.assign(new Error(`host port ${taken.hostPort} (${taken.name}) is already in use on 0.0.0.0: address already in use`), { code: GrpcStatus.ALREADY_EXISTS, metadata });
+          }
           return this.apply(spec);
         });
       },
@@ -457,7 +469,7 @@ export class TestAgent {
       cb(null, run());
     } catch (err) {
       const e = err as Partial<ServiceError>;
-      cb({ code: e.code ?? GrpcStatus.INTERNAL, details: e.message ?? String(err) });
+      cb({ code: e.code ?? GrpcStatus.INTERNAL, details: e.message ?? String(err), ...(e.metadata ? { metadata: e.metadata } : {}) });
     }
   }
 }
@@ -496,6 +508,8 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     cudaVersion: gpus.length > 0 ? '12.2' : '',
     gpuMode: 'devices',
     ...(options.machineId ? { machineId: options.machineId } : {}),
+    ...(options.publishAddress ? { publishAddress: options.publishAddress } : {}),
+    busyPorts: [...(options.busyPorts ?? [])],
   };
   const agent = new TestAgent(server, serverCredentials, options, port, facts);
   server.addService(AgentServiceService, agent.service());

@@ -259,7 +259,30 @@ export interface HostFacts {
    * under a new host id (its agent lost its identity) is linked to the host it was before. Empty
    * or absent when unknown (agents that predate it).
    */
-  machineId?: string | undefined;
+  machineId?:
+    | string
+    | undefined;
+  /**
+   * The host address the agent publishes containers' ports on (REMOTEGPU_PUBLISH_ADDRESS: the
+   * public address when that is an IP literal, else 0.0.0.0). Hosts of one machine (same
+   * machine_id) whose publish addresses overlap (equal, or either 0.0.0.0) share one port space.
+   * Absent from agents that predate it.
+   */
+  publishAddress?:
+    | string
+    | undefined;
+  /**
+   * TCP ports something on the host listens on that overlap the publish address (from
+   * /proc/net/tcp and /proc/net/tcp6, state LISTEN), sorted, at most 8192: the controller never
+   * hands them out. The agent's own containers' published ports are among them.
+   */
+  busyPorts: number[];
+  /**
+   * The host's ephemeral port range (net.ipv4.ip_local_port_range): outgoing connections may take
+   * any port in it. Both 0 when unknown.
+   */
+  ephemeralPortFrom?: number | undefined;
+  ephemeralPortTo?: number | undefined;
 }
 
 /** A container port published on a host port. */
@@ -723,6 +746,10 @@ function createBaseHostFacts(): HostFacts {
     diskReserveBytes: undefined,
     diskPressure: undefined,
     machineId: undefined,
+    publishAddress: undefined,
+    busyPorts: [],
+    ephemeralPortFrom: undefined,
+    ephemeralPortTo: undefined,
   };
 }
 
@@ -784,6 +811,22 @@ export const HostFacts: MessageFns<HostFacts> = {
     }
     if (message.machineId !== undefined) {
       writer.uint32(154).string(message.machineId);
+    }
+    if (message.publishAddress !== undefined) {
+      writer.uint32(162).string(message.publishAddress);
+    }
+    if (message.busyPorts.length !== 0) {
+      writer.uint32(170).fork();
+      for (const v of message.busyPorts) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.ephemeralPortFrom !== undefined) {
+      writer.uint32(176).uint32(message.ephemeralPortFrom);
+    }
+    if (message.ephemeralPortTo !== undefined) {
+      writer.uint32(184).uint32(message.ephemeralPortTo);
     }
     return writer;
   },
@@ -953,6 +996,48 @@ export const HostFacts: MessageFns<HostFacts> = {
             message.machineId = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.publishAddress = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag === 168) {
+              message.busyPorts.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 170) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.busyPorts.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.ephemeralPortFrom = reader.uint32();
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.ephemeralPortTo = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1048,6 +1133,26 @@ export const HostFacts: MessageFns<HostFacts> = {
         : isSet(object.machine_id)
         ? globalThis.String(object.machine_id)
         : undefined,
+      publishAddress: isSet(object.publishAddress)
+        ? globalThis.String(object.publishAddress)
+        : isSet(object.publish_address)
+        ? globalThis.String(object.publish_address)
+        : undefined,
+      busyPorts: globalThis.Array.isArray(object?.busyPorts)
+        ? object.busyPorts.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.busy_ports)
+        ? object.busy_ports.map((e: any) => globalThis.Number(e))
+        : [],
+      ephemeralPortFrom: isSet(object.ephemeralPortFrom)
+        ? globalThis.Number(object.ephemeralPortFrom)
+        : isSet(object.ephemeral_port_from)
+        ? globalThis.Number(object.ephemeral_port_from)
+        : undefined,
+      ephemeralPortTo: isSet(object.ephemeralPortTo)
+        ? globalThis.Number(object.ephemeralPortTo)
+        : isSet(object.ephemeral_port_to)
+        ? globalThis.Number(object.ephemeral_port_to)
+        : undefined,
     };
   },
 
@@ -1110,6 +1215,18 @@ export const HostFacts: MessageFns<HostFacts> = {
     if (message.machineId !== undefined) {
       obj.machineId = message.machineId;
     }
+    if (message.publishAddress !== undefined) {
+      obj.publishAddress = message.publishAddress;
+    }
+    if (message.busyPorts?.length) {
+      obj.busyPorts = message.busyPorts.map((e) => Math.round(e));
+    }
+    if (message.ephemeralPortFrom !== undefined) {
+      obj.ephemeralPortFrom = Math.round(message.ephemeralPortFrom);
+    }
+    if (message.ephemeralPortTo !== undefined) {
+      obj.ephemeralPortTo = Math.round(message.ephemeralPortTo);
+    }
     return obj;
   },
 
@@ -1137,6 +1254,10 @@ export const HostFacts: MessageFns<HostFacts> = {
     message.diskReserveBytes = object.diskReserveBytes ?? undefined;
     message.diskPressure = object.diskPressure ?? undefined;
     message.machineId = object.machineId ?? undefined;
+    message.publishAddress = object.publishAddress ?? undefined;
+    message.busyPorts = object.busyPorts?.map((e) => e) || [];
+    message.ephemeralPortFrom = object.ephemeralPortFrom ?? undefined;
+    message.ephemeralPortTo = object.ephemeralPortTo ?? undefined;
     return message;
   },
 };

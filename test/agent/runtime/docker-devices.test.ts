@@ -15,6 +15,7 @@ import {
   testDocker,
   releaseRunDir,
   testRunDir,
+  testNamespace,
 } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
@@ -22,6 +23,9 @@ const HAVE_DOCKER = await dockerAvailable();
 const CAN_RUN = HAVE_DOCKER && canMknod();
 if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 else if (!CAN_RUN) console.warn('GPU device-node tests skipped: creating fake device nodes with mknod needs root.');
+
+/** This file's own label namespace (never `npm start`'s containers, nor another file's). */
+const NAMESPACE = testNamespace('rt-devices');
 
 describe.skipIf(!CAN_RUN)('devices mode passes exactly the assigned GPUs (real Docker, fake nodes)', () => {
   const runDir = testRunDir();
@@ -35,7 +39,7 @@ describe.skipIf(!CAN_RUN)('devices mode passes exactly the assigned GPUs (real D
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
     deviceDir = await createFakeNvidiaNodes(8, { uvm: true });
-    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, managedBy: NAMESPACE, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir });
   });
 
   afterAll(async () => {

@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
 import type { LifecycleEvent } from '../../../agent/runtime/types.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir } from '../../helpers/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir, testNamespace } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 import { waitFor } from './wait.js';
 
 const HAVE_DOCKER = await dockerAvailable();
 if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
+
+/** This file's own label namespace (never `npm start`'s containers, nor another file's). */
+const NAMESPACE = testNamespace('rt-events');
 
 const MiB = 1024 * 1024;
 
@@ -28,7 +31,7 @@ describe.skipIf(!HAVE_DOCKER)('OOM kills and lifecycle events (real Docker)', ()
   beforeAll(async () => {
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
-    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices' });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, managedBy: NAMESPACE, gpuMode: 'devices' });
     const events = runtime.events(abort.signal);
     consumer = (async () => {
       for await (const event of events) seen.push(event);

@@ -17,11 +17,15 @@ import {
   testDocker,
   releaseRunDir,
   testRunDir,
+  testNamespace,
 } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
 const HAVE_DOCKER = await dockerAvailable();
 if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
+
+/** This file's own label namespace (never `npm start`'s containers, nor another file's). */
+const NAMESPACE = testNamespace('rt-failures');
 
 describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created (real Docker)', () => {
   const runDir = testRunDir();
@@ -64,7 +68,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
   beforeAll(async () => {
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
-    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', publishAddress: '127.0.0.1' });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, managedBy: NAMESPACE, gpuMode: 'devices', publishAddress: '127.0.0.1' });
   });
 
   afterAll(async () => {
@@ -75,7 +79,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
   });
 
   it('nvidia mode on an engine without the NVIDIA runtime: gpu_driver_missing with Docker’s message', async () => {
-    const nvidia = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'nvidia' });
+    const nvidia = new DockerRuntime({ runDir, docker, stateDir, managedBy: NAMESPACE, gpuMode: 'nvidia' });
     const s = spec({ gpuUuids: [fakeGpuUuid(0)] });
     const err = await applyError(nvidia, s);
     expect(err.code).toBe('gpu_driver_missing');
@@ -97,6 +101,8 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
     const s = spec({ ports: [{ name: 'ssh', containerPort: 22, hostPort: port }] });
     const err = await applyError(runtime, s);
     expect(err.code).toBe('port_conflict');
+    // The port travels with the error: the controller moves the environment off it.
+    expect(err.port).toBe(port);
     expect(err.message).toContain(String(port));
     await expectNothingLeft(s.envId);
   });
@@ -126,6 +132,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
     await listen(taken);
     const err = await applyError(runtime, { ...s, ports: [{ name: 'ssh', containerPort: 22, hostPort: taken }] });
     expect(err.code).toBe('port_conflict');
+    expect(err.port).toBe(taken);
 
     const status = await runtime.inspect(s.envId);
     expect(status).toMatchObject({ state: 'running', containerId: first.status.containerId, specHash: first.status.specHash });
@@ -175,7 +182,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime failures leave nothing half-created
   });
 
   it('an engine that does not answer: docker_unavailable', async () => {
-    const down = new DockerRuntime({ runDir, docker: new Dockerode({ socketPath: join(stateDir, 'no-docker.sock') }), stateDir, gpuMode: 'devices' });
+    const down = new DockerRuntime({ runDir, managedBy: NAMESPACE, docker: new Dockerode({ socketPath: join(stateDir, 'no-docker.sock') }), stateDir, gpuMode: 'devices' });
     await expect(down.inspect('env-x')).rejects.toMatchObject({ code: 'docker_unavailable' });
     await expect(down.apply(spec())).rejects.toMatchObject({ code: 'docker_unavailable' });
   });

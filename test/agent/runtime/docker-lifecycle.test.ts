@@ -21,6 +21,7 @@ import {
   uniqueId,
   releaseRunDir,
   testRunDir,
+  testNamespace,
 } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 
@@ -28,6 +29,9 @@ const HAVE_DOCKER = await dockerAvailable();
 const CAN_RUN = HAVE_DOCKER && canMknod();
 if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
 else if (!CAN_RUN) console.warn('Runtime lifecycle tests skipped: creating fake GPU device nodes needs root.');
+
+/** This file's own label namespace (never `npm start`'s containers, nor another file's). */
+const NAMESPACE = testNamespace('rt-lifecycle');
 
 const MiB = 1024 * 1024;
 
@@ -49,6 +53,7 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     deviceDir = await createFakeNvidiaNodes(8);
     runtime = new DockerRuntime({
       runDir,
+      managedBy: NAMESPACE,
       docker,
       stateDir,
       gpuMode: 'devices',
@@ -101,7 +106,7 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`remotegpu-${spec.envId}-net`]);
     expect(info.NetworkSettings.Ports['22/tcp']).toEqual([{ HostIp: '127.0.0.1', HostPort: String(spec.ports[0]!.hostPort) }]);
     expect(info.Config.Labels).toMatchObject({
-      'remotegpu.managed': 'true',
+      'remotegpu.managed': NAMESPACE,
       'remotegpu.env-id': spec.envId,
       'remotegpu.spec-hash': status.specHash,
       team: 'vision',
@@ -122,7 +127,7 @@ describe.skipIf(!CAN_RUN)('DockerRuntime lifecycle (real Docker, devices mode wi
     expect(again.action).toBe('none');
     expect(again.status.containerId).toBe(before.Id);
 
-    const restartedAgent = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir, publishAddress: '127.0.0.1' });
+    const restartedAgent = new DockerRuntime({ runDir, docker, stateDir, managedBy: NAMESPACE, gpuMode: 'devices', gpuIndexes: fakeGpuIndexes(8), deviceDir, publishAddress: '127.0.0.1' });
     expect((await restartedAgent.apply(spec)).action).toBe('none');
     const after = await docker.getContainer(name()).inspect();
     expect(after.Id).toBe(before.Id);

@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../agent/runtime/docker.js';
 import type { LogLine } from '../../../agent/runtime/types.js';
-import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir } from '../../helpers/docker.js';
+import { DOCKER_SKIP_MESSAGE, dockerAvailable, dockerExec, ensureBusyboxImage, testDocker, releaseRunDir, testRunDir, testNamespace } from '../../helpers/docker.js';
 import { envSpec } from './env-spec.js';
 import { waitFor } from './wait.js';
 
 const HAVE_DOCKER = await dockerAvailable();
 if (!HAVE_DOCKER) console.warn(DOCKER_SKIP_MESSAGE);
+
+/** This file's own label namespace (never `npm start`'s containers, nor another file's). */
+const NAMESPACE = testNamespace('rt-logs');
 
 /** Open unix-socket handles of this process (Docker API connections). */
 const openSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap').length;
@@ -38,7 +41,7 @@ describe.skipIf(!HAVE_DOCKER)('DockerRuntime.logs (real Docker)', () => {
   beforeAll(async () => {
     await ensureBusyboxImage(docker);
     stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-state-'));
-    runtime = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices' });
+    runtime = new DockerRuntime({ runDir, docker, stateDir, managedBy: NAMESPACE, gpuMode: 'devices' });
     startedAtMs = (await runtime.apply(spec)).status.startedAtMs;
     const none = () => new AbortController().signal;
     await waitFor(async () => (await collect(runtime.logs(spec.envId, { follow: false, signal: none() }))).length >= 6);

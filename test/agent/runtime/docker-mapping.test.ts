@@ -173,7 +173,7 @@ describe('statusFromInspect', () => {
 });
 
 describe('execArgs', () => {
-  const runtime = new DockerRuntime({ docker: new Dockerode({ socketPath: '/run/alt/docker.sock' }), stateDir: '/nonexistent', gpuMode: 'devices' });
+  const runtime = new DockerRuntime({ docker: new Dockerode({ socketPath: '/run/alt/docker.sock' }), stateDir: '/nonexistent', gpuMode: 'devices', managedBy: 'mapping-no-engine' });
 
   it('builds a docker exec -it argv on the runtime’s socket, a login shell by default', () => {
     expect(runtime.execArgs('env-1', [])).toEqual([

@@ -53,3 +53,46 @@ describe.skipIf(!HAVE_DOCKER)('runtime namespaces on one engine (real Docker)', 
     expect((await a.inspect(spec.envId)).state).toBe('absent');
   });
 });
+
+// An agent without REMOTEGPU_NAMESPACE (`npm start`) decides what is its own by the exact label
+// remotegpu.managed=true: it never lists, adopts or removes a container of any namespace. Safe
+// while `npm start` runs: the un-namespaced runtime here only lists, and removes an env id only this
+// test knows (nothing of `npm start`'s carries it); what the test creates is in its own namespace.
+describe.skipIf(!HAVE_DOCKER)('an agent without a namespace leaves namespaced containers alone (real Docker)', () => {
+  const runDir = testRunDir();
+  const plainRunDir = testRunDir();
+  const docker = testDocker();
+  const namespace = `ns-plain-${process.pid}`;
+  let stateDir: string;
+  let plainStateDir: string;
+  let mine: DockerRuntime;
+  let plain: DockerRuntime;
+  const spec = envSpec({});
+
+  beforeAll(async () => {
+    await ensureBusyboxImage(docker);
+    stateDir = await mkdtemp(join(tmpdir(), 'remotegpu-ns-'));
+    plainStateDir = await mkdtemp(join(tmpdir(), 'remotegpu-ns-'));
+    mine = new DockerRuntime({ runDir, docker, stateDir, gpuMode: 'devices', managedBy: namespace });
+    plain = new DockerRuntime({ runDir: plainRunDir, docker, stateDir: plainStateDir, gpuMode: 'devices' /* npm start's namespace on purpose */ });
+    await mine.apply(spec);
+  });
+
+  afterAll(async () => {
+    await mine?.remove(spec.envId).catch(() => undefined);
+    await releaseRunDir(runDir);
+    await releaseRunDir(plainRunDir);
+    for (const dir of [stateDir, plainStateDir]) if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('does not list it, sees it absent, and its orphan removal leaves it running', async () => {
+    expect((await plain.list()).map((s) => s.envId)).not.toContain(spec.envId);
+    expect((await plain.inspect(spec.envId)).state).toBe('absent');
+    // What the controller asks of an agent for a container it does not know: remove by env id.
+    expect(await plain.remove(spec.envId)).toBe(false);
+    const info = await docker.getContainer(`remotegpu-${spec.envId}`).inspect();
+    expect(info.State.Running).toBe(true);
+    expect(info.Config.Labels['remotegpu.managed']).toBe(namespace);
+    expect((await mine.inspect(spec.envId)).state).toBe('running');
+  });
+});

@@ -95,7 +95,7 @@ describe('identity at start', () => {
 
 describe('the remotegpu-agent program', () => {
   const agentCli = (args: string[], env: Record<string, string>) =>
-    run(process.execPath, ['--import', 'tsx', 'agent/main.ts', ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }).then(
+    run(process.execPath, ['--import', 'tsx', 'agent/main.ts', ...args], { env: { PATH: process.env.PATH, REMOTEGPU_NAMESPACE: `identity-config-${process.pid}`, ...env }, timeout: 30_000 }).then(
       (r) => ({ code: 0, ...r }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );

@@ -41,9 +41,10 @@ describe.each(DB_TARGETS)('environments API on $name', (target) => {
       expect(d).toMatchObject({ name: 'PyTorch Training', status: 'creating', image: 'ubuntu20-pytorch:2.0', cpu: 4, memory: 17179869184, gpu: 1, storage: 107374182400, host_id: 'host-a' });
       expect(d.env_id).toMatch(/^env-[a-z0-9]{10}$/);
       expect(new Date(d.created_at).toISOString()).toBe(d.created_at);
-      expect(d.ssh_port).toBeGreaterThanOrEqual(30000);
-      expect(d.ssh_port).toBeLessThanOrEqual(39999);
-      expect(d.jupyter_port).toBeGreaterThanOrEqual(50000);
+      expect(d.ssh_port).toBeGreaterThanOrEqual(20000);
+      expect(d.ssh_port).toBeLessThanOrEqual(24999);
+      expect(d.jupyter_port).toBeGreaterThanOrEqual(25000);
+      expect(d.jupyter_port).toBeLessThanOrEqual(28999);
       expect(d.access_info.ssh).toBe(`ssh root@127.0.0.1 -p ${d.ssh_port}`);
       expect(d.access_info.jupyter).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${d.jupyter_port}/\\?token=.{20,}$`));
       const gpus = await api.db.selectFrom('gpu_reservations').selectAll().where('env_id', '=', d.env_id).execute();

@@ -94,6 +94,7 @@ describe('hosts proto conversion', () => {
       diskFreeBytes: 1,
       gpuCondition: '',
       gpuMode: 'nvidia',
+      busyPorts: [],
     };
     const f = hostFactsFromProto({ ...base, gpus: [testGpu(0, 't', { driverVersion: '550.1', cudaVersion: '12.4' })], driverVersion: '', cudaVersion: '' });
     expect(f).toMatchObject({ hostname: 'gpu-1', driverVersion: '550.1', cudaVersion: '12.4' });

@@ -47,6 +47,9 @@ function facts(over: Partial<HostFacts> = {}): HostFacts {
     cudaVersion: '12.2',
     gpuMode: 'nvidia-runtime',
     machineId: '',
+    publishAddress: '',
+    busyPorts: [],
+    ephemeralPorts: null,
     ...over,
   };
 }
