@@ -46,6 +46,15 @@ export interface ReporterOptions {
 
 const MAX_BUFFERED_EVENTS = 10_000;
 const DEADLINE_MS = 15_000;
+/** While the container runtime does not answer, it is asked again this often (locally), and reported on as soon as it answers. */
+export const RUNTIME_PROBE_MS = 1_000;
+/**
+ * After the runtime answers again, this many reports go out RUNTIME_PROBE_MS apart instead of an
+ * interval apart: the controller brings an environment back from `error` after two reports in a
+ * row saw its container running (controller/environments/observer.ts), which then takes seconds,
+ * not two report intervals.
+ */
+const RECOVERY_REPORTS = 2;
 
 /**
  * Registers the host once and reports its status periodically, over mutual TLS with the host's
@@ -56,6 +65,13 @@ const DEADLINE_MS = 15_000;
  * With several controller addresses, every failed attempt moves on to the next one (round-robin),
  * registration included. Lifecycle events are buffered and sent with the next report; a report is
  * sent early when events arrive.
+ *
+ * A container runtime (Docker) that does not answer is not a controller problem: the report still
+ * goes out, with the host facts and `runtime_unavailable` set instead of container observations
+ * (the controller keeps the host online and leaves every environment's state as it was). The
+ * runtime is then asked again every RUNTIME_PROBE_MS, and the first answer sends a report at once,
+ * followed by RECOVERY_REPORTS quick ones. One log line when the runtime stops answering, one when
+ * it answers again.
  */
 export class Reporter {
   private client: ControlPlaneClient | undefined;
@@ -73,6 +89,11 @@ export class Reporter {
   private events: ProtoEvent[] = [];
   private inFlight: Promise<void> | undefined;
   private soon = false;
+  /** Why the container runtime did not answer the last listing; undefined while it answers. */
+  private runtimeDown: string | undefined;
+  private probe: NodeJS.Timeout | undefined;
+  /** Reports still to send RUNTIME_PROBE_MS apart since the runtime answered again. */
+  private quickReports = 0;
 
   constructor(private readonly o: ReporterOptions) {
     this.intervalMs = o.intervalMs;
@@ -106,6 +127,7 @@ export class Reporter {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.probe) clearTimeout(this.probe);
     await this.inFlight;
     this.client?.close();
   }
@@ -136,7 +158,7 @@ export class Reporter {
       // An early report asked for while this one was in flight still goes out early.
       const again = this.soon;
       this.soon = false;
-      this.schedule(again ? 100 : this.intervalMs);
+      this.schedule(again ? 100 : this.nextReportMs());
     } catch (err) {
       // Whatever the answer, the identity stays: only `remotegpu-agent reset` forgets it.
       this.failures++;
@@ -149,6 +171,58 @@ export class Reporter {
       if (problem.state === 'unreachable' || problem.state === 'tls-failed') this.dropClient();
       this.schedule(this.backoff());
     }
+  }
+
+  /** The pause before the next regular report: shorter for a few reports after the runtime answered again. */
+  private nextReportMs(): number {
+    if (this.quickReports <= 0 || this.runtimeDown !== undefined) return this.intervalMs;
+    this.quickReports--;
+    return Math.min(this.intervalMs, RUNTIME_PROBE_MS);
+  }
+
+  /**
+   * The containers the runtime lists, or undefined when it does not answer (then `runtimeDown`
+   * says why, and a probe asks it again until it does). Logs the change, not every attempt.
+   */
+  private async observe(): Promise<ObservedStatus[] | undefined> {
+    try {
+      const statuses = await this.o.runtime.list();
+      if (this.runtimeDown !== undefined) {
+        this.runtimeDown = undefined;
+        this.quickReports = RECOVERY_REPORTS;
+        this.o.logger.info({ hostId: this.identity?.hostId }, 'container runtime (Docker) answers again; reporting containers again');
+      }
+      return statuses;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (this.runtimeDown === undefined) {
+        this.o.logger.error(
+          { hostId: this.identity?.hostId, reason },
+          'container runtime (Docker) does not answer: reporting the host without container observations until it does (environments keep their last known state)',
+        );
+      }
+      this.runtimeDown = reason || 'container runtime unavailable';
+      this.probeRuntime();
+      return undefined;
+    }
+  }
+
+  /** While the runtime is down: asks it every RUNTIME_PROBE_MS and sends a report as soon as it answers. */
+  private probeRuntime(): void {
+    if (this.probe || this.stopped) return;
+    this.probe = setTimeout(() => {
+      void this.o.runtime.list().then(
+        () => {
+          this.probe = undefined;
+          this.reportSoon();
+        },
+        () => {
+          this.probe = undefined;
+          if (this.runtimeDown !== undefined) this.probeRuntime();
+        },
+      );
+    }, RUNTIME_PROBE_MS);
+    this.probe.unref();
   }
 
   private backoff(): number {
@@ -238,13 +312,16 @@ export class Reporter {
 
   private async report(): Promise<void> {
     const identity = this.identity!;
-    const [facts, statuses] = await Promise.all([this.o.facts(), this.o.runtime.list()]);
-    const usage = this.o.usage ? await this.o.usage(statuses) : undefined;
+    // A runtime that does not answer fails the observations, not the report (see the class comment).
+    const [facts, statuses] = await Promise.all([this.o.facts(), this.observe()]);
+    const usage = statuses && this.o.usage ? await this.o.usage(statuses) : undefined;
+    const environments = (statuses ?? []).map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId)));
+    const runtime = statuses ? { runtimeUnavailable: false, runtimeError: '' } : { runtimeUnavailable: true, runtimeError: this.runtimeDown ?? '' };
     const events = this.events.splice(0);
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
         this.client!.reportStatus(
-          { hostId: identity.hostId, facts, environments: statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId))), events, seq: ++this.seq },
+          { hostId: identity.hostId, facts, environments, events, seq: ++this.seq, ...runtime },
           callMetadata(identity, this.o.insecure),
           { deadline: Date.now() + DEADLINE_MS },
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),

@@ -43,6 +43,10 @@ export interface HostsTable {
   machine_id: Generated<string>;
   /** The host that registered earlier from the same machine (same machine id); null when none. */
   replaces_host_id: Generated<string | null>;
+  /** Why the agent's container runtime (Docker) does not answer, as the agent says; '' while it does. */
+  runtime_error: Generated<string>;
+  /** Since when its reports say the runtime does not answer; null while it does. */
+  runtime_down_since: NullableTimestamp;
 }
 
 export interface HostGpusTable {

@@ -9,6 +9,7 @@ import * as m0006 from './migrations/0006_isolation_recreate.js';
 import * as m0007 from './migrations/0007_quotas.js';
 import * as m0008 from './migrations/0008_env_image_copy_and_backoff.js';
 import * as m0010 from './migrations/0010_status_detail_machine_id.js';
+import * as m0013 from './migrations/0013_host_runtime.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0007_quotas': m0007,
   '0008_env_image_copy_and_backoff': m0008,
   '0010_status_detail_machine_id': m0010,
+  '0013_host_runtime': m0013,
 };
 
 class StaticProvider implements MigrationProvider {
