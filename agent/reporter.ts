@@ -10,6 +10,7 @@ import { connectionProblem, type Connection } from './reporter-state.js';
 import { DEFAULT_RECONNECT_MAX_MS, DEFAULT_RECONNECT_MIN_MS, reconnectDelayMs } from '../common/reconnect.js';
 import { ControllerTargets, type LookupAll } from './controller-targets.js';
 import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
+import { RuntimeWatch } from './runtime-watch.js';
 import type { EnvUsage } from './usage.js';
 
 export interface ReporterOptions {
@@ -46,15 +47,6 @@ export interface ReporterOptions {
 
 const MAX_BUFFERED_EVENTS = 10_000;
 const DEADLINE_MS = 15_000;
-/** While the container runtime does not answer, it is asked again this often (locally), and reported on as soon as it answers. */
-export const RUNTIME_PROBE_MS = 1_000;
-/**
- * After the runtime answers again, this many reports go out RUNTIME_PROBE_MS apart instead of an
- * interval apart: the controller brings an environment back from `error` after two reports in a
- * row saw its container running (controller/environments/observer.ts), which then takes seconds,
- * not two report intervals.
- */
-const RECOVERY_REPORTS = 2;
 
 /**
  * Registers the host once and reports its status periodically, over mutual TLS with the host's
@@ -69,8 +61,8 @@ const RECOVERY_REPORTS = 2;
  * A container runtime (Docker) that does not answer is not a controller problem: the report still
  * goes out, with the host facts and `runtime_unavailable` set instead of container observations
  * (the controller keeps the host online and leaves every environment's state as it was). The
- * runtime is then asked again every RUNTIME_PROBE_MS, and the first answer sends a report at once,
- * followed by RECOVERY_REPORTS quick ones. One log line when the runtime stops answering, one when
+ * runtime is then asked again every second, and the first answer sends a report at once, followed
+ * by a few quick ones (runtime-watch.ts). One log line when the runtime stops answering, one when
  * it answers again.
  */
 export class Reporter {
@@ -89,16 +81,13 @@ export class Reporter {
   private events: ProtoEvent[] = [];
   private inFlight: Promise<void> | undefined;
   private soon = false;
-  /** Why the container runtime did not answer the last listing; undefined while it answers. */
-  private runtimeDown: string | undefined;
-  private probe: NodeJS.Timeout | undefined;
-  /** Reports still to send RUNTIME_PROBE_MS apart since the runtime answered again. */
-  private quickReports = 0;
+  private readonly runtime: RuntimeWatch;
 
   constructor(private readonly o: ReporterOptions) {
     this.intervalMs = o.intervalMs;
     this.identity = o.identity;
     this.targets = new ControllerTargets(o.controllers, o.lookup);
+    this.runtime = new RuntimeWatch(o.runtime, o.logger, () => this.reportSoon());
   }
 
   /** Starts the register/report loop. */
@@ -127,7 +116,7 @@ export class Reporter {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.probe) clearTimeout(this.probe);
+    this.runtime.stop();
     await this.inFlight;
     this.client?.close();
   }
@@ -158,7 +147,7 @@ export class Reporter {
       // An early report asked for while this one was in flight still goes out early.
       const again = this.soon;
       this.soon = false;
-      this.schedule(again ? 100 : this.nextReportMs());
+      this.schedule(again ? 100 : this.runtime.nextReportMs(this.intervalMs));
     } catch (err) {
       // Whatever the answer, the identity stays: only `remotegpu-agent reset` forgets it.
       this.failures++;
@@ -171,58 +160,6 @@ export class Reporter {
       if (problem.state === 'unreachable' || problem.state === 'tls-failed') this.dropClient();
       this.schedule(this.backoff());
     }
-  }
-
-  /** The pause before the next regular report: shorter for a few reports after the runtime answered again. */
-  private nextReportMs(): number {
-    if (this.quickReports <= 0 || this.runtimeDown !== undefined) return this.intervalMs;
-    this.quickReports--;
-    return Math.min(this.intervalMs, RUNTIME_PROBE_MS);
-  }
-
-  /**
-   * The containers the runtime lists, or undefined when it does not answer (then `runtimeDown`
-   * says why, and a probe asks it again until it does). Logs the change, not every attempt.
-   */
-  private async observe(): Promise<ObservedStatus[] | undefined> {
-    try {
-      const statuses = await this.o.runtime.list();
-      if (this.runtimeDown !== undefined) {
-        this.runtimeDown = undefined;
-        this.quickReports = RECOVERY_REPORTS;
-        this.o.logger.info({ hostId: this.identity?.hostId }, 'container runtime (Docker) answers again; reporting containers again');
-      }
-      return statuses;
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      if (this.runtimeDown === undefined) {
-        this.o.logger.error(
-          { hostId: this.identity?.hostId, reason },
-          'container runtime (Docker) does not answer: reporting the host without container observations until it does (environments keep their last known state)',
-        );
-      }
-      this.runtimeDown = reason || 'container runtime unavailable';
-      this.probeRuntime();
-      return undefined;
-    }
-  }
-
-  /** While the runtime is down: asks it every RUNTIME_PROBE_MS and sends a report as soon as it answers. */
-  private probeRuntime(): void {
-    if (this.probe || this.stopped) return;
-    this.probe = setTimeout(() => {
-      void this.o.runtime.list().then(
-        () => {
-          this.probe = undefined;
-          this.reportSoon();
-        },
-        () => {
-          this.probe = undefined;
-          if (this.runtimeDown !== undefined) this.probeRuntime();
-        },
-      );
-    }, RUNTIME_PROBE_MS);
-    this.probe.unref();
   }
 
   private backoff(): number {
@@ -313,10 +250,11 @@ export class Reporter {
   private async report(): Promise<void> {
     const identity = this.identity!;
     // A runtime that does not answer fails the observations, not the report (see the class comment).
-    const [facts, statuses] = await Promise.all([this.o.facts(), this.observe()]);
-    const usage = statuses && this.o.usage ? await this.o.usage(statuses) : undefined;
-    const environments = (statuses ?? []).map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId)));
-    const runtime = statuses ? { runtimeUnavailable: false, runtimeError: '' } : { runtimeUnavailable: true, runtimeError: this.runtimeDown ?? '' };
+    const [facts, listed] = await Promise.all([this.o.facts(), this.runtime.list(identity.hostId)]);
+    const statuses = 'statuses' in listed ? listed.statuses : [];
+    const usage = statuses.length > 0 && this.o.usage ? await this.o.usage(statuses) : undefined;
+    const environments = statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId)));
+    const runtime = 'error' in listed ? { runtimeUnavailable: true, runtimeError: listed.error } : { runtimeUnavailable: false, runtimeError: '' };
     const events = this.events.splice(0);
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
