@@ -82,6 +82,10 @@ describe.each(DB_TARGETS)('container runtime outage on $name', (target) => {
         .set({ attempt_generation: sql`spec_generation`, attempt_count: 6, next_attempt_at: sql`now() + interval '1 hour'` })
         .where('id', '=', stopLater)
         .execute();
+      // A new environment is not placed there.
+      const during = await api('POST', '/api/v1/environments', { name: 'during', image: 'img:1', cpu: 1, memory: GIB, gpu: 1, storage: GIB });
+      expect(during.status).toBe(409);
+      expect(during.body.message).toBe('no host is taking new environments (1 host: 1 runtime_unavailable); try again later or ask an operator');
       // Longer than the host timeout, with reconciler passes between the reports.
       const started = Date.now();
       while (Date.now() - started < 2_500) {
