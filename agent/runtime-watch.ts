@@ -10,6 +10,11 @@ export const RUNTIME_PROBE_MS = 1_000;
  * not two report intervals.
  */
 const RECOVERY_REPORTS = 2;
+/**
+ * A listing that takes longer counts as "does not answer" (a hung engine would otherwise hold the
+ * report back until the controller takes the host for gone); the listing itself goes on.
+ */
+export const LIST_TIMEOUT_MS = 15_000;
 
 /**
  * The reporter's view of the container runtime (Docker): lists the containers for a report, or
@@ -34,7 +39,7 @@ export class RuntimeWatch {
   /** The containers, or `{ error }` when the runtime does not answer. */
   async list(hostId: string | undefined): Promise<{ statuses: ObservedStatus[] } | { error: string }> {
     try {
-      const statuses = await this.runtime.list();
+      const statuses = await this.listInTime();
       if (this.down !== undefined) {
         this.down = undefined;
         this.quick = RECOVERY_REPORTS;
@@ -62,6 +67,16 @@ export class RuntimeWatch {
     return Math.min(intervalMs, RUNTIME_PROBE_MS);
   }
 
+  /** The runtime's listing, or a RuntimeError-like failure after LIST_TIMEOUT_MS. */
+  private listInTime(): Promise<ObservedStatus[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Docker engine did not answer a container listing within ${LIST_TIMEOUT_MS / 1000} s`)), LIST_TIMEOUT_MS);
+      timer.unref();
+    });
+    return Promise.race([this.runtime.list(), late]).finally(() => clearTimeout(timer));
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.probe) clearTimeout(this.probe);
@@ -70,7 +85,7 @@ export class RuntimeWatch {
   private probeSoon(): void {
     if (this.probe || this.stopped) return;
     this.probe = setTimeout(() => {
-      void this.runtime.list().then(
+      void this.listInTime().then(
         () => {
           this.probe = undefined;
           if (!this.stopped) this.onBack();
