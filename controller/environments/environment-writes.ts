@@ -178,21 +178,6 @@ export async function deferAttempts(trx: Trx, items: readonly { id: string; gene
 }
 
 /**
- * Forgets the retry backoff of every environment on `hostId` (its agent could not act, e.g. its
- * container runtime was down, and can now): the reconciler tries them at its next pass. Returns
- * how many were put off.
- */
-export async function resetAttempts(trx: Trx, hostId: string): Promise<number> {
-  const res = await trx
-    .updateTable('environments')
-    .set({ attempt_count: 0, next_attempt_at: null })
-    .where('host_id', '=', hostId)
-    .where('next_attempt_at', 'is not', null)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows);
-}
-
-/**
  * Gives up on the removals a host's agent never confirmed (an admin removes a host that is gone for
  * good): each deleted environment on `hostId` still awaiting removal is recorded as settled, with
  * `event` saying that its container and data may remain on that server. Returns their ids.

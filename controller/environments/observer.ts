@@ -4,7 +4,7 @@ import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
 import { existingIds, listOnHost } from './environments.repo.js';
-import { addEvents, markLostOnHost, recordObservation, recordUsage, resetAttempts } from './environment-writes.js';
+import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
 import { usageChanged } from './usage-report.js';
 
 /** How long the reconciler's own observation outranks agent reports that may have been built before it. */
@@ -42,9 +42,10 @@ export class EnvironmentObserver implements HostObserver {
 
   /**
    * A report without observations (null: the agent's container runtime did not answer) only adds
-   * its events: no status, observed state or usage changes, no orphan removed. The first report
-   * after the runtime answers again (`runtimeDownSince`) clears the retry backoff of the host's
-   * environments, and those the outage stopped go back to `starting` with a reapply (restartedAfterOutage).
+   * its events: no status, observed state or usage changes, no orphan removed. On the first report
+   * after the runtime answers again (`runtimeDownSince`; the registry cleared the retry backoff of
+   * the host's environments) those the outage stopped go back to `starting` with a reapply
+   * (restartedAfterOutage) and the reconciler runs a pass at once.
    */
   async onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], runtimeDownSince?: Date): Promise<void> {
     const { db } = this.deps;
@@ -68,16 +69,14 @@ export class EnvironmentObserver implements HostObserver {
     const usage = environments
       .map((e) => ({ envId: e.envId, storageUsedBytes: e.storageUsedBytes, rootfsUsedBytes: e.rootfsUsedBytes }))
       .filter((u) => known.has(u.envId) && usageChanged(known.get(u.envId)!, u));
-    let retried = 0;
-    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0 || runtimeDownSince) {
+    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0) {
       await db.transaction().execute(async (trx) => {
         await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
         for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next);
-        if (runtimeDownSince) retried = await resetAttempts(trx, hostId);
       });
     }
-    const reapplied = retried > 0 || changes.some(({ next }) => next?.reapply);
+    const reapplied = runtimeDownSince !== undefined || changes.some(({ next }) => next?.reapply);
     await this.removeOrphans(hostId, environments.filter((e) => !known.has(e.envId) && e.state !== 'absent'));
     if (reapplied) this.deps.wake.notify();
   }

@@ -122,7 +122,9 @@ export async function acceptReportRow(db: Db, id: string, seq: number, facts: Ho
 /**
  * Records whether the host's container runtime answers (`error` undefined) or not (its reason),
  * after acceptReportRow locked the row: `down` when it stopped answering with this report, `up`
- * (with since when it was down) when it answers again, `same` otherwise.
+ * (with since when it was down) when it answers again, `same` otherwise. On `up` the retry backoff
+ * of the host's environments is forgotten (the reconciler sent them nothing meanwhile; what it had
+ * put off before is tried at its next pass).
  */
 export async function recordRuntimeState(
   trx: Db,
@@ -134,6 +136,7 @@ export async function recordRuntimeState(
   if (error === undefined) {
     if (since === null) return { change: 'same' };
     await trx.updateTable('hosts').set({ runtime_down_since: null, runtime_error: '' }).where('id', '=', id).execute();
+    await trx.updateTable('environments').set({ attempt_count: 0, next_attempt_at: null }).where('host_id', '=', id).where('next_attempt_at', 'is not', null).execute();
     return { change: 'up', downSince: since };
   }
   if (since !== null && before?.runtime_error === error) return { change: 'same' };
