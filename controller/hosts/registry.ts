@@ -8,7 +8,8 @@ import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
-import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
+import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
+import { recordRuntimeState } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
@@ -171,9 +172,9 @@ export class HostRegistry {
    * it was down.
    */
   async report(input: ReportInput): Promise<{ accepted: boolean }> {
+    const runtimeError = input.runtimeError === undefined ? undefined : input.runtimeError.slice(0, RUNTIME_ERROR_MAX);
     await this.authenticate(input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
-    const runtimeError = input.runtimeError === undefined ? undefined : input.runtimeError.slice(0, RUNTIME_ERROR_MAX);
     const accepted = await this.deps.db.transaction().execute(async (trx) => {
       if (!(await acceptReportRow(trx, input.hostId, input.seq, facts))) return false;
       if (facts) {
