@@ -8,8 +8,7 @@ import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
-import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
-import { recordRuntimeState } from './hosts.repo.js';
+import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
