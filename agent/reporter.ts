@@ -10,6 +10,7 @@ import { connectionProblem, type Connection } from './reporter-state.js';
 import { DEFAULT_RECONNECT_MAX_MS, DEFAULT_RECONNECT_MIN_MS, reconnectDelayMs } from '../common/reconnect.js';
 import { ControllerTargets, type LookupAll } from './controller-targets.js';
 import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
+import { RuntimeWatch } from './runtime-watch.js';
 import type { EnvUsage } from './usage.js';
 
 export interface ReporterOptions {
@@ -56,6 +57,13 @@ const DEADLINE_MS = 15_000;
  * With several controller addresses, every failed attempt moves on to the next one (round-robin),
  * registration included. Lifecycle events are buffered and sent with the next report; a report is
  * sent early when events arrive.
+ *
+ * A container runtime (Docker) that does not answer is not a controller problem: the report still
+ * goes out, with the host facts and `runtime_unavailable` set instead of container observations
+ * (the controller keeps the host online and leaves every environment's state as it was). The
+ * runtime is then asked again every second, and the first answer sends a report at once, followed
+ * by a few quick ones (runtime-watch.ts). One log line when the runtime stops answering, one when
+ * it answers again.
  */
 export class Reporter {
   private client: ControlPlaneClient | undefined;
@@ -73,11 +81,13 @@ export class Reporter {
   private events: ProtoEvent[] = [];
   private inFlight: Promise<void> | undefined;
   private soon = false;
+  private readonly runtime: RuntimeWatch;
 
   constructor(private readonly o: ReporterOptions) {
     this.intervalMs = o.intervalMs;
     this.identity = o.identity;
     this.targets = new ControllerTargets(o.controllers, o.lookup);
+    this.runtime = new RuntimeWatch(o.runtime, o.logger, () => this.reportSoon());
   }
 
   /** Starts the register/report loop. */
@@ -106,6 +116,7 @@ export class Reporter {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.runtime.stop();
     await this.inFlight;
     this.client?.close();
   }
@@ -136,7 +147,7 @@ export class Reporter {
       // An early report asked for while this one was in flight still goes out early.
       const again = this.soon;
       this.soon = false;
-      this.schedule(again ? 100 : this.intervalMs);
+      this.schedule(again ? 100 : this.runtime.nextReportMs(this.intervalMs));
     } catch (err) {
       // Whatever the answer, the identity stays: only `remotegpu-agent reset` forgets it.
       this.failures++;
@@ -238,13 +249,17 @@ export class Reporter {
 
   private async report(): Promise<void> {
     const identity = this.identity!;
-    const [facts, statuses] = await Promise.all([this.o.facts(), this.o.runtime.list()]);
-    const usage = this.o.usage ? await this.o.usage(statuses) : undefined;
+    // A runtime that does not answer fails the observations, not the report (see the class comment).
+    const [facts, listed] = await Promise.all([this.o.facts(), this.runtime.list(identity.hostId)]);
+    const statuses = 'statuses' in listed ? listed.statuses : [];
+    const usage = statuses.length > 0 && this.o.usage ? await this.o.usage(statuses) : undefined;
+    const environments = statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId)));
+    const runtime = 'error' in listed ? { runtimeUnavailable: true, runtimeError: listed.error } : { runtimeUnavailable: false, runtimeError: '' };
     const events = this.events.splice(0);
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
         this.client!.reportStatus(
-          { hostId: identity.hostId, facts, environments: statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId))), events, seq: ++this.seq },
+          { hostId: identity.hostId, facts, environments, events, seq: ++this.seq, ...runtime },
           callMetadata(identity, this.o.insecure),
           { deadline: Date.now() + DEADLINE_MS },
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),

@@ -216,8 +216,8 @@ export class DockerRuntime implements ContainerRuntime {
     yield* containerLogs(this.engine.docker.getContainer(found.Id), found.Config.Tty === true, options);
   }
 
-  events(signal: AbortSignal): AsyncIterable<LifecycleEvent> {
-    return dockerEvents(this.engine.docker, signal, Date.now(), this.engine.managedBy);
+  events(signal: AbortSignal, sinceMs = Date.now()): AsyncIterable<LifecycleEvent> {
+    return dockerEvents(this.engine.docker, signal, sinceMs, this.engine.managedBy);
   }
 
   execArgs(envId: string, command: readonly string[]): string[] {

@@ -170,9 +170,10 @@ export interface ContainerRuntime {
   /**
    * Lifecycle events of managed containers (created, started, exited with exit code, oom_killed,
    * removed), from the engine's event stream, until `signal` aborts. Events of other containers,
-   * and of the transient containers of a recreate, are not yielded.
+   * and of the transient containers of a recreate, are not yielded. `sinceMs` (default: now) asks
+   * the engine to replay what it still holds from that time on (resubscribing after an outage).
    */
-  events(signal: AbortSignal): AsyncIterable<LifecycleEvent>;
+  events(signal: AbortSignal, sinceMs?: number): AsyncIterable<LifecycleEvent>;
 
   /**
    * The argv of an interactive `docker exec -it` into the environment (a login shell when

@@ -34,6 +34,11 @@ export const Host = z
     driver_version: z.string(),
     cuda_version: z.string(),
     gpu_condition: z.string().openapi({ description: 'why the host reports no or fewer GPUs than expected; empty when discovery succeeded' }),
+    runtime_error: z.string().openapi({
+      description:
+        "why the host's container runtime (Docker) does not answer, as its agent reports it; empty while it answers. Meanwhile the host stays online, its environments keep their last known status and the controller sends it no calls",
+    }),
+    runtime_unavailable_since: z.string().nullable().openapi({ description: 'when the agent first reported its container runtime unavailable; null while it answers' }),
     last_report_at: z.string().nullable(),
     registered_at: z.string(),
     replaces_host_id: z.string().nullable().openapi({
@@ -117,6 +122,8 @@ export function hostJson(h: HostSummary) {
     driver_version: h.driverVersion,
     cuda_version: h.cudaVersion,
     gpu_condition: h.gpuCondition,
+    runtime_error: h.runtimeError,
+    runtime_unavailable_since: iso(h.runtimeDownSince),
     last_report_at: iso(h.lastReportAt),
     registered_at: iso(h.registeredAt),
     replaces_host_id: h.replacesHostId,

@@ -36,6 +36,10 @@ export interface HostsTable {
   cuda_version: Generated<string>;
   gpu_mode: Generated<string>;
   gpu_condition: Generated<string>;
+  /** Why the agent's container runtime (Docker) does not answer, as the agent says; '' while it does (0013). */
+  runtime_error: Generated<string>;
+  /** Since when its reports say the runtime does not answer; null while it does (0013). */
+  runtime_down_since: NullableTimestamp;
   last_report_at: NullableTimestamp;
   last_seq: Generated<number>;
   registered_at: Timestamp;

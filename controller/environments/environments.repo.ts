@@ -161,7 +161,9 @@ export async function listBehind(db: Db, limit: number) {
     .select(due.as('due'))
     .select(sql<number>`row_number() over (partition by e.host_id order by ${due} asc nulls first, e.updated_at, e.id)`.as('turn'))
     .where('e.applied_generation', '<', sql<number>`e.spec_generation`)
-    .where((eb) => eb.or([eb('e.host_id', 'is', null), eb('h.liveness', '=', 'online')]))
+    // Hosts offline or whose container runtime does not answer get no calls (the backoff of their
+    // environments is reset when the runtime answers again: resetAttempts).
+    .where((eb) => eb.or([eb('e.host_id', 'is', null), eb.and([eb('h.liveness', '=', 'online'), eb('h.runtime_down_since', 'is', null)])]))
     .where((eb) => eb.or([eb(due, 'is', null), eb(due, '<=', sql<Date>`now()`)]));
   return db
     .selectFrom(ranked.as('w'))
@@ -178,7 +180,21 @@ export async function listBehind(db: Db, limit: number) {
 export async function listOnHost(db: Db, hostId: string) {
   return db
     .selectFrom('environments')
-    .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
+    .select([
+      'id',
+      'status',
+      'status_reason',
+      'desired_state',
+      'applied_generation',
+      'spec_generation',
+      'observed_state',
+      'observed_at',
+      'started_at',
+      'updated_at',
+      'storage_used_bytes',
+      'rootfs_used_bytes',
+      'usage_measured_at',
+    ])
     .where('host_id', '=', hostId)
     .where((eb) => eb.or([eb('desired_state', '!=', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))
     .execute();

@@ -12,6 +12,13 @@ const RECENT_OBSERVATION_MS = 5_000;
 
 type KnownRow = Awaited<ReturnType<typeof listOnHost>>[number];
 
+/**
+ * An engine going down stops its containers a little before the agent finds it unreachable: an
+ * environment that went `error` from this long before the outage began until it ended is taken as
+ * stopped by the outage when the runtime answers again.
+ */
+const OUTAGE_LEAD_MS = 60_000;
+
 /** The reasons nextStatus gives a container that exited by itself: the only errors a running container again clears. */
 const RECOVERABLE_REASON = /^container (exited with code -?\d+|killed for exceeding its memory limit \(OOM, exit code -?\d+\))$/;
 
@@ -33,15 +40,30 @@ interface NextStatus {
 export class EnvironmentObserver implements HostObserver {
   constructor(private readonly deps: { db: Db; logger: Logger; agents: AgentPool; wake: WakeSignal }) {}
 
-  async onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[]): Promise<void> {
+  /**
+   * A report without observations (null: the agent's container runtime did not answer) only adds
+   * its events: no status, observed state or usage changes, no orphan removed. On the first report
+   * after the runtime answers again (`runtimeDownSince`; the registry cleared the retry backoff of
+   * the host's environments) those the outage stopped go back to `starting` with a reapply
+   * (restartedAfterOutage) and the reconciler runs a pass at once.
+   */
+  async onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], runtimeDownSince?: Date): Promise<void> {
     const { db } = this.deps;
     const rows = await listOnHost(db, hostId);
     const known = new Map(rows.map((r) => [r.id, r]));
-    const reported = new Map(environments.map((e) => [e.envId, e]));
     const agentEvents = events.filter((e) => known.has(e.envId)).map((e) => ({ ...e, source: 'agent' as const }));
+    if (environments === null) {
+      if (agentEvents.length > 0) await db.transaction().execute((trx) => addEvents(trx, agentEvents));
+      return;
+    }
+    const reported = new Map(environments.map((e) => [e.envId, e]));
     const changes = rows
       .filter((row) => row.desired_state !== 'deleted')
-      .map((row) => ({ row, state: reported.get(row.id)?.state ?? 'absent', next: this.nextStatus(row, reported.get(row.id)) }))
+      .map((row) => {
+        const seen = reported.get(row.id);
+        const next = (runtimeDownSince && this.restartedAfterOutage(row, seen, runtimeDownSince)) || this.nextStatus(row, seen);
+        return { row, state: seen?.state ?? 'absent', next };
+      })
       .filter(({ row, state, next }) => next !== undefined || row.observed_state !== state);
     // Only figures that changed (or are a minute old): an unchanged report writes nothing.
     const usage = environments
@@ -54,7 +76,7 @@ export class EnvironmentObserver implements HostObserver {
         for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next);
       });
     }
-    const reapplied = changes.some(({ next }) => next?.reapply);
+    const reapplied = runtimeDownSince !== undefined || changes.some(({ next }) => next?.reapply);
     await this.removeOrphans(hostId, environments.filter((e) => !known.has(e.envId) && e.state !== 'absent'));
     if (reapplied) this.deps.wake.notify();
   }
@@ -96,6 +118,25 @@ export class EnvironmentObserver implements HostObserver {
     if (row.observed_state !== 'running' || !RECOVERABLE_REASON.test(row.status_reason)) return undefined;
     const after = row.status_reason.replace(/^container /, '');
     return { status: 'starting', reason: `container running again after it ${after}; checking it against its spec`, event: `Container running again after it ${after}`, reapply: true };
+  }
+
+  /**
+   * The report that says the host's container runtime answers again, after it did not since
+   * `downSince`: an environment the user wants running whose container the outage stopped goes
+   * back to `starting` with a reapply, whether the engine's restart policy started the container
+   * again (the agent then finds nothing to do) or not (the agent starts it). Stopped by the outage:
+   * recorded running and now not seen running, or put in `error` for an exit (RECOVERABLE_REASON)
+   * from OUTAGE_LEAD_MS before the outage on. Undefined for every other row (nextStatus decides).
+   */
+  private restartedAfterOutage(row: KnownRow, seen: ObservedEnvironment | undefined, downSince: Date): NextStatus | undefined {
+    if (row.desired_state !== 'running' || row.applied_generation < row.spec_generation || seen?.stopReason) return undefined;
+    const state = seen?.state ?? 'absent';
+    const event = 'Container runtime (Docker) answers again after an outage: checking the container against its spec';
+    const reason = 'container runtime answers again after an outage; checking the container';
+    if (row.status === 'running' && state !== 'running') return { status: 'starting', reason, event, reapply: true };
+    if (row.status !== 'error' || !RECOVERABLE_REASON.test(row.status_reason)) return undefined;
+    if (row.updated_at.getTime() < downSince.getTime() - OUTAGE_LEAD_MS) return undefined;
+    return { status: 'starting', reason, event, reapply: true };
   }
 
   /** Containers the controller does not know (or already forgot) are removed. */

@@ -61,6 +61,7 @@ export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
           facts: req.facts ? hostFactsFromProto(req.facts) : undefined,
           environments: req.environments.map(observedFromProto),
           events: req.events.map((e) => eventFromProto(e, now)),
+          runtimeError: req.runtimeUnavailable ? req.runtimeError.trim() || 'container runtime unavailable' : undefined,
         });
         return { reportIntervalMs: deps.reportIntervalMs };
       });

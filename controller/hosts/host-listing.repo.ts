@@ -55,6 +55,8 @@ function summaryQuery(db: Db) {
       'h.driver_version as driverVersion',
       'h.cuda_version as cudaVersion',
       'h.gpu_condition as gpuCondition',
+      'h.runtime_error as runtimeError',
+      'h.runtime_down_since as runtimeDownSince',
       'h.last_report_at as lastReportAt',
       'h.registered_at as registeredAt',
       'h.replaces_host_id as replacesHostId',

@@ -121,6 +121,35 @@ export async function acceptReportRow(db: Db, id: string, seq: number, facts: Ho
   return res.numUpdatedRows > 0n;
 }
 
+/**
+ * Records whether the host's container runtime answers (`error` undefined) or not (its reason),
+ * after acceptReportRow locked the row: `down` when it stopped answering with this report, `up`
+ * (with since when it was down) when it answers again, `same` otherwise. On `up` the retry backoff
+ * of the host's environments is forgotten (the reconciler sent them nothing meanwhile; what it had
+ * put off before is tried at its next pass).
+ */
+export async function recordRuntimeState(
+  trx: Db,
+  id: string,
+  error: string | undefined,
+): Promise<{ change: 'down' | 'same' } | { change: 'up'; downSince: Date }> {
+  const before = await trx.selectFrom('hosts').select(['runtime_down_since', 'runtime_error']).where('id', '=', id).executeTakeFirst();
+  const since = before?.runtime_down_since ?? null;
+  if (error === undefined) {
+    if (since === null) return { change: 'same' };
+    await trx.updateTable('hosts').set({ runtime_down_since: null, runtime_error: '' }).where('id', '=', id).execute();
+    await trx.updateTable('environments').set({ attempt_count: 0, next_attempt_at: null }).where('host_id', '=', id).where('next_attempt_at', 'is not', null).execute();
+    return { change: 'up', downSince: since };
+  }
+  if (since !== null && before?.runtime_error === error) return { change: 'same' };
+  await trx
+    .updateTable('hosts')
+    .set({ runtime_down_since: sql<Date>`coalesce(runtime_down_since, now())`, runtime_error: error })
+    .where('id', '=', id)
+    .execute();
+  return { change: since === null ? 'down' : 'same' };
+}
+
 /** Inserts or updates every reported GPU of a host in one statement; they are present again. */
 export async function upsertGpus(db: Db, hostId: string, gpus: readonly GpuFacts[]): Promise<void> {
   if (gpus.length === 0) return;

@@ -87,6 +87,10 @@ export interface HostSummary {
   readonly driverVersion: string;
   readonly cudaVersion: string;
   readonly gpuCondition: string;
+  /** Why the container runtime (Docker) does not answer, as the agent reports; '' while it does. */
+  readonly runtimeError: string;
+  /** Since when the agent reports its runtime unavailable; null while it answers. */
+  readonly runtimeDownSince: Date | null;
   readonly lastReportAt: Date | null;
   readonly registeredAt: Date;
   /** The host registered earlier from the same machine (same machine id), which this one replaces; null when none. */

@@ -9,7 +9,7 @@ import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeC
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
 import { ephemeralOverlapWarnings, type PortRange } from '../../common/ports.js';
-import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, upsertGpus } from './hosts.repo.js';
+import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
@@ -58,7 +58,15 @@ export interface ReportInput {
   readonly facts: HostFacts | undefined;
   readonly environments: readonly ObservedEnvironment[];
   readonly events: readonly AgentEvent[];
+  /**
+   * Set when the agent's container runtime (Docker) did not answer: why. `environments` then says
+   * nothing about the containers.
+   */
+  readonly runtimeError?: string | undefined;
 }
+
+/** The most of an agent's runtime error text kept. */
+const RUNTIME_ERROR_MAX = 1_000;
 
 /**
  * The ControlPlane's logic without gRPC: registration of agents, certificate renewal and periodic
@@ -170,8 +178,14 @@ export class HostRegistry {
    * newer than the last accepted one of this agent run) changes nothing and is not passed on. After
    * the commit the observer gets the environments and events; its failure fails the call, so the
    * agent sends the events again with its next report.
+   *
+   * A report saying the container runtime does not answer keeps the host online and records the
+   * runtime's state on the host (shown to admins); the observer then gets the events but no
+   * observations (null). The first report after it answers again tells the observer since when
+   * it was down.
    */
   async report(input: ReportInput): Promise<{ accepted: boolean }> {
+    const runtimeError = input.runtimeError === undefined ? undefined : input.runtimeError.slice(0, RUNTIME_ERROR_MAX);
     await this.authenticate(input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
     if (facts) this.warnEphemeral(input.hostId, facts);
@@ -181,13 +195,21 @@ export class HostRegistry {
         const missing = await saveGpus(trx, input.hostId, facts.gpus);
         if (missing.length > 0) this.log.warn({ hostId: input.hostId, gpus: missing }, 'GPUs no longer reported by the agent marked unhealthy');
       }
-      return true;
+      return { runtime: await recordRuntimeState(trx, input.hostId, runtimeError) };
     });
     if (!accepted) {
       this.log.debug({ hostId: input.hostId, seq: input.seq }, 'stale report ignored');
       return { accepted: false };
     }
-    await this.deps.observer.onReport(input.hostId, input.environments, input.events);
+    const { runtime } = accepted;
+    if (runtime.change === 'down') this.log.warn({ hostId: input.hostId, reason: runtimeError }, 'container runtime of the host unavailable: its environments keep their state, no calls to it until it answers');
+    if (runtime.change === 'up') this.log.info({ hostId: input.hostId, downSince: runtime.downSince }, 'container runtime of the host answers again');
+    await this.deps.observer.onReport(
+      input.hostId,
+      runtimeError === undefined ? input.environments : null,
+      input.events,
+      runtime.change === 'up' ? runtime.downSince : undefined,
+    );
     return { accepted: true };
   }
 }

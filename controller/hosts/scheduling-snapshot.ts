@@ -39,6 +39,7 @@ export async function snapshotForScheduling(db: Db, options: { hostIds?: readonl
     allocatedMemoryBytes: h.memory,
     allocatedStorageBytes: h.storage,
     diskPressure: h.disk_pressure,
+    runtimeUnavailable: h.runtime_down_since !== null,
     gpus: byHost.get(h.id) ?? [],
   }));
 }
@@ -57,6 +58,7 @@ function hostRows(db: Db, ids: readonly string[] | undefined) {
       'h.disk_total_bytes',
       'h.disk_reserve_bytes',
       'h.disk_pressure',
+      'h.runtime_down_since',
       'ea.cpu',
       'ea.memory',
       'ea.storage',

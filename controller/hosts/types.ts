@@ -114,8 +114,12 @@ export interface AgentPool {
  * report containers the controller already forgot: those are reported as orphans and removed).
  */
 export interface HostObserver {
-  /** A report arrived (after the host's facts and GPUs were saved). */
-  onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[]): Promise<void>;
+  /**
+   * A report arrived (after the host's facts and GPUs were saved). `environments` is null when the
+   * agent's container runtime did not answer: the report says nothing about the containers.
+   * `runtimeDownSince`: the runtime answers again with this report; it had not since then.
+   */
+  onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], runtimeDownSince?: Date): Promise<void>;
   /** The host missed reports for REMOTEGPU_HOST_TIMEOUT_MS and is now offline. */
   onHostOffline(hostId: string): Promise<void>;
 }

@@ -13,6 +13,7 @@ export function emptied(host: HostSnapshot): HostSnapshot {
     ...host,
     status: 'online',
     diskPressure: false,
+    runtimeUnavailable: false,
     allocatedCpuCores: 0,
     allocatedMemoryBytes: 0,
     allocatedStorageBytes: 0,

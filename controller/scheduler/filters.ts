@@ -49,6 +49,16 @@ export const checkDiskPressure: HostFilter = (request, host) => {
   return reject(host, 'disk_pressure', 'host is under disk pressure (its data disk has less free space than the reserve, REMOTEGPU_DISK_RESERVE): it takes no new environments');
 };
 
+/**
+ * A host whose container runtime (Docker) does not answer, as its agent reports, takes no new
+ * environment (it would wait there until Docker is back). A start of one already there (no
+ * storage asked) still fits: it runs once the runtime answers again.
+ */
+export const checkRuntime: HostFilter = (request, host) => {
+  if (!host.runtimeUnavailable || !(request.storageBytes > 0)) return null;
+  return reject(host, 'runtime_unavailable', "host's container runtime (Docker) does not answer: it takes no new environments until it does");
+};
+
 /** A request for a GPU model refuses hosts that have GPUs, none of that model. */
 export const checkGpuModel: HostFilter = (request, host, gpus) => {
   if (gpusNeeded(request) === 0 || gpus.total === 0 || gpus.matching > 0) return null;
@@ -111,7 +121,7 @@ export const checkStorage: HostFilter = (request, host) => {
  * disk pressure come first (no point in sizing a host that takes nothing), then GPUs, the scarce
  * resource users ask about, then CPU, memory and storage.
  */
-export const FILTERS: readonly HostFilter[] = [checkStatus, checkDiskPressure, checkGpuModel, checkGpus, checkCpu, checkMemory, checkStorage];
+export const FILTERS: readonly HostFilter[] = [checkStatus, checkDiskPressure, checkRuntime, checkGpuModel, checkGpus, checkCpu, checkMemory, checkStorage];
 
 /** Runs `filters` in order and returns the first rejection, or `null` when the host is feasible. */
 export function firstRejection(
@@ -128,9 +138,9 @@ export function firstRejection(
 }
 
 /**
- * True when the host takes new environments at all (status online, no disk pressure), regardless
+ * True when the host takes new environments at all (status online, no disk pressure, its runtime answers), regardless
  * of the request's sizes: the hosts whose free capacity is worth showing in a "largest free slot".
  */
 export function isSchedulable(host: HostSnapshot): boolean {
-  return host.status === 'online' && !host.diskPressure;
+  return host.status === 'online' && !host.diskPressure && !host.runtimeUnavailable;
 }

@@ -5,6 +5,7 @@ export {
   FILTERS,
   checkStatus,
   checkDiskPressure,
+  checkRuntime,
   checkGpuModel,
   checkGpus,
   checkCpu,

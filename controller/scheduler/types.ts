@@ -52,6 +52,8 @@ export interface HostSnapshot {
   readonly allocatedStorageBytes: number;
   /** The data disk has less free space than its reserve: no new environment (absent: false). */
   readonly diskPressure?: boolean;
+  /** Its agent reports that its container runtime (Docker) does not answer: no new environment (absent: false). */
+  readonly runtimeUnavailable?: boolean;
   readonly gpus: readonly GpuSnapshot[];
 }
 
@@ -62,6 +64,7 @@ export type RejectReason =
   | 'draining'
   | 'pending_approval'
   | 'disk_pressure'
+  | 'runtime_unavailable'
   | 'insufficient_cpu'
   | 'insufficient_memory'
   | 'insufficient_storage'

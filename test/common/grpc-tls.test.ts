@@ -35,7 +35,7 @@ async function serve(creds: ReloadableServerCredentials): Promise<{ address: str
 
 function report(client: ControlPlaneClient): Promise<number> {
   return new Promise((resolve, reject) =>
-    client.reportStatus({ hostId: 'h', facts: undefined, environments: [], events: [], seq: 1 }, new Metadata(), { deadline: Date.now() + 5000 }, (err: ServiceError | null, r) =>
+    client.reportStatus({ hostId: 'h', facts: undefined, environments: [], events: [], seq: 1, runtimeUnavailable: false, runtimeError: '' }, new Metadata(), { deadline: Date.now() + 5000 }, (err: ServiceError | null, r) =>
       err ? reject(err) : resolve(r.reportIntervalMs),
     ),
   );

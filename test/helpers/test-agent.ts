@@ -221,9 +221,10 @@ export class TestAgent {
   /**
    * Sends one ReportStatus now: current facts, every container, pending events, the next sequence
    * number (or `seq`). Events are dropped once the controller accepted the call. Rejects with the
-   * gRPC error.
+   * gRPC error. `runtimeError`: report as an agent whose container runtime does not answer (no
+   * containers, runtime_unavailable set).
    */
-  async report(options: { seq?: number; credential?: string; withoutFacts?: boolean } = {}): Promise<ReportStatusResponse> {
+  async report(options: { seq?: number; credential?: string; withoutFacts?: boolean; runtimeError?: string } = {}): Promise<ReportStatusResponse> {
     const seq = options.seq ?? this.seq + 1;
     if (options.seq === undefined) this.seq = seq;
     const events = [...this.pendingEvents];
@@ -232,9 +233,11 @@ export class TestAgent {
         {
           hostId: this.hostId,
           facts: options.withoutFacts ? undefined : this.facts,
-          environments: [...this.containers.values()].map((c) => ({ ...c.status })),
+          environments: options.runtimeError === undefined ? [...this.containers.values()].map((c) => ({ ...c.status })) : [],
           events,
           seq,
+          runtimeUnavailable: options.runtimeError !== undefined,
+          runtimeError: options.runtimeError ?? '',
         },
         this.proof(options.credential),
         { deadline: Date.now() + 10_000 },

@@ -77,6 +77,17 @@ export interface ReportStatusRequest {
   events: LifecycleEvent[];
   /** Monotonic report number within one agent process run; lets the controller drop duplicates. */
   seq: number;
+  /**
+   * True when the agent could not reach its container runtime (Docker) for this report:
+   * `environments` is then empty and says nothing about the containers, which the controller must
+   * leave as they were; the host is alive all the same.
+   */
+  runtimeUnavailable: boolean;
+  /**
+   * Why, when runtime_unavailable (the runtime's error, e.g. "Docker engine unreachable ..."); ''
+   * otherwise.
+   */
+  runtimeError: string;
 }
 
 export interface ReportStatusResponse {
@@ -555,7 +566,15 @@ export const RenewCertificateResponse: MessageFns<RenewCertificateResponse> = {
 };
 
 function createBaseReportStatusRequest(): ReportStatusRequest {
-  return { hostId: "", facts: undefined, environments: [], events: [], seq: 0 };
+  return {
+    hostId: "",
+    facts: undefined,
+    environments: [],
+    events: [],
+    seq: 0,
+    runtimeUnavailable: false,
+    runtimeError: "",
+  };
 }
 
 export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
@@ -574,6 +593,12 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
     }
     if (message.seq !== 0) {
       writer.uint32(40).uint64(message.seq);
+    }
+    if (message.runtimeUnavailable !== false) {
+      writer.uint32(48).bool(message.runtimeUnavailable);
+    }
+    if (message.runtimeError !== "") {
+      writer.uint32(58).string(message.runtimeError);
     }
     return writer;
   },
@@ -631,6 +656,22 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.runtimeUnavailable = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.runtimeError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -656,6 +697,16 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
         : [],
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => LifecycleEvent.fromJSON(e)) : [],
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      runtimeUnavailable: isSet(object.runtimeUnavailable)
+        ? globalThis.Boolean(object.runtimeUnavailable)
+        : isSet(object.runtime_unavailable)
+        ? globalThis.Boolean(object.runtime_unavailable)
+        : false,
+      runtimeError: isSet(object.runtimeError)
+        ? globalThis.String(object.runtimeError)
+        : isSet(object.runtime_error)
+        ? globalThis.String(object.runtime_error)
+        : "",
     };
   },
 
@@ -676,6 +727,12 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
+    if (message.runtimeUnavailable !== false) {
+      obj.runtimeUnavailable = message.runtimeUnavailable;
+    }
+    if (message.runtimeError !== "") {
+      obj.runtimeError = message.runtimeError;
+    }
     return obj;
   },
 
@@ -691,6 +748,8 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
     message.environments = object.environments?.map((e) => EnvironmentStatus.fromPartial(e)) || [];
     message.events = object.events?.map((e) => LifecycleEvent.fromPartial(e)) || [];
     message.seq = object.seq ?? 0;
+    message.runtimeUnavailable = object.runtimeUnavailable ?? false;
+    message.runtimeError = object.runtimeError ?? "";
     return message;
   },
 };

@@ -22,7 +22,7 @@ const failure = (p: Promise<unknown>) =>
 function rawReport(f: HostsFixture, hostId: string, own: { keyPem?: string; certPem?: string }): Promise<unknown> {
   const client = new ControlPlaneClient(f.address, tlsChannelCredentials({ caPem: f.caPem, ...own, expect: { kind: 'controller' } }));
   return new Promise((resolve, reject) =>
-    client.reportStatus({ hostId, facts: undefined, environments: [], events: [], seq: 99 }, new Metadata(), { deadline: Date.now() + 5000 }, (err, r) => {
+    client.reportStatus({ hostId, facts: undefined, environments: [], events: [], seq: 99, runtimeUnavailable: false, runtimeError: '' }, new Metadata(), { deadline: Date.now() + 5000 }, (err, r) => {
       client.close();
       if (err) reject(err);
       else resolve(r);

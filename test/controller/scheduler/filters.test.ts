@@ -32,6 +32,13 @@ const CASES: Case[] = [
     detail: 'host is under disk pressure (its data disk has less free space than the reserve, REMOTEGPU_DISK_RESERVE): it takes no new environments',
   },
   {
+    name: 'container runtime unavailable',
+    host: host({ runtimeUnavailable: true }),
+    request: request(),
+    reason: 'runtime_unavailable',
+    detail: "host's container runtime (Docker) does not answer: it takes no new environments until it does",
+  },
+  {
     name: 'unknown status counts as offline',
     host: host({ status: 'rebooting' as HostSnapshot['status'] }),
     request: request(),
@@ -142,6 +149,7 @@ describe('filters: one rejection reason per case', () => {
       draining: true,
       pending_approval: true,
       disk_pressure: true,
+      runtime_unavailable: true,
       insufficient_cpu: true,
       insufficient_memory: true,
       insufficient_storage: true,
@@ -176,6 +184,15 @@ describe('filters: one rejection reason per case', () => {
     expect(result.ok && result.candidates.map((c) => c.hostId)).toEqual(['host-b']);
     // Disk pressure is told before the sizes.
     expect(schedule(request({ gpuCount: 99 }), [pressed]).rejections[0]!.reason).toBe('disk_pressure');
+  });
+
+  it('with its container runtime down a host takes no new environment, but a start there (no new storage) still fits', () => {
+    const down = host({ runtimeUnavailable: true });
+    const refused = schedule(request(), [down]);
+    expect(refused.ok === false && refused.largestFreeSlot).toBeNull();
+    expect(schedule(request({ storageBytes: 0 }), [down]).ok).toBe(true);
+    const result = schedule(request(), [down, host({ id: 'host-b' })]);
+    expect(result.ok && result.candidates.map((c) => c.hostId)).toEqual(['host-b']);
   });
 
   it('fits exactly at the limit', () => {
