@@ -240,6 +240,8 @@ export class FaultCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (await check().catch(() => false)) return;
+      const crashed = this.crashes();
+      if (crashed.length > 0) throw new Error(`${crashed.join('; ')} while waiting for ${what}\n${await this.describe()}`);
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await this.describe()}`);
       await new Promise((r) => setTimeout(r, intervalMs));
     }

@@ -28,7 +28,12 @@ export function readResults(file = LATEST): Convergence[] {
 
 /** Prints and records one time to converge, measured from `startedAt` (Date.now()). */
 export function recordConvergence(scenario: string, startedAt: number, from: string): number {
-  const seconds = Math.round((Date.now() - startedAt) / 100) / 10;
+  return recordSeconds(scenario, (Date.now() - startedAt) / 1000, from);
+}
+
+/** Prints and records a time to converge in seconds (rounded to 0.1 s). */
+export function recordSeconds(scenario: string, exact: number, from: string): number {
+  const seconds = Math.round(exact * 10) / 10;
   console.log(`FAULT ${scenario}: converged in ${seconds.toFixed(1)} s (from ${from})`);
   mkdirSync(path.dirname(LATEST), { recursive: true });
   writeFileSync(LATEST, `${JSON.stringify([...readResults(), { scenario, seconds, from, at: new Date().toISOString() }], null, 1)}\n`);
