@@ -11,7 +11,7 @@ import { CONVERGE_DEADLINE_MS, expectSound, runningEnvs } from './harness/scenar
 const CYCLES = Number(process.env.REMOTEGPU_FAULTS_CYCLES ?? 20);
 const FILE = '/root/workspace/faults-blob';
 
-describe('fault: 20 stop/start/restart/GPU-change cycles keep the data', () => {
+describe(`fault: ${CYCLES} stop/start/restart/GPU-change cycles keep the data`, () => {
   let cluster: FaultCluster;
   beforeAll(async () => {
     cluster = await FaultCluster.start({ scenario: 'cycles', portBase: 29800, agents: [{}] });

@@ -63,6 +63,8 @@ export class FaultCluster {
   readonly namespaces: string[] = [];
   readonly httpPorts: number[] = [];
   readonly grpcPorts: number[] = [];
+  /** Each agent's AgentService address, host:port. */
+  readonly agentListen: string[] = [];
   readonly dbName: string;
   dbUrl = '';
   pool: pg.Pool | undefined;
@@ -129,6 +131,7 @@ export class FaultCluster {
     const agents = o.agents ?? [{}, {}];
     for (const [i, a] of agents.entries()) {
       const listen = `${a.listenHost ?? '127.0.0.1'}:${await freePort()}`;
+      this.agentListen.push(listen);
       const runDir = testRunDir();
       this.runDirs.push(runDir);
       this.agents.push(

@@ -35,6 +35,11 @@ let lastDockerd: { argv: string[]; log: string } | undefined;
  * Returns the time (Date.now()) at which the engine answered again.
  */
 export async function restartDockerd(): Promise<number> {
+  if (await systemdDocker()) {
+    // A dockerd under systemd is restarted by systemd (a second one started by hand would fight it).
+    await run('systemctl', ['restart', 'docker'], { timeout: 120_000 });
+    return startDockerd();
+  }
   const pid = dockerdPid();
   if (!pid) throw new Error('no dockerd found (/var/run/docker.pid): the dockerd scenario needs a dockerd this machine started');
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
@@ -52,8 +57,19 @@ export async function restartDockerd(): Promise<number> {
   return startDockerd();
 }
 
+async function systemdDocker(): Promise<boolean> {
+  return run('systemctl', ['is-active', '--quiet', 'docker']).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Starts dockerd as it ran before (or plain `dockerd`) unless the engine answers; waits up to 60 s. */
 export async function startDockerd(): Promise<number> {
+  if (await dockerAnswers()) return Date.now();
+  if (await systemdDocker().then((active) => active || run('systemctl', ['start', 'docker']).then(() => true, () => false))) {
+    for (let i = 0; i < 120 && !(await dockerAnswers()); i++) await sleep(500);
+  }
   if (await dockerAnswers()) return Date.now();
   const { argv, log } = lastDockerd ?? { argv: ['dockerd'], log: '/tmp/remotegpu-faults-dockerd.log' };
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');

@@ -2,11 +2,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './process.js';
 
+export { median } from '../../../bench/bench-util.js';
+
 // Times to converge: printed by every scenario (`FAULT <scenario>: converged in 4.2 s`) and appended
-// to bench/faults-latest.json, which the suite's global teardown prints as a table and
+// to bench/out/faults-latest.json, which the suite's global teardown prints as a table and
 // bench/faults.ts turns into medians. Figures only: no test asserts a speed.
 
-export const LATEST = process.env.REMOTEGPU_FAULTS_RESULTS ?? path.join(ROOT, 'bench/faults-latest.json');
+export const LATEST = process.env.REMOTEGPU_FAULTS_RESULTS ?? path.join(ROOT, 'bench/out/faults-latest.json');
 
 export interface Convergence {
   readonly scenario: string;
@@ -49,10 +51,4 @@ export function summaryTable(results: readonly Convergence[]): string {
   const lines = [`${'scenario'.padEnd(width)}  converged in (s)  from`];
   for (const [scenario, rs] of byScenario) lines.push(`${scenario.padEnd(width)}  ${rs.map((r) => r.seconds.toFixed(1)).join(', ').padEnd(16)}  ${rs[0]!.from}`);
   return lines.join('\n');
-}
-
-export function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
