@@ -26,7 +26,7 @@ describe('fault: agent kill -9 and restart', () => {
     const ids = await runningEnvs(cluster, 6, 'ak');
     const before = await Promise.all(ids.map(inspect));
     const hostOf = new Map((await cluster.envs()).map((e) => [e.id, e.host_id]));
-    const victimHost = (await cluster.hosts()).find((h) => h.machine_id === 'faults-agent-kill-0')!.id;
+    const victimHost = await cluster.hostOf(0);
 
     await cluster.agents[0]!.kill9();
     const killedAt = Date.now();

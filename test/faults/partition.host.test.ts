@@ -34,7 +34,7 @@ describe('fault: partition of one agent (iptables)', () => {
 
   it('the cut-off host goes offline, the other serves, and after the heal all is running again; invariants hold', async () => {
     const ids = await runningEnvs(cluster, 4, 'pt');
-    const cutHost = (await cluster.hosts()).find((h) => h.machine_id === 'faults-partition-1')!.id;
+    const cutHost = await cluster.hostOf(1);
     const cutEnvs = (await cluster.envs()).filter((e) => e.host_id === cutHost).map((e) => e.id);
     const before = await Promise.all(ids.map(inspect));
     const [agentAddress, agentPort] = cluster.agentListen[1]!.split(':');

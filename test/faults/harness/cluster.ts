@@ -8,8 +8,9 @@ import { dropDatabase, freshDatabase } from './postgres.js';
 import { PlatformProcess, ROOT } from './process.js';
 
 // One scenario's platform: its own database on the suite's PostgreSQL server, one or two
-// controllers and two agents, each a child process, agents on the local Docker engine with their
-// own label namespaces, machine ids and fake GPUs (different recorded captures: GPU UUIDs differ).
+// controllers and two agents, each a child process, agents on the local Docker engine (one machine:
+// one machine id) with their own label namespaces and fake GPUs (different recorded captures: GPU
+// UUIDs differ).
 
 export const ADMIN_TOKEN = 'faults-admin-token-0123456789abcdef';
 const JOIN_SECRET = 'faults-join-token-0123456789abcdef';
@@ -144,7 +145,8 @@ export class FaultCluster {
           REMOTEGPU_DATA_DIR: path.join(this.dir, `agent-${i}`),
           REMOTEGPU_RUN_DIR: runDir,
           REMOTEGPU_FAKE_GPUS: path.join(ROOT, 'test/fixtures/nvidia-smi', FAKE_GPUS[i % FAKE_GPUS.length]!),
-          REMOTEGPU_MACHINE_ID: `faults-${o.scenario}-${i}`,
+          // One machine id for both: two agents on one Docker engine are one machine (their hosts share a port space).
+          REMOTEGPU_MACHINE_ID: `faults-${o.scenario}`,
           REMOTEGPU_NAMESPACE: this.agentNamespaces()[i]!,
           REMOTEGPU_CPU_CORES: '64',
           REMOTEGPU_REPORT_INTERVAL_MS: '1000',
@@ -215,12 +217,19 @@ export class FaultCluster {
     }
   }
 
-  async hosts(): Promise<{ id: string; status: string; machine_id: string | null }[]> {
+  async hosts(): Promise<{ id: string; status: string; agent_address: string }[]> {
     try {
-      return (await this.pool!.query('SELECT id, liveness AS status, machine_id FROM hosts WHERE approved')).rows;
+      return (await this.pool!.query('SELECT id, liveness AS status, agent_address FROM hosts WHERE approved')).rows;
     } catch {
       return [];
     }
+  }
+
+  /** The host id of agent `i` (by the address it advertises). */
+  async hostOf(i: number): Promise<string> {
+    const host = (await this.hosts()).find((h) => h.agent_address === this.agentListen[i]);
+    if (!host) throw new Error(`no host for agent-${i} (${this.agentListen[i]})`);
+    return host.id;
   }
 
   /** Waits until every agent's host is registered, approved and online. */
@@ -253,7 +262,7 @@ export class FaultCluster {
   /** Environments, hosts and the tail of every process's output: what a failure message needs. */
   async describe(): Promise<string> {
     const envs = (await this.envs()).map((e) => `${e.id} ${e.status}${e.deleted_at ? ' (deleted)' : ''} on ${e.host_id} ${e.status_reason}`.trim());
-    const hosts = (await this.hosts()).map((h) => `${h.id} ${h.machine_id} ${h.status}`);
+    const hosts = (await this.hosts()).map((h) => `${h.id} ${h.agent_address} ${h.status}`);
     const tails = [...this.controllers, ...this.agents].map((p) => p.tail(25));
     return [`environments:\n${envs.join('\n')}`, `hosts:\n${hosts.join('\n')}`, ...tails].join('\n');
   }
