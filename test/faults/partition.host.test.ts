@@ -45,10 +45,12 @@ describe('fault: partition of one agent (iptables)', () => {
     let healedAt = 0;
     try {
       await partition.cut();
+      const cutAt = Date.now();
       await cluster.waitFor('the cut-off host offline and its environments lost', async () => {
         const host = (await cluster.hosts()).find((h) => h.id === cutHost);
         return host?.status === 'offline' && (await cluster.allIn(cutEnvs, 'lost'));
       }, CONVERGE_DEADLINE_MS);
+      recordConvergence('partition: host offline (timeout 6 s)', cutAt, 'partition cut');
       const during = await cluster.createEnv('pt-during', 0, 0);
       expect(during.status, JSON.stringify(during.body)).toBe(201);
       ids.push(during.body.data.env_id as string);
