@@ -8,6 +8,7 @@ import { readResults, type Convergence } from '../test/faults/harness/report.js'
 // (default 3) and writes the median time to converge per scenario to bench/faults.json.
 //   npx tsx bench/faults.ts                      # scenarios safe on any machine
 //   REMOTEGPU_FAULTS_HOST=1 npx tsx bench/faults.ts   # also dockerd restart and the iptables partition (root; CI machines)
+//   npx tsx bench/faults.ts test/faults/cycles.test.ts # arguments go to vitest (here: one scenario)
 // A run whose tests fail still counts the scenarios that converged; the failures are listed.
 
 const runs = Number(process.env.REMOTEGPU_FAULT_RUNS ?? 3);
@@ -19,7 +20,7 @@ const failedRuns: number[] = [];
 for (let run = 1; run <= runs; run++) {
   const file = path.join(outDir, `faults-run-${run}.json`);
   console.log(`\n== fault suite, run ${run} of ${runs} (results: ${file})`);
-  const res = spawnSync('npx', ['vitest', 'run', '--project', 'faults'], {
+  const res = spawnSync('npx', ['vitest', 'run', '--project', 'faults', ...process.argv.slice(2)], {
     stdio: 'inherit',
     env: { ...process.env, REMOTEGPU_FAULTS_RESULTS: file },
   });
