@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ensureBusyboxImage, freePort, releaseRunDir, removeNamespace, testRunDir } from '../../helpers/docker.js';
+import { ensureBusyboxImage, freePort, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../../helpers/docker.js';
 import type { RestAnswer } from '../../helpers/rest.js';
 import { dropDatabase, freshDatabase } from './postgres.js';
-import { PlatformProcess, ROOT } from './process.js';
+import { killLeftovers, PlatformProcess, ROOT } from './process.js';
 
 // One scenario's platform: its own database on the suite's PostgreSQL server, one or two
 // controllers and two agents, each a child process, agents on the local Docker engine (one machine:
@@ -74,8 +74,11 @@ export class FaultCluster {
   private caPin = '';
   private preferred = 0;
 
+  private readonly pidFile: string;
+
   private constructor(readonly options: ClusterOptions) {
     this.dbName = `faults_${options.scenario.replace(/-/g, '_')}`;
+    this.pidFile = path.join(tmpdir(), `remotegpu-faults-${options.scenario}.pids`);
     this.dir = mkdtempSync(path.join(tmpdir(), `rgpu-faults-${options.scenario}-`));
   }
 
@@ -93,6 +96,7 @@ export class FaultCluster {
 
   private async boot(): Promise<void> {
     const o = this.options;
+    killLeftovers(this.pidFile);
     await ensureBusyboxImage();
     for (const ns of this.agentNamespaces()) await removeNamespace(ns);
     this.dbUrl = await freshDatabase(this.dbName);
@@ -119,7 +123,7 @@ export class FaultCluster {
           REMOTEGPU_SSH_PORT_RANGE: `${o.portBase}-${o.portBase + 79}`,
           REMOTEGPU_JUPYTER_PORT_RANGE: `${o.portBase + 80}-${o.portBase + 99}`,
           REMOTEGPU_LOG_LEVEL: 'info',
-        }),
+        }, this.pidFile),
       );
     }
     // The first replica creates the schema and the CA alone; the others then start side by side.
@@ -151,7 +155,7 @@ export class FaultCluster {
           REMOTEGPU_CPU_CORES: '64',
           REMOTEGPU_REPORT_INTERVAL_MS: '1000',
           REMOTEGPU_LOG_LEVEL: 'info',
-        }),
+        }, this.pidFile),
       );
       this.namespaces.push(this.agentNamespaces()[i]!);
       this.agents[i]!.start();
@@ -281,12 +285,12 @@ export class FaultCluster {
     for (const dir of this.runDirs) await releaseRunDir(dir);
     await dropDatabase(this.dbName);
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.pidFile, { force: true });
   }
 }
 
 /** Removes the environment volumes of the environments the agents of `namespaces` created. */
 async function removeVolumes(namespaces: readonly string[]): Promise<void> {
-  const { testDocker } = await import('../../helpers/docker.js');
   const docker = testDocker();
   const { Volumes } = await docker.listVolumes().catch(() => ({ Volumes: [] as { Name: string; Labels: Record<string, string> | null }[] }));
   for (const v of Volumes ?? []) {

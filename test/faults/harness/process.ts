@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,10 +17,12 @@ export class PlatformProcess {
   readonly crashes: string[] = [];
   private expectingExit = false;
 
+  /** `pidFile`: every pid this program runs under is appended there (see killLeftovers). */
   constructor(
     readonly name: string,
     private readonly entry: string,
     private env: Record<string, string>,
+    private readonly pidFile?: string,
   ) {}
 
   /** Starts the program (again); its output is appended to what earlier runs printed. */
@@ -32,6 +35,7 @@ export class PlatformProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    if (this.pidFile && child.pid) appendFileSync(this.pidFile, `${child.pid}\n`);
     const append = (d: Buffer) => {
       this.out += d.toString();
       if (this.out.length > OUTPUT_KEEP * 2) this.out = this.out.slice(-OUTPUT_KEEP);
@@ -100,4 +104,27 @@ export class PlatformProcess {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/**
+ * Kills (SIGKILL) the platform programs a former run recorded in `pidFile` and left running (an
+ * aborted test run): an agent of the same namespace would otherwise remove this run's containers
+ * as unknown. Only pids whose command line is still one of ours are touched.
+ */
+export function killLeftovers(pidFile: string): void {
+  let pids: number[] = [];
+  try {
+    pids = readFileSync(pidFile, 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (/(controller|agent)\/main\.ts/.test(cmd)) process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  rmSync(pidFile, { force: true });
 }
