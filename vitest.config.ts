@@ -8,10 +8,11 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // (sequence.groupOrder), one file at a time.
 const ci = process.env.CI === 'true';
 const hostDisruptive = ci || process.env.REMOTEGPU_FAULTS_HOST === '1';
-// The suite starts a PostgreSQL server of its own: in CI it must (a missing pg_ctl fails there);
-// elsewhere it runs where the server binaries are installed.
+// The suite starts a PostgreSQL server of its own and runs agents (root, a Docker engine): in CI it
+// must (anything missing fails there); elsewhere it runs where all of that is at hand.
 const pgBinaries = ['/usr/local/bin', '/usr/lib/postgresql/15/bin', '/usr/bin', process.env.REMOTEGPU_PG_BIN ?? ''].some((d) => d && existsSync(`${d}/pg_ctl`));
-const faultFiles = ci || pgBinaries ? ['test/faults/**/*.test.ts'] : [];
+const docker = Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
+const faultFiles = ci || (pgBinaries && docker && process.getuid?.() === 0) ? ['test/faults/**/*.test.ts'] : [];
 // Host-disruptive scenarios (dockerd restart, iptables) are defined only where they may run:
 // never on a developer's machine where `npm start` may be running, unless asked for.
 const faultExclude = hostDisruptive ? [] : ['test/faults/**/*.host.test.ts'];
