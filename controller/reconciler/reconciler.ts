@@ -1,6 +1,7 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentPool } from '../hosts/types.js';
 import { listBehind, redactionContext } from '../environments/environments.repo.js';
@@ -215,6 +216,7 @@ export class Reconciler {
         await this.defer([item]);
         return 'unreachable';
       }
+      if (isDatabaseUnavailable(err)) throw err; // not the agent's refusal: nothing written, the next pass calls again
       if (item.desired_state === 'deleted') {
         // A delete is retried until the agent confirms it: its reservations are freed only then.
         log.warn({ err }, 'removal failed; will retry');
@@ -285,10 +287,7 @@ export class Reconciler {
     if (releaseComputeNow) this.roomFreed();
   }
 
-  /**
-   * An agent's text as a status reason: Docker's errors name host paths (a dataset's directory,
-   * the agent's run directory), which users see replaced; the full text is kept for admins.
-   */
+  /** An agent's text as a status reason: host paths in Docker's errors replaced for users; the full text kept for admins. */
   private async agentReason(envId: string, text: string): Promise<{ reason: string; detail: string }> {
     return agentReason(text, await redactionContext(this.deps.db, envId));
   }
