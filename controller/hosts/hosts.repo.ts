@@ -126,7 +126,8 @@ export async function acceptReportRow(db: Db, id: string, seq: number, facts: Ho
  * after acceptReportRow locked the row: `down` when it stopped answering with this report, `up`
  * (with since when it was down) when it answers again, `same` otherwise. On `up` the retry backoff
  * of the host's environments is forgotten (the reconciler sent them nothing meanwhile; what it had
- * put off before is tried at its next pass).
+ * put off before is tried at its next pass). The mark stays until clearRuntimeDown, after the
+ * observer handled the report: if that failed, the next report is `up` again.
  */
 export async function recordRuntimeState(
   trx: Db,
@@ -137,7 +138,6 @@ export async function recordRuntimeState(
   const since = before?.runtime_down_since ?? null;
   if (error === undefined) {
     if (since === null) return { change: 'same' };
-    await trx.updateTable('hosts').set({ runtime_down_since: null, runtime_error: '' }).where('id', '=', id).execute();
     await trx.updateTable('environments').set({ attempt_count: 0, next_attempt_at: null }).where('host_id', '=', id).where('next_attempt_at', 'is not', null).execute();
     return { change: 'up', downSince: since };
   }
@@ -149,6 +149,9 @@ export async function recordRuntimeState(
     .execute();
   return { change: since === null ? 'down' : 'same' };
 }
+
+/** The host's container runtime answers again, and the report that said so was handled (recordRuntimeState). */
+export const clearRuntimeDown = (db: Db, id: string) => db.updateTable('hosts').set({ runtime_down_since: null, runtime_error: '' }).where('id', '=', id).where('runtime_down_since', 'is not', null).execute();
 
 /** Inserts or updates every reported GPU of a host in one statement; they are present again. */
 export async function upsertGpus(db: Db, hostId: string, gpus: readonly GpuFacts[]): Promise<void> {

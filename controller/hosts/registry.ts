@@ -9,7 +9,7 @@ import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeC
 import { authenticateHost, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
 import { ephemeralOverlapWarnings, type PortRange } from '../../common/ports.js';
-import { acceptReportRow, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
+import { acceptReportRow, clearRuntimeDown, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
@@ -210,6 +210,7 @@ export class HostRegistry {
       input.events,
       runtime.change === 'up' ? runtime.downSince : undefined,
     );
+    if (runtime.change === 'up') await clearRuntimeDown(this.deps.db, input.hostId);
     return { accepted: true };
   }
 }

@@ -119,6 +119,28 @@ describe.each(DB_TARGETS)('container runtime outage on $name', (target) => {
       expect(agent.calls.stop).toBeGreaterThan(calls.stop);
     });
 
+    it('restarts what the outage stopped even when the first report after it fails in the observer (the controller lost its database or died)', async () => {
+      const id = await create('observer-failed');
+      await agent.report({ runtimeError: DOWN });
+      agent.setContainerStatus(id, { state: EXITED, exitCode: 143, finishedAtMs: Date.now(), sshReady: false });
+      const observer = controller.services.hostObserver as { onReport: (...args: never[]) => Promise<void> };
+      const real = observer.onReport;
+      observer.onReport = async () => {
+        throw new Error('Connection terminated unexpectedly');
+      };
+      try {
+        await expect(agent.report()).rejects.toThrow();
+      } finally {
+        observer.onReport = real;
+      }
+      // Its container started again by the controller (before: status `error`, the exit, for good).
+      await waitFor('observer-failed started again', async () => {
+        await controller.services.reconciler.runOnce();
+        return agent.containers.get(id)!.status.state === ObservedState.OBSERVED_STATE_RUNNING && (await env(id)).status === 'running';
+      });
+      expect((await host()).runtime_unavailable_since).toBeNull();
+    });
+
     it('leaves an old crash alone when the runtime answers again', async () => {
       const id = await create('old-crash');
       agent.setContainerStatus(id, { state: EXITED, exitCode: 1, finishedAtMs: Date.now(), sshReady: false });
