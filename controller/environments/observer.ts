@@ -3,6 +3,7 @@ import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
+import { clearRuntimeDown } from '../hosts/hosts.repo.js';
 import { existingIds, listOnHost } from './environments.repo.js';
 import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
 import { usageChanged } from './usage-report.js';
@@ -69,11 +70,13 @@ export class EnvironmentObserver implements HostObserver {
     const usage = environments
       .map((e) => ({ envId: e.envId, storageUsedBytes: e.storageUsedBytes, rootfsUsedBytes: e.rootfsUsedBytes }))
       .filter((u) => known.has(u.envId) && usageChanged(known.get(u.envId)!, u));
-    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0) {
+    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0 || runtimeDownSince) {
       await db.transaction().execute(async (trx) => {
         await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
         for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next);
+        // With the restarts above, not before (and before the wake: the reconciler's pass calls the host).
+        if (runtimeDownSince) await clearRuntimeDown(trx, hostId);
       });
     }
     const reapplied = runtimeDownSince !== undefined || changes.some(({ next }) => next?.reapply);
