@@ -64,7 +64,10 @@ const LINGER_MAX_BYTES = 8 * 1024 * 1024;
 function handleBrokenRequests(server: ServerType, tls: boolean): void {
   server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => lingerOnClose(socket));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A response already under way on this socket (headers sent): an answer written now would land
+    // inside its body, so the connection is closed instead (as Node's own handler does).
+    const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
       socket.destroy();
       return;
     }
