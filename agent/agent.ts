@@ -2,6 +2,7 @@ import path from 'node:path';
 import Dockerode from 'dockerode';
 import type { Logger } from '../common/logger.js';
 import { VERSION } from '../common/version.js';
+import { hostForPort } from '../common/format.js';
 import { ReloadableServerCredentials } from '../common/grpc-tls.js';
 import { serveAgentService, type AgentServiceAuth } from './agent-service.grpc.js';
 import type { AgentConfig } from './config.js';
@@ -71,7 +72,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       reporter?.reportSoon();
     },
   });
-  const advertise = config.advertise ?? `${host.publicAddress}:${server.port}`;
+  const advertise = config.advertise ?? `${hostForPort(host.publicAddress)}:${server.port}`;
   const rootfs = watchRootfs(config, host, runtime, logger, (event) => reporter?.pushEvent(event));
 
   reporter = newReporter(config, { identity, host, runtime, advertise, rootfs, logger, sshReady: (envId) => ssh.isReady(envId), onIdentity: auth.update });

@@ -25,3 +25,8 @@ export function trimNumber(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   return String(Math.round(n * 10) / 10);
 }
+
+/** An address as it goes before `:port` in HOST:PORT and URLs: IPv6 literals in brackets. */
+export function hostForPort(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}

@@ -8,6 +8,7 @@ import { createSecureContext } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
 import { ConfigError } from '../common/config.js';
 import { ERROR_TABLE, type ErrorCode } from '../common/errors.js';
+import { hostForPort } from '../common/format.js';
 import type { HttpTlsFiles } from './config.js';
 
 /** The REST API's listening server: plain HTTP, or HTTPS with REMOTEGPU_HTTP_TLS_CERT/KEY. */
@@ -42,7 +43,7 @@ export async function listenHttp(fetch: Fetch, hostname: string, port: number, t
   handleBrokenRequests(server, tls !== undefined);
   const actualPort = (server.address() as AddressInfo).port;
   const scheme = tls ? 'https' : 'http';
-  return { url: `${scheme}://${urlHost(shownHost(hostname))}:${actualPort}`, listen: `${urlHost(hostname)}:${actualPort}`, close: () => closeHttp(server) };
+  return { url: `${scheme}://${hostForPort(shownHost(hostname))}:${actualPort}`, listen: `${hostForPort(hostname)}:${actualPort}`, close: () => closeHttp(server) };
 }
 
 /** How long a closing connection keeps reading (and dropping) what the client still sends, and how much of it. */
@@ -159,10 +160,6 @@ function shownHost(host: string): string {
   return isWildcard(host) ? '127.0.0.1' : host;
 }
 
-/** IPv6 literals go in brackets in URLs and HOST:PORT. */
-function urlHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-}
 
 function closeHttp(server: ServerType): Promise<void> {
   return new Promise((resolve) => {

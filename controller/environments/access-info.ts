@@ -1,3 +1,5 @@
+import { hostForPort } from '../../common/format.js';
+
 /** What `EnvironmentAccess` needs of an environment row (with its host's address). */
 export interface ReachableEnvironment {
   readonly public_address: string | null;
@@ -20,7 +22,7 @@ export class EnvironmentAccess {
       jupyter:
         env.jupyter_port !== null
           ? this.jupyterUrlTemplate
-              .replaceAll('{address}', address)
+              .replaceAll('{address}', hostForPort(address))
               .replaceAll('{port}', String(env.jupyter_port))
               .replaceAll('{token}', env.jupyter_token)
           : null,
