@@ -1,5 +1,6 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import type { Principal } from '../access/principal.js';
 import { visibleEnvironments } from '../access/visibility.js';
 import type { Db } from '../db/database.js';
@@ -128,7 +129,9 @@ export class LogFollows {
         await this.checkAccess();
       }
     } catch (err) {
-      this.o.logger.warn({ err, follows: this.followers.size }, 'log follow poll failed');
+      // A database outage fails every tick (each pollMs): one line each, without a stack.
+      if (isDatabaseUnavailable(err)) this.o.logger.warn({ reason: err instanceof Error ? err.message : String(err), follows: this.followers.size }, 'log follow poll failed: database unavailable');
+      else this.o.logger.warn({ err, follows: this.followers.size }, 'log follow poll failed');
     } finally {
       this.ticking = false;
     }
