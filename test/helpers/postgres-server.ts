@@ -1,15 +1,43 @@
 import { execFile } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-// A private PostgreSQL server for tests that stop or restart it (database outages): its own data
-// directory under /tmp and its own port, never the shared test server (other test files use that).
-// Started like scripts/start-postgres.sh: the server binaries refuse root, so as the `postgres` user.
+// PostgreSQL servers of a test's own, for tests that stop or restart them (database outages): a
+// data directory under /tmp and a port of their own, never the shared test server. Started by
+// scripts/start-postgres.sh, as CI starts the shared one; the server binaries refuse root, so
+// pg_ctl runs as the `postgres` user.
 
 const run = promisify(execFile);
+const START_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/start-postgres.sh');
+
+/** Where pg_ctl lives, or undefined when this machine has no PostgreSQL server binaries. */
+export function pgBinDir(): string | undefined {
+  for (const dir of [process.env.REMOTEGPU_PG_BIN, '/usr/local/bin', '/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/bin']) {
+    if (dir && existsSync(path.join(dir, 'pg_ctl')) && existsSync(path.join(dir, 'initdb'))) return dir;
+  }
+  return undefined;
+}
+
+/** Starts (initdb on first use) the server in `dir` on `port` with scripts/start-postgres.sh; idempotent. Returns its URL. */
+export async function startPostgresIn(dir: string, port: number): Promise<string> {
+  const env = { ...process.env, PATH: `${pgBinDir() ?? '/usr/local/bin'}:${process.env.PATH ?? ''}` };
+  const { stdout } = await run('bash', [START_SCRIPT, dir, String(port)], { env });
+  return stdout.trim();
+}
+
+/**
+ * `pg_ctl -D dir -w -t 60 <args>`, as the `postgres` user when run as root. The server's output
+ * goes to dir/server.log (as the start script's does): a restarted server must not hold this
+ * command's stdout open.
+ */
+export async function pgCtl(dir: string, ...args: string[]): Promise<void> {
+  const bin = path.join(pgBinDir() ?? '/usr/local/bin', 'pg_ctl');
+  const full = ['-D', dir, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', ...args];
+  await (process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', bin, ...full]) : run(bin, full));
+}
 
 export interface PrivatePostgres {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
@@ -19,7 +47,7 @@ export interface PrivatePostgres {
   restart(): Promise<void>;
   /** `pg_ctl stop -m fast`. */
   stop(): Promise<void>;
-  /** `pg_ctl start`; resolves once it accepts connections. */
+  /** Starts it again; resolves once it accepts connections. */
   start(): Promise<void>;
   /** Stops the server and removes its data directory. Idempotent. */
   destroy(): Promise<void>;
@@ -43,36 +71,20 @@ export async function freePortIn(from: number, to: number, skip: readonly number
 
 /** Creates and starts a private PostgreSQL server on `port`. */
 export async function startPrivatePostgres(port: number): Promise<PrivatePostgres> {
-  const { stdout } = await run('sh', ['-c', 'command -v initdb || echo /usr/local/bin/initdb']);
-  const bindir = path.dirname(stdout.trim());
-  const dir = mkdtempSync(path.join(tmpdir(), 'rgpu-private-pg-'));
-  const asPostgres = async (file: string, args: string[]) => {
-    const cmd = path.join(bindir, file);
-    if (process.getuid?.() === 0) await run('runuser', ['-u', 'postgres', '--', cmd, ...args]);
-    else await run(cmd, args);
-  };
-  if (process.getuid?.() === 0) {
-    await run('sh', ['-c', `id postgres >/dev/null 2>&1 || useradd --system --home-dir ${dir} --shell /bin/sh postgres`]);
-    const { stdout: uid } = await run('id', ['-u', 'postgres']);
-    chownSync(dir, Number(uid.trim()), -1);
-  }
-  const data = path.join(dir, 'data');
-  await asPostgres('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale']);
-  const options = `-c listen_addresses=127.0.0.1 -c port=${port} -c max_connections=100 -c fsync=off -c unix_socket_directories=${dir}`;
-  const ctl = (...args: string[]) => asPostgres('pg_ctl', ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', ...args]);
-  const start = () => ctl('-o', options, 'start');
-  await start();
+  const dir = `/tmp/rgpu-private-pg-${process.pid}-${port}`;
+  rmSync(dir, { recursive: true, force: true });
+  const url = await startPostgresIn(dir, port);
   let destroyed = false;
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
     port,
-    restart: () => ctl('-m', 'fast', '-o', options, 'restart'),
-    stop: () => ctl('-m', 'fast', 'stop'),
-    start,
+    restart: () => pgCtl(dir, '-m', 'fast', 'restart'),
+    stop: () => pgCtl(dir, '-m', 'fast', 'stop'),
+    start: async () => void (await startPostgresIn(dir, port)),
     destroy: async () => {
       if (destroyed) return;
       destroyed = true;
-      await ctl('-m', 'immediate', 'stop').catch(() => {});
+      await pgCtl(dir, '-m', 'immediate', 'stop').catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };

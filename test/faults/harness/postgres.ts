@@ -1,14 +1,8 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
-import { ROOT } from './process.js';
+import { pgCtl, startPostgresIn } from '../../helpers/postgres-server.js';
 
 // The fault suite's own PostgreSQL server: a private data directory under /tmp and its own port, so
 // that restarting it never disturbs the server other tests (or a developer) use.
-
-const run = promisify(execFile);
 
 export const SUITE_PG = {
   dir: process.env.REMOTEGPU_FAULTS_PG_DIR ?? '/tmp/remotegpu-faults-pg',
@@ -17,29 +11,12 @@ export const SUITE_PG = {
 
 export const suiteServerUrl = (database = 'postgres') => `postgres://postgres@127.0.0.1:${SUITE_PG.port}/${database}`;
 
-/** Where pg_ctl lives, or undefined when this machine has no PostgreSQL server binaries. */
-export function pgBinDir(): string | undefined {
-  for (const dir of [process.env.REMOTEGPU_PG_BIN, '/usr/local/bin', '/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/bin']) {
-    if (dir && existsSync(path.join(dir, 'pg_ctl')) && existsSync(path.join(dir, 'initdb'))) return dir;
-  }
-  return undefined;
-}
-
-function asPostgres(cmd: string, args: string[]): Promise<{ stdout: string }> {
-  const bin = path.join(pgBinDir() ?? '/usr/local/bin', cmd);
-  return process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', bin, ...args]) : run(bin, args);
-}
-
 /** Starts the suite's server (initdb on first use) the way scripts/start-postgres.sh does; idempotent. */
-export async function startSuitePostgres(): Promise<string> {
-  const env = { ...process.env, PATH: `${pgBinDir() ?? '/usr/local/bin'}:${process.env.PATH ?? ''}` };
-  const { stdout } = await run('bash', [path.join(ROOT, 'scripts/start-postgres.sh'), SUITE_PG.dir, String(SUITE_PG.port)], { env });
-  return stdout.trim();
-}
+export const startSuitePostgres = (): Promise<string> => startPostgresIn(SUITE_PG.dir, SUITE_PG.port);
 
 /** pg_ctl stop -m fast: every connection is terminated (57P01), as in a real restart. */
 export async function stopSuitePostgres(): Promise<void> {
-  await asPostgres('pg_ctl', ['-D', SUITE_PG.dir, '-m', 'fast', '-w', '-t', '60', 'stop']).catch(() => undefined);
+  await pgCtl(SUITE_PG.dir, '-m', 'fast', 'stop').catch(() => undefined);
 }
 
 /**
@@ -47,7 +24,7 @@ export async function stopSuitePostgres(): Promise<void> {
  * returns the time (Date.now()) at which it accepted connections again.
  */
 export async function restartSuitePostgres(downMs = 0): Promise<number> {
-  await asPostgres('pg_ctl', ['-D', SUITE_PG.dir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+  await pgCtl(SUITE_PG.dir, '-m', 'fast', 'stop');
   if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
   await startSuitePostgres();
   return Date.now();
