@@ -106,42 +106,43 @@ export async function updateHostOnRegister(db: Db, id: string, facts: HostFacts)
   return res.numUpdatedRows > 0n;
 }
 
+/** The host's container-runtime mark. */
+export interface RuntimeMark {
+  readonly runtime_down_since: Date | null;
+  readonly runtime_error: string;
+}
+
 /**
- * Records a report's host row: facts (when sent), online, last report time, sequence number. A report
- * whose `seq` is not newer than the last accepted one is stale and changes nothing (false); `seq` 1
- * (or 0, an agent that does not count) is always accepted because an agent restart starts over at 1.
+ * Records a report's host row (facts when sent, online, last report time, sequence) and returns its
+ * runtime mark; undefined for a stale report (`seq` not newer than the last accepted), which
+ * changes nothing. `seq` 1 (or 0) is always accepted: an agent restart starts over at 1.
  */
-export async function acceptReportRow(db: Db, id: string, seq: number, facts: HostFacts | undefined): Promise<boolean> {
-  const res = await db
+export async function acceptReportRow(db: Db, id: string, seq: number, facts: HostFacts | undefined): Promise<RuntimeMark | undefined> {
+  return db
     .updateTable('hosts')
     .set({ ...(facts ? factColumns(facts) : {}), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: seq })
     .where('id', '=', id)
     .$if(seq > 1, (qb) => qb.where('last_seq', '<', seq))
+    .returning(['runtime_down_since', 'runtime_error'])
     .executeTakeFirst();
-  return res.numUpdatedRows > 0n;
 }
 
+type RuntimeChange = { change: 'down' | 'same' } | { change: 'up'; downSince: Date };
+
 /**
- * Records whether the host's container runtime answers (`error` undefined) or not (its reason),
- * after acceptReportRow locked the row: `down` when it stopped answering with this report, `up`
- * (with since when it was down) when it answers again, `same` otherwise. On `up` the retry backoff
- * of the host's environments is forgotten (the reconciler sent them nothing meanwhile; what it had
- * put off before is tried at its next pass). The mark stays until clearRuntimeDown, after the
+ * Records whether the host's runtime answers (`error` undefined), from the mark acceptReportRow
+ * read back: `down` (stopped answering now), `up` (answers again; the host's environments' retry
+ * backoff is forgotten) or `same` (no statement). The mark stays until clearRuntimeDown, after the
  * observer handled the report: if that failed, the next report is `up` again.
  */
-export async function recordRuntimeState(
-  trx: Db,
-  id: string,
-  error: string | undefined,
-): Promise<{ change: 'down' | 'same' } | { change: 'up'; downSince: Date }> {
-  const before = await trx.selectFrom('hosts').select(['runtime_down_since', 'runtime_error']).where('id', '=', id).executeTakeFirst();
-  const since = before?.runtime_down_since ?? null;
+export async function recordRuntimeState(trx: Db, id: string, before: RuntimeMark, error: string | undefined): Promise<RuntimeChange> {
+  const since = before.runtime_down_since;
   if (error === undefined) {
     if (since === null) return { change: 'same' };
     await trx.updateTable('environments').set({ attempt_count: 0, next_attempt_at: null }).where('host_id', '=', id).where('next_attempt_at', 'is not', null).execute();
     return { change: 'up', downSince: since };
   }
-  if (since !== null && before?.runtime_error === error) return { change: 'same' };
+  if (since !== null && before.runtime_error === error) return { change: 'same' };
   await trx
     .updateTable('hosts')
     .set({ runtime_down_since: sql<Date>`coalesce(runtime_down_since, now())`, runtime_error: error })

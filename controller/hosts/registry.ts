@@ -190,12 +190,13 @@ export class HostRegistry {
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
     if (facts) this.warnEphemeral(input.hostId, facts);
     const accepted = await this.deps.db.transaction().execute(async (trx) => {
-      if (!(await acceptReportRow(trx, input.hostId, input.seq, facts))) return false;
+      const mark = await acceptReportRow(trx, input.hostId, input.seq, facts);
+      if (!mark) return false;
       if (facts) {
         const missing = await saveGpus(trx, input.hostId, facts.gpus);
         if (missing.length > 0) this.log.warn({ hostId: input.hostId, gpus: missing }, 'GPUs no longer reported by the agent marked unhealthy');
       }
-      return { runtime: await recordRuntimeState(trx, input.hostId, runtimeError) };
+      return { runtime: await recordRuntimeState(trx, input.hostId, mark, runtimeError) };
     });
     if (!accepted) {
       this.log.debug({ hostId: input.hostId, seq: input.seq }, 'stale report ignored');
