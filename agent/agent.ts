@@ -20,8 +20,8 @@ import { keepMetadataBlocked } from './runtime/metadata-block.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 import { SshWatch } from './ssh-watch.js';
-import { defaultPublishAddress, isWildcard, localAddresses } from './runtime/host-ports.js';
-import { readEphemeralRange, type PortRange } from '../common/ports.js';
+import { defaultPublishAddress, localAddresses } from './runtime/host-ports.js';
+import { isWildcard, readEphemeralRange, type PortRange } from '../common/ports.js';
 import { environmentUsage, measureRootfs, type RootfsSource } from './usage.js';
 
 // Wiring only: which parts make an agent and how they are connected. The parts live in their own

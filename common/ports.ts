@@ -46,3 +46,17 @@ export function ephemeralOverlapWarnings(ranges: readonly { readonly setting: st
         `Move ${r.setting} below ${ephemeral.from} (default SSH 20000-24999, Jupyter 25000-28999), or narrow the ephemeral range with sysctl.`,
     );
 }
+
+/** The wildcard addresses ('' counts as one: unknown): a socket bound there holds the port on every address of its family. */
+export function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::' || address === '';
+}
+
+/**
+ * True when a port published (or listened on) at `a` and one at `b` on one machine collide: the
+ * same address, or either a wildcard (an IPv6 wildcard listener is dual-stack by default, so it
+ * counts for IPv4 too). Pure.
+ */
+export function addressesOverlap(a: string, b: string): boolean {
+  return isWildcard(a) || isWildcard(b) || a === b;
+}

@@ -9,6 +9,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { ConfigError } from '../common/config.js';
 import { ERROR_TABLE, type ErrorCode } from '../common/errors.js';
 import { hostForPort } from '../common/format.js';
+import { isWildcard } from '../common/ports.js';
 import type { HttpTlsFiles } from './config.js';
 
 /** The REST API's listening server: plain HTTP, or HTTPS with REMOTEGPU_HTTP_TLS_CERT/KEY. */
@@ -149,10 +150,6 @@ function check(variable: string, file: string, problem: string, fn: () => unknow
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${variable}=${JSON.stringify(file)}: ${problem} (${(err as Error).message.split('\n')[0]})`);
   }
-}
-
-function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::';
 }
 
 /** A client on this machine reaches a wildcard listener on loopback. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { addressesOverlap } from '../../common/ports.js';
 
 // The host's TCP ports as they matter for publishing containers' ports: the ports something
 // listens on, and a probe that a port is free right before a container publishes it (the
@@ -72,19 +73,6 @@ function compressIpv6(groups: string[]): string {
   }
   if (bestLen < 2) return groups.join(':');
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
-}
-
-/** The wildcard addresses: a socket bound there holds the port on every address of its family. */
-export function isWildcard(address: string): boolean {
-  return address === '0.0.0.0' || address === '::' || address === '';
-}
-
-/**
- * True when a socket on `a` and one on `b` cannot both hold one port: the same address, or either
- * a wildcard (an IPv6 wildcard listener is dual-stack by default, so it counts for IPv4 too). Pure.
- */
-export function addressesOverlap(a: string, b: string): boolean {
-  return isWildcard(a) || isWildcard(b) || a === b;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { addressesOverlap } from '../../common/ports.js';
 import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
@@ -202,14 +203,8 @@ async function lockPortSpace(trx: Trx, hostId: string): Promise<PortSpace | null
     .execute();
   const self = rows.find((r) => r.id === hostId);
   if (!self) return null;
-  const sharing = rows.filter((r) => r.id === hostId || publishAddressesOverlap(r.publish_address, self.publish_address));
+  const sharing = rows.filter((r) => r.id === hostId || addressesOverlap(r.publish_address, self.publish_address));
   return { hostId, hostIds: sharing.map((r) => r.id), busy: sharing.flatMap((r) => r.busy_ports ?? []) };
-}
-
-/** True when ports published on `a` and on `b` (one machine) can collide: the same address, or either a wildcard or unknown. */
-export function publishAddressesOverlap(a: string, b: string): boolean {
-  const wild = (x: string) => x === '' || x === '0.0.0.0' || x === '::';
-  return wild(a) || wild(b) || a === b;
 }
 
 /** Ports reserved by any host of the space, and the ports its agents reported busy. */

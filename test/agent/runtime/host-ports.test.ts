@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  addressesOverlap,
   busyPorts,
   defaultPublishAddress,
   parseTcpListeners,
@@ -12,7 +11,7 @@ import {
   portInDockerMessage,
 } from '../../../agent/runtime/host-ports.js';
 import { classifyDockerMessage, toRuntimeError } from '../../../agent/runtime/docker-errors.js';
-import { ephemeralOverlapWarnings, parseEphemeralRange, rangesOverlap, readEphemeralRange } from '../../../common/ports.js';
+import { addressesOverlap, ephemeralOverlapWarnings, parseEphemeralRange, rangesOverlap, readEphemeralRange } from '../../../common/ports.js';
 
 // Issue 15, item 4: the agent reports the host's busy TCP ports (listeners from /proc/net/tcp and
 // tcp6, read asynchronously) and its ephemeral range, and checks a port is free right before it

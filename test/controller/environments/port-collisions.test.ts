@@ -4,8 +4,7 @@ import { createTestApi, serveControlPlane, type ServedControlPlane, type TestApi
 import { seedImage } from '../../helpers/hosts.js';
 import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { configuredPortRanges, loadControllerConfig } from '../../../controller/config.js';
-import { ephemeralOverlapWarnings } from '../../../common/ports.js';
-import { publishAddressesOverlap } from '../../../controller/environments/placement.js';
+import { addressesOverlap, ephemeralOverlapWarnings } from '../../../common/ports.js';
 
 // Issue 15, item 4 and 9b: published-port collisions. The port picker skips the ports a host's
 // agent reports busy and the ports other hosts of the same machine hold on an overlapping publish
@@ -30,10 +29,10 @@ describe('port defaults', () => {
   });
 
   it('publish addresses overlap when equal, or either is a wildcard or unknown', () => {
-    expect(publishAddressesOverlap('127.0.0.2', '127.0.0.3')).toBe(false);
-    expect(publishAddressesOverlap('127.0.0.2', '127.0.0.2')).toBe(true);
-    expect(publishAddressesOverlap('0.0.0.0', '127.0.0.3')).toBe(true);
-    expect(publishAddressesOverlap('', '10.0.0.1')).toBe(true);
+    expect(addressesOverlap('127.0.0.2', '127.0.0.3')).toBe(false);
+    expect(addressesOverlap('127.0.0.2', '127.0.0.2')).toBe(true);
+    expect(addressesOverlap('0.0.0.0', '127.0.0.3')).toBe(true);
+    expect(addressesOverlap('', '10.0.0.1')).toBe(true);
   });
 });
 
