@@ -1,3 +1,5 @@
+import type { Logger } from '../../common/logger.js';
+
 // PostgreSQL error codes (SQLSTATE) that services turn into domain errors. Both `pg` and PGlite
 // report them in `code`; the constraint name is in `constraint`.
 const UNIQUE_VIOLATION = '23505';
@@ -60,4 +62,14 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(e.message as string))) return true;
   if (Array.isArray(e.errors) && e.errors.some((inner) => isDatabaseUnavailable(inner, depth + 1))) return true;
   return e.cause !== undefined && isDatabaseUnavailable(e.cause, depth + 1);
+}
+
+/**
+ * Logs a failure of a background loop (`what`: "reconcile pass", …): the database being away as
+ * one line without a stack (the loop goes on and recovers with it), anything else at `level` with
+ * its error.
+ */
+export function logLoopFailure(logger: Logger, err: unknown, what: string, level: 'warn' | 'error' = 'error', context: object = {}): void {
+  if (isDatabaseUnavailable(err)) logger.warn({ ...context, reason: err instanceof Error ? err.message : String(err) }, `${what} failed: database unavailable; retrying`);
+  else logger[level]({ ...context, err }, `${what} failed`);
 }

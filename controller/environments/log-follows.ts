@@ -1,6 +1,6 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import { logLoopFailure } from '../db/errors.js';
 import type { Principal } from '../access/principal.js';
 import { visibleEnvironments } from '../access/visibility.js';
 import type { Db } from '../db/database.js';
@@ -130,8 +130,7 @@ export class LogFollows {
       }
     } catch (err) {
       // A database outage fails every tick (each pollMs): one line each, without a stack.
-      if (isDatabaseUnavailable(err)) this.o.logger.warn({ reason: err instanceof Error ? err.message : String(err), follows: this.followers.size }, 'log follow poll failed: database unavailable');
-      else this.o.logger.warn({ err, follows: this.followers.size }, 'log follow poll failed');
+      logLoopFailure(this.o.logger, err, 'log follow poll', 'warn', { follows: this.followers.size });
     } finally {
       this.ticking = false;
     }

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { ACTIVE_ENV_STATUSES } from '../db/schema.js';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import { isDatabaseUnavailable, logLoopFailure } from '../db/errors.js';
 import { markSilentHostsOffline, msUntilNextSilence } from './hosts.repo.js';
 import type { HostObserver } from './types.js';
 
@@ -139,11 +139,7 @@ export class HostLivenessLoop {
       let next: number | undefined;
       this.running = this.runOnce()
         .then((pass) => void (next = pass.nextSilenceMs))
-        .catch((err: unknown) =>
-          isDatabaseUnavailable(err)
-            ? this.log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'liveness pass failed: database unavailable; retrying')
-            : this.log.error({ err }, 'liveness pass failed'),
-        )
+        .catch((err: unknown) => logLoopFailure(this.log, err, 'liveness pass'))
         .finally(() => {
           this.running = undefined;
           this.schedule(next);

@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
-import type { Logger } from '../../common/logger.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 
 /** The reconciler's session advisory lock key ("rgpu"). */
@@ -74,12 +73,6 @@ export class PassLock {
       if (failure !== undefined) throw failure;
     });
   }
-}
-
-/** Logs a failed pass: a bug with its stack, the database being away as one line (passes go on, and recover with it). */
-export function logPassFailure(logger: Logger, err: unknown): void {
-  if (isDatabaseUnavailable(err)) logger.warn({ reason: err instanceof Error ? err.message : String(err) }, 'reconcile pass failed: database unavailable; retrying');
-  else logger.error({ err }, 'reconcile pass failed');
 }
 
 /** Passes running under one hold of the PostgreSQL lock. */

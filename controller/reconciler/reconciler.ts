@@ -1,7 +1,7 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import { isDatabaseUnavailable, logLoopFailure } from '../db/errors.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentPool } from '../hosts/types.js';
 import { listBehind, redactionContext } from '../environments/environments.repo.js';
@@ -12,7 +12,7 @@ import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
 import { Slots, allSettled } from './slots.js';
-import { PassLock, logPassFailure } from './pass-lock.js';
+import { PassLock } from './pass-lock.js';
 import { describeExit } from './describe-exit.js';
 
 export { RECONCILER_LOCK_KEY } from './pass-lock.js';
@@ -130,7 +130,7 @@ export class Reconciler {
     if (this.timer) clearTimeout(this.timer);
     const timer: NodeJS.Timeout = setTimeout(() => {
       void this.runOnce()
-        .catch((err: unknown) => logPassFailure(this.deps.logger, err))
+        .catch((err: unknown) => logLoopFailure(this.deps.logger, err, 'reconcile pass'))
         .finally(() => {
           // A kick while this pass ran armed a newer timer (e.g. room freed by its last call): keep it.
           if (this.stopped || this.timer !== timer) return;
