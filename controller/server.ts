@@ -57,7 +57,7 @@ export async function startController(config: ControllerConfig, logger: Logger):
 
     for (const warning of ephemeralOverlapWarnings(configuredPortRanges(config), await readEphemeralRange(), 'the controller\'s machine')) logger.warn(warning);
 
-    const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, trust });
+    const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, trust, pools: [{ name: 'main', pool: database.pool }] });
     stops.push(() => services.stop());
 
     const grpc = await serveGrpc(services, config);

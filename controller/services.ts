@@ -27,6 +27,9 @@ import { SshKeysService } from './users/ssh-keys.service.js';
 import { UsersService } from './users/users.service.js';
 import { WorkspacesService } from './users/workspaces.service.js';
 import { QuotasService } from './quotas/quotas.service.js';
+import { ControllerMetrics, type NamedPool } from './metrics/controller-metrics.js';
+import { gpusByModel, hostsByStatus } from './hosts/fleet-counts.repo.js';
+import { environmentWork } from './environments/work-counts.repo.js';
 
 export interface ServiceDeps {
   readonly db: Db;
@@ -38,6 +41,8 @@ export interface ServiceDeps {
   readonly dbKind?: 'pglite' | 'postgres';
   /** Replaces the environments' observer of host reports (tests of the hosts component alone). */
   readonly hostObserver?: HostObserver;
+  /** The database pools whose connection counts are metrics (server.ts: the pg pool; none in tests). */
+  readonly pools?: readonly NamedPool[];
 }
 
 /**
@@ -77,6 +82,10 @@ export class ControllerServices {
   readonly health: DatabaseHealth;
   /** The ssh command and Jupyter URL of placed environments (the API's access_info). */
   readonly access: EnvironmentAccess;
+  /** Prometheus metrics (GET /metrics); the services record into it. */
+  readonly metrics: ControllerMetrics;
+  /** The bearer token GET /metrics requires (REMOTEGPU_METRICS_TOKEN); undefined: open. */
+  readonly metricsToken: string | undefined;
   private readonly reportIntervalMs: number;
   private readonly logger: Logger;
 
@@ -88,6 +97,13 @@ export class ControllerServices {
     this.reportIntervalMs = config.reportIntervalMs;
 
     this.trust = deps.trust;
+    this.metrics = new ControllerMetrics({
+      fleet: { hostsByStatus: () => hostsByStatus(db), gpusByModel: () => gpusByModel(db), environmentWork: () => environmentWork(db) },
+      pools: deps.pools,
+      logger: child('metrics'),
+    });
+    const metrics = this.metrics;
+    this.metricsToken = config.metricsToken;
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
@@ -102,8 +118,9 @@ export class ControllerServices {
       wake: this.wake,
       logger: child('reconciler'),
       intervalMs: config.reconcileIntervalMs,
+      metrics,
     });
-    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
+    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake, metrics });
     this.environmentLogs = new EnvironmentLogs({
       db,
       agents: this.agents,
@@ -131,7 +148,7 @@ export class ControllerServices {
 
   /** Adds the controller's gRPC services (ControlPlane) to `server`. */
   registerGrpc(server: Server): void {
-    server.addService(ControlPlaneService, controlPlaneServer({ registry: this.registry, reportIntervalMs: this.reportIntervalMs, logger: this.logger }));
+    server.addService(ControlPlaneService, controlPlaneServer({ registry: this.registry, reportIntervalMs: this.reportIntervalMs, logger: this.logger, metrics: this.metrics }));
   }
 
   /** Starts the background loops (reconciler, host liveness, controller certificate renewal). */

@@ -7,6 +7,7 @@ import { AppError, invalidFields } from '../../common/errors.js';
 import { isDatabaseUnavailable, isUnstorableText } from '../db/errors.js';
 import type { AppEnv } from './deps.js';
 import { errorResponse, serviceUnavailableResponse } from './envelope.js';
+import { routeTemplate } from './route-template.js';
 
 /** Largest request body accepted (1 MiB). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -16,7 +17,7 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  * method is answered with an envelope; internal faults are logged with their stack and answered
  * without it.
  */
-export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
+export function createBaseApp(logger: Logger, metrics?: { httpRequest(method: string, route: string, status: number, seconds: number): void }): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) {
@@ -59,6 +60,7 @@ export function createBaseApp(logger: Logger): OpenAPIHono<AppEnv> {
     const started = performance.now();
     await next();
     http.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+    metrics?.httpRequest(c.req.method, routeTemplate(c), c.res.status, (performance.now() - started) / 1000);
   });
 
   // No route takes more than a few KiB; a larger body is refused before it is read whole.

@@ -1,6 +1,7 @@
 import { createBaseApp } from './app.js';
 import type { ApiDeps } from './deps.js';
 import { healthRoutes } from './health.routes.js';
+import { metricsRoutes } from './metrics.routes.js';
 import { adminUsersRoutes } from './admin-users.routes.js';
 import { adminWorkspacesRoutes } from './admin-workspaces.routes.js';
 import { adminImagesRoutes } from './admin-images.routes.js';
@@ -18,8 +19,9 @@ import { quotasRoutes } from './quotas.routes.js';
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
 export function buildApi(deps: ApiDeps) {
-  const app = createBaseApp(deps.logger);
+  const app = createBaseApp(deps.logger, deps.services.metrics);
   app.route('/', healthRoutes(deps));
+  app.route('/', metricsRoutes(deps));
   const resources = [
     adminUsersRoutes,
     adminWorkspacesRoutes,

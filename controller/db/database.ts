@@ -13,6 +13,8 @@ export interface DatabaseHandle {
   readonly db: Db;
   /** Which engine backs `db`. */
   readonly kind: 'pglite' | 'postgres';
+  /** The pg pool behind `db` (its connection counts are metrics); undefined for PGlite. */
+  readonly pool?: pg.Pool | undefined;
   /** Closes the pool or the embedded database. Idempotent. */
   close(): Promise<void>;
 }
@@ -60,7 +62,7 @@ export async function openDatabase(options: {
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return onceClose('postgres', db, async () => {
       await db.destroy();
-    });
+    }, pool);
   }
   const location = options.dataDir === 'memory://' ? 'memory://' : pgliteDir(options.dataDir);
   const pglite = await PGlite.create(location, {
@@ -79,11 +81,12 @@ function pgliteDir(dataDir: string): string {
   return dir;
 }
 
-function onceClose(kind: DatabaseHandle['kind'], db: Db, close: () => Promise<void>): DatabaseHandle {
+function onceClose(kind: DatabaseHandle['kind'], db: Db, close: () => Promise<void>, pool?: pg.Pool): DatabaseHandle {
   let closing: Promise<void> | undefined;
   return {
     db,
     kind,
+    pool,
     close: () => (closing ??= close()),
   };
 }

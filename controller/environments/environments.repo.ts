@@ -157,7 +157,7 @@ export async function listBehind(db: Db, limit: number) {
   const ranked = db
     .selectFrom('environments as e')
     .leftJoin('hosts as h', 'h.id', 'e.host_id')
-    .select(['e.id', 'e.host_id', 'e.desired_state', 'e.status', 'e.spec_generation', 'e.updated_at'])
+    .select(['e.id', 'e.host_id', 'e.desired_state', 'e.status', 'e.spec_generation', 'e.updated_at', 'e.created_at'])
     .select(due.as('due'))
     .select(sql<number>`row_number() over (partition by e.host_id order by ${due} asc nulls first, e.updated_at, e.id)`.as('turn'))
     .where('e.applied_generation', '<', sql<number>`e.spec_generation`)
@@ -167,7 +167,7 @@ export async function listBehind(db: Db, limit: number) {
     .where((eb) => eb.or([eb(due, 'is', null), eb(due, '<=', sql<Date>`now()`)]));
   return db
     .selectFrom(ranked.as('w'))
-    .select(['w.id', 'w.host_id', 'w.desired_state', 'w.status', 'w.spec_generation'])
+    .select(['w.id', 'w.host_id', 'w.desired_state', 'w.status', 'w.spec_generation', 'w.created_at'])
     .orderBy('w.turn')
     .orderBy(sql`w.due asc nulls first`)
     .orderBy('w.updated_at')

@@ -13,6 +13,7 @@ import { requestChange, type DesiredChange } from './environment-writes.js';
 import { placeOnAnyHost, releaseCompute, type PortRanges } from './placement.js';
 import { assertAllowed } from './state-machine.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
+import type { ControllerMetrics } from '../metrics/controller-metrics.js';
 
 export { DEFAULT_STORAGE_BYTES, type CreateEnvironmentInput } from './create-environment.js';
 
@@ -22,6 +23,8 @@ export interface EnvironmentsDeps {
   readonly logger: Logger;
   /** Tells the reconciler that desired state changed. */
   readonly wake: WakeSignal;
+  /** Records how creates and starts end (placements by outcome and reason) and their latency. */
+  readonly metrics?: ControllerMetrics | undefined;
 }
 
 /**
@@ -34,7 +37,8 @@ export class EnvironmentsService {
 
   /** See createEnvironment: placed, queued, or the earlier environment of the Idempotency-Key. */
   async create(p: Principal, input: CreateEnvironmentInput, idempotencyKey?: string): Promise<{ env: EnvWithHost; replayed: boolean }> {
-    const outcome = await createEnvironment(this.deps.db, this.deps.ports, p, input, idempotencyKey);
+    const create = () => createEnvironment(this.deps.db, this.deps.ports, p, input, idempotencyKey);
+    const outcome = this.deps.metrics ? await this.deps.metrics.timePlacement('create', create, (o) => o.kind, (o) => (o.kind === 'queued' ? 'no_capacity' : 'none')) : await create();
     if (outcome.kind === 'placed') this.deps.logger.info({ envId: outcome.envId }, 'environment placed');
     if (outcome.kind !== 'replayed') this.deps.wake.notify();
     const env = await findById(this.deps.db, outcome.envId);

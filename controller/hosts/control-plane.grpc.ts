@@ -17,6 +17,7 @@ import { eventFromProto, hostFactsFromProto, observedFromProto } from './convert
 import type { HostProof } from './host-auth.js';
 import type { HostRegistry } from './registry.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
+import type { ControllerMetrics } from '../metrics/controller-metrics.js';
 
 export { ControlPlaneService };
 
@@ -25,6 +26,8 @@ export interface ControlPlaneDeps {
   /** How often agents should report (REMOTEGPU_REPORT_INTERVAL_MS). */
   readonly reportIntervalMs: number;
   readonly logger: Logger;
+  /** Records each call's duration and outcome. */
+  readonly metrics?: ControllerMetrics | undefined;
 }
 
 /**
@@ -34,6 +37,8 @@ export interface ControlPlaneDeps {
  */
 export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
   const log = deps.logger.child({ component: 'control-plane' });
+  // Every call below is timed: `answer` here is the module's answer plus its metrics.
+  const answer = <T>(_: Logger, method: string, callback: sendUnaryData<T>, run: () => Promise<T>) => answerTimed(log, method, callback, run, deps.metrics);
   return {
     register(call: ServerUnaryCall<RegisterRequest, RegisterResponse>, callback: sendUnaryData<RegisterResponse>) {
       void answer(log, 'Register', callback, async () => {
@@ -77,6 +82,19 @@ export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
 
 function proofOf(call: ServerUnaryCall<unknown, unknown>): HostProof {
   return { peer: peerOf(call), bearer: bearerFromMetadata(call.metadata) };
+}
+
+/** answer, with the call's duration and outcome (ok, or the error code) recorded. */
+async function answerTimed<T>(log: Logger, method: string, callback: sendUnaryData<T>, run: () => Promise<T>, metrics: ControllerMetrics | undefined): Promise<void> {
+  const started = performance.now();
+  let code = 'ok';
+  await answer(log, method, callback, () =>
+    run().catch((err: unknown) => {
+      code = err instanceof AppError ? err.code : isDatabaseUnavailable(err) ? 'service_unavailable' : 'internal';
+      throw err;
+    }),
+  );
+  metrics?.controlPlaneCall(method, code, (performance.now() - started) / 1000);
 }
 
 async function answer<T>(log: Logger, method: string, callback: sendUnaryData<T>, run: () => Promise<T>): Promise<void> {

@@ -2,7 +2,6 @@ import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import { isDatabaseUnavailable, logLoopFailure } from '../db/errors.js';
-import type { EnvStatus } from '../db/schema.js';
 import type { AgentPool } from '../hosts/types.js';
 import { listBehind, redactionContext } from '../environments/environments.repo.js';
 import { deferAttempts, noteReason, recordOutcome, recordRemoval, type Backoff, type Outcome } from '../environments/environment-writes.js';
@@ -14,6 +13,7 @@ import type { WakeSignal } from '../environments/wake.js';
 import { Slots, allSettled } from './slots.js';
 import { PassLock } from './pass-lock.js';
 import { describeExit } from './describe-exit.js';
+import type { ControllerMetrics } from '../metrics/controller-metrics.js';
 
 export { RECONCILER_LOCK_KEY } from './pass-lock.js';
 
@@ -29,13 +29,8 @@ const PASS_BATCH = 200;
  */
 export const RETRY_BACKOFF: Backoff = { baseMs: 1_000, capMs: 60_000 };
 
-interface WorkItem {
-  id: string;
-  host_id: string | null;
-  desired_state: 'running' | 'stopped' | 'deleted';
-  status: EnvStatus;
-  spec_generation: number;
-}
+/** One environment behind its spec, as listBehind lists it. */
+type WorkItem = Awaited<ReturnType<typeof listBehind>>[number];
 
 /** How one environment's attempt ended: settled (or handed to a newer generation), or put off. */
 type Attempt = 'done' | 'unreachable' | 'deferred';
@@ -80,6 +75,8 @@ export class Reconciler {
       wake: WakeSignal;
       logger: Logger;
       intervalMs: number;
+      /** Pass durations, queue placements, create→running latency. */
+      metrics?: ControllerMetrics | undefined;
     },
   ) {
     this.lock = new PassLock(deps.db, deps.dbKind);
@@ -117,7 +114,7 @@ export class Reconciler {
       this.again = true;
       return this.listing;
     }
-    const pass: Promise<void> = this.lock.run(() => this.pass()).finally(() => {
+    const pass: Promise<void> = this.lock.run(() => (this.deps.metrics ? this.deps.metrics.timePass(() => this.pass()) : this.pass())).finally(() => {
       this.passes.delete(pass);
       if (this.listing === pass) this.listing = undefined;
     });
@@ -146,7 +143,7 @@ export class Reconciler {
   private async pass(): Promise<void> {
     const lanes: Promise<void>[] = [];
     try {
-      await this.deps.queue.placeQueued();
+      this.deps.metrics?.queuePlaced(await this.deps.queue.placeQueued());
       const work = await listBehind(this.deps.db, PASS_BATCH);
       const byHost = new Map<string | null, WorkItem[]>();
       for (const item of work) {
@@ -248,6 +245,7 @@ export class Reconciler {
     if (status.state === 'running') {
       const verb = item.status === 'restarting' ? 'Container restarted' : action === 'recreated' ? 'Container recreated with the new spec' : null;
       await this.settle(item, { status: 'running', status_reason: '', started_at: status.startedAt ?? new Date(), observed_state: 'running' }, verb ?? undefined);
+      this.deps.metrics?.reachedRunning(item);
     } else {
       const { reason, detail } = await this.agentReason(item.id, describeExit(status));
       await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail, observed_state: status.state }, `Error: ${reason}`);
