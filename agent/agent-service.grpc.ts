@@ -9,6 +9,7 @@ import { openTerminal, type TerminalSession } from './exec.js';
 import { logLineToProto, specFromProto, statusToProto } from './convert.js';
 import { RUNTIME_TO_APP_CODE, RuntimeError } from './runtime/errors.js';
 import type { ContainerRuntime, ObservedStatus } from './runtime/types.js';
+import type { AgentMetrics } from './metrics.js';
 
 /** What the AgentService needs besides the runtime. */
 export interface AgentServiceDeps {
@@ -22,6 +23,8 @@ export interface AgentServiceDeps {
   readonly sshReady: (envId: string) => boolean;
   /** Told after every successful apply (to watch for SSH readiness and report soon). */
   readonly applied: (status: ObservedStatus, spec: { ports: readonly { name: string; hostPort: number }[] }) => void;
+  /** Records each unary call's duration and outcome. */
+  readonly metrics?: AgentMetrics | undefined;
 }
 
 /**
@@ -65,13 +68,19 @@ export function agentService(deps: AgentServiceDeps): AgentServiceServer {
   const authorize = (call: CallAuth) => authorizeCall(deps.auth, call);
   const unary = <Req, Res>(name: string, fn: (req: Req) => Promise<Res>) =>
     ((call: CallAuth & { request: Req }, cb: (err: unknown, res?: Res) => void) => {
+      const started = performance.now();
+      const done = (code: string) => deps.metrics?.call(name, code, (performance.now() - started) / 1000);
       Promise.resolve()
         .then(() => authorize(call))
         .then(() => fn(call.request))
         .then(
-          (res) => cb(null, res),
+          (res) => {
+            done('ok');
+            cb(null, res);
+          },
           (err: unknown) => {
             const app = toAppError(err);
+            done(app.code);
             if (app.code === 'internal') deps.logger.error({ err, rpc: name }, 'AgentService call failed');
             cb(toWireError(err, app));
           },

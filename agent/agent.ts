@@ -23,6 +23,8 @@ import { SshWatch } from './ssh-watch.js';
 import { defaultPublishAddress, localAddresses } from './runtime/host-ports.js';
 import { isWildcard, readEphemeralRange, type PortRange } from '../common/ports.js';
 import { environmentUsage, measureRootfs, type RootfsSource } from './usage.js';
+import { AgentMetrics } from './metrics.js';
+import { serveMetrics } from './metrics-server.js';
 
 // Wiring only: which parts make an agent and how they are connected. The parts live in their own
 // modules: discovery (host-scan.ts, discovery/), the runtime (runtime/), the AgentService
@@ -35,6 +37,8 @@ export interface RunningAgent {
   readonly runtime: ContainerRuntime;
   readonly reporter: Reporter;
   readonly gpuMode: GpuMode;
+  /** URL of GET /metrics when REMOTEGPU_AGENT_METRICS_ADDR is set (the port picked for :0 included). */
+  readonly metricsUrl: string | undefined;
   /** Stops the gRPC server and the loops; containers keep running. Idempotent. */
   stop(): Promise<void>;
 }
@@ -53,6 +57,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const metadata = config.blockMetadata ? keepMetadataBlocked(config.networkPool, logger) : undefined;
   await metadata?.ready;
   const runtime = await startRuntime(config, host, logger);
+  const metrics = new AgentMetrics(() => host.scan.gpus);
+  const metricsServer = config.metricsListen ? await serveMetrics(config.metricsListen, metrics) : undefined;
   const auth = serviceAuth(config.grpcInsecure, identity);
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
@@ -67,6 +73,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     processEnv: config.processEnv,
     auth: auth.auth,
     sshReady: (envId) => ssh.isReady(envId),
+    metrics,
     applied: (status, spec) => {
       ssh.applied(status, spec.ports);
       reporter?.reportSoon();
@@ -75,7 +82,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const advertise = config.advertise ?? `${hostForPort(host.publicAddress)}:${server.port}`;
   const rootfs = watchRootfs(config, host, runtime, logger, (event) => reporter?.pushEvent(event));
 
-  reporter = newReporter(config, { identity, host, runtime, advertise, rootfs, logger, sshReady: (envId) => ssh.isReady(envId), onIdentity: auth.update });
+  reporter = newReporter(config, { identity, host, runtime, advertise, rootfs, logger, metrics, sshReady: (envId) => ssh.isReady(envId), onIdentity: auth.update });
   await reporter.start();
 
   // Lifecycle events from the engine go to the controller with the next report.
@@ -85,7 +92,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   });
 
   const grpc = config.grpcInsecure ? 'plaintext' : 'mutual TLS';
-  logger.info({ listen: config.listen, advertise, gpuMode: host.gpuMode, publicAddress: host.publicAddress, controller: config.controller, hostId: identity?.hostId, grpc }, 'agent started');
+  logger.info({ listen: config.listen, advertise, gpuMode: host.gpuMode, publicAddress: host.publicAddress, controller: config.controller, hostId: identity?.hostId, grpc, metrics: metricsServer?.url }, 'agent started');
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     const eventsEnded = events.stop();
@@ -93,11 +100,12 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     ssh.stop();
     await rootfs.stop();
     await reporter!.stop();
+    await metricsServer?.close();
     await server.shutdown();
     await eventsEnded;
     await runtime.settle();
   };
-  return { address: advertise, runtime, reporter, gpuMode: host.gpuMode, stop: () => (stopping ??= stop()) };
+  return { address: advertise, runtime, reporter, gpuMode: host.gpuMode, metricsUrl: metricsServer?.url, stop: () => (stopping ??= stop()) };
 }
 
 const PLAINTEXT_WARNING =
@@ -114,6 +122,7 @@ interface ReporterParts {
   readonly logger: Logger;
   readonly sshReady: (envId: string) => boolean;
   readonly onIdentity: (identity: AgentIdentity) => void;
+  readonly metrics: AgentMetrics;
 }
 
 /** The reporter: registration, then reports of the host facts, every environment's status and disk usage, and lifecycle events. */
@@ -134,6 +143,7 @@ function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
     usage: (statuses) => environmentUsage(statuses, runtimeRunDir(config), p.rootfs),
     sshReady: p.sshReady,
     onIdentity: p.onIdentity,
+    metrics: p.metrics,
   });
 }
 

@@ -60,6 +60,7 @@ const schema = z.object({
   REMOTEGPU_CA_HASH: caHashVar,
   REMOTEGPU_GRPC_INSECURE: z.enum(['0', '1', 'false', 'true'], 'expected 1 or 0').default('0').transform((v) => v === '1' || v === 'true'),
   REMOTEGPU_AGENT_LISTEN: hostPort('0.0.0.0:9091'),
+  REMOTEGPU_AGENT_METRICS_ADDR: z.string().refine(isHostPort, 'expected HOST:PORT (e.g. 10.0.0.5:9464)').optional(),
   REMOTEGPU_AGENT_ADVERTISE: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected HOST:PORT').optional(),
   REMOTEGPU_PUBLIC_ADDRESS: z.string().optional(),
   REMOTEGPU_PUBLISH_ADDRESS: z.string().refine((v) => isIP(v) !== 0, 'expected an IP address (0.0.0.0 for every address)').optional(),
@@ -119,6 +120,8 @@ export interface AgentConfig {
   /** REMOTEGPU_GRPC_INSECURE=1: plaintext gRPC both ways, the host credential as a bearer secret. */
   readonly grpcInsecure: boolean;
   readonly listen: string;
+  /** HOST:PORT of the Prometheus metrics listener (REMOTEGPU_AGENT_METRICS_ADDR); undefined: none. */
+  readonly metricsListen: string | undefined;
   /** Address the controller uses to reach this agent; defaults to the public address + listen port. */
   readonly advertise: string | undefined;
   readonly publicAddress: string | undefined;
@@ -180,6 +183,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     caPin: configuredPin(e.REMOTEGPU_JOIN_TOKEN, e.REMOTEGPU_CA_HASH),
     grpcInsecure: e.REMOTEGPU_GRPC_INSECURE,
     listen: e.REMOTEGPU_AGENT_LISTEN,
+    metricsListen: e.REMOTEGPU_AGENT_METRICS_ADDR,
     advertise: e.REMOTEGPU_AGENT_ADVERTISE,
     publicAddress: e.REMOTEGPU_PUBLIC_ADDRESS,
     publishAddress: e.REMOTEGPU_PUBLISH_ADDRESS,

@@ -12,6 +12,7 @@ import { ControllerTargets, type LookupAll } from './controller-targets.js';
 import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
 import { RuntimeWatch } from './runtime-watch.js';
 import type { EnvUsage } from './usage.js';
+import type { AgentMetrics } from './metrics.js';
 
 export interface ReporterOptions {
   /** The controller addresses (REMOTEGPU_CONTROLLER): one is used, the next after a failed attempt. */
@@ -43,6 +44,8 @@ export interface ReporterOptions {
    */
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
+  /** Report durations, and each container listing (which environment holds which GPU). */
+  readonly metrics?: AgentMetrics | undefined;
 }
 
 const MAX_BUFFERED_EVENTS = 10_000;
@@ -252,10 +255,12 @@ export class Reporter {
     // A runtime that does not answer fails the observations, not the report (see the class comment).
     const [facts, listed] = await Promise.all([this.o.facts(), this.runtime.list(identity.hostId)]);
     const statuses = 'statuses' in listed ? listed.statuses : [];
+    if ('statuses' in listed) this.o.metrics?.observe(statuses);
     const usage = statuses.length > 0 && this.o.usage ? await this.o.usage(statuses) : undefined;
     const environments = statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId)));
     const runtime = 'error' in listed ? { runtimeUnavailable: true, runtimeError: listed.error } : { runtimeUnavailable: false, runtimeError: '' };
     const events = this.events.splice(0);
+    const timed = this.o.metrics?.reportStarted();
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
         this.client!.reportStatus(
@@ -265,8 +270,10 @@ export class Reporter {
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),
         ),
       );
+      timed?.('ok');
       if (res.reportIntervalMs > 0) this.intervalMs = res.reportIntervalMs;
     } catch (err) {
+      timed?.('error');
       this.events.unshift(...events); // not delivered: send them with the next report
       throw err;
     }
