@@ -20,13 +20,15 @@ export async function hostsByStatus(db: Db): Promise<{ status: string; count: nu
  * any host id: the scheduler's rule), how many the agent reports unhealthy.
  */
 export async function gpusByModel(db: Db): Promise<{ model: string; total: number; allocated: number; unhealthy: number }[]> {
+  // One hash join, not a lookup per GPU: a UUID has at most one reservation (unique key).
   const rows = await db
     .selectFrom('host_gpus as g')
+    .leftJoin('gpu_reservations as r', 'r.gpu_uuid', 'g.uuid')
     .where('g.present', '=', true)
     .select([
       'g.model',
       sql<number>`count(*)`.as('total'),
-      sql<number>`count(*) filter (where exists (select 1 from gpu_reservations r where r.gpu_uuid = g.uuid))`.as('allocated'),
+      sql<number>`count(r.gpu_uuid)`.as('allocated'),
       sql<number>`count(*) filter (where g.health = 'unhealthy')`.as('unhealthy'),
     ])
     .groupBy('g.model')
