@@ -234,6 +234,12 @@ for (const target of DB_TARGETS.filter((t) => t.name === 'postgres' && !t.skipRe
       expect(notReady.status).toBe(503);
       expect(notReady.headers.get('retry-after')).toMatch(/^[1-9][0-9]*$/);
       expect(((await notReady.json()) as { code: number }).code).toBe(50301);
+      // GET /metrics still answers: process metrics and counters, without the gauges read from the database.
+      const scrape = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+      expect(scrape.status).toBe(200);
+      const exposition = await scrape.text();
+      expect(exposition).toContain('remotegpu_controller_process_cpu_seconds_total');
+      expect(exposition).not.toMatch(/^remotegpu_hosts\{/m);
       // Agents' reports are refused as UNAVAILABLE (they retry), not INTERNAL.
       const refused = await agent.report().catch((err: { code?: number }) => err);
       expect((refused as { code?: number }).code).toBe(14);
