@@ -6,8 +6,9 @@
 # not echoed), never from an argument or the environment: other users see those in `ps` and
 # /proc, and shells keep them in their history. It is an opaque string, written as it is to
 # /etc/remotegpu/agent.env (mode 0600, created so before the token is written) and never printed.
-# Optional, from the environment: REMOTEGPU_AGENT_LISTEN, REMOTEGPU_PUBLIC_ADDRESS, REMOTEGPU_GPU_MODE
-# (written to agent.env when it is created). REMOTEGPU_CONTROLLER may stand for --controller.
+# Optional, from the environment: REMOTEGPU_AGENT_LISTEN, REMOTEGPU_PUBLIC_ADDRESS, REMOTEGPU_GPU_MODE,
+# REMOTEGPU_AGENT_METRICS_ADDR (Prometheus metrics; none by default), written to agent.env when it
+# is created. REMOTEGPU_CONTROLLER may stand for --controller.
 # Run it from a checkout of this repository. Needs: root, systemd, Docker, Node.js 20 with npm,
 # and the NVIDIA driver (+ nvidia-container-toolkit or CDI specs for the nvidia/cdi GPU modes).
 # Tests: --prefix DIR (or REMOTEGPU_INSTALL_ROOT=DIR) writes every file under DIR and skips what
@@ -125,6 +126,7 @@ chmod 0600 "$tmp"
     printf 'REMOTEGPU_AGENT_LISTEN=%s\n' "${REMOTEGPU_AGENT_LISTEN:-0.0.0.0:9091}"
     [ -z "${REMOTEGPU_PUBLIC_ADDRESS:-}" ] || printf 'REMOTEGPU_PUBLIC_ADDRESS=%s\n' "$REMOTEGPU_PUBLIC_ADDRESS"
     [ -z "${REMOTEGPU_GPU_MODE:-}" ] || printf 'REMOTEGPU_GPU_MODE=%s\n' "$REMOTEGPU_GPU_MODE"
+    [ -z "${REMOTEGPU_AGENT_METRICS_ADDR:-}" ] || printf 'REMOTEGPU_AGENT_METRICS_ADDR=%s\n' "$REMOTEGPU_AGENT_METRICS_ADDR"
   fi
 } >"$tmp"
 existed=$([ -f "$env_file" ] && echo yes || echo no)

@@ -46,6 +46,12 @@ describe('deploy/install-agent.sh', () => {
     expect(result).toBe(0);
   });
 
+  it('writes REMOTEGPU_AGENT_METRICS_ADDR into a new agent.env when it is given', async () => {
+    const ran = await install(['--prefix', root, '--controller', 'controller.example.com:9090', '--join-token-file', '-'], { stdin: `${TOKEN}\n`, env: { REMOTEGPU_AGENT_METRICS_ADDR: '10.0.0.5:9464' } });
+    expect(ran.code, ran.output).toBe(0);
+    expect(readFileSync(envFile, 'utf8').split('\n')).toContain('REMOTEGPU_AGENT_METRICS_ADDR=10.0.0.5:9464');
+  });
+
   it('writes the token from standard input into agent.env, mode 0600, and never prints it', async () => {
     const ran = await install(['--prefix', root, '--controller', 'controller.example.com:9090', '--join-token-file', '-'], { stdin: `${TOKEN}\n` });
     expect(ran.code, ran.output).toBe(0);
