@@ -217,13 +217,15 @@ export async function recordObservation(
   generation: number,
   observedState: string,
   next?: { status: EnvStatus; reason: string; reapply?: boolean | undefined; event?: string | undefined },
+  /** When the observation was made (a report's taken-at); now when not given. */
+  observedAt?: Date,
 ): Promise<void> {
   const now = new Date();
   const changed = await trx
     .updateTable('environments')
     .set({
       observed_state: observedState,
-      observed_at: now,
+      observed_at: observedAt ?? now,
       ...(next ? { status: next.status, status_reason: next.reason, status_detail: '', updated_at: now } : {}),
       ...(next?.reapply ? { spec_generation: sql`spec_generation + 1` } : {}),
     })

@@ -52,6 +52,8 @@ export async function startHostsFixture(target: DbTarget, env: Record<string, st
     REMOTEGPU_SECRET_KEY: TEST_SECRET_KEY,
     REMOTEGPU_REPORT_INTERVAL_MS: '1000',
     REMOTEGPU_AGENT_TIMEOUT_MS: '3000',
+    // Changed GPU usage is written at every report here (tests of the refresh period set their own).
+    REMOTEGPU_TELEMETRY_REFRESH_MS: '0',
     REMOTEGPU_LOG_LEVEL: 'silent',
     ...env,
   });
