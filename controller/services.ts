@@ -17,6 +17,7 @@ import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.g
 import { HostsService } from './hosts/hosts.service.js';
 import { JoinTokens } from './hosts/join-tokens.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
+import { HostCredentials } from './hosts/host-auth.js';
 import { HostRegistry } from './hosts/registry.js';
 import type { ClusterTrust } from './trust/cluster-trust.js';
 import { EnvironmentAccess } from './environments/access-info.js';
@@ -91,8 +92,20 @@ export class ControllerServices {
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
-    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config) });
-    this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
+    // One cache of who ControlPlane callers are: the admin service forgets a host it revokes or removes.
+    const credentials = new HostCredentials(db, deps.trust, config.hostAuthCacheMs);
+    this.registry = new HostRegistry({
+      db,
+      logger,
+      trust: deps.trust,
+      joinTokens: this.joinTokens,
+      observer: this.hostObserver,
+      portRanges: configuredPortRanges(config),
+      credentials,
+      telemetryRefreshMs: config.telemetryRefreshMs,
+    });
+    // After a start, silence counts from the first pass: every host gets a full timeout to report.
+    this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
     this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
     this.reconciler = new Reconciler({
       db,
@@ -111,11 +124,15 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
-    this.hosts = new HostsService(db, this.wake, (trx, hostId) =>
-      abandonRemovals(trx, hostId, {
-        kind: 'removal_abandoned',
-        message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
-      }),
+    this.hosts = new HostsService(
+      db,
+      this.wake,
+      (trx, hostId) =>
+        abandonRemovals(trx, hostId, {
+          kind: 'removal_abandoned',
+          message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
+        }),
+      credentials,
     );
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);

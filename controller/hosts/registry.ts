@@ -6,10 +6,12 @@ import { isUniqueViolation } from '../db/errors.js';
 import { newId } from '../ids.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
-import { authenticateHost, type HostProof } from './host-auth.js';
+import { HostCredentials, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
 import { ephemeralOverlapWarnings, type PortRange } from '../../common/ports.js';
-import { acceptReportRow, clearRuntimeDown, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
+import { clearRuntimeDown, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, sameRuntimeState, upsertGpus } from './hosts.repo.js';
+import { acceptReport, writeFacts, writeTelemetry, type AcceptedReport } from './report.repo.js';
+import { reportHashes, samePorts } from './report-hash.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
@@ -30,7 +32,17 @@ export interface RegistryDeps {
   readonly observer: HostObserver;
   /** The configured port ranges by setting name: a host whose ephemeral range overlaps one is warned about once. */
   readonly portRanges?: readonly { readonly setting: string; readonly range: PortRange }[];
+  /** Who a ControlPlane caller is, cached (shared with the admin service, which forgets revoked hosts); default: a cache of its own. */
+  readonly credentials?: HostCredentials;
+  /**
+   * A report's changed usage figures (free disk, GPU utilization, memory used, temperature) are
+   * written when the stored ones are at least this old (REMOTEGPU_TELEMETRY_REFRESH_MS); default 30 s.
+   */
+  readonly telemetryRefreshMs?: number;
 }
+
+/** Default of REMOTEGPU_TELEMETRY_REFRESH_MS. */
+export const DEFAULT_TELEMETRY_REFRESH_MS = 30_000;
 
 export interface RegisterInput {
   /** The join token's secret part. */
@@ -63,6 +75,8 @@ export interface ReportInput {
    * nothing about the containers.
    */
   readonly runtimeError?: string | undefined;
+  /** When the agent began taking the report, on this controller's clock; undefined when the agent does not say. */
+  readonly takenAt?: Date | undefined;
 }
 
 /** The most of an agent's runtime error text kept. */
@@ -76,9 +90,11 @@ export class HostRegistry {
   private readonly log: Logger;
   /** Hosts already warned about an ephemeral range overlapping the port ranges (once per host and controller run). */
   private readonly warnedEphemeral = new Set<string>();
+  private readonly credentials: HostCredentials;
 
   constructor(private readonly deps: RegistryDeps) {
     this.log = deps.logger.child({ component: 'hosts' });
+    this.credentials = deps.credentials ?? new HostCredentials(deps.db, deps.trust);
   }
 
   /** Warns once per host when its ephemeral port range overlaps a configured port range. */
@@ -132,7 +148,8 @@ export class HostRegistry {
 
   /** A new certificate for a new key of an authenticated host (rotation before expiry). */
   async renew(input: { hostId: string; proof: HostProof; csrPem: string }): Promise<{ certificatePem: string; caPem: string }> {
-    await this.authenticate(input.hostId, input.proof);
+    // Rare and decisive: checked against the database, not the cache.
+    await this.credentials.authenticate(input.hostId, input.proof, { fresh: true });
     const presented = input.proof.peer ? certSha256(input.proof.peer.cert) : undefined;
     const csr = await readCsr(input.csrPem);
     const certificatePem = await this.certifying(async (trx) => {
@@ -144,13 +161,15 @@ export class HostRegistry {
       await supersedeCertificates(trx, input.hostId, issued.certSha256, SUPERSEDED_GRACE_S);
       return issued.certPem;
     });
+    // The superseded certificates end soon: their cached acceptance goes now.
+    this.credentials.forget(input.hostId);
     this.log.info({ hostId: input.hostId }, 'host certificate renewed');
     return { certificatePem, caPem: this.deps.trust.ca.certPem };
   }
 
-  /** Checks that a call comes from `hostId` (see authenticateHost). */
+  /** Checks that a call comes from `hostId` (see HostCredentials). */
   authenticate(hostId: string, proof: HostProof): Promise<void> {
-    return authenticateHost(this.deps.db, this.deps.trust, hostId, proof);
+    return this.credentials.authenticate(hostId, proof);
   }
 
   /** Runs `fn` in a transaction; a key certified meanwhile by a concurrent call is a replay too. */
@@ -173,11 +192,14 @@ export class HostRegistry {
   }
 
   /**
-   * Records a report. In one transaction: host facts, online, last report time and sequence; every
-   * reported GPU upserted; GPUs left out marked absent and unhealthy. A stale report (sequence not
-   * newer than the last accepted one of this agent run) changes nothing and is not passed on. After
-   * the commit the observer gets the environments and events; its failure fails the call, so the
-   * agent sends the events again with its next report.
+   * Records a report. One statement accepts it (online, last report time, sequence) and reads back
+   * the stored hashes, the runtime mark and the environments on the host; when nothing changed that
+   * is all. Otherwise, in one transaction guarded by the accepted sequence: the facts and every
+   * reported GPU when their hash changed (GPUs left out marked absent and unhealthy), else only the
+   * usage figures when they changed and the stored ones are old enough; the runtime state when it
+   * changed. A stale report (sequence not newer than the last accepted one of this agent run)
+   * changes nothing and is not passed on. Then the observer gets the environments and events; its
+   * failure fails the call, so the agent sends the events again with its next report.
    *
    * A report saying the container runtime does not answer keeps the host online and records the
    * runtime's state on the host (shown to admins); the observer then gets the events but no
@@ -189,31 +211,45 @@ export class HostRegistry {
     await this.authenticate(input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
     if (facts) this.warnEphemeral(input.hostId, facts);
-    const accepted = await this.deps.db.transaction().execute(async (trx) => {
-      const mark = await acceptReportRow(trx, input.hostId, input.seq, facts);
-      if (!mark) return false;
-      if (facts) {
-        const missing = await saveGpus(trx, input.hostId, facts.gpus);
-        if (missing.length > 0) this.log.warn({ hostId: input.hostId, gpus: missing }, 'GPUs no longer reported by the agent marked unhealthy');
-      }
-      return { runtime: await recordRuntimeState(trx, input.hostId, mark, runtimeError) };
-    });
-    if (!accepted) {
+    const { db } = this.deps;
+    const row = await acceptReport(db, input.hostId, input.seq, this.deps.telemetryRefreshMs ?? DEFAULT_TELEMETRY_REFRESH_MS);
+    if (!row) {
       this.log.debug({ hostId: input.hostId, seq: input.seq }, 'stale report ignored');
       return { accepted: false };
     }
-    const { runtime } = accepted;
+    const mark = { runtime_down_since: row.runtimeDownSince, runtime_error: row.runtimeError };
+    const writes = facts ? factWrites(row, facts) : undefined;
+    let runtime: Awaited<ReturnType<typeof recordRuntimeState>> = { change: 'same' };
+    if (writes?.facts || writes?.telemetry || !sameRuntimeState(mark, runtimeError)) {
+      runtime = await db.transaction().execute(async (trx) => {
+        if (facts && writes?.facts) {
+          if (await writeFacts(trx, input.hostId, input.seq, facts, writes.hashes)) {
+            const missing = await saveGpus(trx, input.hostId, facts.gpus);
+            if (missing.length > 0) this.log.warn({ hostId: input.hostId, gpus: missing }, 'GPUs no longer reported by the agent marked unhealthy');
+          }
+        } else if (facts && writes?.telemetry) {
+          await writeTelemetry(trx, input.hostId, input.seq, facts, writes.hashes.telemetry);
+        }
+        return recordRuntimeState(trx, input.hostId, mark, runtimeError);
+      });
+    }
     if (runtime.change === 'down') this.log.warn({ hostId: input.hostId, reason: runtimeError }, 'container runtime of the host unavailable: its environments keep their state, no calls to it until it answers');
     if (runtime.change === 'up') this.log.info({ hostId: input.hostId, downSince: runtime.downSince }, 'container runtime of the host answers again');
-    await this.deps.observer.onReport(
-      input.hostId,
-      runtimeError === undefined ? input.environments : null,
-      input.events,
-      runtime.change === 'up' ? runtime.downSince : undefined,
-    );
-    if (runtime.change === 'up') await clearRuntimeDown(this.deps.db, input.hostId);
+    await this.deps.observer.onReport(input.hostId, runtimeError === undefined ? input.environments : null, input.events, {
+      runtimeDownSince: runtime.change === 'up' ? runtime.downSince : undefined,
+      known: row.known,
+      takenAt: input.takenAt,
+    });
+    if (runtime.change === 'up') await clearRuntimeDown(db, input.hostId);
     return { accepted: true };
   }
+}
+
+/** What of a report's facts must be written over the stored row: the facts (and GPUs) when they changed, else the usage figures when they changed and are old enough. */
+function factWrites(row: AcceptedReport, facts: HostFacts) {
+  const hashes = reportHashes(facts);
+  const changed = row.factsHash !== hashes.facts || !samePorts(row.busyPorts, facts.busyPorts);
+  return { hashes, facts: changed, telemetry: !changed && row.telemetryHash !== hashes.telemetry && !row.telemetryFresh };
 }
 
 function replayed(): AppError {
