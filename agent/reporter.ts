@@ -12,6 +12,7 @@ import { ControllerTargets, type LookupAll } from './controller-targets.js';
 import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
 import { RuntimeWatch } from './runtime-watch.js';
 import type { EnvUsage } from './usage.js';
+import { DEFAULT_REPORT_JITTER, firstReportDelayMs, jitteredIntervalMs } from './report-schedule.js';
 
 export interface ReporterOptions {
   /** The controller addresses (REMOTEGPU_CONTROLLER): one is used, the next after a failed attempt. */
@@ -28,6 +29,8 @@ export interface ReporterOptions {
   readonly identity: AgentIdentity | undefined;
   readonly dataDir: string;
   readonly intervalMs: number;
+  /** Spread of each pause between reports, and the most the first one waits, as a fraction of the interval (REMOTEGPU_REPORT_JITTER_PERCENT); default 0.15. */
+  readonly jitter?: number;
   readonly runtime: ContainerRuntime;
   readonly logger: Logger;
   /** Current host facts (cached discovery). */
@@ -92,7 +95,11 @@ export class Reporter {
 
   /** Starts the register/report loop. */
   async start(): Promise<void> {
-    this.schedule(0);
+    this.schedule(firstReportDelayMs(this.intervalMs, this.jitter));
+  }
+
+  private get jitter(): number {
+    return this.o.jitter ?? DEFAULT_REPORT_JITTER;
   }
 
   /** Queues a lifecycle event and asks for an early report. */
@@ -147,7 +154,7 @@ export class Reporter {
       // An early report asked for while this one was in flight still goes out early.
       const again = this.soon;
       this.soon = false;
-      this.schedule(again ? 100 : this.runtime.nextReportMs(this.intervalMs));
+      this.schedule(again ? 100 : jitteredIntervalMs(this.runtime.nextReportMs(this.intervalMs), this.jitter));
     } catch (err) {
       // Whatever the answer, the identity stays: only `remotegpu-agent reset` forgets it.
       this.failures++;
@@ -249,6 +256,8 @@ export class Reporter {
 
   private async report(): Promise<void> {
     const identity = this.identity!;
+    // The report's age when sent (monotonic clock): the controller dates it by its receipt minus this.
+    const takenAt = performance.now();
     // A runtime that does not answer fails the observations, not the report (see the class comment).
     const [facts, listed] = await Promise.all([this.o.facts(), this.runtime.list(identity.hostId)]);
     const statuses = 'statuses' in listed ? listed.statuses : [];
@@ -259,7 +268,7 @@ export class Reporter {
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
         this.client!.reportStatus(
-          { hostId: identity.hostId, facts, environments, events, seq: ++this.seq, ...runtime },
+          { hostId: identity.hostId, facts, environments, events, seq: ++this.seq, ...runtime, ageMs: Math.round(performance.now() - takenAt) },
           callMetadata(identity, this.o.insecure),
           { deadline: Date.now() + DEADLINE_MS },
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),
