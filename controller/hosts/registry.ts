@@ -90,7 +90,8 @@ export class HostRegistry {
   private readonly log: Logger;
   /** Hosts already warned about an ephemeral range overlapping the port ranges (once per host and controller run). */
   private readonly warnedEphemeral = new Set<string>();
-  private readonly credentials: HostCredentials;
+  /** Who ControlPlane callers are (cached; see HostCredentials). */
+  readonly credentials: HostCredentials;
 
   constructor(private readonly deps: RegistryDeps) {
     this.log = deps.logger.child({ component: 'hosts' });

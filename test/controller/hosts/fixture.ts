@@ -4,7 +4,7 @@ import { loadControllerConfig } from '../../../controller/config.js';
 import { ControllerServices } from '../../../controller/services.js';
 import { ClusterTrust } from '../../../controller/trust/cluster-trust.js';
 import { TEST_SECRET_KEY } from '../../helpers/api.js';
-import type { AgentEvent, HostObserver, ObservedEnvironment } from '../../../controller/hosts/types.js';
+import type { AgentEvent, HostObserver, ObservedEnvironment, ReportContext } from '../../../controller/hosts/types.js';
 import { createTestDatabase, type DbTarget, type TestDatabase } from '../../helpers/databases.js';
 import type { Db } from '../../../controller/db/database.js';
 
@@ -15,13 +15,13 @@ export const JOIN_TOKEN = 'test-join-token-0123456789abcdef';
 
 /** A HostObserver that records every call; `failReports` makes onReport throw. */
 export class RecordingObserver implements HostObserver {
-  readonly reports: { hostId: string; environments: readonly ObservedEnvironment[]; events: readonly AgentEvent[] }[] = [];
+  readonly reports: { hostId: string; environments: readonly ObservedEnvironment[]; events: readonly AgentEvent[]; context?: ReportContext | undefined }[] = [];
   readonly offline: string[] = [];
   failReports = false;
 
-  async onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[]): Promise<void> {
+  async onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[], context?: ReportContext): Promise<void> {
     if (this.failReports) throw new Error('observer failed on purpose');
-    this.reports.push({ hostId, environments, events });
+    this.reports.push({ hostId, environments, events, context });
   }
 
   async onHostOffline(hostId: string): Promise<void> {
