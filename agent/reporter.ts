@@ -59,7 +59,9 @@ const DEADLINE_MS = 15_000;
  * on the gRPC channel) and logs one line per change of connection state, not one per attempt.
  * With several controller addresses, every failed attempt moves on to the next one (round-robin),
  * registration included. Lifecycle events are buffered and sent with the next report; a report is
- * sent early when events arrive.
+ * sent early when events arrive. Regular pauses are spread by ±`jitter` and the first report waits
+ * a random part of it (report-schedule.ts), so many agents do not report in lockstep; each report
+ * says how long before sending it was taken (`age_ms`).
  *
  * A container runtime (Docker) that does not answer is not a controller problem: the report still
  * goes out, with the host facts and `runtime_unavailable` set instead of container observations

@@ -14,7 +14,7 @@ import { Reconciler } from './reconciler/reconciler.js';
 import { WakeSignal } from './environments/wake.js';
 import { GrpcAgentPool } from './hosts/agent-pool.js';
 import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.grpc.js';
-import { HostsService } from './hosts/hosts.service.js';
+import { HostsService, type AbandonRemovals } from './hosts/hosts.service.js';
 import { JoinTokens } from './hosts/join-tokens.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
 import { HostCredentials } from './hosts/host-auth.js';
@@ -94,16 +94,8 @@ export class ControllerServices {
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
     // One cache of who ControlPlane callers are: the admin service forgets a host it revokes or removes.
     const credentials = new HostCredentials(db, deps.trust, config.hostAuthCacheMs);
-    this.registry = new HostRegistry({
-      db,
-      logger,
-      trust: deps.trust,
-      joinTokens: this.joinTokens,
-      observer: this.hostObserver,
-      portRanges: configuredPortRanges(config),
-      credentials,
-      telemetryRefreshMs: config.telemetryRefreshMs,
-    });
+    const reports = { credentials, telemetryRefreshMs: config.telemetryRefreshMs };
+    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), ...reports });
     // After a start, silence counts from the first pass: every host gets a full timeout to report.
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
     this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
@@ -124,16 +116,12 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
-    this.hosts = new HostsService(
-      db,
-      this.wake,
-      (trx, hostId) =>
-        abandonRemovals(trx, hostId, {
-          kind: 'removal_abandoned',
-          message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
-        }),
-      credentials,
-    );
+    const abandon: AbandonRemovals = (trx, hostId) =>
+      abandonRemovals(trx, hostId, {
+        kind: 'removal_abandoned',
+        message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
+      });
+    this.hosts = new HostsService(db, this.wake, abandon, credentials);
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
     this.users = new UsersService(db, ownerEffects);

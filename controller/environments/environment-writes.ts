@@ -217,8 +217,7 @@ export async function recordObservation(
   generation: number,
   observedState: string,
   next?: { status: EnvStatus; reason: string; reapply?: boolean | undefined; event?: string | undefined },
-  /** When the observation was made (a report's taken-at); now when not given. */
-  observedAt?: Date,
+  observedAt?: Date, // when the report was taken; now when not given
 ): Promise<void> {
   const now = new Date();
   const changed = await trx
