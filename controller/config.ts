@@ -26,7 +26,6 @@ const schema = z.object({
   REMOTEGPU_TLS_KEY: z.string().optional(),
   REMOTEGPU_HOST_TIMEOUT_MS: intVar(30_000, 1_000),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
-  REMOTEGPU_HOST_AUTH_CACHE_MS: intVar(5_000, 0, 5_000),
   REMOTEGPU_TELEMETRY_REFRESH_MS: intVar(30_000, 0),
   REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
   REMOTEGPU_AGENT_TIMEOUT_MS: intVar(30_000, 100),
@@ -64,8 +63,6 @@ export interface ControllerConfig {
   readonly clusterTls: ClusterTlsFiles;
   readonly hostTimeoutMs: number;
   readonly reportIntervalMs: number;
-  /** How long a host's accepted certificate (or credential) is remembered; another replica's revocation reaches this one within it. */
-  readonly hostAuthCacheMs: number;
   /** A report's changed usage figures (free disk, GPU utilization, memory used, temperature) are written when the stored ones are this old. */
   readonly telemetryRefreshMs: number;
   readonly reconcileIntervalMs: number;
@@ -106,7 +103,6 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     clusterTls: clusterTlsFiles(e),
     hostTimeoutMs: e.REMOTEGPU_HOST_TIMEOUT_MS,
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
-    hostAuthCacheMs: e.REMOTEGPU_HOST_AUTH_CACHE_MS,
     telemetryRefreshMs: e.REMOTEGPU_TELEMETRY_REFRESH_MS,
     reconcileIntervalMs: e.REMOTEGPU_RECONCILE_INTERVAL_MS,
     agentTimeoutMs: e.REMOTEGPU_AGENT_TIMEOUT_MS,

@@ -17,7 +17,6 @@ import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.g
 import { HostsService, type AbandonRemovals } from './hosts/hosts.service.js';
 import { JoinTokens } from './hosts/join-tokens.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
-import { HostCredentials } from './hosts/host-auth.js';
 import { HostRegistry } from './hosts/registry.js';
 import type { ClusterTrust } from './trust/cluster-trust.js';
 import { EnvironmentAccess } from './environments/access-info.js';
@@ -92,9 +91,7 @@ export class ControllerServices {
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
-    // One cache of who ControlPlane callers are: the admin service forgets a host it revokes or removes.
-    const credentials = new HostCredentials(db, deps.trust, config.hostAuthCacheMs);
-    const reports = { credentials, telemetryRefreshMs: config.telemetryRefreshMs };
+    const reports = { telemetryRefreshMs: config.telemetryRefreshMs };
     this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), ...reports });
     // After a start, silence counts from the first pass: every host gets a full timeout to report.
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
@@ -121,7 +118,7 @@ export class ControllerServices {
         kind: 'removal_abandoned',
         message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
       });
-    this.hosts = new HostsService(db, this.wake, abandon, credentials);
+    this.hosts = new HostsService(db, this.wake, abandon);
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
     this.users = new UsersService(db, ownerEffects);

@@ -25,16 +25,16 @@ export async function keyWasCertified(db: Db, keySha256: string): Promise<boolea
   return row !== undefined;
 }
 
-/** When `certSha256`, issued to `hostId`, expires; undefined when it was not issued to it or has expired. */
-export async function certificateIssuedTo(db: Db, hostId: string, certSha256: string): Promise<Date | undefined> {
+/** Whether `certSha256` was issued to `hostId` and has not expired. */
+export async function certificateIssuedTo(db: Db, hostId: string, certSha256: string): Promise<boolean> {
   const row = await db
     .selectFrom('host_certificates')
-    .select('not_after')
+    .select('serial')
     .where('host_id', '=', hostId)
     .where('cert_sha256', '=', certSha256)
     .where('not_after', '>', sql<Date>`now()`)
     .executeTakeFirst();
-  return row?.not_after;
+  return row !== undefined;
 }
 
 /** Whether `certSha256` is the newest certificate issued to `hostId` (only that one may renew). */

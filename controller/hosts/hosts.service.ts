@@ -21,18 +21,12 @@ export interface PlacementWake {
  */
 export type AbandonRemovals = (trx: Trx, hostId: string) => Promise<string[]>;
 
-/** What remembers hosts' accepted credentials (HostCredentials): told when a host is revoked or removed. */
-export interface RevokedHosts {
-  forget(hostId: string): void;
-}
-
 /** The admin's view of hosts: listing, detail, approve, cordon, uncordon, drain, remove. */
 export class HostsService {
   constructor(
     private readonly db: Db,
     private readonly wake: PlacementWake = { notify: () => {} },
     private readonly abandonRemovals: AbandonRemovals = async () => [],
-    private readonly credentials: RevokedHosts = { forget: () => {} },
   ) {}
 
   /** One page of hosts matching `filter`, ordered by hostname; `total` counts every match. */
@@ -65,8 +59,6 @@ export class HostsService {
    */
   async revoke(hostId: string): Promise<HostDetail> {
     const found = await this.db.transaction().execute((trx) => revokeHost(trx, hostId));
-    // Its reports are refused from now on, not when this controller's cached acceptance expires.
-    this.credentials.forget(hostId);
     if (!found) throw notFound(hostId);
     return this.get(hostId);
   }
@@ -120,7 +112,7 @@ export class HostsService {
       const abandoned = held.pending > 0 ? await this.abandonRemovals(trx, hostId) : [];
       await deleteHostRows(trx, hostId);
       return abandoned;
-    }).finally(() => this.credentials.forget(hostId));
+    });
   }
 
   private async setState(hostId: string, state: HostAdminState): Promise<void> {

@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../db/errors.js';
 import { newId } from '../ids.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
-import { HostCredentials, type HostProof } from './host-auth.js';
+import { authenticateHost, presentedProof, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
 import { ephemeralOverlapWarnings, type PortRange } from '../../common/ports.js';
 import { clearRuntimeDown, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, sameRuntimeState, upsertGpus } from './hosts.repo.js';
@@ -32,8 +32,6 @@ export interface RegistryDeps {
   readonly observer: HostObserver;
   /** The configured port ranges by setting name: a host whose ephemeral range overlaps one is warned about once. */
   readonly portRanges?: readonly { readonly setting: string; readonly range: PortRange }[];
-  /** Who a ControlPlane caller is, cached (shared with the admin service, which forgets revoked hosts); default: a cache of its own. */
-  readonly credentials?: HostCredentials;
   /**
    * A report's changed usage figures (free disk, GPU utilization, memory used, temperature) are
    * written when the stored ones are at least this old (REMOTEGPU_TELEMETRY_REFRESH_MS); default 30 s.
@@ -90,12 +88,9 @@ export class HostRegistry {
   private readonly log: Logger;
   /** Hosts already warned about an ephemeral range overlapping the port ranges (once per host and controller run). */
   private readonly warnedEphemeral = new Set<string>();
-  /** Who ControlPlane callers are (cached; see HostCredentials). */
-  readonly credentials: HostCredentials;
 
   constructor(private readonly deps: RegistryDeps) {
     this.log = deps.logger.child({ component: 'hosts' });
-    this.credentials = deps.credentials ?? new HostCredentials(deps.db, deps.trust);
   }
 
   /** Warns once per host when its ephemeral port range overlaps a configured port range. */
@@ -149,8 +144,7 @@ export class HostRegistry {
 
   /** A new certificate for a new key of an authenticated host (rotation before expiry). */
   async renew(input: { hostId: string; proof: HostProof; csrPem: string }): Promise<{ certificatePem: string; caPem: string }> {
-    // Rare and decisive: checked against the database, not the cache.
-    await this.credentials.authenticate(input.hostId, input.proof, { fresh: true });
+    await this.authenticate(input.hostId, input.proof);
     const presented = input.proof.peer ? certSha256(input.proof.peer.cert) : undefined;
     const csr = await readCsr(input.csrPem);
     const certificatePem = await this.certifying(async (trx) => {
@@ -162,15 +156,13 @@ export class HostRegistry {
       await supersedeCertificates(trx, input.hostId, issued.certSha256, SUPERSEDED_GRACE_S);
       return issued.certPem;
     });
-    // The superseded certificates end soon: their cached acceptance goes now.
-    this.credentials.forget(input.hostId);
     this.log.info({ hostId: input.hostId }, 'host certificate renewed');
     return { certificatePem, caPem: this.deps.trust.ca.certPem };
   }
 
-  /** Checks that a call comes from `hostId` (see HostCredentials). */
+  /** Checks that a call comes from `hostId` (see authenticateHost). */
   authenticate(hostId: string, proof: HostProof): Promise<void> {
-    return this.credentials.authenticate(hostId, proof);
+    return authenticateHost(this.deps.db, this.deps.trust, hostId, proof);
   }
 
   /** Runs `fn` in a transaction; a key certified meanwhile by a concurrent call is a replay too. */
@@ -193,7 +185,8 @@ export class HostRegistry {
   }
 
   /**
-   * Records a report. One statement accepts it (online, last report time, sequence) and reads back
+   * Records a report. One statement checks the host's certificate (the checks that need no
+   * database come first), accepts it (online, last report time, sequence) and reads back
    * the stored hashes, the runtime mark and the environments on the host; when nothing changed that
    * is all. Otherwise, in one transaction guarded by the accepted sequence: the facts and every
    * reported GPU when their hash changed (GPUs left out marked absent and unhealthy), else only the
@@ -209,12 +202,14 @@ export class HostRegistry {
    */
   async report(input: ReportInput): Promise<{ accepted: boolean }> {
     const runtimeError = input.runtimeError === undefined ? undefined : input.runtimeError.slice(0, RUNTIME_ERROR_MAX);
-    await this.authenticate(input.hostId, input.proof);
+    const { db, trust } = this.deps;
+    const fingerprint = presentedProof(trust, input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
     if (facts) this.warnEphemeral(input.hostId, facts);
-    const { db } = this.deps;
-    const row = await acceptReport(db, input.hostId, input.seq, this.deps.telemetryRefreshMs ?? DEFAULT_TELEMETRY_REFRESH_MS);
+    const row = await acceptReport(db, input.hostId, input.seq, this.deps.telemetryRefreshMs ?? DEFAULT_TELEMETRY_REFRESH_MS, fingerprint);
     if (!row) {
+      // Refused (revoked, removed, an expired certificate: this throws), or stale.
+      await this.authenticate(input.hostId, input.proof);
       this.log.debug({ hostId: input.hostId, seq: input.seq }, 'stale report ignored');
       return { accepted: false };
     }

@@ -7,8 +7,8 @@ import type { ReportHashes } from './report-hash.js';
 import type { KnownEnvironment } from './types.js';
 
 // The statements of a report (issue 12: cheap reports). The common report, which changes nothing,
-// is acceptReport alone: one statement that records the host's liveness and sequence and reads back
-// what the rest of the report is judged against (the stored hashes, the runtime mark, the
+// is acceptReport alone: one statement that checks the host's certificate, records the host's
+// liveness and sequence and reads back what the rest of the report is judged against (the stored hashes, the runtime mark, the
 // environments on the host for the observer). Facts, GPUs and usage figures are written after it
 // only when they changed (writeFacts, writeTelemetry), each guarded by the sequence it accepted.
 
@@ -24,12 +24,15 @@ export interface AcceptedReport {
   readonly known: readonly KnownEnvironment[];
 }
 
-// One constant text (no query builder per report). $1 host id, $2 sequence, $3 usage refresh in ms.
-// seq 1 (or 0) is always accepted: an agent restart starts over at 1. The environments are those
+// One constant text (no query builder per report). $1 host id, $2 sequence, $3 usage refresh in ms,
+// $4 the fingerprint of the certificate the host presented (null in plaintext mode): it must be
+// issued to the host and not expired, so a revocation or removal on any replica refuses the next
+// report. seq 1 (or 0) is always accepted: an agent restart starts over at 1. The environments are those
 // not deleted and deleted ones whose removal the agent has not confirmed (environments.repo's listOnHost).
 const ACCEPT_SQL = `with h as (
   update hosts set liveness = 'online', last_report_at = now(), last_seq = $2::bigint
   where id = $1 and ($2::bigint <= 1 or last_seq < $2::bigint)
+    and ($4::text is null or exists (select 1 from host_certificates c where c.host_id = $1 and c.cert_sha256 = $4::text and c.not_after > now()))
   returning id, facts_hash, telemetry_hash, coalesce(telemetry_at > now() - $3::float8 * interval '1 millisecond', false) as telemetry_fresh,
     busy_ports, runtime_down_since, runtime_error
 )
@@ -62,11 +65,12 @@ interface AcceptRow {
 
 /**
  * Accepts a report in one statement: the host online, heard from now, at sequence `seq`; returns
- * the row as it was and the environments on the host. Undefined for a stale report (`seq` not newer
- * than the last accepted) or a host that is gone: nothing changed.
+ * the row as it was and the environments on the host. Undefined, and nothing changed, for a stale
+ * report (`seq` not newer than the last accepted), a host that is gone, or a certificate
+ * (`fingerprint`; null in plaintext mode) not issued to it or expired: the caller tells which.
  */
-export async function acceptReport(db: Db, hostId: string, seq: number, telemetryRefreshMs: number): Promise<AcceptedReport | undefined> {
-  const { rows } = await db.executeQuery<AcceptRow>(CompiledQuery.raw(ACCEPT_SQL, [hostId, seq, telemetryRefreshMs]));
+export async function acceptReport(db: Db, hostId: string, seq: number, telemetryRefreshMs: number, fingerprint: string | null): Promise<AcceptedReport | undefined> {
+  const { rows } = await db.executeQuery<AcceptRow>(CompiledQuery.raw(ACCEPT_SQL, [hostId, seq, telemetryRefreshMs, fingerprint]));
   const first = rows[0];
   if (!first) return undefined;
   const known: KnownEnvironment[] = [];

@@ -1,9 +1,7 @@
-import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { sql } from 'kysely';
 import { createLogger } from '../../../common/logger.js';
-import { HostCredentials, type HostProof } from '../../../controller/hosts/host-auth.js';
 import { EnvironmentObserver } from '../../../controller/environments/observer.js';
 import { WakeSignal } from '../../../controller/environments/wake.js';
 import { DB_TARGETS } from '../../helpers/databases.js';
@@ -11,13 +9,13 @@ import { startTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { startHostsFixture, type HostsFixture } from './fixture.js';
 import { insertHost, placeEnvironment } from './seed.js';
 
-// Issue 12: who a reporting host is, cached in memory and forgotten on revocation; and a report
+// Issue 12: the report's one statement checks the host's certificate, so a revocation (on any
+// replica) refuses the next report at once and the refused report changes nothing; and a report
 // judged by when the agent took it, so a late one never overrides what the controller observed
 // after it (an ApplyEnvironment outcome).
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: ServiceError) => e);
-const proofOf = (a: TestAgent): HostProof => ({ peer: { identity: { kind: 'host', hostId: a.hostId }, cert: new X509Certificate(a.certPem) }, bearer: '' });
 
 describe.each(DB_TARGETS)('report trust and staleness on $name', (target) => {
   describe.skipIf(target.skipReason !== '')('credentials and report time', () => {
@@ -37,40 +35,39 @@ describe.each(DB_TARGETS)('report trust and staleness on $name', (target) => {
       await f?.close();
     });
 
-    it('a revocation drops the cached credential at once: the next report is refused', async () => {
+    it('a revocation refuses the next report at once, and the refused report changes nothing', async () => {
       const a = await agent();
       await a.report();
-      expect(f.services.registry.credentials.isCached(a.hostId)).toBe(true);
       await f.services.hosts.revoke(a.hostId);
-      expect(f.services.registry.credentials.isCached(a.hostId)).toBe(false);
       const err = await failure(a.report());
       expect(err?.code).toBe(status.UNAUTHENTICATED);
+      // The revocation moved the last report to the epoch (offline at the next liveness pass): still there.
+      const host = await f.db.selectFrom('hosts').select(['last_report_at', 'last_seq']).where('id', '=', a.hostId).executeTakeFirstOrThrow();
+      expect(host).toEqual({ last_report_at: new Date(0), last_seq: 1 });
     });
 
-    it('removing a host drops its cached credential: the next report gets NOT_FOUND', async () => {
+    it('removing a host: the next report gets NOT_FOUND', async () => {
       const a = await agent();
       await a.report();
-      expect(f.services.registry.credentials.isCached(a.hostId)).toBe(true);
       await f.services.hosts.remove(a.hostId);
       expect((await failure(a.report()))?.code).toBe(status.NOT_FOUND);
     });
 
-    it('another replica revoking: the cache holds at most its max age; forget or an uncached check refuses', async () => {
+    it('another replica revoking (the certificates gone from the shared database): this one refuses the next report at once', async () => {
       const a = await agent();
-      const cached = new HostCredentials(f.db, f.services.trust, 5_000);
-      const uncached = new HostCredentials(f.db, f.services.trust, 0);
-      await cached.authenticate(a.hostId, proofOf(a));
-      expect(cached.isCached(a.hostId)).toBe(true);
-      expect(uncached.isCached(a.hostId)).toBe(false);
-      // What another replica's revocation does to the shared database.
+      await a.report();
       await f.db.deleteFrom('host_certificates').where('host_id', '=', a.hostId).execute();
-      await expect(uncached.authenticate(a.hostId, proofOf(a))).rejects.toMatchObject({ code: 'unauthenticated' });
-      // Within the max age this replica still accepts it (documented: at most 5 s).
-      await expect(cached.authenticate(a.hostId, proofOf(a))).resolves.toBeUndefined();
-      cached.forget(a.hostId);
-      await expect(cached.authenticate(a.hostId, proofOf(a))).rejects.toMatchObject({ code: 'unauthenticated' });
-      // Refusals are not cached either.
-      expect(cached.isCached(a.hostId)).toBe(false);
+      expect((await failure(a.report()))?.code).toBe(status.UNAUTHENTICATED);
+      expect((await f.db.selectFrom('hosts').select('last_seq').where('id', '=', a.hostId).executeTakeFirstOrThrow()).last_seq).toBe(1);
+    });
+
+    it('an expired certificate is refused, a stale sequence with a good one is accepted as a no-op', async () => {
+      const a = await agent();
+      await a.report({ seq: 5 });
+      expect(await a.report({ seq: 3 })).toBeDefined();
+      await f.db.updateTable('host_certificates').set({ not_after: new Date(Date.now() - 1000) }).where('host_id', '=', a.hostId).execute();
+      expect((await failure(a.report({ seq: 6 })))?.code).toBe(status.UNAUTHENTICATED);
+      expect((await f.db.selectFrom('hosts').select('last_seq').where('id', '=', a.hostId).executeTakeFirstOrThrow()).last_seq).toBe(5);
     });
 
     it('a report carries its age: the observer gets when it was taken and the environments read with it', async () => {
