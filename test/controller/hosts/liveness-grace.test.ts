@@ -15,7 +15,7 @@ describe.each(DB_TARGETS)('liveness grace after start on $name', (target) => {
     let f: HostsFixture;
 
     beforeAll(async () => {
-      f = await startHostsFixture(target, { REMOTEGPU_HOST_TIMEOUT_MS: '1000' });
+      f = await startHostsFixture(target, { REMOTEGPU_HOST_TIMEOUT_MS: '5000' });
     });
     afterAll(async () => {
       await f?.close();
@@ -31,7 +31,7 @@ describe.each(DB_TARGETS)('liveness grace after start on $name', (target) => {
       const loop = new HostLivenessLoop({
         db: f.db,
         logger: createLogger({ name: 'test', level: 'silent' }),
-        hostTimeoutMs: 1000,
+        hostTimeoutMs: 5000,
         intervalMs: 20,
         observer: f.observer,
         graceAfterStart: true,
@@ -45,7 +45,7 @@ describe.each(DB_TARGETS)('liveness grace after start on $name', (target) => {
         expect(await liveness('host-grace-1')).toBe('online');
         expect(pass.nextSilenceMs).toBeGreaterThan(0);
         // One timeout after the first pass it is offline (told once).
-        await vi.waitFor(async () => expect(await liveness('host-grace-1')).toBe('offline'), { timeout: 15_000, interval: 50 });
+        await vi.waitFor(async () => expect(await liveness('host-grace-1')).toBe('offline'), { timeout: 30_000, interval: 100 });
         expect(f.observer.offline.filter((id) => id === 'host-grace-1')).toEqual(['host-grace-1']);
       } finally {
         await loop.stop();
@@ -68,7 +68,7 @@ describe.each(DB_TARGETS)('liveness grace after start on $name', (target) => {
     it('without the grace (a loop run by hand, as before) a host silent past the timeout goes offline on the first pass', async () => {
       await insertHost(f.db, 'host-grace-3');
       await silentSince('host-grace-3', '10 minutes');
-      const loop = new HostLivenessLoop({ db: f.db, logger: createLogger({ name: 'test', level: 'silent' }), hostTimeoutMs: 1000, observer: f.observer });
+      const loop = new HostLivenessLoop({ db: f.db, logger: createLogger({ name: 'test', level: 'silent' }), hostTimeoutMs: 5000, observer: f.observer });
       expect((await loop.runOnce()).offline).toContain('host-grace-3');
     });
   });
