@@ -60,8 +60,10 @@ const pool = new pg.Pool({
   max: 10,
   types: { getTypeParser: ((oid: number, format?: 'text') => (oid === 20 || oid === 1700 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
 });
-// Every statement a client sends is one round trip.
+// A connection error must not crash the bench (as in openDatabase); every statement a client sends is one round trip.
+pool.on('error', () => {});
 pool.on('connect', (client) => {
+  client.on('error', () => {});
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
     roundTrips++;
