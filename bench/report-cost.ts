@@ -24,7 +24,7 @@ import { median, writeFigures } from './bench-util.js';
 // rounds. Prints per round and as medians over the rounds: controller CPU per report (ms), database
 // round trips per report (every statement sent, BEGIN and COMMIT included: counted on the pg
 // client), and report latency p50/p99. Runs against whatever code is checked out: run it on the
-// commit before the change and after, and compare.
+// commit before the change and after, and compare (bench/report-cost.json: medians measured for issue 12).
 // Run: REMOTEGPU_TEST_DATABASE_URL=postgres://... npx tsx bench/report-cost.ts [--hosts 1000] [--gpus 8] [--envs 4] [--rounds 5] [--concurrency 32] [--label after]
 
 const arg = (name: string, fallback: string) => {
