@@ -14,7 +14,7 @@ import { Reconciler } from './reconciler/reconciler.js';
 import { WakeSignal } from './environments/wake.js';
 import { GrpcAgentPool } from './hosts/agent-pool.js';
 import { ControlPlaneService, controlPlaneServer } from './hosts/control-plane.grpc.js';
-import { HostsService, type AbandonRemovals } from './hosts/hosts.service.js';
+import { HostsService } from './hosts/hosts.service.js';
 import { JoinTokens } from './hosts/join-tokens.js';
 import { HostLivenessLoop } from './hosts/liveness.js';
 import { HostRegistry } from './hosts/registry.js';
@@ -91,8 +91,8 @@ export class ControllerServices {
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
-    const reports = { telemetryRefreshMs: config.telemetryRefreshMs };
-    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), ...reports });
+    const telemetryRefreshMs = config.telemetryRefreshMs;
+    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), telemetryRefreshMs });
     // After a start, silence counts from the first pass: every host gets a full timeout to report.
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
     this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
@@ -113,12 +113,12 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
-    const abandon: AbandonRemovals = (trx, hostId) =>
+    this.hosts = new HostsService(db, this.wake, (trx, hostId) =>
       abandonRemovals(trx, hostId, {
         kind: 'removal_abandoned',
         message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
-      });
-    this.hosts = new HostsService(db, this.wake, abandon);
+      }),
+    );
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
     this.users = new UsersService(db, ownerEffects);
