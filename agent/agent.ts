@@ -137,6 +137,7 @@ function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
     identity: p.identity,
     dataDir: host.dataDir,
     intervalMs: config.reportIntervalMs,
+    jitter: config.reportJitter,
     runtime: p.runtime,
     logger: p.logger.child({ component: 'reporter' }),
     facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve, machineId: readMachineId(config.machineId), publishAddress: host.publishAddress, ephemeralPorts: host.ephemeralPorts }),

@@ -71,6 +71,7 @@ const schema = z.object({
   REMOTEGPU_FAKE_GPUS: z.string().optional(),
   REMOTEGPU_MACHINE_ID: z.string().regex(MACHINE_ID_PATTERN, 'expected 1-128 characters [A-Za-z0-9._-]').optional(),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
+  REMOTEGPU_REPORT_JITTER_PERCENT: intVar(15, 0, 50),
   REMOTEGPU_DISCOVERY_INTERVAL_MS: intVar(30_000, 1_000),
   REMOTEGPU_PIDS_LIMIT: intVar(4096, 64),
   REMOTEGPU_CPU_CORES: intVar(0, 0, 4096),
@@ -136,6 +137,8 @@ export interface AgentConfig {
   /** REMOTEGPU_MACHINE_ID: reported instead of /etc/machine-id (hosts without one, containers sharing one). */
   readonly machineId: string | undefined;
   readonly reportIntervalMs: number;
+  /** Each pause between reports is spread by ± this fraction of itself, and the first report waits up to it of the interval (REMOTEGPU_REPORT_JITTER_PERCENT / 100). */
+  readonly reportJitter: number;
   readonly discoveryIntervalMs: number;
   readonly pidsLimit: number;
   /** CPU cores offered to environments; 0 = every logical CPU the host has. */
@@ -194,6 +197,7 @@ export function loadAgentConfig(env: Record<string, string | undefined> = proces
     fakeGpus: e.REMOTEGPU_FAKE_GPUS,
     machineId: e.REMOTEGPU_MACHINE_ID,
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
+    reportJitter: e.REMOTEGPU_REPORT_JITTER_PERCENT / 100,
     discoveryIntervalMs: e.REMOTEGPU_DISCOVERY_INTERVAL_MS,
     pidsLimit: e.REMOTEGPU_PIDS_LIMIT,
     cpuCores: e.REMOTEGPU_CPU_CORES,

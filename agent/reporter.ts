@@ -13,6 +13,7 @@ import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime
 import { RuntimeWatch } from './runtime-watch.js';
 import type { EnvUsage } from './usage.js';
 import type { AgentMetrics } from './metrics.js';
+import { DEFAULT_REPORT_JITTER, firstReportDelayMs, jitteredIntervalMs } from './report-schedule.js';
 
 export interface ReporterOptions {
   /** The controller addresses (REMOTEGPU_CONTROLLER): one is used, the next after a failed attempt. */
@@ -29,6 +30,8 @@ export interface ReporterOptions {
   readonly identity: AgentIdentity | undefined;
   readonly dataDir: string;
   readonly intervalMs: number;
+  /** Spread of each pause between reports, and the most the first one waits, as a fraction of the interval (REMOTEGPU_REPORT_JITTER_PERCENT); default 0.15. */
+  readonly jitter?: number;
   readonly runtime: ContainerRuntime;
   readonly logger: Logger;
   /** Current host facts (cached discovery). */
@@ -59,7 +62,9 @@ const DEADLINE_MS = 15_000;
  * on the gRPC channel) and logs one line per change of connection state, not one per attempt.
  * With several controller addresses, every failed attempt moves on to the next one (round-robin),
  * registration included. Lifecycle events are buffered and sent with the next report; a report is
- * sent early when events arrive.
+ * sent early when events arrive. Regular pauses are spread by ±`jitter` and the first report waits
+ * a random part of it (report-schedule.ts), so many agents do not report in lockstep; each report
+ * says how long before sending it was taken (`age_ms`).
  *
  * A container runtime (Docker) that does not answer is not a controller problem: the report still
  * goes out, with the host facts and `runtime_unavailable` set instead of container observations
@@ -95,7 +100,11 @@ export class Reporter {
 
   /** Starts the register/report loop. */
   async start(): Promise<void> {
-    this.schedule(0);
+    this.schedule(firstReportDelayMs(this.intervalMs, this.jitter));
+  }
+
+  private get jitter(): number {
+    return this.o.jitter ?? DEFAULT_REPORT_JITTER;
   }
 
   /** Queues a lifecycle event and asks for an early report. */
@@ -150,7 +159,7 @@ export class Reporter {
       // An early report asked for while this one was in flight still goes out early.
       const again = this.soon;
       this.soon = false;
-      this.schedule(again ? 100 : this.runtime.nextReportMs(this.intervalMs));
+      this.schedule(again ? 100 : jitteredIntervalMs(this.runtime.nextReportMs(this.intervalMs), this.jitter));
     } catch (err) {
       // Whatever the answer, the identity stays: only `remotegpu-agent reset` forgets it.
       this.failures++;
@@ -252,6 +261,8 @@ export class Reporter {
 
   private async report(): Promise<void> {
     const identity = this.identity!;
+    // The report's age when sent (monotonic clock): the controller dates it by its receipt minus this.
+    const takenAt = performance.now();
     // A runtime that does not answer fails the observations, not the report (see the class comment).
     const [facts, listed] = await Promise.all([this.o.facts(), this.runtime.list(identity.hostId)]);
     const statuses = 'statuses' in listed ? listed.statuses : [];
@@ -264,7 +275,7 @@ export class Reporter {
     try {
       const res = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
         this.client!.reportStatus(
-          { hostId: identity.hostId, facts, environments, events, seq: ++this.seq, ...runtime },
+          { hostId: identity.hostId, facts, environments, events, seq: ++this.seq, ...runtime, ageMs: Math.round(performance.now() - takenAt) },
           callMetadata(identity, this.o.insecure),
           { deadline: Date.now() + DEADLINE_MS },
           (err: ServiceError | null, r?: { reportIntervalMs: number }) => (err ? reject(err) : resolve(r!)),

@@ -26,6 +26,7 @@ const schema = z.object({
   REMOTEGPU_TLS_KEY: z.string().optional(),
   REMOTEGPU_HOST_TIMEOUT_MS: intVar(30_000, 1_000),
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
+  REMOTEGPU_TELEMETRY_REFRESH_MS: intVar(30_000, 0),
   REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
   REMOTEGPU_AGENT_TIMEOUT_MS: intVar(30_000, 100),
   // Below Linux's default ephemeral range (32768-60999), where outgoing connections take ports.
@@ -63,6 +64,8 @@ export interface ControllerConfig {
   readonly clusterTls: ClusterTlsFiles;
   readonly hostTimeoutMs: number;
   readonly reportIntervalMs: number;
+  /** A report's changed usage figures (free disk, GPU utilization, memory used, temperature) are written when the stored ones are this old. */
+  readonly telemetryRefreshMs: number;
   readonly reconcileIntervalMs: number;
   readonly agentTimeoutMs: number;
   readonly sshPortRange: { readonly from: number; readonly to: number };
@@ -103,6 +106,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     clusterTls: clusterTlsFiles(e),
     hostTimeoutMs: e.REMOTEGPU_HOST_TIMEOUT_MS,
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
+    telemetryRefreshMs: e.REMOTEGPU_TELEMETRY_REFRESH_MS,
     reconcileIntervalMs: e.REMOTEGPU_RECONCILE_INTERVAL_MS,
     agentTimeoutMs: e.REMOTEGPU_AGENT_TIMEOUT_MS,
     sshPortRange: e.REMOTEGPU_SSH_PORT_RANGE,

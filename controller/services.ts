@@ -107,8 +107,10 @@ export class ControllerServices {
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
-    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config) });
-    this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
+    const telemetryRefreshMs = config.telemetryRefreshMs;
+    this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), telemetryRefreshMs });
+    // After a start, silence counts from the first pass: every host gets a full timeout to report.
+    this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
     this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
     this.reconciler = new Reconciler({
       db,

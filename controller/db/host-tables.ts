@@ -51,6 +51,12 @@ export interface HostsTable {
   publish_address: Generated<string>;
   /** TCP ports busy on the host for that address, as last reported (0011): never handed out. */
   busy_ports: Generated<number[]>;
+  /** Hash of the facts last written (host columns but free disk and busy ports, GPUs' steady fields); null: write at the next report (0015). */
+  facts_hash: Generated<string | null>;
+  /** Hash of the usage figures last written (free disk, GPU utilization, memory used, temperature) (0015). */
+  telemetry_hash: Generated<string | null>;
+  /** When those usage figures were last written (0015). */
+  telemetry_at: NullableTimestamp;
 }
 
 export interface HostGpusTable {

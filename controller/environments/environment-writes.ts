@@ -217,13 +217,14 @@ export async function recordObservation(
   generation: number,
   observedState: string,
   next?: { status: EnvStatus; reason: string; reapply?: boolean | undefined; event?: string | undefined },
+  observedAt?: Date, // when the report was taken; now when not given
 ): Promise<void> {
   const now = new Date();
   const changed = await trx
     .updateTable('environments')
     .set({
       observed_state: observedState,
-      observed_at: now,
+      observed_at: observedAt ?? now,
       ...(next ? { status: next.status, status_reason: next.reason, status_detail: '', updated_at: now } : {}),
       ...(next?.reapply ? { spec_generation: sql`spec_generation + 1` } : {}),
     })

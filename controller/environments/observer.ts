@@ -1,17 +1,21 @@
 import type { Logger } from '../../common/logger.js';
 import type { Db } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
-import type { AgentEvent, AgentPool, HostObserver, ObservedEnvironment } from '../hosts/types.js';
+import type { AgentEvent, AgentPool, HostObserver, KnownEnvironment, ObservedEnvironment, ReportContext } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
 import { clearRuntimeDown } from '../hosts/hosts.repo.js';
 import { existingIds, listOnHost } from './environments.repo.js';
 import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
 import { usageChanged } from './usage-report.js';
 
-/** How long the reconciler's own observation outranks agent reports that may have been built before it. */
+/**
+ * How long the controller's own observation outranks reports of agents that do not say when they
+ * took them (older agents): such a report may have been built before it.
+ */
 const RECENT_OBSERVATION_MS = 5_000;
 
-type KnownRow = Awaited<ReturnType<typeof listOnHost>>[number];
+
+type KnownRow = KnownEnvironment;
 
 /**
  * An engine going down stops its containers a little before the agent finds it unreachable: an
@@ -48,9 +52,10 @@ export class EnvironmentObserver implements HostObserver {
    * the host's environments) those the outage stopped go back to `starting` with a reapply
    * (restartedAfterOutage) and the reconciler runs a pass at once.
    */
-  async onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], runtimeDownSince?: Date): Promise<void> {
+  async onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], context: ReportContext = {}): Promise<void> {
     const { db } = this.deps;
-    const rows = await listOnHost(db, hostId);
+    const { runtimeDownSince, takenAt } = context;
+    const rows: readonly KnownRow[] = context.known ?? (await listOnHost(db, hostId));
     const known = new Map(rows.map((r) => [r.id, r]));
     const agentEvents = events.filter((e) => known.has(e.envId)).map((e) => ({ ...e, source: 'agent' as const }));
     if (environments === null) {
@@ -58,11 +63,12 @@ export class EnvironmentObserver implements HostObserver {
       return;
     }
     const reported = new Map(environments.map((e) => [e.envId, e]));
+    // A report taken before the controller's own last observation of a container says nothing about it.
     const changes = rows
-      .filter((row) => row.desired_state !== 'deleted')
+      .filter((row) => row.desired_state !== 'deleted' && !takenBefore(takenAt, row.observed_at))
       .map((row) => {
         const seen = reported.get(row.id);
-        const next = (runtimeDownSince && this.restartedAfterOutage(row, seen, runtimeDownSince)) || this.nextStatus(row, seen);
+        const next = (runtimeDownSince && this.restartedAfterOutage(row, seen, runtimeDownSince)) || this.nextStatus(row, seen, takenAt);
         return { row, state: seen?.state ?? 'absent', next };
       })
       .filter(({ row, state, next }) => next !== undefined || row.observed_state !== state);
@@ -74,7 +80,8 @@ export class EnvironmentObserver implements HostObserver {
       await db.transaction().execute(async (trx) => {
         await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
-        for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next);
+        // Dated when the agent took the report (when it says), so a later report is never older than it.
+        for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next, takenAt);
         // With the restarts above, not before (and before the wake: the reconciler's pass calls the host).
         if (runtimeDownSince) await clearRuntimeDown(trx, hostId);
       });
@@ -85,7 +92,7 @@ export class EnvironmentObserver implements HostObserver {
   }
 
   /** What a report means for one environment the controller knows on that host. */
-  private nextStatus(row: KnownRow, seen: ObservedEnvironment | undefined): NextStatus | undefined {
+  private nextStatus(row: KnownRow, seen: ObservedEnvironment | undefined, takenAt: Date | undefined): NextStatus | undefined {
     const state = seen?.state ?? 'absent';
     if (row.status === 'lost') {
       if (row.desired_state === 'running' && state === 'running') return { status: 'running', reason: '', event: 'Host reports again: environment running' };
@@ -94,7 +101,7 @@ export class EnvironmentObserver implements HostObserver {
     }
     const settled = row.applied_generation >= row.spec_generation;
     if (settled && row.status === 'error') return this.runningAgain(row, seen);
-    if (!settled || row.status !== 'running' || state === 'running' || this.stale(row, seen)) return undefined;
+    if (!settled || row.status !== 'running' || state === 'running' || this.stale(row, seen, takenAt)) return undefined;
     if (state === 'absent') {
       return { status: 'starting', reason: 'container missing on the host; recreating it', event: 'Container missing on the host; recreating it', reapply: true };
     }
@@ -157,12 +164,13 @@ export class EnvironmentObserver implements HostObserver {
   }
 
   /**
-   * True when a report cannot be trusted against the row: the reconciler saw the container itself
-   * moments ago (a report built before that may still show it stopped), or the exit it shows
-   * happened before the container's current start.
+   * True when a report cannot be trusted against the row: from an agent that does not say when it
+   * took the report, the controller's own observation of the container is moments old (the report
+   * may have been built before it; reports that say are judged by takenBefore instead); or the exit
+   * it shows happened before the container's current start.
    */
-  private stale(row: { observed_at: Date | null; started_at: Date | null }, seen: ObservedEnvironment | undefined): boolean {
-    if (row.observed_at && Date.now() - row.observed_at.getTime() < RECENT_OBSERVATION_MS) return true;
+  private stale(row: { observed_at: Date | null; started_at: Date | null }, seen: ObservedEnvironment | undefined, takenAt: Date | undefined): boolean {
+    if (!takenAt && row.observed_at && Date.now() - row.observed_at.getTime() < RECENT_OBSERVATION_MS) return true;
     return Boolean(seen?.finishedAt && row.started_at && seen.finishedAt.getTime() <= row.started_at.getTime());
   }
 
@@ -172,4 +180,13 @@ export class EnvironmentObserver implements HostObserver {
     const lost = await this.deps.db.transaction().execute((trx) => markLostOnHost(trx, hostId, reason, event));
     if (lost.length > 0) this.deps.logger.warn({ hostId, environments: lost.length }, 'host offline: environments lost');
   }
+}
+
+/**
+ * Whether a report taken at `takenAt` (on the controller's clock) predates the controller's own
+ * last observation of a container (an ApplyEnvironment outcome, or a later report): it may still
+ * show the container absent or stopped, however late it arrives. False when the agent does not say.
+ */
+export function takenBefore(takenAt: Date | undefined, observedAt: Date | null): boolean {
+  return takenAt !== undefined && observedAt !== null && takenAt.getTime() < observedAt.getTime();
 }

@@ -67,6 +67,8 @@ export function controlPlaneServer(deps: ControlPlaneDeps): ControlPlaneServer {
           environments: req.environments.map(observedFromProto),
           events: req.events.map((e) => eventFromProto(e, now)),
           runtimeError: req.runtimeUnavailable ? req.runtimeError.trim() || 'container runtime unavailable' : undefined,
+          // Dated on this controller's clock: no clock difference between hosts counts.
+          takenAt: req.ageMs === undefined ? undefined : new Date(now.getTime() - req.ageMs),
         });
         return { reportIntervalMs: deps.reportIntervalMs };
       });

@@ -13,19 +13,19 @@ export interface HostProof {
 }
 
 /**
- * Checks that a ControlPlane call comes from `hostId`. Under TLS: a client certificate that chains
- * to the cluster CA (the handshake checked that and its validity), names this host, and was issued
- * to it by this controller (so a removed host's certificates stop working at once). In plaintext
- * mode: the bearer credential derived for this host. Throws `unauthenticated` (no or unknown
- * proof), `permission_denied` (another identity) or `not_found` (the host was removed).
+ * The checks of a ControlPlane call that need no database: under TLS a client certificate (the
+ * handshake checked that it chains to the cluster CA and is valid) naming host `hostId`; in
+ * plaintext mode the bearer credential derived for this host. Returns the certificate's
+ * fingerprint, which the database must still know as issued to the host (null in plaintext mode,
+ * where only the host's existence is left to check). A report does that in its one statement
+ * (report.repo.ts); other calls use authenticateHost. Throws like authenticateHost.
  */
-export async function authenticateHost(db: Db, trust: ClusterTrust, hostId: string, proof: HostProof): Promise<void> {
+export function presentedProof(trust: ClusterTrust, hostId: string, proof: HostProof): string | null {
   if (!hostId) throw new AppError('invalid_argument', 'host_id is required');
   if (trust.insecure) {
     if (!proof.bearer) throw new AppError('unauthenticated', 'missing host credential: send metadata "authorization: Bearer <host credential>"');
     if (!sameSecret(proof.bearer, trust.hostCredential(hostId))) throw new AppError('unauthenticated', `the host credential does not match host ${hostId}`);
-    if (!(await hostExists(db, hostId))) throw removed(hostId);
-    return;
+    return null;
   }
   const { peer } = proof;
   if (!peer) {
@@ -34,7 +34,23 @@ export async function authenticateHost(db: Db, trust: ClusterTrust, hostId: stri
   if (peer.identity?.kind !== 'host' || peer.identity.hostId !== hostId) {
     throw new AppError('permission_denied', `the client certificate is for ${describeIdentity(peer.identity)}, not host ${hostId}`);
   }
-  if (await certificateIssuedTo(db, hostId, certSha256(peer.cert))) return;
+  return certSha256(peer.cert);
+}
+
+/**
+ * Checks that a ControlPlane call comes from `hostId`: presentedProof, then the database: the
+ * certificate was issued to this host by this controller and has not expired (so a removed or
+ * revoked host's certificates stop working at once, on every replica), or in plaintext mode the
+ * host exists. Throws `unauthenticated` (no or unknown proof), `permission_denied` (another
+ * identity) or `not_found` (the host was removed).
+ */
+export async function authenticateHost(db: Db, trust: ClusterTrust, hostId: string, proof: HostProof): Promise<void> {
+  const fingerprint = presentedProof(trust, hostId, proof);
+  if (fingerprint === null) {
+    if (!(await hostExists(db, hostId))) throw removed(hostId);
+    return;
+  }
+  if (await certificateIssuedTo(db, hostId, fingerprint)) return;
   if (!(await hostExists(db, hostId))) throw removed(hostId);
   throw new AppError('unauthenticated', `this certificate was not issued to host ${hostId} by this controller`);
 }

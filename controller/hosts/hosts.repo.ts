@@ -2,11 +2,12 @@ import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { HostAdminState } from '../db/schema.js';
 import { GPU_NOT_REPORTED, type GpuFacts, type HostFacts } from './model.js';
+import { reportHashes } from './report-hash.js';
 
 // Repository functions of the hosts component. Each takes the database or a transaction first.
 
 /** The hosts columns that mirror reported facts. */
-function factColumns(f: HostFacts) {
+export function factColumns(f: HostFacts) {
   return {
     hostname: f.hostname,
     public_address: f.publicAddress,
@@ -37,11 +38,15 @@ function factColumns(f: HostFacts) {
  * an admin approves it. False when the id is taken (caller picks another).
  */
 export async function insertHost(db: Db, id: string, facts: HostFacts, admission: { approved: boolean; joinTokenId: string | null }): Promise<boolean> {
+  const hashes = reportHashes(facts);
   const row = await db
     .insertInto('hosts')
     .values({
       id,
       ...factColumns(facts),
+      facts_hash: hashes.facts,
+      telemetry_hash: hashes.telemetry,
+      telemetry_at: sql<Date>`now()`,
       liveness: 'online',
       last_report_at: sql<Date>`now()`,
       last_seq: 0,
@@ -100,7 +105,7 @@ export async function findAgentEndpoint(db: Db, id: string): Promise<{ agentAddr
 export async function updateHostOnRegister(db: Db, id: string, facts: HostFacts): Promise<boolean> {
   const res = await db
     .updateTable('hosts')
-    .set({ ...factColumns(facts), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: 0 })
+    .set({ ...factColumns(facts), facts_hash: null, telemetry_hash: null, liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: 0 })
     .where('id', '=', id)
     .executeTakeFirst();
   return res.numUpdatedRows > 0n;
@@ -112,26 +117,16 @@ export interface RuntimeMark {
   readonly runtime_error: string;
 }
 
-/**
- * Records a report's host row (facts when sent, online, last report time, sequence) and returns its
- * runtime mark; undefined for a stale report (`seq` not newer than the last accepted), which
- * changes nothing. `seq` 1 (or 0) is always accepted: an agent restart starts over at 1.
- */
-export async function acceptReportRow(db: Db, id: string, seq: number, facts: HostFacts | undefined): Promise<RuntimeMark | undefined> {
-  return db
-    .updateTable('hosts')
-    .set({ ...(facts ? factColumns(facts) : {}), liveness: 'online', last_report_at: sql<Date>`now()`, last_seq: seq })
-    .where('id', '=', id)
-    .$if(seq > 1, (qb) => qb.where('last_seq', '<', seq))
-    .returning(['runtime_down_since', 'runtime_error'])
-    .executeTakeFirst();
-}
-
 type RuntimeChange = { change: 'down' | 'same' } | { change: 'up'; downSince: Date };
 
+/** Whether a report's runtime state (`error` undefined: it answers) is the one the host's mark already records: nothing to write. */
+export function sameRuntimeState(before: RuntimeMark, error: string | undefined): boolean {
+  return error === undefined ? before.runtime_down_since === null : before.runtime_down_since !== null && before.runtime_error === error;
+}
+
 /**
- * Records whether the host's runtime answers (`error` undefined), from the mark acceptReportRow
- * read back: `down` (stopped answering now), `up` (answers again; the host's environments' retry
+ * Records whether the host's runtime answers (`error` undefined), from the mark the report's
+ * acceptReport read back: `down` (stopped answering now), `up` (answers again; the host's environments' retry
  * backoff is forgotten) or `same` (no statement). The mark stays until clearRuntimeDown, after the
  * observer handled the report: if that failed, the next report is `up` again.
  */

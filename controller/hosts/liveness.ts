@@ -21,6 +21,12 @@ export interface LivenessDeps {
   readonly intervalMs?: number;
   /** Told once per host that went offline (again after a restart, until its environments are lost). */
   readonly observer: HostObserver;
+  /**
+   * After start(), count silence from the first pass (as after a database outage), so that no host
+   * goes offline before it had a full timeout to report to a controller that just started (its
+   * agents may have been backing off while it was away). The controller sets it; default false.
+   */
+  readonly graceAfterStart?: boolean;
 }
 
 export interface LivenessPass {
@@ -53,11 +59,18 @@ export class HostLivenessLoop {
   private readonly log: Logger;
   /** The last pass failed for want of the database. */
   private outage = false;
-  /** The database's time when it answered again after an outage: nobody is silent for longer. */
+  /** The database's time when it answered again after an outage (or at the first pass after a start with grace): nobody is silent for longer. */
   private heardSince: Date | undefined;
+  /** start() asked for the grace: the next pass that reaches the database sets heardSince. */
+  private starting = false;
 
   constructor(private readonly deps: LivenessDeps) {
     this.log = deps.logger.child({ component: 'liveness' });
+  }
+
+  /** Since when (the database's time) silence is counted: after an outage or a start with grace; undefined: from each host's last report. */
+  get countingSince(): Date | undefined {
+    return this.heardSince;
   }
 
   /**
@@ -87,10 +100,11 @@ export class HostLivenessLoop {
   private async pass() {
     return this.deps.db.transaction().execute(async (trx) => {
       const { rows } = await sql<{ locked: boolean; now: Date }>`select pg_try_advisory_xact_lock(${LIVENESS_LOCK_KEY}::bigint) as locked, now() as now`.execute(trx);
-      if (this.outage) {
-        this.outage = false;
+      if (this.outage || this.starting) {
         this.heardSince = rows[0]?.now;
-        this.log.info({ heardSince: this.heardSince }, 'database back: host silence counted from now');
+        this.log.info({ heardSince: this.heardSince }, this.outage ? 'database back: host silence counted from now' : 'controller started: host silence counted from now');
+        this.outage = false;
+        this.starting = false;
       }
       if (!rows[0]?.locked) return undefined;
       const now = await markSilentHostsOffline(trx, this.deps.hostTimeoutMs, this.heardSince);
@@ -116,10 +130,11 @@ export class HostLivenessLoop {
     });
   }
 
-  /** Starts the periodic passes. Idempotent. */
+  /** Starts the periodic passes (with the grace after start when configured). Idempotent. */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    if (this.deps.graceAfterStart) this.starting = true;
     this.schedule();
   }
 

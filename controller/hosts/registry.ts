@@ -6,10 +6,12 @@ import { isUniqueViolation } from '../db/errors.js';
 import { newId } from '../ids.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { insertHostCertificate, isNewestCertificate, keyWasCertified, supersedeCertificates } from './host-certificates.repo.js';
-import { authenticateHost, type HostProof } from './host-auth.js';
+import { authenticateHost, presentedProof, type HostProof } from './host-auth.js';
 import { validFacts } from './host-facts.js';
 import { ephemeralOverlapWarnings, type PortRange } from '../../common/ports.js';
-import { acceptReportRow, clearRuntimeDown, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, upsertGpus } from './hosts.repo.js';
+import { clearRuntimeDown, insertHost, linkToFormerHost, markMissingGpus, recordRuntimeState, sameRuntimeState, upsertGpus } from './hosts.repo.js';
+import { acceptReport, writeFacts, writeTelemetry, type AcceptedReport } from './report.repo.js';
+import { reportHashes, samePorts } from './report-hash.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEvent, HostObserver, ObservedEnvironment } from './types.js';
 
@@ -30,7 +32,15 @@ export interface RegistryDeps {
   readonly observer: HostObserver;
   /** The configured port ranges by setting name: a host whose ephemeral range overlaps one is warned about once. */
   readonly portRanges?: readonly { readonly setting: string; readonly range: PortRange }[];
+  /**
+   * A report's changed usage figures (free disk, GPU utilization, memory used, temperature) are
+   * written when the stored ones are at least this old (REMOTEGPU_TELEMETRY_REFRESH_MS); default 30 s.
+   */
+  readonly telemetryRefreshMs?: number;
 }
+
+/** Default of REMOTEGPU_TELEMETRY_REFRESH_MS. */
+export const DEFAULT_TELEMETRY_REFRESH_MS = 30_000;
 
 export interface RegisterInput {
   /** The join token's secret part. */
@@ -63,6 +73,8 @@ export interface ReportInput {
    * nothing about the containers.
    */
   readonly runtimeError?: string | undefined;
+  /** When the agent began taking the report, on this controller's clock; undefined when the agent does not say. */
+  readonly takenAt?: Date | undefined;
 }
 
 /** The most of an agent's runtime error text kept. */
@@ -173,11 +185,15 @@ export class HostRegistry {
   }
 
   /**
-   * Records a report. In one transaction: host facts, online, last report time and sequence; every
-   * reported GPU upserted; GPUs left out marked absent and unhealthy. A stale report (sequence not
-   * newer than the last accepted one of this agent run) changes nothing and is not passed on. After
-   * the commit the observer gets the environments and events; its failure fails the call, so the
-   * agent sends the events again with its next report.
+   * Records a report. One statement checks the host's certificate (the checks that need no
+   * database come first), accepts it (online, last report time, sequence) and reads back
+   * the stored hashes, the runtime mark and the environments on the host; when nothing changed that
+   * is all. Otherwise, in one transaction guarded by the accepted sequence: the facts and every
+   * reported GPU when their hash changed (GPUs left out marked absent and unhealthy), else only the
+   * usage figures when they changed and the stored ones are old enough; the runtime state when it
+   * changed. A stale report (sequence not newer than the last accepted one of this agent run)
+   * changes nothing and is not passed on. Then the observer gets the environments and events; its
+   * failure fails the call, so the agent sends the events again with its next report.
    *
    * A report saying the container runtime does not answer keeps the host online and records the
    * runtime's state on the host (shown to admins); the observer then gets the events but no
@@ -186,34 +202,50 @@ export class HostRegistry {
    */
   async report(input: ReportInput): Promise<{ accepted: boolean }> {
     const runtimeError = input.runtimeError === undefined ? undefined : input.runtimeError.slice(0, RUNTIME_ERROR_MAX);
-    await this.authenticate(input.hostId, input.proof);
+    const { db, trust } = this.deps;
+    const fingerprint = presentedProof(trust, input.hostId, input.proof);
     const facts = input.facts ? validFacts(input.facts, this.log) : undefined;
     if (facts) this.warnEphemeral(input.hostId, facts);
-    const accepted = await this.deps.db.transaction().execute(async (trx) => {
-      const mark = await acceptReportRow(trx, input.hostId, input.seq, facts);
-      if (!mark) return false;
-      if (facts) {
-        const missing = await saveGpus(trx, input.hostId, facts.gpus);
-        if (missing.length > 0) this.log.warn({ hostId: input.hostId, gpus: missing }, 'GPUs no longer reported by the agent marked unhealthy');
-      }
-      return { runtime: await recordRuntimeState(trx, input.hostId, mark, runtimeError) };
-    });
-    if (!accepted) {
+    const row = await acceptReport(db, input.hostId, input.seq, this.deps.telemetryRefreshMs ?? DEFAULT_TELEMETRY_REFRESH_MS, fingerprint);
+    if (!row) {
+      // Refused (revoked, removed, an expired certificate: this throws), or stale.
+      await this.authenticate(input.hostId, input.proof);
       this.log.debug({ hostId: input.hostId, seq: input.seq }, 'stale report ignored');
       return { accepted: false };
     }
-    const { runtime } = accepted;
+    const mark = { runtime_down_since: row.runtimeDownSince, runtime_error: row.runtimeError };
+    const writes = facts ? factWrites(row, facts) : undefined;
+    let runtime: Awaited<ReturnType<typeof recordRuntimeState>> = { change: 'same' };
+    if (writes?.facts || writes?.telemetry || !sameRuntimeState(mark, runtimeError)) {
+      runtime = await db.transaction().execute(async (trx) => {
+        if (facts && writes?.facts) {
+          if (await writeFacts(trx, input.hostId, input.seq, facts, writes.hashes)) {
+            const missing = await saveGpus(trx, input.hostId, facts.gpus);
+            if (missing.length > 0) this.log.warn({ hostId: input.hostId, gpus: missing }, 'GPUs no longer reported by the agent marked unhealthy');
+          }
+        } else if (facts && writes?.telemetry) {
+          await writeTelemetry(trx, input.hostId, input.seq, facts, writes.hashes.telemetry);
+        }
+        return recordRuntimeState(trx, input.hostId, mark, runtimeError);
+      });
+    }
     if (runtime.change === 'down') this.log.warn({ hostId: input.hostId, reason: runtimeError }, 'container runtime of the host unavailable: its environments keep their state, no calls to it until it answers');
     if (runtime.change === 'up') this.log.info({ hostId: input.hostId, downSince: runtime.downSince }, 'container runtime of the host answers again');
-    await this.deps.observer.onReport(
-      input.hostId,
-      runtimeError === undefined ? input.environments : null,
-      input.events,
-      runtime.change === 'up' ? runtime.downSince : undefined,
-    );
-    if (runtime.change === 'up') await clearRuntimeDown(this.deps.db, input.hostId);
+    await this.deps.observer.onReport(input.hostId, runtimeError === undefined ? input.environments : null, input.events, {
+      runtimeDownSince: runtime.change === 'up' ? runtime.downSince : undefined,
+      known: row.known,
+      takenAt: input.takenAt,
+    });
+    if (runtime.change === 'up') await clearRuntimeDown(db, input.hostId);
     return { accepted: true };
   }
+}
+
+/** What of a report's facts must be written over the stored row: the facts (and GPUs) when they changed, else the usage figures when they changed and are old enough. */
+function factWrites(row: AcceptedReport, facts: HostFacts) {
+  const hashes = reportHashes(facts);
+  const changed = row.factsHash !== hashes.facts || !samePorts(row.busyPorts, facts.busyPorts);
+  return { hashes, facts: changed, telemetry: !changed && row.telemetryHash !== hashes.telemetry && !row.telemetryFresh };
 }
 
 function replayed(): AppError {

@@ -1,4 +1,5 @@
 import { AppError } from '../../common/errors.js';
+import type { DesiredState, EnvStatus } from '../db/schema.js';
 
 // Domain types at the boundary between the hosts component (gRPC with agents) and the
 // environments component. Proto messages never cross this boundary: the gRPC edges convert.
@@ -108,6 +109,36 @@ export interface AgentPool {
   close(): void;
 }
 
+/** What the controller knows of one environment on a host, as a report is judged against it (read with the report). */
+export interface KnownEnvironment {
+  readonly id: string;
+  readonly status: EnvStatus;
+  readonly status_reason: string;
+  readonly desired_state: DesiredState;
+  readonly applied_generation: number;
+  readonly spec_generation: number;
+  readonly observed_state: string;
+  readonly observed_at: Date | null;
+  readonly started_at: Date | null;
+  readonly updated_at: Date;
+  readonly storage_used_bytes: number | null;
+  readonly rootfs_used_bytes: number | null;
+  readonly usage_measured_at: Date | null;
+}
+
+/** What the hosts component knows about a report beyond its contents. */
+export interface ReportContext {
+  /** The runtime answers again with this report; it had not since then. */
+  readonly runtimeDownSince?: Date | undefined;
+  /** The environments on the host, read in the statement that accepted the report (absent: the observer reads them). */
+  readonly known?: readonly KnownEnvironment[] | undefined;
+  /**
+   * When the agent began taking the report, on the controller's clock (its receipt minus the age
+   * the agent measured); undefined when the agent does not say (older agents).
+   */
+  readonly takenAt?: Date | undefined;
+}
+
 /**
  * Implemented by the environments component; called by the hosts component. Each call runs after
  * the host's own rows were updated and must not throw for unknown environment ids (agents may
@@ -117,9 +148,8 @@ export interface HostObserver {
   /**
    * A report arrived (after the host's facts and GPUs were saved). `environments` is null when the
    * agent's container runtime did not answer: the report says nothing about the containers.
-   * `runtimeDownSince`: the runtime answers again with this report; it had not since then.
    */
-  onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], runtimeDownSince?: Date): Promise<void>;
+  onReport(hostId: string, environments: readonly ObservedEnvironment[] | null, events: readonly AgentEvent[], context?: ReportContext): Promise<void>;
   /** The host missed reports for REMOTEGPU_HOST_TIMEOUT_MS and is now offline. */
   onHostOffline(hostId: string): Promise<void>;
 }

@@ -222,9 +222,10 @@ export class TestAgent {
    * Sends one ReportStatus now: current facts, every container, pending events, the next sequence
    * number (or `seq`). Events are dropped once the controller accepted the call. Rejects with the
    * gRPC error. `runtimeError`: report as an agent whose container runtime does not answer (no
-   * containers, runtime_unavailable set).
+   * containers, runtime_unavailable set). `ageMs`: say the report was taken that long ago (absent by
+   * default, like an agent that predates it).
    */
-  async report(options: { seq?: number; credential?: string; withoutFacts?: boolean; runtimeError?: string } = {}): Promise<ReportStatusResponse> {
+  async report(options: { seq?: number; credential?: string; withoutFacts?: boolean; runtimeError?: string; ageMs?: number } = {}): Promise<ReportStatusResponse> {
     const seq = options.seq ?? this.seq + 1;
     if (options.seq === undefined) this.seq = seq;
     const events = [...this.pendingEvents];
@@ -238,6 +239,7 @@ export class TestAgent {
           seq,
           runtimeUnavailable: options.runtimeError !== undefined,
           runtimeError: options.runtimeError ?? '',
+          ageMs: options.ageMs,
         },
         this.proof(options.credential),
         { deadline: Date.now() + 10_000 },

@@ -88,6 +88,14 @@ export interface ReportStatusRequest {
    * otherwise.
    */
   runtimeError: string;
+  /**
+   * Milliseconds from the moment the agent began taking this report (listing its containers) to
+   * sending it, on the agent's monotonic clock. The controller dates the report at its receipt
+   * minus this (free of clock differences between hosts) and does not let it override what the
+   * controller observed itself after that moment (an ApplyEnvironment outcome). Absent (older
+   * agents): the controller ignores reports about a container for 5 s after its own observation.
+   */
+  ageMs?: number | undefined;
 }
 
 export interface ReportStatusResponse {
@@ -574,6 +582,7 @@ function createBaseReportStatusRequest(): ReportStatusRequest {
     seq: 0,
     runtimeUnavailable: false,
     runtimeError: "",
+    ageMs: undefined,
   };
 }
 
@@ -599,6 +608,9 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
     }
     if (message.runtimeError !== "") {
       writer.uint32(58).string(message.runtimeError);
+    }
+    if (message.ageMs !== undefined) {
+      writer.uint32(64).uint32(message.ageMs);
     }
     return writer;
   },
@@ -672,6 +684,14 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
             message.runtimeError = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.ageMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -707,6 +727,11 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
         : isSet(object.runtime_error)
         ? globalThis.String(object.runtime_error)
         : "",
+      ageMs: isSet(object.ageMs)
+        ? globalThis.Number(object.ageMs)
+        : isSet(object.age_ms)
+        ? globalThis.Number(object.age_ms)
+        : undefined,
     };
   },
 
@@ -733,6 +758,9 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
     if (message.runtimeError !== "") {
       obj.runtimeError = message.runtimeError;
     }
+    if (message.ageMs !== undefined) {
+      obj.ageMs = Math.round(message.ageMs);
+    }
     return obj;
   },
 
@@ -750,6 +778,7 @@ export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
     message.seq = object.seq ?? 0;
     message.runtimeUnavailable = object.runtimeUnavailable ?? false;
     message.runtimeError = object.runtimeError ?? "";
+    message.ageMs = object.ageMs ?? undefined;
     return message;
   },
 };

@@ -4,7 +4,7 @@ import { loadControllerConfig } from '../../../controller/config.js';
 import { ControllerServices } from '../../../controller/services.js';
 import { ClusterTrust } from '../../../controller/trust/cluster-trust.js';
 import { TEST_SECRET_KEY } from '../../helpers/api.js';
-import type { AgentEvent, HostObserver, ObservedEnvironment } from '../../../controller/hosts/types.js';
+import type { AgentEvent, HostObserver, ObservedEnvironment, ReportContext } from '../../../controller/hosts/types.js';
 import { createTestDatabase, type DbTarget, type TestDatabase } from '../../helpers/databases.js';
 import type { Db } from '../../../controller/db/database.js';
 
@@ -15,13 +15,13 @@ export const JOIN_TOKEN = 'test-join-token-0123456789abcdef';
 
 /** A HostObserver that records every call; `failReports` makes onReport throw. */
 export class RecordingObserver implements HostObserver {
-  readonly reports: { hostId: string; environments: readonly ObservedEnvironment[]; events: readonly AgentEvent[] }[] = [];
+  readonly reports: { hostId: string; environments: readonly ObservedEnvironment[]; events: readonly AgentEvent[]; context?: ReportContext | undefined }[] = [];
   readonly offline: string[] = [];
   failReports = false;
 
-  async onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[]): Promise<void> {
+  async onReport(hostId: string, environments: readonly ObservedEnvironment[], events: readonly AgentEvent[], context?: ReportContext): Promise<void> {
     if (this.failReports) throw new Error('observer failed on purpose');
-    this.reports.push({ hostId, environments, events });
+    this.reports.push({ hostId, environments, events, context });
   }
 
   async onHostOffline(hostId: string): Promise<void> {
@@ -52,6 +52,8 @@ export async function startHostsFixture(target: DbTarget, env: Record<string, st
     REMOTEGPU_SECRET_KEY: TEST_SECRET_KEY,
     REMOTEGPU_REPORT_INTERVAL_MS: '1000',
     REMOTEGPU_AGENT_TIMEOUT_MS: '3000',
+    // Changed GPU usage is written at every report here (tests of the refresh period set their own).
+    REMOTEGPU_TELEMETRY_REFRESH_MS: '0',
     REMOTEGPU_LOG_LEVEL: 'silent',
     ...env,
   });
