@@ -11,6 +11,7 @@ import * as m0008 from './migrations/0008_env_image_copy_and_backoff.js';
 import * as m0010 from './migrations/0010_status_detail_machine_id.js';
 import * as m0011 from './migrations/0011_host_ports.js';
 import * as m0013 from './migrations/0013_host_runtime.js';
+import * as m0016 from './migrations/0016_list_reads.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -25,6 +26,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0010_status_detail_machine_id': m0010,
   '0011_host_ports': m0011,
   '0013_host_runtime': m0013,
+  '0016_list_reads': m0016,
 };
 
 class StaticProvider implements MigrationProvider {
