@@ -33,6 +33,8 @@ const schema = z.object({
   REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('25000-28999'),
   REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
   REMOTEGPU_MAX_FOLLOWS_PER_USER: intVar(8, 1),
+  // How long a valid API token's user is trusted without a database read (0: every request reads it).
+  REMOTEGPU_AUTH_CACHE_MS: intVar(5_000, 0, 60_000),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
 });
 
@@ -69,6 +71,8 @@ export interface ControllerConfig {
   readonly jupyterUrlTemplate: string;
   /** Open log follows (`follow=true`) one user may have on this controller; more are 429. */
   readonly maxFollowsPerUser: number;
+  /** How long a valid token's principal is kept in memory (ms; 0: not at all). Revocations in this process apply at once. */
+  readonly authCacheMs: number;
   readonly logLevel: string;
 }
 
@@ -106,6 +110,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     jupyterPortRange: e.REMOTEGPU_JUPYTER_PORT_RANGE,
     jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
     maxFollowsPerUser: e.REMOTEGPU_MAX_FOLLOWS_PER_USER,
+    authCacheMs: e.REMOTEGPU_AUTH_CACHE_MS,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
 }
