@@ -20,7 +20,9 @@ export interface BulkSpec {
   readonly prefix: string;
 }
 
-const STATUSES = ['running', 'running', 'running', 'stopped', 'pending', 'error', 'creating', 'stopped'];
+// Settled rows (applied_generation = spec_generation), as most of a fleet is: the reconciler has
+// nothing to do for them, and the queue nothing to place.
+const STATUSES = ['running', 'running', 'running', 'stopped', 'running', 'error', 'running', 'stopped'];
 
 /** Inserts `spec.count` environments in one statement (the tallies trigger counts them). */
 export async function bulkEnvironments(db: Db, spec: BulkSpec): Promise<void> {
@@ -29,7 +31,7 @@ export async function bulkEnvironments(db: Db, spec: BulkSpec): Promise<void> {
   const statuses = sql.val(STATUSES);
   await sql`
     insert into environments (id, owner_id, workspace_id, name, image_id, image, image_ref, image_ssh_port, image_jupyter_port, image_data_path,
-      cpu, memory_bytes, storage_bytes, desired_state, status, jupyter_token, created_at, deleted_at)
+      cpu, memory_bytes, storage_bytes, desired_state, status, jupyter_token, created_at, deleted_at, spec_generation, applied_generation)
     select ${spec.prefix} || lpad(to_hex(i), 8, '0'),
       (${owners}::int[])[1 + (i * 7919) % cardinality(${owners}::int[])],
       case when ${spec.workspaceIds.length} > 0 and i % ${spec.workspaceEvery} = 0
@@ -40,6 +42,7 @@ export async function bulkEnvironments(db: Db, spec: BulkSpec): Promise<void> {
       case when i % 41 = 0 then 'deleting' else (${statuses}::text[])[1 + i % 8] end,
       'bulk',
       timestamptz '2026-01-01' + make_interval(secs => (i / ${spec.tieEvery}) * 0.001),
-      case when i % 41 = 0 then now() end
+      case when i % 41 = 0 then now() end,
+      1, 1
     from generate_series(0, ${spec.count - 1}) as i`.execute(db);
 }

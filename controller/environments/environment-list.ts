@@ -30,22 +30,27 @@ export interface ListFilter {
 
 type EnvQuery = SelectQueryBuilder<Database, 'environments', { id: string; created_at: Date }>;
 
-/** A page of the environments `p` may see, newest first, and the exact total. */
+/**
+ * A page of the environments `p` may see, newest first, and the exact total: one statement (the
+ * page's rows, each carrying the scope's tally sums), a second one only when the page is empty.
+ */
 export async function listVisible(db: Db, p: Principal, filter: ListFilter): Promise<Page<EnvWithHost>> {
-  const keys = pageKeys(db, p, filter);
-  const [items, total] = await Promise.all([
-    db
-      .selectFrom(keys.as('k'))
-      .innerJoin('environments', 'environments.id', 'k.id')
-      .leftJoin('hosts', 'hosts.id', 'environments.host_id')
-      .selectAll('environments')
-      .select('hosts.public_address')
-      .orderBy('k.created_at', 'desc')
-      .orderBy('k.id', 'desc')
-      .execute(),
-    countVisible(db, p, filter),
-  ]);
-  return { items, total };
+  const tally = tallies(db, p, filter);
+  const rows = await db
+    .selectFrom(pageKeys(db, p, filter).as('k'))
+    .innerJoin('environments', 'environments.id', 'k.id')
+    .leftJoin('hosts', 'hosts.id', 'environments.host_id')
+    .innerJoin(tally.as('t'), (join) => join.onTrue())
+    .selectAll('environments')
+    .select(['hosts.public_address', 't.total as tally_total', 't.rows as tally_rows', 't.stale as tally_stale'])
+    .orderBy('k.created_at', 'desc')
+    .orderBy('k.id', 'desc')
+    .execute();
+  const sums = rows[0] ? { total: rows[0].tally_total, rows: rows[0].tally_rows, stale: rows[0].tally_stale } : await tally.executeTakeFirstOrThrow();
+  maybeFold(db, p, filter, Number(sums.rows), Number(sums.stale));
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const items = rows.map(({ tally_total, tally_rows, tally_stale, ...env }) => env);
+  return { items, total: Number(sums.total) };
 }
 
 /** The keys (id, created_at) of the page, in list order. */
@@ -89,14 +94,22 @@ function inScope(p: Principal) {
         ]);
 }
 
-/** Tally rows of a scope after its last fold, by scope (admin, or a user id): when to fold again. */
-const foldedSize = new Map<string, number>();
-const folding = new Set<string>();
+/** Per database: tally rows of a scope (admin, or a user id) after its last fold, and the folds running. */
+const folds = new WeakMap<Db, { size: Map<string, number>; running: Set<string> }>();
+function foldState(db: Db) {
+  let state = folds.get(db);
+  if (!state) folds.set(db, (state = { size: new Map(), running: new Set() }));
+  return state;
+}
 /** Below this many rows a scope is never folded (summing them costs nothing). */
 const FOLD_MIN_ROWS = 256;
 
-/** The exact number of environments `p` may see with the filter, from environment_tallies. */
-async function countVisible(db: Db, p: Principal, filter: ListFilter): Promise<number> {
+/**
+ * The exact number of environments `p` may see with the filter (`total`, the sum of
+ * environment_tallies over the scope), and how many tally rows it read (`rows`, `stale`: those of
+ * -1) to decide when to fold them. Always one row.
+ */
+function tallies(db: Db, p: Principal, filter: ListFilter) {
   let q = db
     .selectFrom('environment_tallies')
     .select((eb) => [
@@ -107,15 +120,18 @@ async function countVisible(db: Db, p: Principal, filter: ListFilter): Promise<n
     .where(inScope(p));
   if (filter.status) q = q.where('environment_tallies.status', '=', filter.status);
   if (filter.workspaceId !== undefined) q = q.where('environment_tallies.workspace_id', '=', filter.workspaceId);
-  const r = await q.executeTakeFirstOrThrow();
-  const rows = Number(r.rows);
+  return q;
+}
+
+/**
+ * Folds the scope's tallies in the background when stale rows make up a quarter of what an
+ * unfiltered list read, or the scope doubled since its last fold: the rows a sum reads stay within
+ * a small multiple of the keys, and a fold is paid for by many writes.
+ */
+function maybeFold(db: Db, p: Principal, filter: ListFilter, rows: number, stale: number): void {
+  if (filter.status !== undefined || filter.workspaceId !== undefined || rows <= FOLD_MIN_ROWS) return;
   const scope = p.role === 'admin' ? 'admin' : `user:${p.userId}`;
-  // Fold when stale rows make up a quarter, or the scope doubled since its last fold: the rows a
-  // sum reads stay within a small multiple of the keys, and a fold is paid for by many writes.
-  if (filter.status === undefined && filter.workspaceId === undefined && rows > FOLD_MIN_ROWS && (Number(r.stale) * 4 > rows || rows > 2 * (foldedSize.get(scope) ?? 0) + FOLD_MIN_ROWS)) {
-    void compactTallies(db, p, scope);
-  }
-  return Number(r.total);
+  if (stale * 4 > rows || rows > 2 * (foldState(db).size.get(scope) ?? 0) + FOLD_MIN_ROWS) void compactTallies(db, p, scope);
 }
 
 /**
@@ -126,8 +142,9 @@ async function countVisible(db: Db, p: Principal, filter: ListFilter): Promise<n
  * leaves the rows as they were, which is just as exact.
  */
 export async function compactTallies(db: Db, p: Principal, scope = p.role === 'admin' ? 'admin' : `user:${p.userId}`): Promise<void> {
-  if (folding.has(scope)) return;
-  folding.add(scope);
+  const { size, running } = foldState(db);
+  if (running.has(scope)) return;
+  running.add(scope);
   try {
     const r = await db
       .with('gone', (qc) => qc.deleteFrom('environment_tallies').where(inScope(p)).returning(['owner_id', 'workspace_id', 'status', 'n']))
@@ -141,10 +158,10 @@ export async function compactTallies(db: Db, p: Principal, scope = p.role === 'a
           .having(sql`sum(gone.n)`, '<>', 0),
       )
       .executeTakeFirst();
-    foldedSize.set(scope, Number(r.numInsertedOrUpdatedRows ?? 0));
+    size.set(scope, Number(r.numInsertedOrUpdatedRows ?? 0));
   } catch {
     // Best effort: the tallies are exact without it.
   } finally {
-    folding.delete(scope);
+    running.delete(scope);
   }
 }
