@@ -48,7 +48,6 @@ export async function listVisible(db: Db, p: Principal, filter: ListFilter): Pro
     .execute();
   const sums = rows[0] ? { total: rows[0].tally_total, rows: rows[0].tally_rows, stale: rows[0].tally_stale } : await tally.executeTakeFirstOrThrow();
   maybeFold(db, p, filter, Number(sums.rows), Number(sums.stale));
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const items = rows.map(({ tally_total, tally_rows, tally_stale, ...env }) => env);
   return { items, total: Number(sums.total) };
 }
