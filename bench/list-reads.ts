@@ -89,6 +89,11 @@ try {
   console.log(`seeded ${ROWS} environments (${live} sampled for detail) over ${userIds.length} users and ${wsIds.length} workspaces in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   const base = `http://127.0.0.1:${HTTP_PORT}/api/v1`;
+  // One list each, then a pause: the steady state, where the bulk load's tally rows are folded.
+  const warm = new http.Agent({ keepAlive: false });
+  await get(warm, `${base}/environments`, ADMIN);
+  await get(warm, `${base}/environments`, memberToken);
+  await sleep(5000);
   const scenarios: { name: string; url: () => string; token?: string }[] = [
     { name: 'bare Hono GET', url: () => `http://127.0.0.1:${HONO_PORT}/ping` },
     { name: 'list page 1 (admin)', url: () => `${base}/environments?page=1&page_size=20`, token: ADMIN },
