@@ -101,6 +101,7 @@ try {
     { name: 'list page 4000 (admin)', url: () => `${base}/environments?page=4000&page_size=20`, token: ADMIN },
     { name: 'list page 1 status=stopped (admin)', url: () => `${base}/environments?page=1&page_size=20&status=stopped`, token: ADMIN },
     { name: 'list page 1 (workspace member)', url: () => `${base}/environments?page=1&page_size=20`, token: memberToken },
+    { name: 'list page 1 (admin), again last', url: () => `${base}/environments?page=1&page_size=20`, token: ADMIN },
     { name: 'detail by id (admin)', url: () => `${base}/environments/${ids[Math.floor(Math.random() * ids.length)]}`, token: ADMIN },
   ];
   const figures: Record<string, { rps: number; p50Ms: number; p99Ms: number; errors: number }> = {};
