@@ -35,6 +35,8 @@ const schema = z.object({
   REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
   REMOTEGPU_MAX_FOLLOWS_PER_USER: intVar(8, 1),
   REMOTEGPU_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  // How long a valid API token's user is trusted without a database read (0: every request reads it).
+  REMOTEGPU_AUTH_CACHE_MS: intVar(5_000, 0, 60_000),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
 });
 
@@ -75,6 +77,8 @@ export interface ControllerConfig {
   readonly maxFollowsPerUser: number;
   /** Bearer token GET /metrics requires (REMOTEGPU_METRICS_TOKEN); unset: /metrics is open. */
   readonly metricsToken: string | undefined;
+  /** How long a valid token's principal is kept in memory (ms; 0: not at all). Revocations in this process apply at once. */
+  readonly authCacheMs: number;
   readonly logLevel: string;
 }
 
@@ -114,6 +118,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
     maxFollowsPerUser: e.REMOTEGPU_MAX_FOLLOWS_PER_USER,
     metricsToken: e.REMOTEGPU_METRICS_TOKEN,
+    authCacheMs: e.REMOTEGPU_AUTH_CACHE_MS,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
 }

@@ -138,7 +138,7 @@ export class ControllerServices {
     );
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
-    this.users = new UsersService(db, ownerEffects);
+    this.users = new UsersService(db, ownerEffects, { authCacheMs: config.authCacheMs });
     this.workspaces = new WorkspacesService(db, ownerEffects);
     this.sshKeys = new SshKeysService(db, ownerEffects);
     this.quotas = new QuotasService(db);

@@ -12,6 +12,7 @@ import * as m0010 from './migrations/0010_status_detail_machine_id.js';
 import * as m0011 from './migrations/0011_host_ports.js';
 import * as m0013 from './migrations/0013_host_runtime.js';
 import * as m0015 from './migrations/0015_report_hashes.js';
+import * as m0016 from './migrations/0016_list_reads.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -27,6 +28,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0011_host_ports': m0011,
   '0013_host_runtime': m0013,
   '0015_report_hashes': m0015,
+  '0016_list_reads': m0016,
 };
 
 class StaticProvider implements MigrationProvider {

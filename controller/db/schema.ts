@@ -170,6 +170,18 @@ export interface EnvironmentEventsTable {
   message: string;
 }
 
+/**
+ * How many environments not deleted there are per (owner, workspace, status): the sum of `n` over
+ * a key's rows. Appended to by a trigger on environments (migration 0016), folded by
+ * environments.repo.ts; never written by hand.
+ */
+export interface EnvironmentTalliesTable {
+  owner_id: number;
+  workspace_id: number | null;
+  status: string;
+  n: number;
+}
+
 /** The cluster CA: certificate, and private key encrypted with the controller's secret key. */
 export interface ClusterCaTable {
   id: number;
@@ -236,6 +248,7 @@ export interface Database {
   port_reservations: PortReservationsTable;
   environment_mounts: EnvironmentMountsTable;
   environment_events: EnvironmentEventsTable;
+  environment_tallies: EnvironmentTalliesTable;
   user_quotas: UserQuotasTable;
   workspace_quotas: WorkspaceQuotasTable;
 }

@@ -1,8 +1,6 @@
 import { sql } from 'kysely';
 import { AppError } from '../../common/errors.js';
 import type { Db, Trx } from '../db/database.js';
-import type { Page } from '../db/pagination.js';
-import type { EnvStatus } from '../db/schema.js';
 import type { Principal } from '../access/principal.js';
 import { visibleEnvironments } from '../access/visibility.js';
 import type { RedactionContext } from './redact.js';
@@ -26,33 +24,6 @@ export async function findVisible(db: Db, p: Principal, envId: string) {
 }
 
 export type EnvWithHost = NonNullable<Awaited<ReturnType<typeof findVisible>>>;
-
-/** A page of visible environments, newest first, and the exact total. */
-export async function listVisible(
-  db: Db,
-  p: Principal,
-  filter: { status?: EnvStatus | undefined; workspaceId?: number | undefined; limit: number; offset: number },
-): Promise<Page<EnvWithHost>> {
-  let base = db
-    .selectFrom('environments')
-    .where('environments.desired_state', '!=', 'deleted')
-    .where(visibleEnvironments(p));
-  if (filter.status) base = base.where('environments.status', '=', filter.status);
-  if (filter.workspaceId !== undefined) base = base.where('environments.workspace_id', '=', filter.workspaceId);
-  const [count, rows] = await Promise.all([
-    base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-    base
-      .leftJoin('hosts', 'hosts.id', 'environments.host_id')
-      .selectAll('environments')
-      .select('hosts.public_address')
-      .orderBy('environments.created_at', 'desc')
-      .orderBy('environments.id', 'desc')
-      .limit(filter.limit)
-      .offset(filter.offset)
-      .execute(),
-  ]);
-  return { items: rows, total: Number(count.n) };
-}
 
 /** Any environment that is not deleted, whoever owns it (after the caller was authorised). */
 export async function findById(db: Db, envId: string): Promise<EnvWithHost | undefined> {

@@ -7,6 +7,7 @@ import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import type { EnvironmentEffects } from './environment-effects.js';
 import { generateToken, hashToken } from './tokens.js';
 import { insertToken } from './users.repo.js';
+import { PrincipalCache } from './principal-cache.js';
 
 /** What the API shows of a token: never the token or its hash. */
 export interface TokenInfo {
@@ -35,29 +36,57 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Writing on every request would serialise all requests of a user; once a minute is enough. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
+/** Default of REMOTEGPU_AUTH_CACHE_MS: how long a token's principal is trusted without asking the database. */
+export const DEFAULT_AUTH_CACHE_MS = 5_000;
+
 /** Users, their API tokens, and authentication by token. */
 export class UsersService {
+  private readonly principals: PrincipalCache;
+
   constructor(
     private readonly db: Db,
     private readonly effects: EnvironmentEffects,
-  ) {}
+    options: { authCacheMs?: number } = {},
+  ) {
+    this.principals = new PrincipalCache(options.authCacheMs ?? DEFAULT_AUTH_CACHE_MS);
+  }
 
-  /** The user owning a valid (unrevoked, unexpired) token, or undefined. Records the last use. */
+  /**
+   * The user owning a valid (unrevoked, unexpired) token, or undefined. Records the last use (at
+   * most once a minute). A valid token's principal is remembered for REMOTEGPU_AUTH_CACHE_MS
+   * (PrincipalCache): a revocation or a disable here takes effect at once, one on another replica
+   * within that time.
+   */
   async authenticate(token: string): Promise<Principal | undefined> {
+    const hash = hashToken(token);
+    const now = Date.now();
+    const cached = this.principals.get(hash, now);
+    if (cached) {
+      if (cached.lastUsedAt === null || now - cached.lastUsedAt > LAST_USED_RESOLUTION_MS) {
+        cached.lastUsedAt = now;
+        await this.db.updateTable('api_tokens').set({ last_used_at: new Date(now) }).where('id', '=', cached.tokenId).execute();
+      }
+      return cached.principal;
+    }
+    const mark = this.principals.mark();
     const row = await this.db
       .selectFrom('api_tokens as t')
       .innerJoin('users as u', 'u.id', 't.user_id')
-      .select(['t.id as tokenId', 'u.id as userId', 'u.name', 'u.role', 't.last_used_at'])
-      .where('t.token_hash', '=', hashToken(token))
+      .select(['t.id as tokenId', 'u.id as userId', 'u.name', 'u.role', 't.last_used_at', 't.expires_at'])
+      .where('t.token_hash', '=', hash)
       .where('t.revoked_at', 'is', null)
       .where('u.disabled_at', 'is', null)
-      .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', new Date())]))
+      .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', new Date(now))]))
       .executeTakeFirst();
     if (!row) return undefined;
-    if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
-      await this.db.updateTable('api_tokens').set({ last_used_at: new Date() }).where('id', '=', row.tokenId).execute();
+    let lastUsedAt = row.last_used_at?.getTime() ?? null;
+    if (lastUsedAt === null || now - lastUsedAt > LAST_USED_RESOLUTION_MS) {
+      lastUsedAt = now;
+      await this.db.updateTable('api_tokens').set({ last_used_at: new Date(now) }).where('id', '=', row.tokenId).execute();
     }
-    return { userId: row.userId, name: row.name, role: row.role };
+    const principal: Principal = { userId: row.userId, name: row.name, role: row.role };
+    this.principals.set(hash, { principal, tokenId: row.tokenId, expiresAt: row.expires_at?.getTime() ?? null, lastUsedAt, readAt: now }, mark);
+    return principal;
   }
 
   /**
@@ -131,6 +160,7 @@ export class UsersService {
       await trx.updateTable('api_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
       await this.effects.ownerDisabled(trx, { id: user.id, name: user.name });
     });
+    this.principals.forgetUser(userId);
     this.effects.committed();
   }
 
@@ -186,6 +216,7 @@ export class UsersService {
       .executeTakeFirst();
     if (!token) throw new AppError('not_found', `user ${userId} has no token ${tokenId}`);
     if (!token.revoked_at) await this.db.updateTable('api_tokens').set({ revoked_at: new Date() }).where('id', '=', tokenId).execute();
+    this.principals.forgetToken(tokenId);
   }
 }
 
