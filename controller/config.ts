@@ -33,6 +33,7 @@ const schema = z.object({
   REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('25000-28999'),
   REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
   REMOTEGPU_MAX_FOLLOWS_PER_USER: intVar(8, 1),
+  REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS: intVar(5_000, 100),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
 });
 
@@ -69,6 +70,8 @@ export interface ControllerConfig {
   readonly jupyterUrlTemplate: string;
   /** Open log follows (`follow=true`) one user may have on this controller; more are 429. */
   readonly maxFollowsPerUser: number;
+  /** How old this process's capacity index may grow before a full read of the hosts refreshes it. */
+  readonly placementIndexMaxAgeMs: number;
   readonly logLevel: string;
 }
 
@@ -106,6 +109,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     jupyterPortRange: e.REMOTEGPU_JUPYTER_PORT_RANGE,
     jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
     maxFollowsPerUser: e.REMOTEGPU_MAX_FOLLOWS_PER_USER,
+    placementIndexMaxAgeMs: e.REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
 }

@@ -9,6 +9,7 @@ import { EnvironmentLogs } from './environments/logs.js';
 import { EnvironmentObserver } from './environments/observer.js';
 import { OwnerEffects } from './environments/owner-effects.js';
 import { QueuePlacer } from './environments/queue.js';
+import { CapacityIndex } from './environments/capacity-index.js';
 import type { AgentPool, HostObserver } from './hosts/types.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import { WakeSignal } from './environments/wake.js';
@@ -58,6 +59,8 @@ export class ControllerServices {
   /** Marks hosts that stopped reporting offline (one replica at a time). */
   readonly hostLiveness: HostLivenessLoop;
   readonly queue: QueuePlacer;
+  /** This process's view of host capacity: picks placement candidates (the database decides). */
+  readonly capacityIndex: CapacityIndex;
   readonly reconciler: Reconciler;
   readonly environments: EnvironmentsService;
   readonly environmentLogs: EnvironmentLogs;
@@ -93,7 +96,8 @@ export class ControllerServices {
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
     this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config) });
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
-    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
+    this.capacityIndex = new CapacityIndex(db, config.placementIndexMaxAgeMs);
+    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake, index: this.capacityIndex });
     this.reconciler = new Reconciler({
       db,
       dbKind: deps.dbKind ?? 'pglite',
@@ -103,7 +107,7 @@ export class ControllerServices {
       logger: child('reconciler'),
       intervalMs: config.reconcileIntervalMs,
     });
-    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
+    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake, index: this.capacityIndex });
     this.environmentLogs = new EnvironmentLogs({
       db,
       agents: this.agents,

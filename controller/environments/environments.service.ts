@@ -11,6 +11,7 @@ import { assertOwnerEnabled, findById, findVisible, listMounts, listVisible, loc
 import { mountDataset, unmountDataset } from './environment-mounts.js';
 import { requestChange, type DesiredChange } from './environment-writes.js';
 import { placeOnAnyHost, releaseCompute, type PortRanges } from './placement.js';
+import type { CapacityIndex } from './capacity-index.js';
 import { assertAllowed } from './state-machine.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 
@@ -22,6 +23,8 @@ export interface EnvironmentsDeps {
   readonly logger: Logger;
   /** Tells the reconciler that desired state changed. */
   readonly wake: WakeSignal;
+  /** This process's view of host capacity, for picking placement candidates. */
+  readonly index?: CapacityIndex;
 }
 
 /**
@@ -34,7 +37,7 @@ export class EnvironmentsService {
 
   /** See createEnvironment: placed, queued, or the earlier environment of the Idempotency-Key. */
   async create(p: Principal, input: CreateEnvironmentInput, idempotencyKey?: string): Promise<{ env: EnvWithHost; replayed: boolean }> {
-    const outcome = await createEnvironment(this.deps.db, this.deps.ports, p, input, idempotencyKey);
+    const outcome = await createEnvironment(this.deps, p, input, idempotencyKey);
     if (outcome.kind === 'placed') this.deps.logger.info({ envId: outcome.envId }, 'environment placed');
     if (outcome.kind !== 'replayed') this.deps.wake.notify();
     const env = await findById(this.deps.db, outcome.envId);
@@ -79,7 +82,7 @@ export class EnvironmentsService {
       await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`, quota);
       return;
     }
-    const placed = await placeOnAnyHost(this.deps.db, this.deps.ports, {
+    const placed = await placeOnAnyHost(this.deps, {
       envId,
       // Its volume is reserved there already: only what it grows by must fit, but the reservation
       // becomes the whole new size (the host's allocated storage is the sum of its volumes).

@@ -1,0 +1,161 @@
+import type { Db } from '../db/database.js';
+import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
+import { afterPlacement, gpusNeeded, isSchedulable, schedule, type HostSnapshot, type PlacementRequest, type ScheduleResult } from '../scheduler/index.js';
+
+/** How many hosts a ranking looks at, gathered best-fit first from the free-GPU buckets. */
+const GATHER = 64;
+
+/**
+ * This controller process's view of every host's capacity, for picking placement candidates
+ * without reading the whole cluster per request. Never trusted for correctness: the placement
+ * transaction locks the host and checks it again from the database, and the unique keys catch
+ * anything else. A stale entry costs a retry (a host that filled up, went offline or lost a GPU
+ * meanwhile, e.g. through another replica or a report) or a fresh read (nothing seems to fit:
+ * `placeOnAnyHost` reads every host again before it refuses).
+ *
+ * Kept current by: the first use (a full read), a full read in the background once the view is
+ * older than `maxAgeMs` (other replicas' placements, releases by the reconciler, stop or delete,
+ * host reports, new hosts), every host a placement transaction read (its entry is replaced by
+ * what that transaction saw, plus what it reserved), the queue's full read once per pass, and
+ * claims: a candidate picked is marked taken at once, so this process's concurrent requests rank
+ * other GPUs and hosts while its transaction runs.
+ *
+ * Hosts that take new environments sit in buckets by their count of free GPUs, so a request is
+ * ranked on the `GATHER` best-fitting hosts instead of all of them.
+ */
+export class CapacityIndex {
+  private list: HostSnapshot[] = [];
+  private readonly pos = new Map<string, number>();
+  /** Host ids of schedulable hosts by free (healthy, unallocated) GPU count, any model. */
+  private buckets: Set<string>[] = [];
+  private readonly bucketOf = new Map<string, number>();
+  private loadedAt = -Infinity;
+  private loading: { startedAt: number; promise: Promise<readonly HostSnapshot[]> } | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly maxAgeMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * The candidates for `request` ranked on the index (loaded on first use; reloaded in the
+   * background once older than `maxAgeMs`): the scheduler's result over the best-fitting hosts.
+   * Not ok means only that the index sees no room; the caller reads afresh before refusing.
+   */
+  async rank(request: PlacementRequest): Promise<ScheduleResult> {
+    if (this.loadedAt === -Infinity) await this.refresh();
+    else if (this.now() - this.loadedAt > this.maxAgeMs && !this.loading) void this.refresh().catch(() => undefined);
+    return schedule(request, this.gather(request));
+  }
+
+  /**
+   * A full read of every host, which replaces the index. Joins a read in flight that started at or
+   * after `since` (so concurrent requests that all missed share one read).
+   */
+  async refresh(since = this.now()): Promise<readonly HostSnapshot[]> {
+    if (this.loading && this.loading.startedAt >= since) return this.loading.promise;
+    const startedAt = this.now();
+    const promise = snapshotForScheduling(this.db).then((hosts) => {
+      this.replaceAll(hosts, startedAt);
+      return hosts;
+    });
+    const loading = { startedAt, promise };
+    this.loading = loading;
+    try {
+      return await promise;
+    } finally {
+      if (this.loading === loading) this.loading = undefined;
+    }
+  }
+
+  /** Replaces the whole index with a full read taken at `at` (the queue's pass shares its read). */
+  replaceAll(hosts: readonly HostSnapshot[], at = this.now()): void {
+    this.list = [...hosts];
+    this.pos.clear();
+    this.buckets = [];
+    this.bucketOf.clear();
+    this.list.forEach((h, i) => {
+      this.pos.set(h.id, i);
+      this.file(h);
+    });
+    this.loadedAt = at;
+  }
+
+  /** Replaces one host's entry with what a placement transaction read (undefined: the host is gone). */
+  update(hostId: string, host: HostSnapshot | undefined): void {
+    const i = this.pos.get(hostId);
+    this.unfile(hostId);
+    if (!host) {
+      if (i === undefined) return;
+      const last = this.list.pop()!;
+      this.pos.delete(hostId);
+      if (last.id !== hostId) {
+        this.list[i] = last;
+        this.pos.set(last.id, i);
+      }
+      return;
+    }
+    if (i === undefined) {
+      this.pos.set(host.id, this.list.length);
+      this.list.push(host);
+    } else {
+      this.list[i] = host;
+    }
+    this.file(host);
+  }
+
+  /** Marks `gpuUuids` and the request's CPU, memory and storage as taken on a host (a placement in flight or done). */
+  claim(hostId: string, request: PlacementRequest, gpuUuids: readonly string[]): void {
+    const i = this.pos.get(hostId);
+    if (i === undefined) return;
+    this.update(hostId, afterPlacement([this.list[i]!], hostId, request, gpuUuids)[0]);
+  }
+
+  /** The entry of one host (tests, and a claim's release). */
+  get(hostId: string): HostSnapshot | undefined {
+    const i = this.pos.get(hostId);
+    return i === undefined ? undefined : this.list[i];
+  }
+
+  /** Every host of the index (for the scheduler's message when nothing fits). */
+  all(): readonly HostSnapshot[] {
+    return this.list;
+  }
+
+  /**
+   * The best-fitting schedulable hosts for `request`: walks the buckets from the request's GPU
+   * count up and keeps hosts with room for its CPU, memory and storage, at most `GATHER`.
+   */
+  private gather(request: PlacementRequest): HostSnapshot[] {
+    const out: HostSnapshot[] = [];
+    for (let free = gpusNeeded(request); free < this.buckets.length && out.length < GATHER; free++) {
+      for (const id of this.buckets[free] ?? []) {
+        const h = this.list[this.pos.get(id)!]!;
+        if (roomFor(request, h)) out.push(h);
+        if (out.length >= GATHER) break;
+      }
+    }
+    return out;
+  }
+
+  private file(h: HostSnapshot): void {
+    if (!isSchedulable(h)) return;
+    const free = h.gpus.reduce((n, g) => (g.healthy && !g.allocated ? n + 1 : n), 0);
+    (this.buckets[free] ??= new Set()).add(h.id);
+    this.bucketOf.set(h.id, free);
+  }
+
+  private unfile(hostId: string): void {
+    const b = this.bucketOf.get(hostId);
+    if (b === undefined) return;
+    this.buckets[b]!.delete(hostId);
+    this.bucketOf.delete(hostId);
+  }
+}
+
+/** Whether a host has the CPU, memory and storage a request needs (what asks for nothing fits). */
+function roomFor(r: PlacementRequest, h: HostSnapshot): boolean {
+  const fits = (need: number, total: number, used: number) => !(need > 0) || need <= total - used;
+  return fits(r.cpuCores, h.cpuCores, h.allocatedCpuCores) && fits(r.memoryBytes, h.memoryBytes, h.allocatedMemoryBytes) && fits(r.storageBytes, h.storageBytes, h.allocatedStorageBytes);
+}
