@@ -29,6 +29,10 @@ export class CapacityIndex {
   /** Host ids of schedulable hosts by free (healthy, unallocated) GPU count, any model. */
   private buckets: Set<string>[] = [];
   private readonly bucketOf = new Map<string, number>();
+  /** When a placement transaction last updated an entry (a full read that started earlier keeps it). */
+  private readonly touched = new Map<string, number>();
+  /** Placements in flight in this process, per host: counted as taken while ranking. */
+  private readonly claims = new Map<string, { request: PlacementRequest; gpuUuids: readonly string[] }[]>();
   private loadedAt = -Infinity;
   private loading: { startedAt: number; promise: Promise<readonly HostSnapshot[]> } | undefined;
 
@@ -69,9 +73,18 @@ export class CapacityIndex {
     }
   }
 
-  /** Replaces the whole index with a full read taken at `at` (the queue's pass shares its read). */
+  /**
+   * Replaces the whole index with a full read that started at `at` (the queue's pass shares its
+   * read), but for the entries a placement transaction updated since: those are newer.
+   */
   replaceAll(hosts: readonly HostSnapshot[], at = this.now()): void {
-    this.list = [...hosts];
+    const newer = new Map<string, HostSnapshot>();
+    for (const [id, t] of this.touched) {
+      const entry = t >= at ? this.list[this.pos.get(id) ?? -1] : undefined;
+      if (entry) newer.set(id, entry);
+      else this.touched.delete(id);
+    }
+    this.list = hosts.map((h) => newer.get(h.id) ?? h);
     this.pos.clear();
     this.buckets = [];
     this.bucketOf.clear();
@@ -84,6 +97,7 @@ export class CapacityIndex {
 
   /** Replaces one host's entry with what a placement transaction read (undefined: the host is gone). */
   update(hostId: string, host: HostSnapshot | undefined): void {
+    this.touched.set(hostId, this.now());
     const i = this.pos.get(hostId);
     this.unfile(hostId);
     if (!host) {
@@ -105,17 +119,37 @@ export class CapacityIndex {
     this.file(host);
   }
 
-  /** Marks `gpuUuids` and the request's CPU, memory and storage as taken on a host (a placement in flight or done). */
-  claim(hostId: string, request: PlacementRequest, gpuUuids: readonly string[]): void {
-    const i = this.pos.get(hostId);
-    if (i === undefined) return;
-    this.update(hostId, afterPlacement([this.list[i]!], hostId, request, gpuUuids)[0]);
+  /**
+   * Marks `gpuUuids` and the request's CPU, memory and storage as taken on a host while a placement
+   * is in flight, so this process's concurrent requests rank around it. Returns the release, to
+   * call once that placement ended (its outcome is in the entry by then, through `update`).
+   */
+  claim(hostId: string, request: PlacementRequest, gpuUuids: readonly string[]): () => void {
+    const claim = { request, gpuUuids };
+    let list = this.claims.get(hostId);
+    if (!list) this.claims.set(hostId, (list = []));
+    list.push(claim);
+    this.refile(hostId);
+    return () => {
+      const current = this.claims.get(hostId);
+      const at = current?.indexOf(claim) ?? -1;
+      if (at < 0) return;
+      current!.splice(at, 1);
+      if (current!.length === 0) this.claims.delete(hostId);
+      this.refile(hostId);
+    };
   }
 
   /** The entry of one host (tests, and a claim's release). */
   get(hostId: string): HostSnapshot | undefined {
     const i = this.pos.get(hostId);
-    return i === undefined ? undefined : this.list[i];
+    return i === undefined ? undefined : this.view(this.list[i]!);
+  }
+
+  /** Whether a host has room for `request` as the index sees it (unknown hosts: true, the database decides). */
+  fits(hostId: string, request: PlacementRequest): boolean {
+    const host = this.get(hostId);
+    return !host || schedule(request, [host]).ok;
   }
 
   /** Every host of the index (for the scheduler's message when nothing fits). */
@@ -131,7 +165,7 @@ export class CapacityIndex {
     const out: HostSnapshot[] = [];
     for (let free = gpusNeeded(request); free < this.buckets.length && out.length < GATHER; free++) {
       for (const id of this.buckets[free] ?? []) {
-        const h = this.list[this.pos.get(id)!]!;
+        const h = this.view(this.list[this.pos.get(id)!]!);
         if (roomFor(request, h)) out.push(h);
         if (out.length >= GATHER) break;
       }
@@ -139,8 +173,22 @@ export class CapacityIndex {
     return out;
   }
 
-  private file(h: HostSnapshot): void {
-    if (!isSchedulable(h)) return;
+  /** A host as ranking sees it: its entry with this process's placements in flight taken. */
+  private view(h: HostSnapshot): HostSnapshot {
+    const claims = this.claims.get(h.id);
+    if (!claims) return h;
+    return claims.reduce((acc, c) => afterPlacement([acc], h.id, c.request, c.gpuUuids)[0]!, h);
+  }
+
+  private refile(hostId: string): void {
+    const i = this.pos.get(hostId);
+    this.unfile(hostId);
+    if (i !== undefined) this.file(this.list[i]!);
+  }
+
+  private file(entry: HostSnapshot): void {
+    if (!isSchedulable(entry)) return;
+    const h = this.view(entry);
     const free = h.gpus.reduce((n, g) => (g.healthy && !g.allocated ? n + 1 : n), 0);
     (this.buckets[free] ??= new Set()).add(h.id);
     this.bucketOf.set(h.id, free);

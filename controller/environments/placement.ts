@@ -86,7 +86,10 @@ export async function placeOnAnyHost(ctx: PlacementContext, job: PlacementJob): 
     }
     const result = await rank(ctx, job, round);
     if (!result.ok) return { ok: false, message: result.message };
-    const outcome = await tryCandidates(ctx, job, spread(result.candidates));
+    const order = spread(result.candidates);
+    // The first try's host and GPUs count as taken for this process's other requests meanwhile.
+    const release = ctx.index?.claim(order[0]!.hostId, job.request, order[0]!.gpuUuids);
+    const outcome = await tryCandidates(ctx, job, order.map((c) => c.hostId)).finally(release);
     if (outcome === 'gone') return { ok: false, message: 'the environment changed meanwhile' };
     if (outcome) return { ok: true, reservation: outcome };
     message = 'every host that fit a moment ago was taken by concurrent requests';
@@ -105,11 +108,10 @@ async function rank(ctx: PlacementContext, job: PlacementJob, round: number): Pr
   return schedule(job.request, ctx.index ? await ctx.index.refresh(since) : await snapshotForScheduling(ctx.db));
 }
 
-/** The candidates' host ids in the order to try: a random one of the best `SPREAD` first, then the rest by rank. */
-function spread(candidates: readonly Candidate[]): string[] {
-  const ids = candidates.map((c) => c.hostId);
-  const first = Math.floor(Math.random() * Math.min(SPREAD, ids.length));
-  return [ids[first]!, ...ids.slice(0, first), ...ids.slice(first + 1)];
+/** The candidates in the order to try: a random one of the best `SPREAD` first, then the rest by rank. */
+function spread(candidates: readonly Candidate[]): Candidate[] {
+  const first = Math.floor(Math.random() * Math.min(SPREAD, candidates.length));
+  return [candidates[first]!, ...candidates.slice(0, first), ...candidates.slice(first + 1)];
 }
 
 /** Tries candidates without waiting for a locked host, then waits for some of those found locked. */
@@ -117,6 +119,9 @@ async function tryCandidates(ctx: PlacementContext, job: PlacementJob, hostIds: 
   let pending = hostIds;
   const locked: string[] = [];
   while (pending.length > 0) {
+    // Hosts this process filled meanwhile (its entries are updated after every attempt) are not tried.
+    if (ctx.index) pending = pending.filter((id) => ctx.index!.fits(id, job.request));
+    if (pending.length === 0) break;
     const outcome = await attempt(ctx, job, pending.slice(0, PICK), 'skip');
     if (outcome === 'gone' || isReservation(outcome)) return outcome;
     const done = new Set('busy' in outcome ? outcome.busy : [outcome.full]);
@@ -142,6 +147,7 @@ function isReservation(o: Outcome): o is Reservation {
 async function attempt(ctx: PlacementContext, job: PlacementJob, hostIds: readonly string[], mode: 'skip' | 'wait'): Promise<Outcome> {
   let seen: { hostId: string; host: HostSnapshot | undefined } | undefined;
   let placed: Reservation | undefined;
+  let unclaim: (() => void) | undefined;
   try {
     const outcome = await ctx.db.transaction().execute(async (trx): Promise<Outcome> => {
       const space = mode === 'skip' ? await lockFirstFree(trx, hostIds) : await lockPortSpace(trx, hostIds[0]!);
@@ -157,7 +163,7 @@ async function attempt(ctx: PlacementContext, job: PlacementJob, hostIds: readon
       const fit = schedule(job.request, host ? [host] : []);
       if (!fit.ok) throw new HostFull(space.hostId);
       const gpuUuids = fit.candidates[0]!.gpuUuids;
-      ctx.index?.claim(space.hostId, job.request, gpuUuids);
+      unclaim = ctx.index?.claim(space.hostId, job.request, gpuUuids);
       await job.admit?.(trx, space.hostId);
       const reservation = await reserveOnHost(trx, { ...job, space, gpuUuids, ports: ctx.ports });
       if (!reservation) throw new HostFull(space.hostId);
@@ -175,6 +181,7 @@ async function attempt(ctx: PlacementContext, job: PlacementJob, hostIds: readon
     throw err;
   } finally {
     // What the transaction saw (before its own reservation), plus that reservation when it committed.
+    unclaim?.();
     if (seen) ctx.index?.update(seen.hostId, seen.host && placed ? afterPlacement([seen.host], seen.hostId, job.request, placed.gpuUuids)[0] : seen.host);
   }
 }
