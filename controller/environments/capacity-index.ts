@@ -146,10 +146,13 @@ export class CapacityIndex {
     return i === undefined ? undefined : this.view(this.list[i]!);
   }
 
-  /** Whether a host has room for `request` as the index sees it (unknown hosts: true, the database decides). */
+  /**
+   * Whether a host's entry has room for `request`, placements in flight not counted (one of them
+   * may be the caller's own); unknown hosts: true, the database decides.
+   */
   fits(hostId: string, request: PlacementRequest): boolean {
-    const host = this.get(hostId);
-    return !host || schedule(request, [host]).ok;
+    const i = this.pos.get(hostId);
+    return i === undefined || schedule(request, [this.list[i]!]).ok;
   }
 
   /** Every host of the index (for the scheduler's message when nothing fits). */

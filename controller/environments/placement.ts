@@ -89,7 +89,7 @@ export async function placeOnAnyHost(ctx: PlacementContext, job: PlacementJob): 
     const order = spread(result.candidates);
     // The first try's host and GPUs count as taken for this process's other requests meanwhile.
     const release = ctx.index?.claim(order[0]!.hostId, job.request, order[0]!.gpuUuids);
-    const outcome = await tryCandidates(ctx, job, order.map((c) => c.hostId)).finally(release);
+    const outcome = await tryCandidates(ctx, job, order.map((c) => c.hostId), round === 0).finally(release);
     if (outcome === 'gone') return { ok: false, message: 'the environment changed meanwhile' };
     if (outcome) return { ok: true, reservation: outcome };
     message = 'every host that fit a moment ago was taken by concurrent requests';
@@ -115,12 +115,13 @@ function spread(candidates: readonly Candidate[]): Candidate[] {
 }
 
 /** Tries candidates without waiting for a locked host, then waits for some of those found locked. */
-async function tryCandidates(ctx: PlacementContext, job: PlacementJob, hostIds: string[]): Promise<Reservation | 'gone' | null> {
+async function tryCandidates(ctx: PlacementContext, job: PlacementJob, hostIds: string[], fromIndex: boolean): Promise<Reservation | 'gone' | null> {
   let pending = hostIds;
   const locked: string[] = [];
   while (pending.length > 0) {
-    // Hosts this process filled meanwhile (its entries are updated after every attempt) are not tried.
-    if (ctx.index) pending = pending.filter((id) => ctx.index!.fits(id, job.request));
+    // Candidates ranked on the index: hosts found full meanwhile (by this process's attempts, whose
+    // outcome every entry gets at once) are not tried. Candidates of a fresh read all are.
+    if (fromIndex && ctx.index) pending = pending.filter((id) => ctx.index!.fits(id, job.request));
     if (pending.length === 0) break;
     const outcome = await attempt(ctx, job, pending.slice(0, PICK), 'skip');
     if (outcome === 'gone' || isReservation(outcome)) return outcome;
