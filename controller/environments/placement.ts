@@ -89,7 +89,7 @@ export async function placeOnAnyHost(ctx: PlacementContext, job: PlacementJob): 
     const order = spread(result.candidates);
     // The first try's host and GPUs count as taken for this process's other requests meanwhile.
     const release = ctx.index?.claim(order[0]!.hostId, job.request, order[0]!.gpuUuids);
-    const outcome = await tryCandidates(ctx, job, order.map((c) => c.hostId), round === 0).finally(release);
+    const outcome = await tryCandidates(ctx, job, order.map((c) => c.hostId), round === 0 && !job.snapshot).finally(release);
     if (outcome === 'gone') return { ok: false, message: 'the environment changed meanwhile' };
     if (outcome) return { ok: true, reservation: outcome };
     message = 'every host that fit a moment ago was taken by concurrent requests';
