@@ -48,7 +48,8 @@ export class CapacityIndex {
    * Not ok means only that the index sees no room; the caller reads afresh before refusing.
    */
   async rank(request: PlacementRequest): Promise<ScheduleResult> {
-    if (this.loadedAt === -Infinity) await this.refresh();
+    // The first requests share one first read.
+    if (this.loadedAt === -Infinity) await (this.loading?.promise ?? this.refresh());
     else if (this.now() - this.loadedAt > this.maxAgeMs && !this.loading) void this.refresh().catch(() => undefined);
     return schedule(request, this.gather(request));
   }
