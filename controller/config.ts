@@ -37,6 +37,7 @@ const schema = z.object({
   REMOTEGPU_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   // How long a valid API token's user is trusted without a database read (0: every request reads it).
   REMOTEGPU_AUTH_CACHE_MS: intVar(5_000, 0, 60_000),
+  REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS: intVar(5_000, 100),
   REMOTEGPU_LOG_LEVEL: logLevelVar,
 });
 
@@ -79,6 +80,8 @@ export interface ControllerConfig {
   readonly metricsToken: string | undefined;
   /** How long a valid token's principal is kept in memory (ms; 0: not at all). Revocations in this process apply at once. */
   readonly authCacheMs: number;
+  /** How old this process's capacity index may grow before a full read of the hosts refreshes it. */
+  readonly placementIndexMaxAgeMs: number;
   readonly logLevel: string;
 }
 
@@ -119,6 +122,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     maxFollowsPerUser: e.REMOTEGPU_MAX_FOLLOWS_PER_USER,
     metricsToken: e.REMOTEGPU_METRICS_TOKEN,
     authCacheMs: e.REMOTEGPU_AUTH_CACHE_MS,
+    placementIndexMaxAgeMs: e.REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS,
     logLevel: e.REMOTEGPU_LOG_LEVEL,
   });
 }

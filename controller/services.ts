@@ -9,6 +9,7 @@ import { EnvironmentLogs } from './environments/logs.js';
 import { EnvironmentObserver } from './environments/observer.js';
 import { OwnerEffects } from './environments/owner-effects.js';
 import { QueuePlacer } from './environments/queue.js';
+import { CapacityIndex } from './environments/capacity-index.js';
 import type { AgentPool, HostObserver } from './hosts/types.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import { WakeSignal } from './environments/wake.js';
@@ -63,6 +64,8 @@ export class ControllerServices {
   /** Marks hosts that stopped reporting offline (one replica at a time). */
   readonly hostLiveness: HostLivenessLoop;
   readonly queue: QueuePlacer;
+  /** This process's view of host capacity: picks placement candidates (the database decides). */
+  readonly capacityIndex: CapacityIndex;
   readonly reconciler: Reconciler;
   readonly environments: EnvironmentsService;
   readonly environmentLogs: EnvironmentLogs;
@@ -111,7 +114,8 @@ export class ControllerServices {
     this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), telemetryRefreshMs });
     // After a start, silence counts from the first pass: every host gets a full timeout to report.
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
-    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
+    this.capacityIndex = new CapacityIndex(db, config.placementIndexMaxAgeMs);
+    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake, index: this.capacityIndex });
     this.reconciler = new Reconciler({
       db,
       dbKind: deps.dbKind ?? 'pglite',
@@ -122,7 +126,7 @@ export class ControllerServices {
       intervalMs: config.reconcileIntervalMs,
       metrics,
     });
-    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake, metrics });
+    this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake, metrics, index: this.capacityIndex });
     this.environmentLogs = new EnvironmentLogs({
       db,
       agents: this.agents,

@@ -8,7 +8,7 @@ import { newId } from '../ids.js';
 import type { PlacementRequest } from '../scheduler/index.js';
 import { findByIdempotencyKey } from './environments.repo.js';
 import { addEvent, insertEnvironment, newJupyterToken } from './environment-writes.js';
-import { placeOnAnyHost, type PortRanges } from './placement.js';
+import { placeOnAnyHost, type PlacementContext } from './placement.js';
 import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
 import { neverFits } from '../scheduler/index.js';
 import { assertWithinQuota } from '../quotas/quota-check.js';
@@ -38,7 +38,8 @@ const PLACEMENT_ROUNDS = 3;
  * host could ever hold it (queue or not), quota_exceeded (40904) over a limit. An Idempotency-Key
  * already used by this user returns that environment.
  */
-export async function createEnvironment(db: Db, ports: PortRanges, p: Principal, input: CreateEnvironmentInput, key?: string): Promise<CreateOutcome> {
+export async function createEnvironment(ctx: PlacementContext, p: Principal, input: CreateEnvironmentInput, key?: string): Promise<CreateOutcome> {
+  const { db } = ctx;
   const previous = key ? await replayed(db, p, key) : undefined;
   if (previous) return { envId: previous, kind: 'replayed' };
   const image = await db.selectFrom('images').select(['id', 'name', 'docker_ref', 'ssh_port', 'jupyter_port', 'data_path']).where('name', '=', input.image).executeTakeFirst();
@@ -48,16 +49,16 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
   if (input.workspaceId !== undefined) await assertWorkspaceMember(db, p, input.workspaceId);
 
   const row = newRow(p, input, image, key);
-  const placed = await placeOnAnyHost(db, ports, {
+  const placed = await placeOnAnyHost(ctx, {
     envId: row.id,
     request: placementRequest(row),
     wantJupyter: image.jupyter_port !== null,
     rounds: PLACEMENT_ROUNDS,
-    before: async (trx) => {
+    // Once the host is locked and has room: the row is inserted only where it is placed.
+    admit: async (trx) => {
       await assertCreatorStillAllowed(trx, p, input.workspaceId);
       await assertWithinQuota(trx, quotaOwner(row), placedDelta(row));
       await insertEnvironment(trx, row);
-      return true;
     },
     after: async (trx, r) => {
       const gpus = r.gpuUuids.length > 0 ? ` with GPUs ${r.gpuUuids.join(', ')}` : '';
@@ -81,7 +82,7 @@ export async function createEnvironment(db: Db, ports: PortRanges, p: Principal,
       await insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` });
     });
   } catch (err) {
-    if (key && isUniqueViolation(err)) return createEnvironment(db, ports, p, input, key);
+    if (key && isUniqueViolation(err)) return createEnvironment(ctx, p, input, key);
     throw err;
   }
   return { envId: row.id, kind: 'queued' };

@@ -12,6 +12,7 @@ import { listVisible } from './environment-list.js';
 import { mountDataset, unmountDataset } from './environment-mounts.js';
 import { requestChange, type DesiredChange } from './environment-writes.js';
 import { placeOnAnyHost, releaseCompute, type PortRanges } from './placement.js';
+import type { CapacityIndex } from './capacity-index.js';
 import { assertAllowed } from './state-machine.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import type { ControllerMetrics } from '../metrics/controller-metrics.js';
@@ -26,6 +27,8 @@ export interface EnvironmentsDeps {
   readonly wake: WakeSignal;
   /** Records how creates and starts end (placements by outcome and reason) and their latency. */
   readonly metrics?: ControllerMetrics | undefined;
+  /** This process's view of host capacity, for picking placement candidates. */
+  readonly index?: CapacityIndex;
 }
 
 /**
@@ -38,7 +41,7 @@ export class EnvironmentsService {
 
   /** See createEnvironment: placed, queued, or the earlier environment of the Idempotency-Key. */
   async create(p: Principal, input: CreateEnvironmentInput, idempotencyKey?: string): Promise<{ env: EnvWithHost; replayed: boolean }> {
-    const create = () => createEnvironment(this.deps.db, this.deps.ports, p, input, idempotencyKey);
+    const create = () => createEnvironment(this.deps, p, input, idempotencyKey);
     const outcome = this.deps.metrics ? await this.deps.metrics.timePlacement('create', create, (o) => o.kind, (o) => (o.kind === 'queued' ? 'no_capacity' : 'none')) : await create();
     if (outcome.kind === 'placed') this.deps.logger.info({ envId: outcome.envId }, 'environment placed');
     if (outcome.kind !== 'replayed') this.deps.wake.notify();
@@ -84,7 +87,7 @@ export class EnvironmentsService {
       await this.change(envId, 'start', { desired_state: 'running', status: 'pending', status_reason: 'waiting for capacity', gpu, ...grown }, `Start requested${growth}; queued until a host has room`, quota);
       return;
     }
-    const placed = await placeOnAnyHost(this.deps.db, this.deps.ports, {
+    const placed = await placeOnAnyHost(this.deps, {
       envId,
       // Its volume is reserved there already: only what it grows by must fit, but the reservation
       // becomes the whole new size (the host's allocated storage is the sum of its volumes).

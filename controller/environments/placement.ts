@@ -1,14 +1,19 @@
-import { sql } from 'kysely';
-import { addressesOverlap } from '../../common/ports.js';
 import type { Db, Trx } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { schedule, type HostSnapshot, type PlacementRequest } from '../scheduler/index.js';
+import { afterPlacement, schedule, type Candidate, type HostSnapshot, type PlacementRequest, type ScheduleResult } from '../scheduler/index.js';
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
-import { clearReserved, requestChange, setPlacement } from './environment-writes.js';
+import type { CapacityIndex } from './capacity-index.js';
+import { clearReserved, setPlacement } from './environment-writes.js';
+import { lockFirstFree, lockPortSpace, reservePorts, type PortRanges, type PortSpace } from './port-space.js';
 
-export interface PortRanges {
-  readonly ssh: { readonly from: number; readonly to: number };
-  readonly jupyter: { readonly from: number; readonly to: number };
+export { movePortOff, type PortMove, type PortRanges } from './port-space.js';
+
+/** What placement works with: the database, the port ranges and this process's capacity index (if any). */
+export interface PlacementContext {
+  readonly db: Db;
+  readonly ports: PortRanges;
+  /** Picks candidates without a whole-cluster read per request; without it, every round reads all hosts. */
+  readonly index?: CapacityIndex | undefined;
 }
 
 export interface Reservation {
@@ -18,7 +23,7 @@ export interface Reservation {
   readonly jupyterPort: number | null;
 }
 
-/** What one placement needs; the hooks run inside each candidate host's transaction. */
+/** What one placement needs; the hooks run inside each candidate host's transaction, once the host is locked. */
 export interface PlacementJob {
   readonly envId: string;
   /** What must fit on the host now (a start on its own host: only what its volume grows by). */
@@ -31,14 +36,16 @@ export interface PlacementJob {
   readonly wantJupyter: boolean;
   /** Ports the environment keeps (a start on its own host). */
   readonly existingPorts?: { ssh: number | null; jupyter: number | null };
-  /** Only this host (a start: the environment's data lives there); no scheduling pass first. */
+  /** Only this host (a start: the environment's data lives there), waiting for its lock; no scheduling pass first. */
   readonly onlyHostId?: string | undefined;
-  /** The hosts to schedule the first round on instead of a fresh snapshot (the queue's one snapshot per pass). */
+  /** The hosts to schedule the first round on instead of the index (the queue's one read per pass). */
   readonly snapshot?: readonly HostSnapshot[];
-  /** Rounds of fresh snapshots before giving up (concurrent requests may take every fit). */
+  /** Rounds before giving up; every round after the first reads every host afresh. */
   readonly rounds?: number;
-  /** Before reserving: insert or lock the row; return false to give up on this job altogether. */
+  /** Once the host is locked, before its room is checked: lock or change rows (a start releases what it held); false gives up on this job. */
   before?(trx: Trx, hostId: string): Promise<boolean>;
+  /** Once the host is known to have room, before reserving: the checks and the insert of a new row (a create). */
+  admit?(trx: Trx, hostId: string): Promise<void>;
   /** After reserving, in the same transaction: the status change and its event. */
   after(trx: Trx, reservation: Reservation): Promise<void>;
   /** A unique key was violated on a candidate (may throw to stop, e.g. a duplicate request). */
@@ -48,93 +55,166 @@ export interface PlacementJob {
 export type PlacementResult = { readonly ok: true; readonly reservation: Reservation } | { readonly ok: false; readonly message: string };
 
 const NO_HOST_YET = 'no host is registered yet; install an agent on a GPU server (see README)';
+/** Concurrent requests start on a random one of the best this many candidates (then the rest in rank order). */
+const SPREAD = 8;
+/** Candidates offered to one `FOR UPDATE SKIP LOCKED` pick. */
+const PICK = 16;
+/** Hosts found locked that a round then waits for, one by one, before it gives up. */
+const WAIT_FOR = 8;
+
+type Outcome = Reservation | 'gone' | { full: string } | { busy: string[] };
 
 /**
- * The one placement loop, for create, start and the queue: takes a fresh snapshot, asks the
- * scheduler for candidates and tries them in rank order, each in its own transaction (`before`,
- * reserve, `after`). A host that filled up meanwhile or a unique violation (a concurrent
- * reservation won) moves on to the next candidate. Gives up after `rounds` rounds with the
- * scheduler's reason, or when `before` says the job is gone.
+ * The one placement loop, for create, start and the queue. A round ranks candidates (on the
+ * capacity index in the first round, on a fresh read of every host in later ones and whenever the
+ * index sees no room, so a request is refused only on a fresh read), then tries them, best first
+ * after shuffling the best few (concurrent requests spread instead of queueing on one host): each
+ * try is one transaction that locks the first of the candidates no other transaction holds
+ * (`SKIP LOCKED`), checks its room from the database, and reserves. Hosts found locked are waited
+ * for at the end of the round. Gives up after `rounds` rounds with the scheduler's reason, or when
+ * `before` says the job is gone.
  */
-export async function placeOnAnyHost(db: Db, ports: PortRanges, job: PlacementJob): Promise<PlacementResult> {
+export async function placeOnAnyHost(ctx: PlacementContext, job: PlacementJob): Promise<PlacementResult> {
   let message = NO_HOST_YET;
   for (let round = 0; round < (job.rounds ?? 1); round++) {
-    let hostIds: readonly string[];
     if (job.onlyHostId) {
-      hostIds = [job.onlyHostId];
-    } else {
-      const hosts = round === 0 && job.snapshot ? job.snapshot : await snapshotForScheduling(db);
-      const result = schedule(job.request, hosts);
-      if (!result.ok) return { ok: false, message: result.message };
-      hostIds = result.candidates.map((c) => c.hostId);
-    }
-    for (const hostId of hostIds) {
-      const outcome = await tryHost(db, ports, job, hostId);
+      const outcome = await attempt(ctx, job, [job.onlyHostId], 'wait');
       if (outcome === 'gone') return { ok: false, message: 'the environment changed meanwhile' };
-      if (outcome !== 'full') return { ok: true, reservation: outcome };
+      if (isReservation(outcome)) return { ok: true, reservation: outcome };
+      message = `host ${job.onlyHostId} has no room now`;
+      continue;
     }
-    message = job.onlyHostId ? `host ${job.onlyHostId} has no room now` : 'every host that fit a moment ago was taken by concurrent requests';
+    const result = await rank(ctx, job, round);
+    if (!result.ok) return { ok: false, message: result.message };
+    const order = spread(result.candidates);
+    // The first try's host and GPUs count as taken for this process's other requests meanwhile.
+    const release = ctx.index?.claim(order[0]!.hostId, job.request, order[0]!.gpuUuids);
+    const outcome = await tryCandidates(ctx, job, order.map((c) => c.hostId), round === 0 && !job.snapshot).finally(release);
+    if (outcome === 'gone') return { ok: false, message: 'the environment changed meanwhile' };
+    if (outcome) return { ok: true, reservation: outcome };
+    message = 'every host that fit a moment ago was taken by concurrent requests';
   }
   return { ok: false, message };
 }
 
-async function tryHost(db: Db, ports: PortRanges, job: PlacementJob, hostId: string): Promise<Reservation | 'full' | 'gone'> {
+/** Candidates of a round: the queue's snapshot or the index first, else (and on a miss) a fresh read. */
+async function rank(ctx: PlacementContext, job: PlacementJob, round: number): Promise<ScheduleResult> {
+  if (round === 0 && job.snapshot) return schedule(job.request, job.snapshot);
+  const since = Date.now();
+  if (round === 0 && ctx.index) {
+    const quick = await ctx.index.rank(job.request);
+    if (quick.ok) return quick;
+  }
+  return schedule(job.request, ctx.index ? await ctx.index.refresh(since) : await snapshotForScheduling(ctx.db));
+}
+
+/** The candidates in the order to try: a random one of the best `SPREAD` first, then the rest by rank. */
+function spread(candidates: readonly Candidate[]): Candidate[] {
+  const first = Math.floor(Math.random() * Math.min(SPREAD, candidates.length));
+  return [candidates[first]!, ...candidates.slice(0, first), ...candidates.slice(first + 1)];
+}
+
+/** Tries candidates without waiting for a locked host, then waits for some of those found locked. */
+async function tryCandidates(ctx: PlacementContext, job: PlacementJob, hostIds: string[], fromIndex: boolean): Promise<Reservation | 'gone' | null> {
+  let pending = hostIds;
+  const locked: string[] = [];
+  while (pending.length > 0) {
+    // Candidates ranked on the index: hosts found full meanwhile (by this process's attempts, whose
+    // outcome every entry gets at once) are not tried. Candidates of a fresh read all are.
+    if (fromIndex && ctx.index) pending = pending.filter((id) => ctx.index!.fits(id, job.request));
+    if (pending.length === 0) break;
+    const outcome = await attempt(ctx, job, pending.slice(0, PICK), 'skip');
+    if (outcome === 'gone' || isReservation(outcome)) return outcome;
+    const done = new Set('busy' in outcome ? outcome.busy : [outcome.full]);
+    if ('busy' in outcome) locked.push(...outcome.busy);
+    pending = pending.filter((id) => !done.has(id));
+  }
+  for (const hostId of locked.slice(0, WAIT_FOR)) {
+    const outcome = await attempt(ctx, job, [hostId], 'wait');
+    if (outcome === 'gone' || isReservation(outcome)) return outcome;
+  }
+  return null;
+}
+
+function isReservation(o: Outcome): o is Reservation {
+  return typeof o === 'object' && 'gpuUuids' in o;
+}
+
+/**
+ * One transaction on one host: locks it (`skip`: the first of `hostIds` nobody holds; `wait`: the
+ * one host, waiting), runs `before`, checks its room again from the database, runs `admit`,
+ * reserves, runs `after`. Whatever it read of the host goes into the index.
+ */
+async function attempt(ctx: PlacementContext, job: PlacementJob, hostIds: readonly string[], mode: 'skip' | 'wait'): Promise<Outcome> {
+  let seen: { hostId: string; host: HostSnapshot | undefined } | undefined;
+  let placed: Reservation | undefined;
+  let unclaim: (() => void) | undefined;
   try {
-    return await db.transaction().execute(async (trx) => {
-      if (job.before && !(await job.before(trx, hostId))) return 'gone' as const;
-      const reservation = await reserveOnHost(trx, { ...job, hostId, ports });
-      if (!reservation) throw new HostFull();
+    const outcome = await ctx.db.transaction().execute(async (trx): Promise<Outcome> => {
+      const space = mode === 'skip' ? await lockFirstFree(trx, hostIds) : await lockPortSpace(trx, hostIds[0]!);
+      if (space === 'none') return { busy: [...hostIds] };
+      if (space === null) {
+        seen = { hostId: hostIds[0]!, host: undefined };
+        return { full: hostIds[0]! };
+      }
+      if ('siblingLocked' in space) return { busy: [space.siblingLocked] };
+      if (job.before && !(await job.before(trx, space.hostId))) return 'gone';
+      const [host] = await snapshotForScheduling(trx, { hostIds: [space.hostId] });
+      seen = { hostId: space.hostId, host };
+      const fit = schedule(job.request, host ? [host] : []);
+      if (!fit.ok) throw new HostFull(space.hostId);
+      const gpuUuids = fit.candidates[0]!.gpuUuids;
+      unclaim = ctx.index?.claim(space.hostId, job.request, gpuUuids);
+      await job.admit?.(trx, space.hostId);
+      const reservation = await reserveOnHost(trx, { ...job, space, gpuUuids, ports: ctx.ports });
+      if (!reservation) throw new HostFull(space.hostId);
       await job.after(trx, reservation);
       return reservation;
     });
+    if (isReservation(outcome)) placed = outcome;
+    return outcome;
   } catch (err) {
-    if (err instanceof HostFull) return 'full';
+    if (err instanceof HostFull) return { full: err.hostId };
     if (isUniqueViolation(err)) {
       await job.onUniqueViolation?.();
-      return 'full';
+      return { full: seen?.hostId ?? hostIds[0]! };
     }
     throw err;
+  } finally {
+    // What the transaction saw (before its own reservation), plus that reservation when it committed.
+    unclaim?.();
+    if (seen) ctx.index?.update(seen.hostId, seen.host && placed ? afterPlacement([seen.host], seen.hostId, job.request, placed.gpuUuids)[0] : seen.host);
   }
 }
 
 /** Thrown inside a candidate's transaction to roll it back when the host has no room now. */
-class HostFull extends Error {}
+class HostFull extends Error {
+  constructor(readonly hostId: string) {
+    super(`host ${hostId} has no room now`);
+  }
+}
 
 /**
- * Reserves what `request` needs on one host, inside the caller's transaction: locks the host row
- * (so placements on a host are serialised across controller replicas), checks its free capacity
- * again from the database, takes concrete GPUs and (unless the environment keeps its ports) an SSH
- * and a Jupyter port, and records the placement on the environment. Returns null when the host
- * has no room now; the unique keys on (host, gpu) and (host, port) make any double allocation fail
- * the transaction.
+ * Reserves on a locked host, inside the caller's transaction: the GPUs the fit check picked and
+ * (unless the environment keeps its ports) an SSH and a Jupyter port, and records the placement on
+ * the environment. Null when a port range is full; the unique keys on (host, gpu) and (host, port)
+ * make any double allocation fail the transaction.
  */
 async function reserveOnHost(
   trx: Trx,
-  args: {
-    envId: string;
-    hostId: string;
-    request: PlacementRequest;
-    reservedStorageBytes?: number;
-    ports: PortRanges;
-    wantJupyter: boolean;
-    existingPorts?: { ssh: number | null; jupyter: number | null };
-  },
+  args: PlacementJob & { space: PortSpace; gpuUuids: readonly string[]; ports: PortRanges },
 ): Promise<Reservation | null> {
-  const space = await lockPortSpace(trx, args.hostId);
-  if (!space) return null;
-  const result = schedule(args.request, await snapshotForScheduling(trx, { hostIds: [args.hostId] }));
-  if (!result.ok) return null;
-  const gpuUuids = result.candidates[0]!.gpuUuids;
-  if (gpuUuids.length > 0) {
+  const hostId = args.space.hostId;
+  if (args.gpuUuids.length > 0) {
     await trx
       .insertInto('gpu_reservations')
-      .values(gpuUuids.map((uuid) => ({ host_id: args.hostId, gpu_uuid: uuid, env_id: args.envId })))
+      .values(args.gpuUuids.map((uuid) => ({ host_id: hostId, gpu_uuid: uuid, env_id: args.envId })))
       .execute();
   }
-  const taken = await reservePorts(trx, { ...args, space });
+  const taken = await reservePorts(trx, { envId: args.envId, hostId, space: args.space, ports: args.ports, wantJupyter: args.wantJupyter, existingPorts: args.existingPorts });
   if (!taken) return null;
   await setPlacement(trx, args.envId, {
-    hostId: args.hostId,
+    hostId,
     cpu: args.request.cpuCores,
     memoryBytes: args.request.memoryBytes,
     // The whole volume, never the growth a start asked the fit check for.
@@ -142,115 +222,7 @@ async function reserveOnHost(
     sshPort: taken.ssh,
     jupyterPort: taken.jupyter,
   });
-  return { hostId: args.hostId, gpuUuids, sshPort: taken.ssh, jupyterPort: taken.jupyter };
-}
-
-/** Keeps the environment's ports or reserves the first free ones; null when a range is full. */
-async function reservePorts(
-  trx: Trx,
-  args: { envId: string; hostId: string; space: PortSpace; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } },
-): Promise<{ ssh: number; jupyter: number | null } | null> {
-  let ssh = args.existingPorts?.ssh ?? null;
-  let jupyter = args.existingPorts?.jupyter ?? null;
-  if (ssh !== null && (!args.wantJupyter || jupyter !== null)) return { ssh, jupyter };
-  const taken = await takenPorts(trx, args.space);
-  const rows: { host_id: string; port: number; env_id: string; purpose: 'ssh' | 'jupyter' }[] = [];
-  if (ssh === null) {
-    ssh = firstFree(args.ports.ssh, taken);
-    if (ssh === null) return null;
-    rows.push({ host_id: args.hostId, port: ssh, env_id: args.envId, purpose: 'ssh' });
-    taken.add(ssh);
-  }
-  if (args.wantJupyter && jupyter === null) {
-    jupyter = firstFree(args.ports.jupyter, taken);
-    if (jupyter === null) return null;
-    rows.push({ host_id: args.hostId, port: jupyter, env_id: args.envId, purpose: 'jupyter' });
-  }
-  await trx.insertInto('port_reservations').values(rows).execute();
-  return { ssh, jupyter };
-}
-
-/**
- * The hosts whose published ports can collide with one host's: the host itself, and the other
- * hosts of its machine (same machine id: several agents on one Docker engine) whose publish
- * addresses overlap its own (the same address, or either of them 0.0.0.0 or unknown).
- */
-interface PortSpace {
-  readonly hostId: string;
-  /** Every host sharing the port space, the host itself included. */
-  readonly hostIds: readonly string[];
-  /** The ports those hosts' agents reported busy. */
-  readonly busy: readonly number[];
-}
-
-/**
- * Locks the host row and the rows of the other hosts of its machine (in id order, so two
- * placements on sibling hosts never deadlock and never pick one port twice), and returns the
- * host's port space; null when the host is gone.
- */
-async function lockPortSpace(trx: Trx, hostId: string): Promise<PortSpace | null> {
-  const rows = await trx
-    .selectFrom('hosts')
-    .select(['id', 'publish_address', 'busy_ports'])
-    .where((eb) =>
-      eb.or([
-        eb('id', '=', hostId),
-        eb.and([eb('machine_id', '<>', ''), eb('machine_id', '=', eb.selectFrom('hosts as h').select('h.machine_id').where('h.id', '=', hostId))]),
-      ]),
-    )
-    .orderBy('id')
-    .forUpdate()
-    .execute();
-  const self = rows.find((r) => r.id === hostId);
-  if (!self) return null;
-  const sharing = rows.filter((r) => r.id === hostId || addressesOverlap(r.publish_address, self.publish_address));
-  return { hostId, hostIds: sharing.map((r) => r.id), busy: sharing.flatMap((r) => r.busy_ports ?? []) };
-}
-
-/** Ports reserved by any host of the space, and the ports its agents reported busy. */
-async function takenPorts(trx: Trx, space: PortSpace): Promise<Set<number>> {
-  const reserved = await trx.selectFrom('port_reservations').select('port').where('host_id', 'in', [...space.hostIds]).execute();
-  return new Set([...reserved.map((r) => r.port), ...space.busy]);
-}
-
-/** What moving an environment off a taken port did. */
-export interface PortMove {
-  readonly purpose: 'ssh' | 'jupyter';
-  readonly from: number;
-  readonly to: number;
-}
-
-/**
- * An agent found host port `busyPort` of environment `envId` taken on its host: in one
- * transaction, notes the port as busy on the host (until its agent's next report says otherwise),
- * releases it, reserves the first free port of the same range instead, points the environment at
- * it and moves its spec on (the reconciler applies the new spec at once), with an event. Null when
- * the environment no longer holds that port (nothing to do) or the range has no free port left.
- */
-export async function movePortOff(db: Db, ports: PortRanges, envId: string, busyPort: number): Promise<PortMove | null> {
-  return db.transaction().execute(async (trx) => {
-    const env = await trx.selectFrom('environments').select(['host_id', 'status', 'ssh_port', 'jupyter_port']).where('id', '=', envId).forUpdate().executeTakeFirst();
-    if (!env?.host_id) return null;
-    const purpose = env.ssh_port === busyPort ? 'ssh' : env.jupyter_port === busyPort ? 'jupyter' : null;
-    if (!purpose) return null;
-    const space = await lockPortSpace(trx, env.host_id);
-    if (!space) return null;
-    await trx
-      .updateTable('hosts')
-      .set({ busy_ports: sql<number[]>`array_append(busy_ports, ${busyPort}::integer)` })
-      .where('id', '=', env.host_id)
-      .where(sql<boolean>`not (${busyPort}::integer = any(busy_ports))`)
-      .execute();
-    const taken = await takenPorts(trx, space);
-    taken.add(busyPort);
-    const to = firstFree(ports[purpose], taken);
-    if (to === null) return null;
-    await trx.deleteFrom('port_reservations').where('env_id', '=', envId).where('port', '=', busyPort).execute();
-    await trx.insertInto('port_reservations').values({ host_id: env.host_id, port: to, env_id: envId, purpose }).execute();
-    const what = purpose === 'ssh' ? 'SSH' : 'Jupyter';
-    await requestChange(trx, envId, { status: env.status, [`${purpose}_port`]: to }, { kind: 'port_moved', message: `${what} port ${busyPort} was in use on the host; moved to ${to}` });
-    return { purpose, from: busyPort, to };
-  });
+  return { hostId, gpuUuids: args.gpuUuids, sshPort: taken.ssh, jupyterPort: taken.jupyter };
 }
 
 /**
@@ -267,9 +239,4 @@ export async function releaseAll(trx: Trx, envId: string): Promise<void> {
   await trx.deleteFrom('gpu_reservations').where('env_id', '=', envId).execute();
   await trx.deleteFrom('port_reservations').where('env_id', '=', envId).execute();
   await clearReserved(trx, envId, 'all');
-}
-
-function firstFree(range: { from: number; to: number }, taken: ReadonlySet<number>): number | null {
-  for (let port = range.from; port <= range.to; port++) if (!taken.has(port)) return port;
-  return null;
 }

@@ -12,6 +12,7 @@ import { listQueued, lockEnvironment, lockOwner } from './environments.repo.js';
 import { noteReason, requestChange } from './environment-writes.js';
 import { movePortOff, placeOnAnyHost, type PortRanges } from './placement.js';
 import type { WakeSignal } from './wake.js';
+import type { CapacityIndex } from './capacity-index.js';
 
 /**
  * How many queued environments one pass looks at, in the fair order of `listQueued`: every
@@ -37,7 +38,7 @@ export interface QueuePass {
  * checks the host again, and the quotas).
  */
 export class QueuePlacer {
-  constructor(private readonly deps: { db: Db; logger: Logger; ports: PortRanges; wake?: WakeSignal }) {}
+  constructor(private readonly deps: { db: Db; logger: Logger; ports: PortRanges; wake?: WakeSignal; index?: CapacityIndex }) {}
 
   /**
    * After an agent refused an apply: when it found a host port of the environment taken on its
@@ -63,7 +64,8 @@ export class QueuePlacer {
   async pass(): Promise<QueuePass> {
     const queued = await listQueued(this.deps.db, QUEUE_SCAN_LIMIT);
     if (queued.length === 0) return { placed: 0, scanned: 0 };
-    let hosts = await snapshotForScheduling(this.deps.db);
+    // One read of every host per pass, which also refreshes this process's capacity index.
+    let hosts: readonly HostSnapshot[] = this.deps.index ? await this.deps.index.refresh() : await snapshotForScheduling(this.deps.db);
     // Room only shrinks during a pass: a request shape that did not fit stays unfit until the next.
     const misfits = new Map<string, string>();
     // Usage only grows during a pass too: a scope (user, workspace) that refused an entry refuses
@@ -109,8 +111,8 @@ export class QueuePlacer {
   }
 
   /** Tries to place one queued entry that fits `hosts`, within its quota and while its owner is enabled. */
-  private place(env: QueuedEnvironment, request: PlacementRequest, hosts: HostSnapshot[], delta: QuotaDelta) {
-    return placeOnAnyHost(this.deps.db, this.deps.ports, {
+  private place(env: QueuedEnvironment, request: PlacementRequest, hosts: readonly HostSnapshot[], delta: QuotaDelta) {
+    return placeOnAnyHost(this.deps, {
       envId: env.id,
       request,
       snapshot: hosts,
