@@ -34,6 +34,11 @@ export interface ServiceDeps {
   readonly logger: Logger;
   /** The cluster CA, the controller certificate and the gRPC credentials (or plaintext mode). */
   readonly trust: ClusterTrust;
+  /**
+   * The reconciler's own handle (its pool on PostgreSQL: its pass lock, work list, agent calls'
+   * reads, outcomes and the queue's placements); `db` when not given (embedded PGlite: one session).
+   */
+  readonly reconcilerDb?: Db;
   /** Which engine backs `db` (the reconciler's single-instance lock depends on it). */
   readonly dbKind?: 'pglite' | 'postgres';
   /** Replaces the environments' observer of host reports (tests of the hosts component alone). */
@@ -93,15 +98,18 @@ export class ControllerServices {
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
     this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config) });
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver });
-    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake });
+    const reconcilerDb = deps.reconcilerDb ?? db;
+    // The queue is placed by reconciler passes only: on the reconciler's pool.
+    this.queue = new QueuePlacer({ db: reconcilerDb, logger: child('queue'), ports, wake: this.wake });
     this.reconciler = new Reconciler({
-      db,
+      db: reconcilerDb,
       dbKind: deps.dbKind ?? 'pglite',
       agents: this.agents,
       queue: this.queue,
       wake: this.wake,
       logger: child('reconciler'),
       intervalMs: config.reconcileIntervalMs,
+      limits: config.reconcile,
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake });
     this.environmentLogs = new EnvironmentLogs({
