@@ -78,6 +78,7 @@ interface RunFigures {
   p50Ms: number;
   p99Ms: number;
   totalS: number;
+  createsAnswered503: number;
 }
 
 async function runOnce(): Promise<RunFigures> {
@@ -117,16 +118,25 @@ async function runOnce(): Promise<RunFigures> {
     const sentAt = new Map<string, number>();
     const createMs: number[] = [];
     let next = 0;
+    let unavailable = 0;
     const t0 = Date.now();
     const creator = async () => {
       for (let i = next++; i < ENVS; i = next++) {
         const sent = Date.now();
-        const res = await fetch(`${controller.httpUrl}/api/v1/environments`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ name: `b${i}`, image: 'img', cpu: 1, memory: 2 ** 30, gpu: 1, storage: 2 ** 30 }),
-        });
-        const body = (await res.json()) as { data?: { env_id: string } };
+        let res: Response;
+        let body: { data?: { env_id: string } };
+        // A 503 (no database connection within REMOTEGPU_DB_CONNECT_TIMEOUT_MS) is retried, as clients do.
+        for (;;) {
+          res = await fetch(`${controller.httpUrl}/api/v1/environments`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ name: `b${i}`, image: 'img', cpu: 1, memory: 2 ** 30, gpu: 1, storage: 2 ** 30 }),
+          });
+          body = (await res.json()) as { data?: { env_id: string } };
+          if (res.status !== 503) break;
+          unavailable++;
+          await sleep(100);
+        }
         if (res.status !== 201 || !body.data) throw new Error(`create answered ${res.status}: ${JSON.stringify(body)}`);
         sentAt.set(body.data.env_id, sent);
         createMs.push(Date.now() - sent);
@@ -153,6 +163,7 @@ async function runOnce(): Promise<RunFigures> {
       p50Ms: pct(latencies, 50),
       p99Ms: pct(latencies, 99),
       totalS: (tDone - t0) / 1000,
+      createsAnswered503: unavailable,
     };
   } finally {
     await db.end();
@@ -184,6 +195,7 @@ const figures = {
     createToRunningP50Ms: med('p50Ms'),
     createToRunningP99Ms: med('p99Ms'),
     totalS: med('totalS'),
+    createsAnswered503: med('createsAnswered503'),
   },
 };
 console.log(JSON.stringify(figures, null, 2));
