@@ -20,6 +20,8 @@ import { median, sleep, writeFigures } from './bench-util.js';
 // running, as recorded by the controller) p50/p99; medians of
 // --runs runs. Run: REMOTEGPU_BENCH_DATABASE_URL=postgres://USER@HOST:PORT/postgres
 //   npx tsx bench/reconciler.ts --hosts 1000 --envs 2000 [--concurrency 32] [--apply-ms 0] [--runs 3]
+// Then a backlog phase measures the reconciler alone: as many environments inserted at once, placed
+// round-robin on the hosts (no placement), one wake, time until all run (environments per second).
 // Extra controller settings pass through the environment (REMOTEGPU_RECONCILER_DB_POOL_SIZE, ...).
 
 const { values: args } = parseArgs({
@@ -79,6 +81,32 @@ interface RunFigures {
   p99Ms: number;
   totalS: number;
   createsAnswered503: number;
+  backlogRunningPerS: number;
+  backlogP50Ms: number;
+}
+
+/** ENVS environments inserted placed (round-robin on the hosts) in one statement, one wake: until all run. */
+async function backlogPhase(db: pg.Client, controller: Awaited<ReturnType<typeof startController>>): Promise<{ perS: number; p50Ms: number }> {
+  const t0 = Date.now();
+  await db.query(
+    `insert into environments (id, owner_id, name, image_id, image, image_ref, image_ssh_port, image_jupyter_port, image_data_path, cpu, memory_bytes, storage_bytes,
+       desired_state, status, host_id, jupyter_token)
+     select 'env-bl' || lpad(i::text, 7, '0'), t.owner_id, 'bl' || i, t.image_id, t.image, t.image_ref, t.image_ssh_port, t.image_jupyter_port, t.image_data_path, 1, 2^30, 2^30,
+       'running', 'creating', 'host-' || lpad((1 + i % $2::int)::text, 6, '0'), 't'
+     from generate_series(1, $1::int) i, (select * from environments limit 1) t`,
+    [ENVS, HOSTS],
+  );
+  controller.services.wake.notify();
+  for (;;) {
+    const r = await db.query<{ n: string }>(`select count(*) as n from environments where id like 'env-bl%' and status = 'running'`);
+    if (Number(r.rows[0]!.n) >= ENVS) break;
+    if (Date.now() - t0 > 600_000) throw new Error(`backlog: only ${r.rows[0]!.n} of ${ENVS} running after 10 minutes`);
+    await sleep(50);
+  }
+  const tDone = Date.now();
+  const rows = (await db.query<{ updated_at: Date }>(`select updated_at from environments where id like 'env-bl%'`)).rows;
+  const latencies = rows.map((r) => r.updated_at.getTime() - t0).sort((a, b) => a - b);
+  return { perS: ENVS / ((tDone - t0) / 1000), p50Ms: pct(latencies, 50) };
 }
 
 async function runOnce(): Promise<RunFigures> {
@@ -152,6 +180,7 @@ async function runOnce(): Promise<RunFigures> {
     }
     const tDone = Date.now();
     const rows = (await db.query<{ id: string; updated_at: Date }>(`select id, updated_at from environments where status = 'running'`)).rows;
+    const backlog = await backlogPhase(db, controller);
     const latencies = rows.map((r) => r.updated_at.getTime() - sentAt.get(r.id)!).sort((a, b) => a - b);
     createMs.sort((a, b) => a - b);
     const whileCreating = rows.filter((r) => r.updated_at.getTime() <= tCreated).length;
@@ -164,6 +193,8 @@ async function runOnce(): Promise<RunFigures> {
       p99Ms: pct(latencies, 99),
       totalS: (tDone - t0) / 1000,
       createsAnswered503: unavailable,
+      backlogRunningPerS: backlog.perS,
+      backlogP50Ms: backlog.p50Ms,
     };
   } finally {
     await db.end();
@@ -196,6 +227,8 @@ const figures = {
     createToRunningP99Ms: med('p99Ms'),
     totalS: med('totalS'),
     createsAnswered503: med('createsAnswered503'),
+    backlogRunningPerS: med('backlogRunningPerS'),
+    backlogP50Ms: med('backlogP50Ms'),
   },
 };
 console.log(JSON.stringify(figures, null, 2));

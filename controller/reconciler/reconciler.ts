@@ -7,7 +7,6 @@ import { listBehind, redactionContext } from '../environments/environments.repo.
 import { deferAttempts, noteReason, recordOutcome, recordRemoval, type Backoff, type Outcome } from '../environments/environment-writes.js';
 import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { agentReason } from '../environments/redact.js';
-import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
 import { Slots, allSettled } from './slots.js';
@@ -15,6 +14,7 @@ import { PassLock } from './pass-lock.js';
 import { describeExit } from './describe-exit.js';
 import { DEFAULT_RECONCILER_LIMITS, type Attempt, type ReconcilerLimits, type WorkItem } from './work.js';
 import { OutcomeWriter } from './outcomes.js';
+import { SpecReader } from './specs.js';
 
 export { RECONCILER_LOCK_KEY } from './pass-lock.js';
 
@@ -53,6 +53,8 @@ export class Reconciler {
   private readonly lock: PassLock;
   /** Outcomes of agent calls, written in batches (one transaction for those that end together). */
   private readonly outcomes: OutcomeWriter;
+  /** Agent specs, read together for the calls that start together. */
+  private readonly specs: SpecReader;
   private again = false;
   private stopped = true;
 
@@ -73,6 +75,7 @@ export class Reconciler {
     this.limits = deps.limits ?? DEFAULT_RECONCILER_LIMITS;
     this.slots = new Slots(this.limits.parallel);
     this.outcomes = new OutcomeWriter(deps.db);
+    this.specs = new SpecReader(deps.db);
     this.lock = new PassLock(deps.db, deps.dbKind);
     deps.wake.listen(() => this.kick());
   }
@@ -234,7 +237,7 @@ export class Reconciler {
   private async applyRunning(item: WorkItem): Promise<void> {
     const agent = await this.deps.agents.forHost(item.host_id!, this.deps.db);
     if (item.status === 'restarting') await agent.stop(item.id);
-    const spec = await buildAgentSpec(this.deps.db, item.id);
+    const spec = await this.specs.read(item.id);
     const { status, action } = await agent.apply(spec);
     if (status.state === 'running') {
       const verb = item.status === 'restarting' ? 'Container restarted' : action === 'recreated' ? 'Container recreated with the new spec' : null;
@@ -249,7 +252,7 @@ export class Reconciler {
     const agent = await this.deps.agents.forHost(item.host_id!, this.deps.db);
     await agent.stop(item.id);
     // Apply too, so a spec change made while stopped (a mount) reaches the stopped container.
-    const { status } = await agent.apply(await buildAgentSpec(this.deps.db, item.id));
+    const { status } = await agent.apply(await this.specs.read(item.id));
     await this.settle(item, { status: 'stopped', status_reason: '', stopped_at: new Date(), observed_state: status.state }, 'Container stopped', true);
   }
 

@@ -10,6 +10,7 @@ import { loadControllerConfig } from '../../controller/config.js';
 import { openReconcilerDatabase } from '../../controller/db/database.js';
 import { recordOutcomes } from '../../controller/environments/environment-outcomes.js';
 import { listBehind } from '../../controller/environments/environments.repo.js';
+import { buildAgentSpec, buildAgentSpecs } from '../../controller/environments/spec.js';
 import { OutcomeWriter } from '../../controller/reconciler/outcomes.js';
 import { startController, type RunningController } from '../../controller/server.js';
 import { DB_TARGETS, createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -228,6 +229,24 @@ describe.each(DB_TARGETS)('pending work and batched outcomes on $name', (target)
       expect(answers[7]).toBe(false);
       const running = await t.db.selectFrom('environments').select('id').where('id', 'in', ids).where('status', '=', 'running').execute();
       expect(running).toHaveLength(29);
+    });
+
+    it('reads the specs of several environments at once as it reads each alone', async () => {
+      t = await createTestDatabase(target);
+      const gpus = await insertHost(t.db, 'host-a', { gpus: [{}, {}, {}] });
+      await placeEnvironment(t.db, 'env-1', 'host-a', { gpuUuids: [gpus[2]!, gpus[0]!] });
+      await placeEnvironment(t.db, 'env-2', 'host-a');
+      const owner = await t.db.selectFrom('environments').select('owner_id').where('id', '=', 'env-1').executeTakeFirstOrThrow();
+      await t.db.insertInto('ssh_keys').values([
+        { user_id: owner.owner_id, name: 'b', public_key: 'ssh-ed25519 BBBB b', fingerprint: 'fb' },
+        { user_id: owner.owner_id, name: 'a', public_key: 'ssh-ed25519 AAAA a', fingerprint: 'fa' },
+      ]).execute();
+      const many = await buildAgentSpecs(t.db, ['env-1', 'env-2', 'env-missing']);
+      expect([...many.keys()].sort()).toEqual(['env-1', 'env-2']);
+      expect(many.get('env-1')).toEqual(await buildAgentSpec(t.db, 'env-1'));
+      expect(many.get('env-2')).toEqual(await buildAgentSpec(t.db, 'env-2'));
+      expect(many.get('env-1')!.gpuUuids).toHaveLength(2);
+      expect(many.get('env-1')!.sshAuthorizedKeys).toEqual(['ssh-ed25519 BBBB b', 'ssh-ed25519 AAAA a']);
     });
   });
 });
