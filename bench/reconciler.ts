@@ -78,6 +78,8 @@ interface RunFigures {
   runningPerSAfter: number;
   createP50Ms: number;
   p50Ms: number;
+  after201P50Ms: number;
+  after201P99Ms: number;
   p99Ms: number;
   totalS: number;
   createsAnswered503: number;
@@ -145,6 +147,7 @@ async function runOnce(): Promise<RunFigures> {
 
     const sentAt = new Map<string, number>();
     const createMs: number[] = [];
+    const answeredAt = new Map<string, number>();
     let next = 0;
     let unavailable = 0;
     const t0 = Date.now();
@@ -167,6 +170,7 @@ async function runOnce(): Promise<RunFigures> {
         }
         if (res.status !== 201 || !body.data) throw new Error(`create answered ${res.status}: ${JSON.stringify(body)}`);
         sentAt.set(body.data.env_id, sent);
+        answeredAt.set(body.data.env_id, Date.now());
         createMs.push(Date.now() - sent);
       }
     };
@@ -183,6 +187,8 @@ async function runOnce(): Promise<RunFigures> {
     const backlog = await backlogPhase(db, controller);
     const latencies = rows.map((r) => r.updated_at.getTime() - sentAt.get(r.id)!).sort((a, b) => a - b);
     createMs.sort((a, b) => a - b);
+    // From the 201 to running: the reconciler's share (negative: running before the client read the 201).
+    const after201 = rows.map((r) => r.updated_at.getTime() - answeredAt.get(r.id)!).sort((a, b) => a - b);
     const whileCreating = rows.filter((r) => r.updated_at.getTime() <= tCreated).length;
     return {
       createsPerS: ENVS / ((tCreated - t0) / 1000),
@@ -190,6 +196,8 @@ async function runOnce(): Promise<RunFigures> {
       runningPerSAfter: tDone > tCreated ? (ENVS - whileCreating) / ((tDone - tCreated) / 1000) : NaN,
       createP50Ms: pct(createMs, 50),
       p50Ms: pct(latencies, 50),
+      after201P50Ms: pct(after201, 50),
+      after201P99Ms: pct(after201, 99),
       p99Ms: pct(latencies, 99),
       totalS: (tDone - t0) / 1000,
       createsAnswered503: unavailable,
@@ -225,6 +233,8 @@ const figures = {
     createP50Ms: med('createP50Ms'),
     createToRunningP50Ms: med('p50Ms'),
     createToRunningP99Ms: med('p99Ms'),
+    answeredToRunningP50Ms: med('after201P50Ms'),
+    answeredToRunningP99Ms: med('after201P99Ms'),
     totalS: med('totalS'),
     createsAnswered503: med('createsAnswered503'),
     backlogRunningPerS: med('backlogRunningPerS'),
