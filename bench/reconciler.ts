@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     'apply-ms': { type: 'string', default: '0' },
     runs: { type: 'string', default: '3' },
     label: { type: 'string', default: 'reconciler' },
+    backlog: { type: 'string' },
   },
 });
 const HOSTS = Number(args.hosts);
@@ -39,6 +40,8 @@ const ENVS = Number(args.envs);
 const CONCURRENCY = Number(args.concurrency);
 const APPLY_MS = Number(args['apply-ms']);
 const RUNS = Number(args.runs);
+/** Environments of the backlog phase (default: as many as --envs). */
+const BACKLOG = Number(args.backlog ?? args.envs);
 const SERVER = process.env.REMOTEGPU_BENCH_DATABASE_URL ?? process.env.REMOTEGPU_TEST_DATABASE_URL ?? '';
 if (!SERVER) throw new Error('set REMOTEGPU_BENCH_DATABASE_URL (a PostgreSQL server whose user may CREATE DATABASE)');
 const ADMIN = `rgpu_bench-admin-${randomBytes(8).toString('hex')}`;
@@ -87,7 +90,7 @@ interface RunFigures {
   backlogP50Ms: number;
 }
 
-/** ENVS environments inserted placed (round-robin on the hosts) in one statement, one wake: until all run. */
+/** BACKLOG environments inserted placed (round-robin on the hosts) in one statement, one wake: until all run. */
 async function backlogPhase(db: pg.Client, controller: Awaited<ReturnType<typeof startController>>): Promise<{ perS: number; p50Ms: number }> {
   const t0 = Date.now();
   await db.query(
@@ -96,19 +99,19 @@ async function backlogPhase(db: pg.Client, controller: Awaited<ReturnType<typeof
      select 'env-bl' || lpad(i::text, 7, '0'), t.owner_id, 'bl' || i, t.image_id, t.image, t.image_ref, t.image_ssh_port, t.image_jupyter_port, t.image_data_path, 1, 2^30, 2^30,
        'running', 'creating', 'host-' || lpad((1 + i % $2::int)::text, 6, '0'), 't'
      from generate_series(1, $1::int) i, (select * from environments limit 1) t`,
-    [ENVS, HOSTS],
+    [BACKLOG, HOSTS],
   );
   controller.services.wake.notify();
   for (;;) {
     const r = await db.query<{ n: string }>(`select count(*) as n from environments where id like 'env-bl%' and status = 'running'`);
-    if (Number(r.rows[0]!.n) >= ENVS) break;
-    if (Date.now() - t0 > 600_000) throw new Error(`backlog: only ${r.rows[0]!.n} of ${ENVS} running after 10 minutes`);
+    if (Number(r.rows[0]!.n) >= BACKLOG) break;
+    if (Date.now() - t0 > 600_000) throw new Error(`backlog: only ${r.rows[0]!.n} of ${BACKLOG} running after 10 minutes`);
     await sleep(50);
   }
   const tDone = Date.now();
   const rows = (await db.query<{ updated_at: Date }>(`select updated_at from environments where id like 'env-bl%'`)).rows;
   const latencies = rows.map((r) => r.updated_at.getTime() - t0).sort((a, b) => a - b);
-  return { perS: ENVS / ((tDone - t0) / 1000), p50Ms: pct(latencies, 50) };
+  return { perS: BACKLOG / ((tDone - t0) / 1000), p50Ms: pct(latencies, 50) };
 }
 
 async function runOnce(): Promise<RunFigures> {
@@ -223,6 +226,7 @@ const med = (key: keyof RunFigures) => Math.round(median(runs.map((r) => r[key])
 const figures = {
   hosts: HOSTS,
   environments: ENVS,
+  backlog: BACKLOG,
   concurrency: CONCURRENCY,
   applyMs: APPLY_MS,
   runs: runs.length,
