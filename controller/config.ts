@@ -14,6 +14,9 @@ const schema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
     .optional(),
   REMOTEGPU_DB_CONNECT_TIMEOUT_MS: intVar(5_000, 100),
+  REMOTEGPU_DB_POOL_SIZE: intVar(10, 1, 1000),
+  // The reconciler's pass lock pins one connection for as long as passes run: at least one more for its work.
+  REMOTEGPU_RECONCILER_DB_POOL_SIZE: intVar(10, 2, 1000),
   REMOTEGPU_DATA_DIR: z.string().default('./data'),
   REMOTEGPU_BOOTSTRAP_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   REMOTEGPU_JOIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
@@ -28,6 +31,9 @@ const schema = z.object({
   REMOTEGPU_REPORT_INTERVAL_MS: intVar(10_000, 100),
   REMOTEGPU_TELEMETRY_REFRESH_MS: intVar(30_000, 0),
   REMOTEGPU_RECONCILE_INTERVAL_MS: intVar(2_000, 50),
+  REMOTEGPU_RECONCILE_BATCH: intVar(200, 1, 10_000),
+  REMOTEGPU_RECONCILE_PARALLEL: intVar(64, 1, 10_000),
+  REMOTEGPU_RECONCILE_HOST_PARALLEL: intVar(8, 1, 1_000),
   REMOTEGPU_AGENT_TIMEOUT_MS: intVar(30_000, 100),
   // Below Linux's default ephemeral range (32768-60999), where outgoing connections take ports.
   REMOTEGPU_SSH_PORT_RANGE: portRangeVar('20000-24999'),
@@ -53,6 +59,10 @@ export interface ControllerConfig {
   readonly databaseUrl: string | undefined;
   /** How long a query waits for a PostgreSQL connection before it fails as unavailable (503). */
   readonly dbConnectTimeoutMs: number;
+  /** With `databaseUrl`: connections of the API's pool (requests, reports, loops other than the reconciler). */
+  readonly dbPoolSize: number;
+  /** With `databaseUrl`: connections of the reconciler's own pool (its pass lock's session included). */
+  readonly reconcilerDbPoolSize: number;
   readonly dataDir: string;
   readonly bootstrapToken: string | undefined;
   /** Bootstrap join token (REMOTEGPU_JOIN_TOKEN): hosts registered with it need no approval. */
@@ -70,6 +80,8 @@ export interface ControllerConfig {
   /** A report's changed usage figures (free disk, GPU utilization, memory used, temperature) are written when the stored ones are this old. */
   readonly telemetryRefreshMs: number;
   readonly reconcileIntervalMs: number;
+  /** How the reconciler spreads its work: see ReconcilerLimits (controller/reconciler/reconciler.ts). */
+  readonly reconcile: { readonly batch: number; readonly parallel: number; readonly hostParallel: number };
   readonly agentTimeoutMs: number;
   readonly sshPortRange: { readonly from: number; readonly to: number };
   readonly jupyterPortRange: { readonly from: number; readonly to: number };
@@ -104,6 +116,8 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     grpcHost: e.REMOTEGPU_GRPC_HOST,
     databaseUrl: e.DATABASE_URL,
     dbConnectTimeoutMs: e.REMOTEGPU_DB_CONNECT_TIMEOUT_MS,
+    dbPoolSize: e.REMOTEGPU_DB_POOL_SIZE,
+    reconcilerDbPoolSize: e.REMOTEGPU_RECONCILER_DB_POOL_SIZE,
     dataDir: e.REMOTEGPU_DATA_DIR,
     bootstrapToken: e.REMOTEGPU_BOOTSTRAP_TOKEN,
     joinToken: e.REMOTEGPU_JOIN_TOKEN,
@@ -115,6 +129,7 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     reportIntervalMs: e.REMOTEGPU_REPORT_INTERVAL_MS,
     telemetryRefreshMs: e.REMOTEGPU_TELEMETRY_REFRESH_MS,
     reconcileIntervalMs: e.REMOTEGPU_RECONCILE_INTERVAL_MS,
+    reconcile: Object.freeze({ batch: e.REMOTEGPU_RECONCILE_BATCH, parallel: e.REMOTEGPU_RECONCILE_PARALLEL, hostParallel: e.REMOTEGPU_RECONCILE_HOST_PARALLEL }),
     agentTimeoutMs: e.REMOTEGPU_AGENT_TIMEOUT_MS,
     sshPortRange: e.REMOTEGPU_SSH_PORT_RANGE,
     jupyterPortRange: e.REMOTEGPU_JUPYTER_PORT_RANGE,

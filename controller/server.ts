@@ -3,7 +3,7 @@ import { shutdownServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
 import { ephemeralOverlapWarnings, readEphemeralRange } from '../common/ports.js';
 import { configuredPortRanges, type ControllerConfig } from './config.js';
-import { openDatabase, type DatabaseHandle } from './db/database.js';
+import { openDatabase, openReconcilerDatabase, type DatabaseHandle } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { bootstrapAdmin } from './users/bootstrap.js';
 import { ClusterTrust } from './trust/cluster-trust.js';
@@ -39,7 +39,7 @@ export interface RunningController {
  */
 export async function startController(config: ControllerConfig, logger: Logger): Promise<RunningController> {
   const tls = config.httpTls && readTlsFiles(config.httpTls); // a bad file fails before the database opens
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, connectTimeoutMs: config.dbConnectTimeoutMs });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs });
   const stops: (() => Promise<void>)[] = [() => database.close()];
   const stop = async () => {
     for (const fn of stops.splice(0).reverse()) {
@@ -57,7 +57,15 @@ export async function startController(config: ControllerConfig, logger: Logger):
 
     for (const warning of ephemeralOverlapWarnings(configuredPortRanges(config), await readEphemeralRange(), 'the controller\'s machine')) logger.warn(warning);
 
-    const services = new ControllerServices({ db: database.db, dbKind: database.kind, config, logger, trust, pools: [{ name: 'main', pool: database.pool }] });
+    // The reconciler's own pool (PostgreSQL): creates queuing for connections must not starve it.
+    const reconcilerDatabase = await openReconcilerDatabase(database, { databaseUrl: config.databaseUrl, poolSize: config.reconcilerDbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs });
+    stops.push(() => reconcilerDatabase.close());
+    const services = new ControllerServices({ db: database.db, reconcilerDb: reconcilerDatabase.db, dbKind: database.kind, config, logger, trust,
+      pools: [
+        { name: 'main', pool: database.pool },
+        { name: 'reconciler', pool: reconcilerDatabase === database ? undefined : reconcilerDatabase.pool },
+      ],
+    });
     stops.push(() => services.stop());
 
     const grpc = await serveGrpc(services, config);

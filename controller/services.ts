@@ -38,6 +38,11 @@ export interface ServiceDeps {
   readonly logger: Logger;
   /** The cluster CA, the controller certificate and the gRPC credentials (or plaintext mode). */
   readonly trust: ClusterTrust;
+  /**
+   * The reconciler's own handle (its pool on PostgreSQL: its pass lock, work list, agent calls'
+   * reads, outcomes and the queue's placements); `db` when not given (embedded PGlite: one session).
+   */
+  readonly reconcilerDb?: Db;
   /** Which engine backs `db` (the reconciler's single-instance lock depends on it). */
   readonly dbKind?: 'pglite' | 'postgres';
   /** Replaces the environments' observer of host reports (tests of the hosts component alone). */
@@ -115,9 +120,11 @@ export class ControllerServices {
     // After a start, silence counts from the first pass: every host gets a full timeout to report.
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
     this.capacityIndex = new CapacityIndex(db, config.placementIndexMaxAgeMs);
-    this.queue = new QueuePlacer({ db, logger: child('queue'), ports, wake: this.wake, index: this.capacityIndex });
+    const reconcilerDb = deps.reconcilerDb ?? db;
+    // The queue is placed by reconciler passes only: on the reconciler's pool.
+    this.queue = new QueuePlacer({ db: reconcilerDb, logger: child('queue'), ports, wake: this.wake, index: this.capacityIndex });
     this.reconciler = new Reconciler({
-      db,
+      db: reconcilerDb,
       dbKind: deps.dbKind ?? 'pglite',
       agents: this.agents,
       queue: this.queue,
@@ -125,6 +132,7 @@ export class ControllerServices {
       logger: child('reconciler'),
       intervalMs: config.reconcileIntervalMs,
       metrics,
+      limits: config.reconcile,
     });
     this.environments = new EnvironmentsService({ db, ports, logger: child('environments'), wake: this.wake, metrics, index: this.capacityIndex });
     this.environmentLogs = new EnvironmentLogs({

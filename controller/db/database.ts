@@ -19,6 +19,9 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/** Default of REMOTEGPU_DB_POOL_SIZE and REMOTEGPU_RECONCILER_DB_POOL_SIZE. */
+export const DEFAULT_POOL_SIZE = 10;
+
 /** Default of REMOTEGPU_DB_CONNECT_TIMEOUT_MS. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
@@ -38,6 +41,7 @@ const toNumber = (value: string) => Number(value);
 export async function openDatabase(options: {
   databaseUrl?: string | undefined;
   dataDir: string;
+  /** Connections of the `pg` pool (REMOTEGPU_DB_POOL_SIZE); embedded PGlite has one session whatever this says. */
   poolSize?: number;
   /** How long a query waits for a connection (a new one, or a free one of the pool) before it fails as unavailable. */
   connectTimeoutMs?: number;
@@ -45,7 +49,7 @@ export async function openDatabase(options: {
   if (options.databaseUrl) {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
-      max: options.poolSize ?? 10,
+      max: options.poolSize ?? DEFAULT_POOL_SIZE,
       connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -73,6 +77,20 @@ export async function openDatabase(options: {
     await db.destroy();
     if (!pglite.closed) await pglite.close();
   });
+}
+
+/**
+ * The reconciler's own handle: on PostgreSQL a second pool of `poolSize` connections to the same
+ * database (so API requests waiting for connections never starve the reconciler, nor the other
+ * way round); embedded PGlite has one session, so there the reconciler shares `main`'s handle and
+ * closing the returned handle does nothing.
+ */
+export async function openReconcilerDatabase(
+  main: DatabaseHandle,
+  options: { databaseUrl?: string | undefined; poolSize: number; connectTimeoutMs?: number },
+): Promise<DatabaseHandle> {
+  if (main.kind === 'pglite' || !options.databaseUrl) return { db: main.db, kind: main.kind, close: async () => {} };
+  return openDatabase({ databaseUrl: options.databaseUrl, dataDir: 'unused', poolSize: options.poolSize, ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }) });
 }
 
 function pgliteDir(dataDir: string): string {

@@ -48,7 +48,7 @@ export interface Outcome {
  * `fields` with status_detail cleared when they set a status_reason without one, so the admin's
  * full text never outlives the reason it explained.
  */
-function withDetail<T extends { status_reason?: string; status_detail?: string }>(fields: T): T {
+export function withDetail<T extends { status_reason?: string; status_detail?: string }>(fields: T): T {
   return fields.status_reason !== undefined && fields.status_detail === undefined ? { ...fields, status_detail: '' } : fields;
 }
 

@@ -47,6 +47,55 @@ export async function buildAgentSpec(db: Db, envId: string): Promise<AgentEnvSpe
       .orderBy('m.mount_path')
       .execute(),
   ]);
+  return toSpec(env, gpus, keys, mounts);
+}
+
+/**
+ * buildAgentSpec for several environments in four queries whatever their number (the reconciler
+ * reads the specs of the calls it starts together at once). Environments not found are absent.
+ */
+export async function buildAgentSpecs(db: Db, envIds: readonly string[]): Promise<Map<string, AgentEnvSpec>> {
+  const specs = new Map<string, AgentEnvSpec>();
+  if (envIds.length === 0) return specs;
+  const ids = [...envIds];
+  const envs = await db
+    .selectFrom('environments as e')
+    .innerJoin('users as u', 'u.id', 'e.owner_id')
+    .select(['e.id', 'e.owner_id', 'e.cpu', 'e.memory_bytes', 'e.storage_bytes', 'e.desired_state', 'e.ssh_port', 'e.jupyter_port', 'e.jupyter_token', 'e.workspace_id'])
+    .select(['e.image_ref', 'e.image_ssh_port', 'e.image_jupyter_port', 'e.image_data_path', 'u.disabled_at as owner_disabled_at'])
+    .where('e.id', 'in', ids)
+    .execute();
+  if (envs.length === 0) return specs;
+  const owners = [...new Set(envs.filter((e) => e.owner_disabled_at === null).map((e) => e.owner_id))];
+  const [gpus, keys, mounts] = await Promise.all([
+    db.selectFrom('gpu_reservations as r')
+      .leftJoin('host_gpus as g', (j) => j.onRef('g.host_id', '=', 'r.host_id').onRef('g.uuid', '=', 'r.gpu_uuid'))
+      .select(['r.env_id', 'r.gpu_uuid'])
+      .where('r.env_id', 'in', ids)
+      .orderBy('g.index')
+      .execute(),
+    owners.length === 0 ? [] : db.selectFrom('ssh_keys').select(['user_id', 'public_key']).where('user_id', 'in', owners).orderBy('id').execute(),
+    db.selectFrom('environment_mounts as m')
+      .innerJoin('datasets as d', 'd.id', 'm.dataset_id')
+      .select(['m.env_id', 'm.dataset_id', 'd.host_path', 'm.mount_path', 'm.readonly', 'd.writable'])
+      .where('m.env_id', 'in', ids)
+      .orderBy('m.mount_path')
+      .execute(),
+  ]);
+  for (const env of envs) {
+    const ownKeys = env.owner_disabled_at === null ? keys.filter((k) => k.user_id === env.owner_id).map((k) => k.public_key) : [];
+    specs.set(env.id, toSpec(env, gpus.filter((g) => g.env_id === env.id), ownKeys, mounts.filter((m) => m.env_id === env.id)));
+  }
+  return specs;
+}
+
+/** What the agent runs, from the rows read for it. */
+function toSpec(
+  env: { id: string; owner_id: number; cpu: number; memory_bytes: number; storage_bytes: number; desired_state: string; ssh_port: number | null; jupyter_port: number | null; jupyter_token: string; workspace_id: number | null; image_ref: string; image_ssh_port: number; image_jupyter_port: number | null; image_data_path: string },
+  gpus: readonly { gpu_uuid: string }[],
+  keys: string[],
+  mounts: readonly { dataset_id: number; host_path: string; mount_path: string; readonly: boolean; writable: boolean }[],
+): AgentEnvSpec {
   return {
     envId: env.id,
     image: env.image_ref,

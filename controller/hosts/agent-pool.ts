@@ -53,9 +53,12 @@ export class GrpcAgentPool implements AgentPool {
     this.log = deps.logger.child({ component: 'agent-pool' });
   }
 
-  /** The host's AgentApi. Throws AppError not_found for an unknown host. */
-  async forHost(hostId: string): Promise<AgentApi> {
-    const endpoint = await findAgentEndpoint(this.deps.db, hostId);
+  /**
+   * The host's AgentApi. Throws AppError not_found for an unknown host. `db`: the handle its
+   * endpoint is read on (the reconciler's own pool), the pool's by default.
+   */
+  async forHost(hostId: string, db: Db = this.deps.db): Promise<AgentApi> {
+    const endpoint = await findAgentEndpoint(db, hostId);
     if (!endpoint) {
       // The host was removed: drop its connection too.
       this.entries.get(hostId)?.client.close();

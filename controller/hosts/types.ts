@@ -1,5 +1,6 @@
 import { AppError } from '../../common/errors.js';
 import type { DesiredState, EnvStatus } from '../db/schema.js';
+import type { Db } from '../db/database.js';
 
 // Domain types at the boundary between the hosts component (gRPC with agents) and the
 // environments component. Proto messages never cross this boundary: the gRPC edges convert.
@@ -103,8 +104,8 @@ export interface AgentApi {
 
 /** Resolves the AgentApi of a host (connection pooled, credential attached). */
 export interface AgentPool {
-  /** Throws AppError not_found for an unknown host. */
-  forHost(hostId: string): Promise<AgentApi>;
+  /** Throws AppError not_found for an unknown host. `db`: where the host's endpoint is read (the caller's pool). */
+  forHost(hostId: string, db?: Db): Promise<AgentApi>;
   /** Closes every connection. */
   close(): void;
 }

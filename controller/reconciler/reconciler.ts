@@ -7,33 +7,23 @@ import { listBehind, redactionContext } from '../environments/environments.repo.
 import { deferAttempts, noteReason, recordOutcome, recordRemoval, type Backoff, type Outcome } from '../environments/environment-writes.js';
 import { releaseAll, releaseCompute } from '../environments/placement.js';
 import { agentReason } from '../environments/redact.js';
-import { buildAgentSpec } from '../environments/spec.js';
 import type { QueuePlacer } from '../environments/queue.js';
 import type { WakeSignal } from '../environments/wake.js';
 import { Slots, allSettled } from './slots.js';
 import { PassLock } from './pass-lock.js';
 import { describeExit } from './describe-exit.js';
 import type { ControllerMetrics } from '../metrics/controller-metrics.js';
+import { DEFAULT_RECONCILER_LIMITS, type Attempt, type ReconcilerLimits, type WorkItem } from './work.js';
+import { OutcomeWriter } from './outcomes.js';
+import { SpecReader } from './specs.js';
 
 export { RECONCILER_LOCK_KEY } from './pass-lock.js';
 
-/** Agent calls in flight at once, over every host and every pass. */
-const PARALLEL = 16;
-/** Agent calls in flight at once to one host. */
-const PER_HOST_PARALLEL = 8;
-/** How many environments one pass reconciles at most (the rest wait for the next pass, which follows at once). */
-const PASS_BATCH = 200;
 /**
  * After an agent could not be reached (or refused a removal), an environment is tried again after
  * 1 s, then 2, 4, ... at most 60 s, until it converges or its spec moves on (a new request is tried at once).
  */
 export const RETRY_BACKOFF: Backoff = { baseMs: 1_000, capMs: 60_000 };
-
-/** One environment behind its spec, as listBehind lists it. */
-type WorkItem = Awaited<ReturnType<typeof listBehind>>[number];
-
-/** How one environment's attempt ended: settled (or handed to a newer generation), or put off. */
-type Attempt = 'done' | 'unreachable' | 'deferred';
 
 /**
  * Makes agents follow desired state. One pass: place queued environments, then for every
@@ -44,7 +34,7 @@ type Attempt = 'done' | 'unreachable' | 'deferred';
  * off with a backoff (RETRY_BACKOFF).
  *
  * Hosts do not wait on each other. A pass works on its hosts side by side (each with at most
- * PER_HOST_PARALLEL calls, PARALLEL in all over every pass), and a host found unreachable gets no
+ * limits.hostParallel calls, limits.parallel in all over every pass), and a host found unreachable gets no
  * more calls in that pass. A pass still waiting on a slow host does not hold up the next one: passes
  * may overlap once the earlier one has listed its work, and a later pass leaves a host that an
  * earlier pass is still calling to it (it runs again when that host is free).
@@ -59,8 +49,13 @@ export class Reconciler {
   private readonly busy = new Set<string | null>();
   /** Busy hosts a later pass had work for: another pass runs when they are free. */
   private readonly waiting = new Set<string | null>();
-  private readonly slots = new Slots(PARALLEL);
+  private readonly slots: Slots;
+  private readonly limits: ReconcilerLimits;
   private readonly lock: PassLock;
+  /** Outcomes of agent calls, written in batches (one transaction for those that end together). */
+  private readonly outcomes: OutcomeWriter;
+  /** Agent specs, read together for the calls that start together. */
+  private readonly specs: SpecReader;
   private again = false;
   private stopped = true;
 
@@ -77,8 +72,13 @@ export class Reconciler {
       intervalMs: number;
       /** Pass durations, queue placements, create→running latency. */
       metrics?: ControllerMetrics | undefined;
+      limits?: ReconcilerLimits;
     },
   ) {
+    this.limits = deps.limits ?? DEFAULT_RECONCILER_LIMITS;
+    this.slots = new Slots(this.limits.parallel);
+    this.outcomes = new OutcomeWriter(deps.db);
+    this.specs = new SpecReader(deps.db);
     this.lock = new PassLock(deps.db, deps.dbKind);
     deps.wake.listen(() => this.kick());
   }
@@ -144,7 +144,7 @@ export class Reconciler {
     const lanes: Promise<void>[] = [];
     try {
       this.deps.metrics?.queuePlaced(await this.deps.queue.placeQueued());
-      const work = await listBehind(this.deps.db, PASS_BATCH);
+      const work = await listBehind(this.deps.db, this.limits.batch);
       const byHost = new Map<string | null, WorkItem[]>();
       for (const item of work) {
         const items = byHost.get(item.host_id);
@@ -166,7 +166,7 @@ export class Reconciler {
       }
       // A full list may have left environments behind: the next pass follows at once (unless this
       // one only found hosts still busy: those ask for a pass when they are free).
-      if (work.length === PASS_BATCH && lanes.length > 0) this.again = true;
+      if (work.length === this.limits.batch && lanes.length > 0) this.again = true;
     } finally {
       this.listing = undefined;
     }
@@ -178,7 +178,7 @@ export class Reconciler {
   }
 
   /**
-   * One host's share of a pass (or the unplaced environments'): at most PER_HOST_PARALLEL calls at
+   * One host's share of a pass (or the unplaced environments'): at most limits.hostParallel calls at
    * once. Once the host proved unreachable, its remaining environments are put off without a call.
    */
   private async reconcileHost(items: readonly WorkItem[]): Promise<void> {
@@ -195,7 +195,7 @@ export class Reconciler {
         if ((await this.slots.run(() => this.reconcileOne(current))) === 'unreachable') unreachable = true;
       }
     };
-    await allSettled(Array.from({ length: Math.min(PER_HOST_PARALLEL, queue.length) }, worker));
+    await allSettled(Array.from({ length: Math.min(this.limits.hostParallel, queue.length) }, worker));
     if (skipped.length > 0) await this.defer(skipped);
   }
 
@@ -238,9 +238,9 @@ export class Reconciler {
   }
 
   private async applyRunning(item: WorkItem): Promise<void> {
-    const agent = await this.deps.agents.forHost(item.host_id!);
+    const agent = await this.deps.agents.forHost(item.host_id!, this.deps.db);
     if (item.status === 'restarting') await agent.stop(item.id);
-    const spec = await buildAgentSpec(this.deps.db, item.id);
+    const spec = await this.specs.read(item.id);
     const { status, action } = await agent.apply(spec);
     if (status.state === 'running') {
       const verb = item.status === 'restarting' ? 'Container restarted' : action === 'recreated' ? 'Container recreated with the new spec' : null;
@@ -253,16 +253,16 @@ export class Reconciler {
   }
 
   private async stopOne(item: WorkItem): Promise<void> {
-    const agent = await this.deps.agents.forHost(item.host_id!);
+    const agent = await this.deps.agents.forHost(item.host_id!, this.deps.db);
     await agent.stop(item.id);
     // Apply too, so a spec change made while stopped (a mount) reaches the stopped container.
-    const { status } = await agent.apply(await buildAgentSpec(this.deps.db, item.id));
+    const { status } = await agent.apply(await this.specs.read(item.id));
     await this.settle(item, { status: 'stopped', status_reason: '', stopped_at: new Date(), observed_state: status.state }, 'Container stopped', true);
   }
 
   private async remove(item: WorkItem): Promise<void> {
     if (item.host_id) {
-      const agent = await this.deps.agents.forHost(item.host_id);
+      const agent = await this.deps.agents.forHost(item.host_id, this.deps.db);
       await agent.remove(item.id);
     }
     const event = { kind: 'removed', message: 'Environment removed: container and data deleted, GPUs and ports released' };
@@ -278,6 +278,11 @@ export class Reconciler {
    */
   private async settle(item: WorkItem, outcome: Outcome, event?: string, releaseComputeNow = false): Promise<void> {
     const line = event ? { kind: outcome.status ?? 'applied', message: event } : undefined;
+    // Most outcomes go in batches; a stop that frees compute keeps its own transaction.
+    if (!releaseComputeNow) {
+      await this.outcomes.record({ envId: item.id, generation: item.spec_generation, outcome, event: line });
+      return;
+    }
     await this.deps.db.transaction().execute(async (trx) => {
       const recorded = await recordOutcome(trx, item.id, item.spec_generation, outcome, line);
       if (recorded && releaseComputeNow) await releaseCompute(trx, item.id);
