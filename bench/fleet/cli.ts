@@ -99,7 +99,6 @@ function table(r: FleetBenchResult): string {
     rows.push(rate(`list page ${rd.deepPage.page} req/s`, rd.deepPage.perSecond), lat(`list page ${rd.deepPage.page} p50 / p99`, rd.deepPage.p50, rd.deepPage.p99));
     rows.push(rate('detail by id req/s', rd.detail.perSecond), lat('detail p50 / p99', rd.detail.p50, rd.detail.p99));
   }
-  rows.push(['baselines', `Hono GET ${f(hono)} req/s (c=${r.options.concurrency}), PG ${f(pgs)} inserts/s (8 conns)`, '', '']);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   const c = r.correctness;
@@ -108,6 +107,8 @@ function table(r: FleetBenchResult): string {
     line(rows[0]!),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.slice(1).map(line),
+    `baselines of this run: bare Hono GET ${f(hono)} req/s at concurrency ${r.options.concurrency} (mean ${f(honoMs)} ms), PostgreSQL ${f(pgs)} single-row inserts/s on 8 connections (mean ${f(pgMs, 2)} ms); ‰: per mille of that rate, ×: multiples of that mean time`,
+    `registration CPU per host: controller ${f(r.registration.controllerCpuMsPerHost)} ms, hollow side ${f(r.registration.benchCpuMsPerHost)} ms`,
     `correctness: ${c.ok ? 'ok' : 'FAILED'} — GPUs reserved twice ${c.gpusReservedTwice}, ports reserved twice ${c.portsReservedTwice}, running ${r.running.running}/${r.creates.created}, GPUs used ${c.totalGpus - c.freeGpus}/${c.totalGpus}${c.problems.length ? `; ${c.problems.join('; ')}` : ''}`,
   ].join('\n');
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // The real controller as a process of its own (node with the tsx loader, one process, so its
 // /proc/<pid>/stat is the controller's CPU and /proc/<pid>/status its RSS).
@@ -35,7 +35,7 @@ export interface ControllerSettings {
 
 /** Starts the controller and resolves once its REST API and gRPC port are announced. */
 export async function startControllerProcess(s: ControllerSettings): Promise<ControllerProcess> {
-  const root = path.resolve(import.meta.dirname, '../..');
+  const root = fileURLToPath(new URL('../..', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', 'controller/main.ts'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],

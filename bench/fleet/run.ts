@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pinnedControllerCa } from '../../agent/controller-trust.js';
 import { freePortIn, startPrivatePostgres, type PrivatePostgres } from '../../test/helpers/postgres-server.js';
 import { cpuPercentOver, startControllerProcess, type ControllerProcess } from './controller-process.js';
@@ -49,7 +50,7 @@ export interface FleetBenchResult {
   readonly grpcMode: 'mutual TLS' | 'plaintext (REMOTEGPU_GRPC_INSECURE=1)';
   readonly machine: { cpus: number; note: string };
   readonly baselines: { honoGetPerSecond: number | null; honoGetP99Ms: number | null; postgresInsertsPerSecond: number | null };
-  readonly registration: { hosts: number; seconds: number; perSecond: number };
+  readonly registration: { hosts: number; seconds: number; perSecond: number; controllerCpuMsPerHost: number; benchCpuMsPerHost: number };
   readonly reports: { windowS: number; controllerCpuPercent: number; latencyMs: Percentiles & { errors: number }; duringCreatesMs: Percentiles & { errors: number } };
   readonly creates: CreateFigures;
   readonly running: RunningFigures & { waitedS: number };
@@ -88,10 +89,18 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
     cleanups.unshift(() => http.close());
 
     const caPem = o.insecure ? undefined : await pinnedControllerCa(controller.grpcAddress, controller.caPin);
+    const [controllerCpu0, benchCpu0] = [controller.cpuSeconds(), process.cpuUsage()];
     const { fleet, registerSeconds } = await HollowFleet.start({ run, hosts: o.hosts, controllerAddress: controller.grpcAddress, joinToken, caPem, insecure: o.insecure, registerConcurrency: o.registerConcurrency });
     cleanups.unshift(() => fleet.close());
-    const registration = { hosts: o.hosts, seconds: round(registerSeconds), perSecond: round(o.hosts / registerSeconds) };
-    o.log(`${o.hosts} hosts registered in ${registration.seconds} s (${registration.perSecond}/s)`);
+    const benchCpu = process.cpuUsage(benchCpu0);
+    const registration = {
+      hosts: o.hosts,
+      seconds: round(registerSeconds),
+      perSecond: round(o.hosts / registerSeconds),
+      controllerCpuMsPerHost: round(((controller.cpuSeconds() - controllerCpu0) * 1000) / o.hosts),
+      benchCpuMsPerHost: round((benchCpu.user + benchCpu.system) / 1000 / o.hosts),
+    };
+    o.log(`${o.hosts} hosts registered in ${registration.seconds} s (${registration.perSecond}/s; CPU per host: controller ${registration.controllerCpuMsPerHost} ms, hollow side ${registration.benchCpuMsPerHost} ms)`);
 
     fleet.startReporting(o.reportIntervalMs, o.reportSpread);
     await sleep(o.reportIntervalMs); // every host reported once
@@ -173,7 +182,7 @@ async function freshDatabase(o: FleetBenchOptions, run: string, cleanups: (() =>
 
 async function measureBaselines(dbUrl: string, o: FleetBenchOptions) {
   const postgresInsertsPerSecond = await postgresInsertBaseline(dbUrl, 8, 5000);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, 'hono-baseline.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('hono-baseline.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout!.on('data', (b: Buffer) => {
