@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pinnedControllerCa } from '../../agent/controller-trust.js';
 import { freePortIn, startPrivatePostgres, type PrivatePostgres } from '../../test/helpers/postgres-server.js';
-import { cpuPercentOver, startControllerProcess, type ControllerProcess } from './controller-process.js';
+import { cpuPercentOver, startControllerProcess } from './controller-process.js';
 import { checkCorrectness, postgresInsertBaseline, seedEnvironments, withClient, type Correctness } from './db-side.js';
 import { GPUS_PER_HOST, HollowFleet } from './hollow-fleet.js';
 import { closedLoop, HttpClient, type LoadResult, type Percentiles } from './http-load.js';
