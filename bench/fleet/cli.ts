@@ -10,7 +10,7 @@ import { runFleetBench, type FleetBenchOptions, type FleetBenchResult } from './
 const { values: a } = parseArgs({
   options: {
     hosts: { type: 'string', default: '100' },
-    creates: { type: 'string', default: '1000' },
+    creates: { type: 'string' },
     concurrency: { type: 'string', default: '64' },
     'create-max-s': { type: 'string', default: '180' },
     fill: { type: 'boolean', default: false },
@@ -42,7 +42,8 @@ if (spread !== 'even' && spread !== 'random' && spread !== 'aligned') throw new 
 
 const options: FleetBenchOptions = {
   hosts: int('hosts'),
-  creates: int('creates'),
+  // Default: 1,000, at most half the fleet's GPUs (room to spare, so no create is refused for capacity).
+  creates: a.creates === undefined ? Math.min(1000, int('hosts') * 4) : int('creates'),
   concurrency: int('concurrency'),
   createMaxSeconds: int('create-max-s'),
   fill: a.fill!,
@@ -88,7 +89,7 @@ function table(r: FleetBenchResult): string {
     rate('one-GPU creates/s through REST', r.creates.perSecond),
     lat('create latency p50 / p99', r.creates.latencyMs.p50, r.creates.latencyMs.p99),
     lat('create → running p50 / p99', r.running.createToRunningMs.p50, r.running.createToRunningMs.p99),
-    ['controller CPU for reports', `${f(r.reports.controllerCpuPercent)}% of a core`, '', ''],
+    ['controller CPU for reports', `${f(r.reports.controllerCpuPercent)}% of a core (PostgreSQL ${f(r.reports.postgresCpuPercent ?? NaN)}%)`, '', ''],
     lat('ReportStatus p50 / p99 (idle)', r.reports.latencyMs.p50, r.reports.latencyMs.p99),
     lat('ReportStatus p50 / p99 (creating)', r.reports.duringCreatesMs.p50, r.reports.duringCreatesMs.p99),
     ['controller RSS after creates / peak', `${f(r.rssBytes.afterCreates / 2 ** 20, 0)} / ${f(r.rssBytes.peak / 2 ** 20, 0)} MB`, '', ''],
@@ -109,6 +110,7 @@ function table(r: FleetBenchResult): string {
     ...rows.slice(1).map(line),
     `baselines of this run: bare Hono GET ${f(hono)} req/s at concurrency ${r.options.concurrency} (mean ${f(honoMs)} ms), PostgreSQL ${f(pgs)} single-row inserts/s on 8 connections (mean ${f(pgMs, 2)} ms); ‰: per mille of that rate, ×: multiples of that mean time`,
     `registration CPU per host: controller ${f(r.registration.controllerCpuMsPerHost)} ms, hollow side ${f(r.registration.benchCpuMsPerHost)} ms`,
+    `creates: ${r.creates.created} of ${r.creates.requested} in ${f(r.creates.seconds)} s, ${r.creates.errors} refused, ${r.creates.retried503} retried after a 503; reports failed: ${r.reports.latencyMs.errors} idle, ${r.reports.duringCreatesMs.errors} while creating; hollow event-loop delay p99 ${f(r.reports.latencyMs.hollowEventLoopDelayP99Ms)} ms`,
     `correctness: ${c.ok ? 'ok' : 'FAILED'} — GPUs reserved twice ${c.gpusReservedTwice}, ports reserved twice ${c.portsReservedTwice}, running ${r.running.running}/${r.creates.created}, GPUs used ${c.totalGpus - c.freeGpus}/${c.totalGpus}${c.problems.length ? `; ${c.problems.join('; ')}` : ''}`,
   ].join('\n');
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // The real controller as a process of its own (node with the tsx loader, one process, so its
@@ -123,4 +123,37 @@ async function stopChild(child: ChildProcess, sampler: NodeJS.Timeout): Promise<
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * CPU seconds of a local PostgreSQL server (the postmaster listening on `port`, as
+ * scripts/start-postgres.sh starts it, and its backends), or undefined when none is found.
+ */
+export function postgresCpuSeconds(port: number): number | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  const read = (pid: string, file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const postmaster = pids.find((pid) => {
+    const cmd = read(pid, 'cmdline');
+    return cmd.includes('postgres') && cmd.includes(`port=${port}`);
+  });
+  if (!postmaster) return undefined;
+  let total = 0;
+  for (const pid of pids) {
+    const stat = read(pid, 'stat');
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (pid === postmaster || fields[1] === postmaster) total += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  }
+  return total;
 }

@@ -13,6 +13,8 @@ export interface Correctness {
   /** Present, healthy GPUs of the fleet's hosts that no reservation holds. */
   readonly freeGpus: number;
   readonly totalGpus: number;
+  /** Environments placed on the fleet that no create answered with (a 5xx that created one after all; must be 0). */
+  readonly placedWithoutAnswer: number;
   /** Reservations on a host other than the environment's own (must be 0). */
   readonly reservationsOffHost: number;
 }
@@ -30,7 +32,7 @@ export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T
 const one = async (c: pg.Client, text: string, values: unknown[] = []) => Number(Object.values((await c.query(text, values)).rows[0] as object)[0]);
 
 /** Double allocations and leftovers, straight from the tables. `hostname` prefix: the fleet's hosts. */
-export function checkCorrectness(url: string, hostnamePrefix: string): Promise<Correctness> {
+export function checkCorrectness(url: string, hostnamePrefix: string, answered: ReadonlySet<string>): Promise<Correctness> {
   return withClient(url, async (c) => {
     const fleet = `SELECT id FROM hosts WHERE hostname LIKE $1`;
     const like = [`${hostnamePrefix}%`];
@@ -50,6 +52,7 @@ export function checkCorrectness(url: string, hostnamePrefix: string): Promise<C
         like,
       ),
       totalGpus: await one(c, `SELECT count(*) FROM host_gpus WHERE host_id IN (${fleet}) AND present AND health = 'healthy'`, like),
+      placedWithoutAnswer: (await c.query(`SELECT id FROM environments WHERE host_id IN (${fleet})`, like)).rows.filter((r: { id: string }) => !answered.has(r.id)).length,
       reservationsOffHost: await one(
         c,
         `SELECT (SELECT count(*) FROM gpu_reservations r JOIN environments e ON e.id = r.env_id WHERE r.host_id <> e.host_id)

@@ -4,9 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pinnedControllerCa } from '../../agent/controller-trust.js';
 import { freePortIn, startPrivatePostgres, type PrivatePostgres } from '../../test/helpers/postgres-server.js';
-import { cpuPercentOver, startControllerProcess } from './controller-process.js';
+import { cpuPercentOver, postgresCpuSeconds, startControllerProcess } from './controller-process.js';
 import { checkCorrectness, postgresInsertBaseline, seedEnvironments, withClient, type Correctness } from './db-side.js';
 import { GPUS_PER_HOST, HollowFleet } from './hollow-fleet.js';
 import { closedLoop, HttpClient, type LoadResult, type Percentiles } from './http-load.js';
@@ -51,7 +52,7 @@ export interface FleetBenchResult {
   readonly machine: { cpus: number; note: string };
   readonly baselines: { honoGetPerSecond: number | null; honoGetP99Ms: number | null; postgresInsertsPerSecond: number | null };
   readonly registration: { hosts: number; seconds: number; perSecond: number; controllerCpuMsPerHost: number; benchCpuMsPerHost: number };
-  readonly reports: { windowS: number; controllerCpuPercent: number; latencyMs: Percentiles & { errors: number }; duringCreatesMs: Percentiles & { errors: number } };
+  readonly reports: { windowS: number; controllerCpuPercent: number; postgresCpuPercent: number | null; latencyMs: Percentiles & { errors: number; hollowEventLoopDelayP99Ms: number }; duringCreatesMs: Percentiles & { errors: number } };
   readonly creates: CreateFigures;
   readonly running: RunningFigures & { waitedS: number };
   readonly rssBytes: { afterRegistration: number; afterCreates: number; afterReads: number | null; peak: number };
@@ -105,9 +106,19 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
     fleet.startReporting(o.reportIntervalMs, o.reportSpread);
     await sleep(o.reportIntervalMs); // every host reported once
     fleet.takeReportStats();
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const pgPort = Number(new URL(dbUrl).port);
+    const pg0 = postgresCpuSeconds(pgPort);
+    const t0 = performance.now();
     const controllerCpuPercent = await cpuPercentOver(controller.pid, o.reportWindowS * 1000);
-    const reportLatency = fleet.takeReportStats();
-    o.log(`reports: controller ${controllerCpuPercent}% of a core, ReportStatus p50 ${reportLatency.p50} / p99 ${reportLatency.p99} ms (${reportLatency.errors} errors)`);
+    const pg1 = postgresCpuSeconds(pgPort);
+    const postgresCpuPercent = pg0 === undefined || pg1 === undefined ? null : round(((pg1 - pg0) / ((performance.now() - t0) / 1000)) * 100);
+    loop.disable();
+    const reportLatency = { ...fleet.takeReportStats(), hollowEventLoopDelayP99Ms: round(loop.percentile(99) / 1e6) };
+    o.log(
+      `reports: controller ${controllerCpuPercent}% of a core, PostgreSQL ${postgresCpuPercent ?? '?'}%, ReportStatus p50 ${reportLatency.p50} / p99 ${reportLatency.p99} ms (${reportLatency.errors} errors${reportLatency.firstError ? `: ${reportLatency.firstError}` : ''}); hollow process event-loop delay p99 ${reportLatency.hollowEventLoopDelayP99Ms} ms`,
+    );
     const rssAfterRegistration = controller.rssBytes();
 
     const tenants = await setUpTenants(http, admin, o.users, run);
@@ -120,7 +131,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
     o.log(`running: ${running.running}/${created.length}, create→running p50 ${running.createToRunningMs.p50} / p99 ${running.createToRunningMs.p99} ms`);
     const rssAfterCreates = controller.rssBytes();
 
-    const check = await checkCorrectness(dbUrl, `hollow-${run}-`);
+    const check = await checkCorrectness(dbUrl, `hollow-${run}-`, new Set(created.map((c) => c.envId)));
     const problems = correctnessProblems(check, running, created.length, o.fill);
     o.log(problems.length === 0 ? 'correctness: ok' : `correctness: FAILED: ${problems.join('; ')}`);
 
@@ -139,7 +150,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
       machine: { cpus: (await import('node:os')).cpus().length, note: 'controller, PostgreSQL, hollow agents and load generators share this machine' },
       baselines,
       registration,
-      reports: { windowS: o.reportWindowS, controllerCpuPercent, latencyMs: reportLatency, duringCreatesMs: duringCreates },
+      reports: { windowS: o.reportWindowS, controllerCpuPercent, postgresCpuPercent, latencyMs: reportLatency, duringCreatesMs: duringCreates },
       creates,
       running,
       rssBytes: { afterRegistration: rssAfterRegistration, afterCreates: rssAfterCreates, afterReads: reads ? controller.rssBytes() : null, peak: controller.peakRssBytes() },
@@ -158,6 +169,7 @@ function correctnessProblems(c: Correctness, running: RunningFigures, created: n
   if (c.gpusReservedTwice > 0) problems.push(`${c.gpusReservedTwice} GPUs reserved twice`);
   if (c.portsReservedTwice > 0) problems.push(`${c.portsReservedTwice} (host, port) pairs reserved twice`);
   if (c.envsWithWrongGpuCount > 0) problems.push(`${c.envsWithWrongGpuCount} running environments without exactly their GPUs reserved`);
+  if (c.placedWithoutAnswer > 0) problems.push(`${c.placedWithoutAnswer} environments placed whose create was never answered with them`);
   if (c.reservationsOffHost > 0) problems.push(`${c.reservationsOffHost} reservations on another host than their environment's`);
   if (running.running !== created) problems.push(`${created - running.running} of ${created} created environments not running (${running.notRunningExamples.join(', ')})`);
   if (fill && c.freeGpus > 0) problems.push(`cluster filled but ${c.freeGpus} of ${c.totalGpus} GPUs unused`);

@@ -32,6 +32,8 @@ export interface CreateFigures {
   readonly latencyMs: Percentiles;
   /** Refused creates (409 no capacity and anything else), and the first refusal's text. */
   readonly errors: number;
+  /** Attempts answered 503 and sent again with the same Idempotency-Key. */
+  readonly retried503: number;
   readonly firstError?: string;
 }
 
@@ -44,12 +46,22 @@ export interface Created {
 /** One-GPU creates through REST from `concurrency` workers: `count` of them, or until `maxSeconds`. */
 export async function runCreates(http: HttpClient, tenants: readonly Tenant[], o: { count: number; concurrency: number; maxSeconds: number }): Promise<{ figures: CreateFigures; created: Created[] }> {
   const created: Created[] = [];
+  const runTag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  let retried503 = 0;
   const t0 = performance.now();
   const res: LoadResult = await closedLoop({ concurrency: o.concurrency, count: o.count, durationMs: o.maxSeconds * 1000 }, async (i) => {
     const tenant = tenants[i % tenants.length]!;
     const sentAt = Date.now();
-    const r = await http.request('POST', '/api/v1/environments', tenant.token, { name: `b-${i}`, image: IMAGE, cpu: 1, memory: 2 ** 30, gpu: 1, storage: 2 ** 30 });
-    if (r.status !== 201) throw new Error(`HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+    const body = { name: `b-${i}`, image: IMAGE, cpu: 1, memory: 2 ** 30, gpu: 1, storage: 2 ** 30 };
+    // As a careful client does: an Idempotency-Key, and a retry of a 503 (the database pool was
+    // busy) that returns the same environment if the first attempt created it after all.
+    const key = { 'idempotency-key': `${runTag}-${i}` };
+    let r = await http.request('POST', '/api/v1/environments', tenant.token, body, key);
+    for (let attempt = 0; r.status === 503 && attempt < 3; attempt++) {
+      retried503++;
+      r = await http.request('POST', '/api/v1/environments', tenant.token, body, key);
+    }
+    if (r.status !== 201 && r.status !== 200) throw new Error(`HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     created.push({ envId: r.body.data.env_id as string, sentAt });
   });
   const seconds = (performance.now() - t0) / 1000;
@@ -60,6 +72,7 @@ export async function runCreates(http: HttpClient, tenants: readonly Tenant[], o
     perSecond: Math.round((created.length / seconds) * 10) / 10,
     latencyMs: { n: res.n, p50: res.p50, p99: res.p99, max: res.max },
     errors: res.errors,
+    retried503,
     ...(res.firstError ? { firstError: res.firstError } : {}),
   };
   return { figures, created };
