@@ -51,7 +51,7 @@ export class HollowFleet {
   private errors = 0;
   private firstError: string | undefined;
   private timers: NodeJS.Timeout[] = [];
-  private inFlight = 0;
+  private reporting = false;
 
   private constructor(private readonly options: FleetOptions) {}
 
@@ -85,24 +85,25 @@ export class HollowFleet {
   }
 
   /**
-   * Every host reports every `intervalMs`. `spread`: host n's first report at n/hosts of the
-   * interval (even, the default), at a random point of it, or all at once (aligned).
+   * Every host reports `intervalMs` after its previous report ended (as the agent's reporter does:
+   * never two of one host at once). `spread`: host n's first report at n/hosts of the interval
+   * (even, the default), at a random point of it, or all at once (aligned).
    */
   startReporting(intervalMs: number, spread: 'even' | 'random' | 'aligned'): void {
     this.stopReporting();
+    this.reporting = true;
     this.agents.forEach((agent, n) => {
       const offset = spread === 'aligned' ? 0 : spread === 'random' ? Math.random() * intervalMs : (n / this.agents.length) * intervalMs;
-      const first = setTimeout(() => {
-        void this.reportOnce(agent);
-        const every = setInterval(() => void this.reportOnce(agent), intervalMs);
-        this.timers.push(every);
-      }, offset);
-      this.timers.push(first);
+      const tick = () => {
+        void this.reportOnce(agent).finally(() => {
+          if (this.reporting) this.timers[n] = setTimeout(tick, intervalMs);
+        });
+      };
+      this.timers[n] = setTimeout(tick, offset);
     });
   }
 
   private async reportOnce(agent: TestAgent): Promise<void> {
-    this.inFlight++;
     const t0 = performance.now();
     try {
       await agent.report();
@@ -110,8 +111,6 @@ export class HollowFleet {
     } catch (err) {
       this.errors++;
       this.firstError ??= `${(err as ServiceError).code ?? ''} ${(err as Error).message}`;
-    } finally {
-      this.inFlight--;
     }
   }
 
@@ -124,6 +123,7 @@ export class HollowFleet {
   }
 
   stopReporting(): void {
+    this.reporting = false;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
   }
