@@ -169,7 +169,7 @@ function correctnessProblems(c: Correctness, running: RunningFigures, created: n
   if (c.gpusReservedTwice > 0) problems.push(`${c.gpusReservedTwice} GPUs reserved twice`);
   if (c.portsReservedTwice > 0) problems.push(`${c.portsReservedTwice} (host, port) pairs reserved twice`);
   if (c.envsWithWrongGpuCount > 0) problems.push(`${c.envsWithWrongGpuCount} running environments without exactly their GPUs reserved`);
-  if (c.placedWithoutAnswer > 0) problems.push(`${c.placedWithoutAnswer} environments created although every attempt of their create was refused (503)`);
+  if (c.placedWithoutAnswer > 0) problems.push(`${c.placedWithoutAnswer} environments placed that no create was answered with`);
   if (c.reservationsOffHost > 0) problems.push(`${c.reservationsOffHost} reservations on another host than their environment's`);
   if (running.running !== created) problems.push(`${created - running.running} of ${created} created environments not running (${running.notRunningExamples.join(', ')})`);
   if (fill && c.freeGpus > 0) problems.push(`cluster filled but ${c.freeGpus} of ${c.totalGpus} GPUs unused`);
