@@ -109,7 +109,7 @@ function table(r: FleetBenchResult): string {
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.slice(1).map(line),
     `baselines of this run: bare Hono GET ${f(hono)} req/s at concurrency ${r.options.concurrency} (mean ${f(honoMs)} ms), PostgreSQL ${f(pgs)} single-row inserts/s on 8 connections (mean ${f(pgMs, 2)} ms); ‰: per mille of that rate, ×: multiples of that mean time`,
-    `registration CPU per host: controller ${f(r.registration.controllerCpuMsPerHost)} ms, hollow side ${f(r.registration.benchCpuMsPerHost)} ms`,
+    `registration CPU per host: controller ${f(r.registration.controllerCpuMsPerHost)} ms, hollow side ${f(r.registration.benchCpuMsPerHost)} ms; hollow process RSS ${f(r.rssBytes.hollowProcess / 2 ** 20, 0)} MB`,
     `creates: ${r.creates.created} of ${r.creates.requested} in ${f(r.creates.seconds)} s, ${r.creates.errors} refused, ${r.creates.retried503} retried after a 503, ${r.creates.recoveredAfterLoad} refused ones found made after all; reports failed: ${r.reports.latencyMs.errors} idle, ${r.reports.duringCreatesMs.errors} while creating; hollow event-loop delay p99 ${f(r.reports.latencyMs.hollowEventLoopDelayP99Ms)} ms`,
     `correctness: ${c.ok ? 'ok' : 'FAILED'} — GPUs reserved twice ${c.gpusReservedTwice}, ports reserved twice ${c.portsReservedTwice}, running ${r.running.running}/${r.creates.created}, GPUs used ${c.totalGpus - c.freeGpus}/${c.totalGpus}${c.problems.length ? `; ${c.problems.join('; ')}` : ''}`,
   ].join('\n');

@@ -55,7 +55,7 @@ export interface FleetBenchResult {
   readonly reports: { windowS: number; controllerCpuPercent: number; postgresCpuPercent: number | null; latencyMs: Percentiles & { errors: number; hollowEventLoopDelayP99Ms: number }; duringCreatesMs: Percentiles & { errors: number } };
   readonly creates: CreateFigures;
   readonly running: RunningFigures & { waitedS: number };
-  readonly rssBytes: { afterRegistration: number; afterCreates: number; afterReads: number | null; peak: number };
+  readonly rssBytes: { hollowProcess: number; afterRegistration: number; afterCreates: number; afterReads: number | null; peak: number };
   readonly reads: ReadFigures | null;
   readonly correctness: Correctness & { ok: boolean; problems: string[] };
   readonly wallSeconds: number;
@@ -120,6 +120,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
       `reports: controller ${controllerCpuPercent}% of a core, PostgreSQL ${postgresCpuPercent ?? '?'}%, ReportStatus p50 ${reportLatency.p50} / p99 ${reportLatency.p99} ms (${reportLatency.errors} errors${reportLatency.firstError ? `: ${reportLatency.firstError}` : ''}); hollow process event-loop delay p99 ${reportLatency.hollowEventLoopDelayP99Ms} ms`,
     );
     const rssAfterRegistration = controller.rssBytes();
+    const hollowRss = process.memoryUsage().rss;
 
     const tenants = await setUpTenants(http, admin, o.users, run);
     const count = o.fill ? o.hosts * GPUS_PER_HOST : o.creates;
@@ -153,7 +154,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
       reports: { windowS: o.reportWindowS, controllerCpuPercent, postgresCpuPercent, latencyMs: reportLatency, duringCreatesMs: duringCreates },
       creates,
       running,
-      rssBytes: { afterRegistration: rssAfterRegistration, afterCreates: rssAfterCreates, afterReads: reads ? controller.rssBytes() : null, peak: controller.peakRssBytes() },
+      rssBytes: { hollowProcess: hollowRss, afterRegistration: rssAfterRegistration, afterCreates: rssAfterCreates, afterReads: reads ? controller.rssBytes() : null, peak: controller.peakRssBytes() },
       reads,
       correctness: { ...check, ok: problems.length === 0, problems },
       wallSeconds: 0,
