@@ -52,6 +52,8 @@ export class HollowFleet {
   private firstError: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private reporting = false;
+  /** Hosts with at least one accepted report. */
+  private readonly reported = new Set<TestAgent>();
 
   private constructor(private readonly options: FleetOptions) {}
 
@@ -108,10 +110,18 @@ export class HollowFleet {
     try {
       await agent.report();
       this.latencies.push(performance.now() - t0);
+      this.reported.add(agent);
     } catch (err) {
       this.errors++;
       this.firstError ??= `${(err as ServiceError).code ?? ''} ${(err as Error).message}`;
     }
+  }
+
+  /** Resolves once every host had a report answered (connections made), or after `timeoutMs`; how many had. */
+  async waitAllReported(timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.reported.size < this.agents.length && performance.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    return this.reported.size;
   }
 
   /** Latencies of the reports that completed since the last call (ms), and failures. */

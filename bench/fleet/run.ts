@@ -61,7 +61,6 @@ export interface FleetBenchResult {
   readonly wallSeconds: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchResult> {
   const wall0 = performance.now();
@@ -104,7 +103,9 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
     o.log(`${o.hosts} hosts registered in ${registration.seconds} s (${registration.perSecond}/s; CPU per host: controller ${registration.controllerCpuMsPerHost} ms, hollow side ${registration.benchCpuMsPerHost} ms)`);
 
     fleet.startReporting(o.reportIntervalMs, o.reportSpread);
-    await sleep(o.reportIntervalMs); // every host reported once
+    // Steady state first: every host reported once (its connection to the controller is up).
+    const warm = await fleet.waitAllReported(Math.max(60_000, 3 * o.reportIntervalMs));
+    if (warm < o.hosts) o.log(`only ${warm} of ${o.hosts} hosts had a report answered before the report window`);
     fleet.takeReportStats();
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
