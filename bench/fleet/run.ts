@@ -61,7 +61,6 @@ export interface FleetBenchResult {
   readonly wallSeconds: number;
 }
 
-
 export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchResult> {
   const wall0 = performance.now();
   const run = randomBytes(3).toString('hex');
