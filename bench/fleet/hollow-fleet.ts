@@ -1,4 +1,4 @@
-import type { ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { parseGpuQueryCsv } from '../../agent/discovery/nvidia-smi-parse.js';
 import { GpuHealth, ObservedState } from '../../gen/remotegpu/v1/types.js';
 import { fixtureQueryFields, readFixture } from '../../test/helpers/nvidia-smi-fixtures.js';
@@ -45,6 +45,18 @@ export interface FleetOptions {
   readonly registerConcurrency: number;
 }
 
+/** Registers again, as an agent does, while the controller answers UNAVAILABLE (its database pool was busy). */
+async function registering(start: () => Promise<TestAgent>): Promise<TestAgent> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if ((err as ServiceError).code !== status.UNAVAILABLE || attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 export class HollowFleet {
   readonly agents: TestAgent[] = [];
   private readonly latencies: number[] = [];
@@ -65,7 +77,7 @@ export class HollowFleet {
     const worker = async () => {
       while (next < options.hosts) {
         const n = next++;
-        const agent = await startTestAgent({
+        const agent = await registering(() => startTestAgent({
           controllerAddress: options.controllerAddress,
           joinToken: options.joinToken,
           ...(options.caPem ? { caPem: options.caPem } : {}),
@@ -78,7 +90,7 @@ export class HollowFleet {
           // Every hollow host is a machine of its own: its port space is its own (lockPortSpace).
           machineId: `hollow-${options.run}-${n}`,
           publishAddress: '127.0.0.1',
-        });
+        }));
         fleet.agents[n] = agent;
       }
     };

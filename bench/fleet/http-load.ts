@@ -18,7 +18,22 @@ export class HttpClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets });
   }
 
-  request(method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+  /**
+   * One request; sent again (at most twice) when a kept-alive connection was reset under it (the
+   * server closed it as idle just as it was reused: the request never reached the server).
+   */
+  async request(method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once(method, path, token, body, headers);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (attempt >= 2 || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw err;
+      }
+    }
+  }
+
+  private once(method: string, path: string, token: string | undefined, body: unknown, headers: Record<string, string>): Promise<HttpResult> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = http.request(
