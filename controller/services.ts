@@ -110,12 +110,12 @@ export class ControllerServices {
       pools: deps.pools,
       logger: child('metrics'),
     });
-    const metrics = this.metrics;
+    const { metrics } = this;
     this.metricsToken = config.metricsToken;
     this.agents = new GrpcAgentPool({ db, config, logger: child('agents'), trust: deps.trust });
     this.hostObserver = deps.hostObserver ?? new EnvironmentObserver({ db, logger: child('observer'), agents: this.agents, wake: this.wake });
     this.joinTokens = new JoinTokens({ db, logger: child('join-tokens'), bootstrapToken: config.joinToken, caPin: () => deps.trust.caPin });
-    const telemetryRefreshMs = config.telemetryRefreshMs;
+    const { telemetryRefreshMs } = config;
     this.registry = new HostRegistry({ db, logger, trust: deps.trust, joinTokens: this.joinTokens, observer: this.hostObserver, portRanges: configuredPortRanges(config), telemetryRefreshMs });
     // After a start, silence counts from the first pass: every host gets a full timeout to report.
     this.hostLiveness = new HostLivenessLoop({ db, logger, hostTimeoutMs: config.hostTimeoutMs, observer: this.hostObserver, graceAfterStart: true });
@@ -142,12 +142,7 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
-    this.hosts = new HostsService(db, this.wake, (trx, hostId) =>
-      abandonRemovals(trx, hostId, {
-        kind: 'removal_abandoned',
-        message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
-      }),
-    );
+    this.hosts = new HostsService(db, this.wake, (trx, hostId) => abandonRemovals(trx, hostId, removalAbandoned(hostId)));
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
     this.users = new UsersService(db, ownerEffects, { authCacheMs: config.authCacheMs });
@@ -179,4 +174,12 @@ export class ControllerServices {
     this.trust.stop();
     this.agents.close();
   }
+}
+
+/** The event of an environment whose host an admin removed before its agent confirmed the removal. */
+function removalAbandoned(hostId: string) {
+  return {
+    kind: 'removal_abandoned',
+    message: `Host ${hostId} was removed by an admin before its agent confirmed this removal: the container and its data may remain on that server`,
+  } as const;
 }

@@ -16,7 +16,6 @@ import type { ControllerMetrics } from '../metrics/controller-metrics.js';
 import { DEFAULT_RECONCILER_LIMITS, type Attempt, type ReconcilerLimits, type WorkItem } from './work.js';
 import { OutcomeWriter } from './outcomes.js';
 import { SpecReader } from './specs.js';
-
 export { RECONCILER_LOCK_KEY } from './pass-lock.js';
 
 /**
@@ -70,8 +69,7 @@ export class Reconciler {
       wake: WakeSignal;
       logger: Logger;
       intervalMs: number;
-      /** Pass durations, queue placements, create→running latency. */
-      metrics?: ControllerMetrics | undefined;
+      metrics?: ControllerMetrics | undefined; // pass durations, queue placements, create→running
       limits?: ReconcilerLimits;
     },
   ) {
