@@ -78,12 +78,14 @@ export class EnvironmentObserver implements HostObserver {
       .filter((u) => known.has(u.envId) && usageChanged(known.get(u.envId)!, u));
     if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0 || runtimeDownSince) {
       await db.transaction().execute(async (trx) => {
+        // The host's row before any environment's: the order placements, starts and port moves
+        // lock them in (a start holding the host waits for none of these rows, no deadlock).
+        // Committed with the restarts below (and before the wake: the reconciler's pass calls the host).
+        if (runtimeDownSince) await clearRuntimeDown(trx, hostId);
         await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
         // Dated when the agent took the report (when it says), so a later report is never older than it.
         for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next, takenAt);
-        // With the restarts above, not before (and before the wake: the reconciler's pass calls the host).
-        if (runtimeDownSince) await clearRuntimeDown(trx, hostId);
       });
     }
     const reapplied = runtimeDownSince !== undefined || changes.some(({ next }) => next?.reapply);

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { sql } from 'kysely';
+import { createLogger } from '../../../common/logger.js';
+import { EnvironmentObserver } from '../../../controller/environments/observer.js';
+import { WakeSignal } from '../../../controller/environments/wake.js';
+import type { AgentPool } from '../../../controller/hosts/types.js';
+import { createTestDatabase, DB_TARGETS, type TestDatabase } from '../../helpers/databases.js';
+import { waitUntil } from '../../helpers/rest.js';
+import { insertHost, placeEnvironment } from '../hosts/seed.js';
+
+// Lock order (issue 12): placements, starts and port moves lock a host's row and then the rows of
+// its environments. The observer's report that says the container runtime answers again changes
+// environments of the host and clears the host's runtime mark in one transaction: it must take the
+// host's row first too, or a start on that host (host, then environment) and the report deadlock,
+// and PostgreSQL fails one of them (a start answered 500, or a report refused).
+
+const logger = createLogger({ name: 'test', level: 'silent' });
+/** The observer removes no orphan here: no agent is ever asked for. */
+const noAgents = { forHost: () => Promise.reject(new Error('no agent in this test')) } as unknown as AgentPool;
+
+describe.each(DB_TARGETS)('lock order on $name', (target) => {
+  describe.skipIf(target.skipReason !== '')('observer vs a placement holding the host', () => {
+    let t: TestDatabase;
+
+    beforeAll(async () => {
+      t = await createTestDatabase(target);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    const seedOutage = async (hostId: string, envId: string) => {
+      await insertHost(t.db, hostId);
+      await placeEnvironment(t.db, envId, hostId, { status: 'running' });
+      await t.db.updateTable('environments').set({ observed_state: 'running', applied_generation: sql`spec_generation` }).where('id', '=', envId).execute();
+      await t.db.updateTable('hosts').set({ runtime_down_since: new Date(Date.now() - 10_000), runtime_error: 'docker down' }).where('id', '=', hostId).execute();
+    };
+    const observer = () => new EnvironmentObserver({ db: t.db, logger, agents: noAgents, wake: new WakeSignal() });
+
+    it('the report after a runtime outage restarts what it stopped and clears the mark', async () => {
+      await seedOutage('host-seq', 'env-seq');
+      await observer().onReport('host-seq', [], [], { runtimeDownSince: new Date(Date.now() - 10_000) });
+      const env = await t.db.selectFrom('environments').select('status').where('id', '=', 'env-seq').executeTakeFirstOrThrow();
+      expect(env.status).toBe('starting');
+      const host = await t.db.selectFrom('hosts').select('runtime_down_since').where('id', '=', 'host-seq').executeTakeFirstOrThrow();
+      expect(host.runtime_down_since).toBeNull();
+    });
+
+    it.skipIf(target.name !== 'postgres')('waits for a transaction holding the host, then the environment, without a deadlock', async () => {
+      await seedOutage('host-lock', 'env-lock');
+      const other = new pg.Client({ connectionString: t.url });
+      await other.connect();
+      try {
+        // A start's order: the host's row, then (below) its environment's.
+        await other.query('begin');
+        await other.query(`select id from hosts where id = 'host-lock' for update`);
+        const report = observer().onReport('host-lock', [], [], { runtimeDownSince: new Date(Date.now() - 10_000) });
+        const settled = report.then(
+          () => 'ok',
+          (err: unknown) => err,
+        );
+        // The observer's transaction is waiting for a lock (the host's row).
+        await waitUntil('observer waits for a lock', async () => {
+          const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+          return r.rows[0].n > 0;
+        }, 10_000, undefined, 20);
+        await other.query(`select id from environments where id = 'env-lock' for update`);
+        await other.query('commit');
+        expect(await settled).toBe('ok');
+      } finally {
+        await other.query('rollback').catch(() => {});
+        await other.end();
+      }
+      const env = await t.db.selectFrom('environments').select('status').where('id', '=', 'env-lock').executeTakeFirstOrThrow();
+      expect(env.status).toBe('starting');
+    });
+  });
+});
