@@ -6,7 +6,7 @@ import { assertWorkspaceMember } from '../access/visibility.js';
 import type { Principal } from '../access/principal.js';
 import { newId } from '../ids.js';
 import type { PlacementRequest } from '../scheduler/index.js';
-import { findByIdempotencyKey } from './environments.repo.js';
+import { findById, findByIdempotencyKey, type EnvWithHost } from './environments.repo.js';
 import { addEvent, insertEnvironment, newJupyterToken } from './environment-writes.js';
 import { placeOnAnyHost, type PlacementContext } from './placement.js';
 import { capacityOfHosts } from '../hosts/capacity-snapshot.js';
@@ -26,8 +26,12 @@ export interface CreateEnvironmentInput {
   readonly queue?: boolean | undefined;
 }
 
-/** How a create ended: placed on a host, queued, or the earlier environment of the same key. */
-export type CreateOutcome = { readonly envId: string; readonly kind: 'placed' | 'queued' | 'replayed' };
+/**
+ * How a create ended: placed on a host, queued, or the earlier environment of the same key. A new
+ * environment comes with its row as its transaction wrote it (`env`): the answer needs no read after
+ * the commit, which could fail (a busy pool, the database away) once the environment exists.
+ */
+export type CreateOutcome = { readonly envId: string; readonly kind: 'placed' | 'queued' | 'replayed'; readonly env?: EnvWithHost | undefined };
 
 export const DEFAULT_STORAGE_BYTES = 50 * 2 ** 30;
 const PLACEMENT_ROUNDS = 3;
@@ -49,6 +53,7 @@ export async function createEnvironment(ctx: PlacementContext, p: Principal, inp
   if (input.workspaceId !== undefined) await assertWorkspaceMember(db, p, input.workspaceId);
 
   const row = newRow(p, input, image, key);
+  let created: EnvWithHost | undefined;
   const placed = await placeOnAnyHost(ctx, {
     envId: row.id,
     request: placementRequest(row),
@@ -63,12 +68,13 @@ export async function createEnvironment(ctx: PlacementContext, p: Principal, inp
     after: async (trx, r) => {
       const gpus = r.gpuUuids.length > 0 ? ` with GPUs ${r.gpuUuids.join(', ')}` : '';
       await addEvent(trx, row.id, { kind: 'scheduled', message: `Scheduled on ${r.hostId}${gpus}; SSH port ${r.sshPort}` });
+      created = await findById(trx, row.id);
     },
     onUniqueViolation: async () => {
       if (key && (await findByIdempotencyKey(db, p.userId, key))) throw new AppError('conflict', 'a request with this Idempotency-Key is being processed; retry it');
     },
   });
-  if (placed.ok) return { envId: row.id, kind: 'placed' };
+  if (placed.ok) return { envId: row.id, kind: 'placed', env: created };
   // Nothing fits now. A request no approved host could ever hold is refused, queue or not.
   const never = neverFits(placementRequest(row), await capacityOfHosts(db));
   if (never) throw new AppError('no_capacity', never);
@@ -80,12 +86,13 @@ export async function createEnvironment(ctx: PlacementContext, p: Principal, inp
       await assertCreatorStillAllowed(trx, p, input.workspaceId);
       await assertWithinQuota(trx, quotaOwner(row), { environments: 1, pending_environments: 1, storage: row.storage_bytes }, { neverAllows: placedDelta(row) });
       await insertEnvironment(trx, { ...row, status: 'pending', status_reason: `waiting for capacity: ${placed.message}` }, { kind: 'queued', message: `Queued: ${placed.message}` });
+      created = await findById(trx, row.id);
     });
   } catch (err) {
     if (key && isUniqueViolation(err)) return createEnvironment(ctx, p, input, key);
     throw err;
   }
-  return { envId: row.id, kind: 'queued' };
+  return { envId: row.id, kind: 'queued', env: created };
 }
 
 /**

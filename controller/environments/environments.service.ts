@@ -45,7 +45,8 @@ export class EnvironmentsService {
     const outcome = this.deps.metrics ? await this.deps.metrics.timePlacement('create', create, (o) => o.kind, (o) => (o.kind === 'queued' ? 'no_capacity' : 'none')) : await create();
     if (outcome.kind === 'placed') this.deps.logger.info({ envId: outcome.envId }, 'environment placed');
     if (outcome.kind !== 'replayed') this.deps.wake.notify();
-    const env = await findById(this.deps.db, outcome.envId);
+    // A new one's row comes from its own transaction (no read after the commit to fail); a replay's is read.
+    const env = outcome.env ?? (await findById(this.deps.db, outcome.envId));
     if (!env) throw notFound(outcome.envId);
     return { env, replayed: outcome.kind === 'replayed' };
   }
