@@ -59,12 +59,25 @@ export class CapacityIndex {
    * after `since` (so concurrent requests that all missed share one read).
    */
   async refresh(since = this.now()): Promise<readonly HostSnapshot[]> {
+    return this.refreshFrom(this.db, since);
+  }
+
+  /**
+   * `refresh` on another handle: the queue's pass reads on the reconciler's pool, never waiting
+   * for the API pool the index was built with (nor joining a read on it).
+   */
+  async readOn(db: Db): Promise<readonly HostSnapshot[]> {
+    return this.refreshFrom(db, Infinity);
+  }
+
+  private async refreshFrom(db: Db, since: number): Promise<readonly HostSnapshot[]> {
     if (this.loading && this.loading.startedAt >= since) return this.loading.promise;
     const startedAt = this.now();
-    const promise = snapshotForScheduling(this.db).then((hosts) => {
+    const promise = snapshotForScheduling(db).then((hosts) => {
       this.replaceAll(hosts, startedAt);
       return hosts;
     });
+    if (db !== this.db) return promise;
     const loading = { startedAt, promise };
     this.loading = loading;
     try {

@@ -64,8 +64,8 @@ export class QueuePlacer {
   async pass(): Promise<QueuePass> {
     const queued = await listQueued(this.deps.db, QUEUE_SCAN_LIMIT);
     if (queued.length === 0) return { placed: 0, scanned: 0 };
-    // One read of every host per pass, which also refreshes this process's capacity index.
-    let hosts: readonly HostSnapshot[] = this.deps.index ? await this.deps.index.refresh() : await snapshotForScheduling(this.deps.db);
+    // One read of every host per pass (on this placer's pool), which also refreshes this process's capacity index.
+    let hosts: readonly HostSnapshot[] = this.deps.index ? await this.deps.index.readOn(this.deps.db) : await snapshotForScheduling(this.deps.db);
     // Room only shrinks during a pass: a request shape that did not fit stays unfit until the next.
     const misfits = new Map<string, string>();
     // Usage only grows during a pass too: a scope (user, workspace) that refused an entry refuses
