@@ -1,5 +1,5 @@
 import type { Logger } from '../../common/logger.js';
-import type { Db } from '../db/database.js';
+import type { Db, Trx } from '../db/database.js';
 import type { EnvStatus } from '../db/schema.js';
 import type { AgentEvent, AgentPool, HostObserver, KnownEnvironment, ObservedEnvironment, ReportContext } from '../hosts/types.js';
 import type { WakeSignal } from './wake.js';
@@ -82,6 +82,9 @@ export class EnvironmentObserver implements HostObserver {
         // lock them in (a start holding the host waits for none of these rows, no deadlock).
         // Committed with the restarts below (and before the wake: the reconciler's pass calls the host).
         if (runtimeDownSince) await clearRuntimeDown(trx, hostId);
+        // Then the environments it changes, in id order, as every multi-row lock of them (the
+        // batched outcome writer, a disable): a report and a batch never deadlock.
+        await lockInIdOrder(trx, [...usage.map((u) => u.envId), ...changes.map(({ row }) => row.id)]);
         await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
         // Dated when the agent took the report (when it says), so a later report is never older than it.
@@ -182,6 +185,13 @@ export class EnvironmentObserver implements HostObserver {
     const lost = await this.deps.db.transaction().execute((trx) => markLostOnHost(trx, hostId, reason, event));
     if (lost.length > 0) this.deps.logger.warn({ hostId, environments: lost.length }, 'host offline: environments lost');
   }
+}
+
+/** Locks environment rows in id order (nothing for fewer than two: one row needs no order). */
+async function lockInIdOrder(trx: Trx, ids: readonly string[]): Promise<void> {
+  const distinct = [...new Set(ids)];
+  if (distinct.length < 2) return;
+  await trx.selectFrom('environments').select('id').where('id', 'in', distinct).orderBy('id').forUpdate().execute();
 }
 
 /**

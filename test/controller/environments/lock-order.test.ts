@@ -75,5 +75,45 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
       const env = await t.db.selectFrom('environments').select('status').where('id', '=', 'env-lock').executeTakeFirstOrThrow();
       expect(env.status).toBe('starting');
     });
+
+    it.skipIf(target.name !== 'postgres')('locks the environments it changes in id order, as the batched outcome writer does', async () => {
+      await insertHost(t.db, 'host-ids');
+      for (const id of ['env-ids-a', 'env-ids-b']) {
+        await placeEnvironment(t.db, id, 'host-ids', { status: 'running' });
+        await t.db.updateTable('environments').set({ observed_state: 'running', applied_generation: sql`spec_generation` }).where('id', '=', id).execute();
+      }
+      // The report lists them b first; both containers are gone.
+      const known = await t.db
+        .selectFrom('environments')
+        .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'updated_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
+        .where('host_id', '=', 'host-ids')
+        .orderBy('id', 'desc')
+        .execute();
+      const other = new pg.Client({ connectionString: t.url });
+      await other.connect();
+      try {
+        // The outcome writer's order: a, then b.
+        await other.query('begin');
+        await other.query(`select id from environments where id = 'env-ids-a' for update`);
+        const settled = observer()
+          .onReport('host-ids', [], [], { known })
+          .then(
+            () => 'ok',
+            (err: unknown) => err,
+          );
+        await waitUntil('observer waits for a lock', async () => {
+          const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+          return r.rows[0].n > 0;
+        }, 10_000, undefined, 20);
+        await other.query(`select id from environments where id = 'env-ids-b' for update`);
+        await other.query('commit');
+        expect(await settled).toBe('ok');
+      } finally {
+        await other.query('rollback').catch(() => {});
+        await other.end();
+      }
+      const rows = await t.db.selectFrom('environments').select('status').where('host_id', '=', 'host-ids').execute();
+      expect(rows.map((r) => r.status)).toEqual(['starting', 'starting']);
+    });
   });
 });
