@@ -4,7 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../common/logger.js';
 import { AppError, invalidFields } from '../../common/errors.js';
-import { isDatabaseUnavailable, isUnstorableText } from '../db/errors.js';
+import { isDatabaseUnavailable, isTransactionConflict, isUnstorableText } from '../db/errors.js';
 import type { AppEnv } from './deps.js';
 import { errorResponse, serviceUnavailableResponse } from './envelope.js';
 import { routeTemplate } from './route-template.js';
@@ -44,6 +44,11 @@ export function createBaseApp(logger: Logger, metrics?: { httpRequest(method: st
       // The schemas refuse control characters in every text field; this catches any text that
       // still reached a query with a NUL in it (a path or query parameter).
       return errorResponse(c, new AppError('invalid_argument', 'the request holds a NUL (U+0000) or another character that cannot be stored; remove it'));
+    }
+    if (isTransactionConflict(err)) {
+      // Rolled back by PostgreSQL (a deadlock, a serialization failure): nothing changed, a retry is safe.
+      logger.warn({ method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) }, 'request rolled back by a conflicting transaction');
+      return serviceUnavailableResponse(c, 'the request conflicted with a concurrent change and was not applied; retry it');
     }
     if (isDatabaseUnavailable(err)) {
       // An outage, not a bug: one line without a stack, and a 503 the client may retry.

@@ -34,6 +34,15 @@ function matches(err: unknown, code: string, constraint: string | undefined): bo
   return e.code === code && (constraint === undefined || e.constraint === constraint);
 }
 
+// PostgreSQL rolled the transaction back to resolve a conflict with a concurrent one: 40P01
+// deadlock_detected, 40001 serialization_failure. Nothing was changed; the same request may be sent again.
+const CONFLICT_CODES = new Set(['40P01', '40001']);
+
+/** True when `err` is PostgreSQL ending a transaction to resolve a conflict (deadlock, serialization): retry it. */
+export function isTransactionConflict(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && CONFLICT_CODES.has(String((err as PgLikeError).code));
+}
+
 // The database is away (not the request's fault, nor a bug): PostgreSQL shutting down, restarting or
 // starting up (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 53300
 // too_many_connections), connection exceptions (class 08), and the client's own socket failures.
