@@ -45,15 +45,12 @@ export function createBaseApp(logger: Logger, metrics?: { httpRequest(method: st
       // still reached a query with a NUL in it (a path or query parameter).
       return errorResponse(c, new AppError('invalid_argument', 'the request holds a NUL (U+0000) or another character that cannot be stored; remove it'));
     }
-    if (isTransactionConflict(err)) {
-      // Rolled back by PostgreSQL (a deadlock, a serialization failure): nothing changed, a retry is safe.
-      logger.warn({ method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) }, 'request rolled back by a conflicting transaction');
-      return serviceUnavailableResponse(c, 'the request conflicted with a concurrent change and was not applied; retry it');
-    }
-    if (isDatabaseUnavailable(err)) {
-      // An outage, not a bug: one line without a stack, and a 503 the client may retry.
-      logger.warn({ method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) }, 'database unavailable while handling a request');
-      return serviceUnavailableResponse(c);
+    // An outage, or a transaction PostgreSQL rolled back for a deadlock or a serialization failure
+    // (nothing changed): not a bug. One line without a stack, and a 503 the client may retry.
+    const conflict = isTransactionConflict(err);
+    if (conflict || isDatabaseUnavailable(err)) {
+      logger.warn({ method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) }, conflict ? 'request rolled back by a conflicting transaction' : 'database unavailable while handling a request');
+      return serviceUnavailableResponse(c, conflict ? 'the request conflicted with a concurrent change and was not applied; retry it' : undefined);
     }
     logger.error({ err, method: c.req.method, path: c.req.path }, 'internal error while handling a request');
     return errorResponse(c, new AppError('internal', 'internal error; it has been logged, please retry or report it'));
