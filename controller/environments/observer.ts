@@ -82,9 +82,10 @@ export class EnvironmentObserver implements HostObserver {
         // lock them in (a start holding the host waits for none of these rows, no deadlock).
         // Committed with the restarts below (and before the wake: the reconciler's pass calls the host).
         if (runtimeDownSince) await clearRuntimeDown(trx, hostId);
-        // Then the environments it changes, in id order, as every multi-row lock of them (the
-        // batched outcome writer, a disable): a report and a batch never deadlock.
-        await lockInIdOrder(trx, [...usage.map((u) => u.envId), ...changes.map(({ row }) => row.id)]);
+        // Then the environments it changes or adds events to (an event's insert references its
+        // row), in id order, as every multi-row lock of them (the batched outcome writer, a
+        // disable): a report and a batch never deadlock.
+        await lockInIdOrder(trx, [...agentEvents.map((e) => e.envId), ...usage.map((u) => u.envId), ...changes.map(({ row }) => row.id)]);
         await recordUsage(trx, hostId, usage);
         await addEvents(trx, agentEvents);
         // Dated when the agent took the report (when it says), so a later report is never older than it.

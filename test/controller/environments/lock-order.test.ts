@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { createLogger } from '../../../common/logger.js';
 import { EnvironmentObserver } from '../../../controller/environments/observer.js';
 import { WakeSignal } from '../../../controller/environments/wake.js';
-import type { AgentPool } from '../../../controller/hosts/types.js';
+import type { AgentPool, ObservedEnvironment } from '../../../controller/hosts/types.js';
 import { createTestDatabase, DB_TARGETS, type TestDatabase } from '../../helpers/databases.js';
 import { waitUntil } from '../../helpers/rest.js';
 import { insertHost, placeEnvironment } from '../hosts/seed.js';
@@ -114,6 +114,48 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
       }
       const rows = await t.db.selectFrom('environments').select('status').where('host_id', '=', 'host-ids').execute();
       expect(rows.map((r) => r.status)).toEqual(['starting', 'starting']);
+    });
+
+    it.skipIf(target.name !== 'postgres')('locks the environments it writes events of with those it changes, in id order', async () => {
+      await insertHost(t.db, 'host-ev');
+      for (const id of ['env-ev-a', 'env-ev-b']) {
+        await placeEnvironment(t.db, id, 'host-ev', { status: 'running' });
+        await t.db.updateTable('environments').set({ observed_state: 'running', applied_generation: sql`spec_generation` }).where('id', '=', id).execute();
+      }
+      const known = await t.db
+        .selectFrom('environments')
+        .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'updated_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
+        .where('host_id', '=', 'host-ev')
+        .execute();
+      const seen = (envId: string, storageUsedBytes: number | null) => ({
+        envId, state: 'running', containerId: 'c', specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAt: null, finishedAt: null,
+        message: '', sshReady: true, storageUsedBytes, rootfsUsedBytes: null, stopReason: '',
+      }) as unknown as ObservedEnvironment;
+      const other = new pg.Client({ connectionString: t.url });
+      await other.connect();
+      try {
+        await other.query('begin');
+        await other.query(`select id from environments where id = 'env-ev-a' for update`);
+        // b's disk usage changed; a has an event (its row is referenced by the event's insert).
+        const settled = observer()
+          .onReport('host-ev', [seen('env-ev-a', null), seen('env-ev-b', 12345)], [{ envId: 'env-ev-a', at: new Date(), kind: 'log', message: 'hello' }], { known })
+          .then(
+            () => 'ok',
+            (err: unknown) => err,
+          );
+        await waitUntil('observer waits for a lock', async () => {
+          const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+          return r.rows[0].n > 0;
+        }, 10_000, undefined, 20);
+        await other.query(`select id from environments where id = 'env-ev-b' for update`);
+        await other.query('commit');
+        expect(await settled).toBe('ok');
+      } finally {
+        await other.query('rollback').catch(() => {});
+        await other.end();
+      }
+      const b = await t.db.selectFrom('environments').select('storage_used_bytes').where('id', '=', 'env-ev-b').executeTakeFirstOrThrow();
+      expect(b.storage_used_bytes).toBe(12345);
     });
   });
 });
