@@ -53,9 +53,22 @@ export interface Peer {
 export function peerOf(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }): Peer | undefined {
   const peer = call.getAuthContext().sslPeerCertificate;
   if (!peer?.raw) return undefined;
+  // Parsing a certificate costs more than the rest of a report's handling together: every call of
+  // a connection presents the same bytes, so the parsed peer is kept, keyed by those bytes (the
+  // handshake verified them; the key is the whole certificate, never an address).
+  const key = peer.raw.toString('base64');
+  const known = parsedPeers.get(key);
+  if (known) return known;
   const cert = new X509Certificate(peer.raw);
-  return { identity: identityFromSan(cert.subjectAltName ?? ''), cert };
+  const parsed = { identity: identityFromSan(cert.subjectAltName ?? ''), cert };
+  if (parsedPeers.size >= PARSED_PEERS_MAX) parsedPeers.delete(parsedPeers.keys().next().value!);
+  parsedPeers.set(key, parsed);
+  return parsed;
 }
+
+/** Parsed peer certificates by their DER bytes (base64), oldest first; at most PARSED_PEERS_MAX. */
+const parsedPeers = new Map<string, Peer>();
+const PARSED_PEERS_MAX = 16_384;
 
 export function describeIdentity(identity: Identity | undefined): string {
   if (!identity) return 'no remotegpu identity';

@@ -36,7 +36,7 @@ export interface ControllerSettings {
 /** Starts the controller and resolves once its REST API and gRPC port are announced. */
 export async function startControllerProcess(s: ControllerSettings): Promise<ControllerProcess> {
   const root = fileURLToPath(new URL('../..', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'controller/main.ts'], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'controller/main.ts'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {

@@ -1,4 +1,6 @@
 import { Metadata, Server, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReloadableServerCredentials, peerOf, tlsChannelCredentials, type TlsMaterial } from '../../common/grpc-tls.js';
 import { caPin, createCa, createCsr, identityOf, issueCertificate, issueKeyAndCertificate, readCsr, type KeyAndCert } from '../../common/pki.js';
@@ -97,5 +99,21 @@ describe('mutual TLS with the cluster CA', () => {
     creds.update(second);
     expect(await report(client())).toBe(7);
     expect(identityOf(second.certPem)).toEqual({ kind: 'host', hostId: 'host-r' });
+  });
+});
+
+describe('peerOf', () => {
+  const callWith = (pem: string) => ({ getAuthContext: () => ({ sslPeerCertificate: { raw: new X509Certificate(pem).raw } as PeerCertificate }) });
+
+  it('parses a certificate once and never answers one peer with another peer\'s identity', async () => {
+    const ca = await createCa('test CA');
+    const [a, b] = await Promise.all([hostCert(ca, 'host-a'), hostCert(ca, 'host-b')]);
+    const first = peerOf(callWith(a.certPem));
+    expect(first?.identity).toEqual({ kind: 'host', hostId: 'host-a' });
+    // The same bytes again (a fresh Buffer, as every call gets): the parsed peer is reused.
+    expect(peerOf(callWith(a.certPem))).toBe(first);
+    expect(peerOf(callWith(b.certPem))?.identity).toEqual({ kind: 'host', hostId: 'host-b' });
+    expect(peerOf(callWith(a.certPem))?.identity).toEqual({ kind: 'host', hostId: 'host-a' });
+    expect(peerOf({ getAuthContext: () => ({}) })).toBeUndefined();
   });
 });
