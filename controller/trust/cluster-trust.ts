@@ -1,7 +1,8 @@
 import { createHmac, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
-import { ReloadableServerCredentials, tlsChannelCredentials } from '../../common/grpc-tls.js';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { ReloadableServerCredentials, sharedContextCredentials } from '../../common/grpc-tls.js';
 import type { Logger } from '../../common/logger.js';
 import { caPin, issueCertificate, issueKeyAndCertificate, renewAt, type Identity, type KeyAndCert } from '../../common/pki.js';
 import type { ControllerConfig } from '../config.js';
@@ -36,6 +37,7 @@ export class ClusterTrust {
   /** Bumped at every renewal of the controller certificate (agent connections are remade). */
   generation = 0;
   private own: KeyAndCert;
+  private clientContext: { generation: number; context: SecureContext } | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** After unchanged operator files, the next look at them. */
   private quietUntil = 0;
@@ -126,7 +128,11 @@ export class ClusterTrust {
   agentCredentials(hostId: string, fingerprints?: readonly string[]): ChannelCredentials {
     if (this.insecure) return credentials.createInsecure();
     const expect: Identity = { kind: 'host', hostId };
-    return tlsChannelCredentials({ caPem: this.ca.certPem, keyPem: this.own.keyPem, certPem: this.own.certPem, expect, ...(fingerprints ? { fingerprints } : {}) });
+    // One TLS context (CA, own key and certificate) for every agent channel, made again after a renewal.
+    if (this.clientContext?.generation !== this.generation) {
+      this.clientContext = { generation: this.generation, context: createSecureContext({ ca: this.ca.certPem, key: this.own.keyPem, cert: this.own.certPem }) };
+    }
+    return sharedContextCredentials(this.clientContext.context, expect, fingerprints);
   }
 
   /** A certificate for a host's key (from its CSR). */
