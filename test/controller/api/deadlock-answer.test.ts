@@ -11,8 +11,8 @@ import { insertHost } from '../hosts/seed.js';
 // in one order (host, then owner, workspace and quotas, then environments in id order); here a
 // second session takes them the other way round on purpose, so PostgreSQL must fail the start.
 
-describe.each(DB_TARGETS)('a deadlock answered on $name', (target) => {
-  describe.skipIf(target.skipReason !== '' || target.name !== 'postgres')('start against a session holding its environment', () => {
+describe.each(DB_TARGETS.filter((t) => t.name === 'postgres'))('a deadlock answered on $name', (target) => {
+  describe.skipIf(target.skipReason !== '')('start against a session holding its environment', () => {
     let api: TestApi;
 
     beforeAll(async () => {

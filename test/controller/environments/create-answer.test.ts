@@ -19,8 +19,8 @@ const logger = createLogger({ name: 'test', level: 'silent' });
 const GIB = 2 ** 30;
 const PORTS = { ssh: { from: 31000, to: 31099 }, jupyter: { from: 31100, to: 31199 } };
 
-describe.each(DB_TARGETS)('create answer on $name', (target) => {
-  describe.skipIf(target.skipReason !== '' || target.name !== 'postgres')('a busy pool after the commit', () => {
+describe.each(DB_TARGETS.filter((t) => t.name === 'postgres'))('create answer on $name', (target) => {
+  describe.skipIf(target.skipReason !== '')('a busy pool after the commit', () => {
     let t: TestDatabase;
     let small: DatabaseHandle;
 

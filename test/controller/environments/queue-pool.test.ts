@@ -19,8 +19,8 @@ const logger = createLogger({ name: 'test', level: 'silent' });
 const GIB = 2 ** 30;
 const PORTS = { ssh: { from: 31000, to: 31099 }, jupyter: { from: 31100, to: 31199 } };
 
-describe.each(DB_TARGETS)('queue pool on $name', (target) => {
-  describe.skipIf(target.skipReason !== '' || target.name !== 'postgres')('the API pool busy', () => {
+describe.each(DB_TARGETS.filter((t) => t.name === 'postgres'))('queue pool on $name', (target) => {
+  describe.skipIf(target.skipReason !== '')('the API pool busy', () => {
     let t: TestDatabase;
     let api: DatabaseHandle;
 
