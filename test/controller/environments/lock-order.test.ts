@@ -17,6 +17,21 @@ import { insertHost, placeEnvironment } from '../hosts/seed.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 /** The observer removes no orphan here: no agent is ever asked for. */
+/** 'ok' once `p` resolves, or its error: awaited after the lock holder lets go. */
+const outcomeOf = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => 'ok',
+    (err: unknown) => err,
+  );
+
+/** Resolves once some session of the test database waits for a lock. */
+async function lockWaitSeenBy(other: { query(text: string): Promise<{ rows: { n: number }[] }> }): Promise<void> {
+  await waitUntil('observer waits for a lock', async () => {
+    const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+    return r.rows[0]!.n > 0;
+  }, 10_000, undefined, 20);
+}
+
 const noAgents = { forHost: () => Promise.reject(new Error('no agent in this test')) } as unknown as AgentPool;
 
 describe.each(DB_TARGETS)('lock order on $name', (target) => {
@@ -58,15 +73,9 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
         await other.query('begin');
         await other.query(`select id from hosts where id = 'host-lock' for update`);
         const report = observer().onReport('host-lock', [], [], { runtimeDownSince: new Date(Date.now() - 10_000) });
-        const settled = report.then(
-          () => 'ok',
-          (err: unknown) => err,
-        );
+        const settled = outcomeOf(report);
         // The observer's transaction is waiting for a lock (the host's row).
-        await waitUntil('observer waits for a lock', async () => {
-          const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
-          return r.rows[0].n > 0;
-        }, 10_000, undefined, 20);
+        await lockWaitSeenBy(other);
         await other.query(`select id from environments where id = 'env-lock' for update`);
         await other.query('commit');
         expect(await settled).toBe('ok');
@@ -97,16 +106,8 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
         // The outcome writer's order: a, then b.
         await other.query('begin');
         await other.query(`select id from environments where id = 'env-ids-a' for update`);
-        const settled = observer()
-          .onReport('host-ids', [], [], { known })
-          .then(
-            () => 'ok',
-            (err: unknown) => err,
-          );
-        await waitUntil('observer waits for a lock', async () => {
-          const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
-          return r.rows[0].n > 0;
-        }, 10_000, undefined, 20);
+        const settled = outcomeOf(observer().onReport('host-ids', [], [], { known }));
+        await lockWaitSeenBy(other);
         await other.query(`select id from environments where id = 'env-ids-b' for update`);
         await other.query('commit');
         expect(await settled).toBe('ok');
@@ -139,16 +140,8 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
         await other.query('begin');
         await other.query(`select id from environments where id = 'env-ev-a' for update`);
         // b's disk usage changed; a has an event (its row is referenced by the event's insert).
-        const settled = observer()
-          .onReport('host-ev', [seen('env-ev-a', null), seen('env-ev-b', 12345)], [{ envId: 'env-ev-a', at: new Date(), kind: 'log', message: 'hello' }], { known })
-          .then(
-            () => 'ok',
-            (err: unknown) => err,
-          );
-        await waitUntil('observer waits for a lock', async () => {
-          const r = await other.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
-          return r.rows[0].n > 0;
-        }, 10_000, undefined, 20);
+        const settled = outcomeOf(observer().onReport('host-ev', [seen('env-ev-a', null), seen('env-ev-b', 12345)], [{ envId: 'env-ev-a', at: new Date(), kind: 'log', message: 'hello' }], { known }));
+        await lockWaitSeenBy(other);
         await other.query(`select id from environments where id = 'env-ev-b' for update`);
         await other.query('commit');
         expect(await settled).toBe('ok');
