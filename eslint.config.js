@@ -39,6 +39,11 @@ export default defineConfig(
     },
   },
   {
+    // The console's client scripts run in the browser.
+    files: ['controller/console/assets/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // Kysely's own advice: a migration takes Kysely<any>, since it must not depend on today's schema types.
     files: ['controller/db/migrations/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -7,7 +7,7 @@ import { openDatabase, openReconcilerDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.js';
 import { bootstrapAdmin } from './users/bootstrap.js';
 import { ClusterTrust } from './trust/cluster-trust.js';
-import { buildApi } from './api/routes.js';
+import { buildApp } from './app.js';
 import { ControllerServices } from './services.js';
 import { listenHttp, readTlsFiles } from './http-server.js';
 
@@ -72,7 +72,7 @@ export async function startController(config: ControllerConfig, logger: Logger):
     stops.push(grpc.stop);
     const grpcPort = grpc.port;
 
-    const app = buildApi({ services, logger });
+    const app = buildApp({ services, logger });
     const http = await listenHttp(app.fetch, config.httpHost, config.httpPort, tls);
     stops.push(() => http.close());
 

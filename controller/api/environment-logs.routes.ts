@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { formatLogLine, type LogFollow } from '../environments/logs.js';
 import { hashToken } from '../users/tokens.js';
-import { authenticated, bearerToken, principalOf } from './auth.js';
+import { authenticated, requestToken, principalOf } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import { EnvParams, LogsQuery } from './environments.schemas.js';
 import { envelope, errors, reply } from './schemas.js';
@@ -39,7 +39,7 @@ export function environmentLogsRoutes({ services }: ApiDeps) {
     if (follow) {
       // Counted against the caller's limit before the stream starts, so that a refusal is a 429 envelope.
       const abort = new AbortController();
-      const caller = { principal: p, tokenHash: hashToken(bearerToken(c) ?? '') };
+      const caller = { principal: p, tokenHash: hashToken(requestToken(c) ?? '') };
       return followLogs(c, services.environmentLogs.openFollow(caller, env, lines, abort.signal), abort);
     }
     const entries = await services.environmentLogs.tail(env, lines);

@@ -40,7 +40,7 @@ export function translate(key: MessageKey, acceptLanguage: string | undefined): 
   return prefersEnglish(acceptLanguage) ? MESSAGES[key].en : MESSAGES[key].zh;
 }
 
-function prefersEnglish(header: string | undefined): boolean {
+export function prefersEnglish(header: string | undefined): boolean {
   if (!header) return false;
   let best = { lang: '', q: -1 };
   for (const part of header.split(',')) {

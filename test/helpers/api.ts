@@ -4,7 +4,7 @@ import { shutdownServer } from '../../common/grpc.js';
 import { loadControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import type { Db } from '../../controller/db/database.js';
 import type { UserRole } from '../../controller/db/schema.js';
-import { buildApi } from '../../controller/api/routes.js';
+import { buildApp } from '../../controller/app.js';
 import { ControllerServices } from '../../controller/services.js';
 import { ClusterTrust } from '../../controller/trust/cluster-trust.js';
 import { bootstrapAdmin } from '../../controller/users/bootstrap.js';
@@ -45,7 +45,7 @@ export interface RequestOptions {
 
 export interface TestApi {
   /** The Hono app of the REST API; requests go through `app.request()`, no socket. */
-  readonly app: ReturnType<typeof buildApi>;
+  readonly app: ReturnType<typeof buildApp>;
   readonly services: ControllerServices;
   readonly db: Db;
   readonly database: TestDatabase;
@@ -80,7 +80,7 @@ export async function createTestApi(
   const logger = pino({ level: 'silent' });
   const trust = await ClusterTrust.create({ db, config, logger });
   const services = new ControllerServices({ db, config, logger, trust, dbKind: database.kind });
-  const app = buildApi({ services, logger });
+  const app = buildApp({ services, logger });
 
   let closing: Promise<void> | undefined;
   return {
