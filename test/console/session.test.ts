@@ -54,7 +54,7 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'pglite'))('console session ($
     const headers = { cookie, 'content-type': 'application/json' };
     const refused = await api.app.request('http://localhost/api/v1/ssh-keys', { method: 'POST', headers, body });
     expect(refused.status).toBe(403);
-    expect((await refused.json()).message).toMatch(/CSRF/);
+    expect(((await refused.json()) as { message: string }).message).toMatch(/CSRF/);
     const accepted = await api.app.request('http://localhost/api/v1/ssh-keys', { method: 'POST', headers: { ...headers, 'x-csrf-token': csrfTokenFor(api.adminToken) }, body });
     expect(accepted.status).toBe(201);
   });
