@@ -14,6 +14,7 @@ import { adminJoinTokensRoutes } from './admin-join-tokens.routes.js';
 import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
+import { environmentTerminalRoutes } from './environment-terminal.routes.js';
 import { quotasRoutes } from './quotas.routes.js';
 
 
@@ -35,6 +36,7 @@ export function buildApi(deps: ApiDeps) {
     environmentsRoutes,
     environmentMountsRoutes,
     environmentLogsRoutes,
+    environmentTerminalRoutes,
     quotasRoutes,
   ];
   for (const routes of resources) app.route('/api/v1', routes(deps));
