@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { createLogger } from '../../common/logger.js';
-import { dockerAvailable, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
+import { dockerAvailable, dockerExec, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 import { TerminalClient, upgradeStatus } from '../helpers/terminal-client.js';
@@ -20,6 +20,8 @@ const FAKE = path.resolve('test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt');
 const MIB = 2 ** 20;
 const NAMESPACE = `e2e-term-${process.pid}`;
 const MAX_PER_USER = 2;
+/** Long enough for every other test (the `yes` one stays silent 6.5 s), short enough to wait for. */
+const IDLE_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', () => {
@@ -41,6 +43,12 @@ describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', 
     return TerminalClient.open(wsUrl(`${query}&ticket=${encodeURIComponent(res.body.data.ticket)}`));
   };
   const noSessions = () => waitFor('no terminal open', () => sessions().sessions === 0, 15_000);
+  /** The CPU time (utime clock ticks) of the `yes` processes in the environment's container. */
+  const yesCpuTicks = async () => {
+    const [c] = await docker.listContainers({ filters: { label: [`remotegpu.env-id=${envId}`] } });
+    const script = 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = yes ] && cut -d" " -f14 $p/stat; done';
+    return (await dockerExec(docker, c!.Id, ['sh', '-c', script])).stdout.trim();
+  };
   const logs = async () => (await api('GET', `/api/v1/environments/${envId}/logs?lines=500`, ADMIN)).body.data.logs as string[];
 
   beforeAll(async () => {
@@ -60,6 +68,7 @@ describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', 
         REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
         REMOTEGPU_AUTH_CACHE_MS: '0',
         REMOTEGPU_TERMINAL_MAX_PER_USER: String(MAX_PER_USER),
+        REMOTEGPU_TERMINAL_IDLE_TIMEOUT_MS: String(IDLE_MS),
         REMOTEGPU_SSH_PORT_RANGE: '19000-19049',
         REMOTEGPU_JUPYTER_PORT_RANGE: '19050-19099',
       },
@@ -174,17 +183,33 @@ describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', 
     const readMiB = (t.bytes - readFrom) / MIB;
     t.ws.pause();
     await sleep(500);
-    const heapBefore = process.memoryUsage().heapUsed;
+    const memory = () => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    const memoryBefore = memory();
     await sleep(6_000);
     const s = sessions();
-    const heapGrowth = (process.memoryUsage().heapUsed - heapBefore) / MIB;
-    console.log(`yes, client not reading for 6 s: read ${readMiB.toFixed(1)} MiB in the second before pausing; controller queued ${(s.queuedBytes / 1024).toFixed(0)} KiB now, ${(s.maxQueuedBytes / 1024).toFixed(0)} KiB at most; heap growth ${heapGrowth.toFixed(1)} MiB (controller + agent + test in one process)`);
+    const growth = (memory() - memoryBefore) / MIB;
+    console.log(`yes, client not reading for 6 s: read ${readMiB.toFixed(1)} MiB in the second before pausing; controller queued ${(s.queuedBytes / 1024).toFixed(0)} KiB now, ${(s.maxQueuedBytes / 1024).toFixed(0)} KiB at most; heap + buffers growth ${growth.toFixed(1)} MiB (controller + agent + test in one process)`);
     // Loose: the pause point is 1 MiB, plus one pty read in flight; unbounded would be hundreds of MiB.
     expect(s.maxQueuedBytes).toBeLessThan(4 * MIB);
-    expect(heapGrowth).toBeLessThan(100);
+    expect(growth).toBeLessThan(100);
+    // The pause reached the container: `yes` is blocked on its writes (its CPU time stands still),
+    // so nothing piles up in the agent either.
+    const [first, second] = [await yesCpuTicks(), (await sleep(1_500), await yesCpuTicks())];
+    console.log(`yes CPU ticks 1.5 s apart while the client does not read: ${first} → ${second}`);
+    expect(first).not.toBe('');
+    expect(second).toBe(first);
     t.ws.resume();
     t.close();
     await noSessions();
+  }, 60_000);
+
+  it('closes a session without input or output for REMOTEGPU_TERMINAL_IDLE_TIMEOUT_MS with 4408', async () => {
+    const t = await openWithTicket();
+    t.type('echo then-silence\n');
+    await t.waitFor(/then-silence/);
+    expect(await t.closed(IDLE_MS + 20_000)).toEqual({ code: 4408, reason: 'idle timeout' });
+    await noSessions();
+    await waitFor('event', async () => (await logs()).some((l) => l.endsWith('terminal closed (idle timeout)')));
   }, 60_000);
 
   it('closes the session with 4409 when the environment is stopped', async () => {
