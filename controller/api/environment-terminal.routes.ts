@@ -112,7 +112,10 @@ function peerOf(ctx: WSContext<WebSocketLike>): TerminalPeer {
     sendControl: (message) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
     },
-    close: (code, reason) => ws.close(code, reason),
+    close: (code, reason) => {
+      ws.resume(); // input paused for a slow agent: the client's close frame must still be read
+      ws.close(code, reason);
+    },
     pauseInput: () => ws.pause(),
     resumeInput: () => ws.resume(),
   };
