@@ -145,15 +145,8 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
-    this.terminals = new TerminalsService({
-      db,
-      agents: this.agents,
-      logger,
-      tokens: (hashes) => this.users.checkTokens(hashes),
-      maxPerUser: config.terminalMaxPerUser,
-      idleTimeoutMs: config.terminalIdleTimeoutMs,
-      environment: (p, envId) => this.environments.get(p, envId),
-    });
+    const terminalLimits = { maxPerUser: config.terminalMaxPerUser, idleTimeoutMs: config.terminalIdleTimeoutMs };
+    this.terminals = new TerminalsService({ db, agents: this.agents, logger, tokens: (h) => this.users.checkTokens(h), environment: (p, id) => this.environments.get(p, id), ...terminalLimits });
     this.hosts = new HostsService(db, this.wake, (trx, hostId) => abandonRemovals(trx, hostId, removalAbandoned(hostId)));
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);
