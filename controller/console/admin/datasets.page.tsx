@@ -9,7 +9,7 @@ import { AdminPage, ApiForm, CheckField, DataTable, Field, Pager, notFoundText, 
 const TEXT: Texts<
   | 'title' | 'datasetTitle' | 'name' | 'hostPath' | 'description' | 'scope' | 'public' | 'user' | 'workspace' | 'writable' | 'readOnly' | 'created'
   | 'add' | 'newDataset' | 'edit' | 'save' | 'delete' | 'deleteConfirm' | 'back' | 'actions' | 'hostPathHint' | 'ownerId' | 'workspaceId'
-  | 'scopeHint' | 'writableHint' | 'editTitle' | 'mode'
+  | 'scopeHint' | 'writableHint' | 'editTitle' | 'mode' | 'readWrite'
 > = {
   en: {
     title: 'Datasets', datasetTitle: 'Dataset {name}', name: 'Name', hostPath: 'Host path', description: 'Description', scope: 'Visible to',
@@ -19,7 +19,7 @@ const TEXT: Texts<
     actions: 'Actions', hostPathHint: 'A directory holding the data, the same path on every GPU host.', ownerId: 'Owner user ID',
     workspaceId: 'Workspace ID', scopeHint: 'Leave both empty for a dataset every user may mount.',
     writableHint: 'Turning it off remounts existing read-write mounts read-only (their environments are recreated, data kept).', editTitle: 'Change',
-    mode: 'Mode',
+    mode: 'Mode', readWrite: 'read-write allowed',
   },
   zh: {
     title: '数据集', datasetTitle: '数据集 {name}', name: '名称', hostPath: '主机路径', description: '描述', scope: '可见范围',
@@ -29,7 +29,7 @@ const TEXT: Texts<
     actions: '操作', hostPathHint: '存放数据的目录，在每台 GPU 主机上路径相同。', ownerId: '所有者用户 ID',
     workspaceId: '工作空间 ID', scopeHint: '两项都留空：所有用户都可挂载。',
     writableHint: '关闭后，现有的读写挂载将改为只读（相关环境会重建，数据保留）。', editTitle: '修改',
-    mode: '模式',
+    mode: '模式', readWrite: '允许读写',
   },
 };
 
@@ -52,7 +52,7 @@ function DatasetsList(props: { ctx: PageContext; items: readonly DatasetRow[]; t
           { label: t('name'), cell: (d) => <a href={`/admin/datasets/${d.id}`}>{d.name}</a> },
           { label: t('hostPath'), cell: (d) => <code>{d.host_path}</code> },
           { label: t('scope'), cell: (d) => scopeOf(d, t) },
-          { label: t('mode'), cell: (d) => (d.writable ? t('writable') : t('readOnly')) },
+          { label: t('mode'), cell: (d) => (d.writable ? t('readWrite') : t('readOnly')) },
           { label: t('description'), cell: (d) => d.description },
           { label: t('created'), cell: (d) => when(d.created_at) },
           { label: t('actions'), cell: (d) => <a href={`/admin/datasets/${d.id}`}>{t('edit')}</a> },

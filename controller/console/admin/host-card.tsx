@@ -38,14 +38,15 @@ function Tile(props: { g: GpuTile; t: T }) {
 }
 
 /** One resource as "allocated / total" with a meter. */
-function Usage(props: { id: string; label: string; used: number; total: number; show: (n: number) => string }) {
+function Usage(props: { id: string; label: string; used: number; total: number; show: (n: number) => string; unit?: string }) {
+  const figures = `${props.show(props.used)} / ${props.show(props.total)}${props.unit ? ` ${props.unit}` : ''}`;
   return (
     <div class="usage">
       <label for={props.id}>{props.label}</label>
       <meter id={props.id} min={0} max={Math.max(props.total, 1)} value={Math.min(props.used, Math.max(props.total, 1))} high={Math.max(props.total, 1) * 0.9}>
-        {props.show(props.used)} / {props.show(props.total)}
+        {figures}
       </meter>
-      <span class="usage-figures">{props.show(props.used)} / {props.show(props.total)}</span>
+      <span class="usage-figures">{figures}</span>
     </div>
   );
 }
@@ -85,7 +86,7 @@ export function HostUsage(props: { host: HostSummary; t: T }) {
   const id = (what: string) => `${what}-${host.id}`;
   return (
     <div class="usages">
-      <Usage id={id('cpu')} label={t('cpu')} used={host.cpuAllocated} total={host.cpuTotal} show={(n) => `${n} ${t('cores')}`} />
+      <Usage id={id('cpu')} label={t('cpu')} used={host.cpuAllocated} total={host.cpuTotal} show={String} unit={t('cores')} />
       <Usage id={id('mem')} label={t('memory')} used={host.memoryAllocatedBytes} total={host.memoryTotalBytes} show={formatBytes} />
       <Usage id={id('disk')} label={t('storage')} used={host.storageAllocatedBytes} total={host.storageTotalBytes} show={formatBytes} />
     </div>

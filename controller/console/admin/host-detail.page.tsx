@@ -71,7 +71,7 @@ function EnvironmentTable(props: { rows: readonly HostEnvironment[]; t: HostT; l
       rows={props.rows}
       columns={[
         { label: t('name'), cell: (e) => <a href={`/environments/${e.id}`}>{e.name}</a> },
-        { label: t('owner'), cell: (e) => e.ownerName },
+        { label: t('ownerCol'), cell: (e) => e.ownerName },
         { label: t('envStatus'), cell: (e) => <span class={`status status-${e.status}`}>{e.status}</span> },
         { label: t('resources'), cell: (e) => `${e.gpu} GPU · ${e.cpu} ${t('cores')} · ${formatBytes(e.memoryBytes)} · ${formatBytes(e.storageBytes)}` },
         { label: t('created'), cell: (e) => when(e.createdAt) },

@@ -8,7 +8,7 @@ export const HOST_TEXT: Texts<
   | 'online' | 'offline' | 'cordoned' | 'draining' | 'pending_approval' | 'facts' | 'environments' | 'events' | 'index' | 'model'
   | 'memoryUsed' | 'utilization' | 'temperature' | 'health' | 'holder' | 'name' | 'envStatus' | 'created' | 'at' | 'kind' | 'message'
   | 'environment' | 'os' | 'kernel' | 'cpuModel' | 'driver' | 'cuda' | 'gpuMode' | 'registered' | 'agentAddress' | 'approved' | 'yes' | 'no'
-  | 'machineId' | 'diskFree' | 'healthy' | 'back' | 'gpuCount' | 'resources'
+  | 'machineId' | 'diskFree' | 'healthy' | 'back' | 'gpuCount' | 'resources' | 'ownerCol'
 > = {
   en: {
     title: 'Hosts', detailTitle: 'Host {name}', refreshHint: 'This page refreshes itself every few seconds.', gpus: 'GPUs',
@@ -25,7 +25,7 @@ export const HOST_TEXT: Texts<
     name: 'Name', envStatus: 'Status', created: 'Created', at: 'Time', kind: 'Event', message: 'Message', environment: 'Environment',
     os: 'OS', kernel: 'Kernel', cpuModel: 'CPU model', driver: 'Driver', cuda: 'CUDA', gpuMode: 'GPU mode', registered: 'Registered',
     agentAddress: 'Agent address', approved: 'Approved', yes: 'yes', no: 'no', machineId: 'Machine id', diskFree: 'Disk free',
-    healthy: 'healthy', back: 'All hosts', gpuCount: 'GPUs', resources: 'Resources',
+    healthy: 'healthy', back: 'All hosts', gpuCount: 'GPUs', resources: 'Resources', ownerCol: 'Owner',
   },
   zh: {
     title: '主机', detailTitle: '主机 {name}', refreshHint: '本页每隔几秒自动刷新。', gpus: 'GPU',
@@ -42,7 +42,7 @@ export const HOST_TEXT: Texts<
     name: '名称', envStatus: '状态', created: '创建时间', at: '时间', kind: '事件', message: '内容', environment: '环境',
     os: '操作系统', kernel: '内核', cpuModel: 'CPU 型号', driver: '驱动', cuda: 'CUDA', gpuMode: 'GPU 模式', registered: '注册时间',
     agentAddress: 'Agent 地址', approved: '已批准', yes: '是', no: '否', machineId: '机器 ID', diskFree: '磁盘剩余',
-    healthy: '正常', back: '全部主机', gpuCount: 'GPU', resources: '资源',
+    healthy: '正常', back: '全部主机', gpuCount: 'GPU', resources: '资源', ownerCol: '所有者',
   },
 };
 
