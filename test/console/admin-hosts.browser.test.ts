@@ -148,6 +148,11 @@ describe.skipIf(!hasDocker)('admin pages in Chromium on the real platform', () =
   }, 60_000);
 
   it('creates a user and a token shown once, which works, then revokes it', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base()}/admin/users`);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await screenshot(page, 'admin-users-390');
+    await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${base()}/admin/users`);
     await screenshot(page, 'admin-users');
     await page.getByLabel('Name', { exact: false }).first().fill('dave');
