@@ -5,6 +5,7 @@ import { pageOffset, type Page, type PageRequest } from '../db/pagination.js';
 import { approveHost, revokeHost } from './host-approval.repo.js';
 import { deleteHostRows, environmentsOnHost, lockHost, setAdminState } from './hosts.repo.js';
 import { findHostExtras, findHostSummary, listHostGpus, listHostSummaries } from './host-listing.repo.js';
+import { listGpuTiles, listHostEnvironments, listHostEvents, type GpuTile, type HostEnvironment, type HostEvent } from './gpu-tiles.repo.js';
 import type { HostDetail, HostFilter, HostSummary } from './model.js';
 
 export { snapshotForScheduling } from './scheduling-snapshot.js';
@@ -39,6 +40,20 @@ export class HostsService {
     const [summary, extras, gpus] = await Promise.all([findHostSummary(this.db, hostId), findHostExtras(this.db, hostId), listHostGpus(this.db, hostId)]);
     if (!summary || !extras) throw notFound(hostId);
     return { ...summary, ...extras, gpus };
+  }
+
+  /**
+   * Every GPU of the hosts `hostIds` (one page of the listing) with the environment holding it and
+   * that environment's owner: the console's GPU tiles, read in one statement for the whole page.
+   */
+  async gpuTiles(hostIds: readonly string[]): Promise<Map<string, GpuTile[]>> {
+    return listGpuTiles(this.db, hostIds);
+  }
+
+  /** The environments on a host that are not deleted (at most `limit`), and their latest `limit` events. */
+  async activity(hostId: string, limit = 50): Promise<{ environments: HostEnvironment[]; events: HostEvent[] }> {
+    const [environments, events] = await Promise.all([listHostEnvironments(this.db, hostId, limit), listHostEvents(this.db, hostId, limit)]);
+    return { environments, events };
   }
 
   /**
