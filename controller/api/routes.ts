@@ -15,6 +15,7 @@ import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
 import { quotasRoutes } from './quotas.routes.js';
+import { capacityRoutes } from './capacity.routes.js';
 
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
@@ -36,6 +37,7 @@ export function buildApi(deps: ApiDeps) {
     environmentMountsRoutes,
     environmentLogsRoutes,
     quotasRoutes,
+    capacityRoutes,
   ];
   for (const routes of resources) app.route('/api/v1', routes(deps));
   app.doc31('/api/v1/openapi.json', {
