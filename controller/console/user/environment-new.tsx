@@ -57,7 +57,7 @@ export function NewEnvironment(props: { ctx: PageContext; images: readonly Image
           </div>
           <div>
             <label for="env-memory">{t('memory')}</label>
-            <input id="env-memory" name="memory" type="number" min={0.0625} step={0.5} value="8" required data-unit="GiB" aria-describedby="env-memory-hint" />
+            <input id="env-memory" name="memory" type="number" min={0.0625} step="any" value="8" required data-unit="GiB" aria-describedby="env-memory-hint" />
             <p id="env-memory-hint" class="hint">{t('memoryHint')}</p>
           </div>
           <div>
