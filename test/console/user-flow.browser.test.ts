@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createLogger } from '../../common/logger.js';
 import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { launchBrowser, screenshot, signIn } from '../helpers/browser.js';
-import { dockerAvailable, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
+import { dockerAvailable, dockerExec, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 
 // The user's console in a real headless Chromium against the real platform (controller, agent,
@@ -38,6 +38,8 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
   let envId = '';
   const api = restCaller(() => platform.controller.httpUrl);
   const base = () => platform.controller.httpUrl;
+  /** Runs a command in the environment's container (a recreated container has the same name). */
+  const inContainer = (cmd: string[]) => dockerExec(docker, `remotegpu-${envId}`, cmd).catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
   const statusOf = (p: Page, selector: string) => p.locator(selector).getAttribute('data-status');
 
   beforeAll(async () => {
@@ -58,6 +60,7 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
         REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS: '500',
         REMOTEGPU_SSH_PORT_RANGE: '19200-19249',
         REMOTEGPU_JUPYTER_PORT_RANGE: '19250-19299',
+        REMOTEGPU_DATASET_ROOTS: path.join(dir, 'datasets'),
       },
       createLogger({ name: 'console-user', level: 'warn' }),
     );
@@ -68,6 +71,11 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     const created = await api('POST', `/api/v1/admin/users/${user.body.data.id}/tokens`, ADMIN, { name: 'browser' });
     expect(created.status).toBe(201);
     token = created.body.data.token;
+    // A public dataset (a directory on this host, the agent's host) the user may mount.
+    const data = path.join(dir, 'datasets', 'mini');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(path.join(data, 'README'), 'a tiny dataset\n');
+    expect((await api('POST', '/api/v1/admin/datasets', ADMIN, { name: 'mini', host_path: data })).status).toBe(201);
     browser = await launchBrowser();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
@@ -129,18 +137,15 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     const row = `#environments tr[data-env-id="${envId}"]`;
     const first = await statusOf(page, `${row} .status`);
     // A mark that a reload would lose, and every status the row shows as the script updates it.
-    await page.evaluate((sel) => {
-      const w = window as unknown as { notReloaded: boolean; seen: string[] };
-      w.notReloaded = true;
-      w.seen = [];
-      const badge = document.querySelector(`${sel} .status`)!;
-      new MutationObserver(() => w.seen.push(badge.getAttribute('data-status')!)).observe(badge, { attributes: true, attributeFilter: ['data-status'] });
-    }, row);
+    // (Browser-side code as strings: the tests are compiled without the DOM types.)
+    await page.evaluate(`(() => {
+      window.notReloaded = true;
+      window.seen = [];
+      const badge = document.querySelector(${JSON.stringify(`${row} .status`)});
+      new MutationObserver(() => window.seen.push(badge.getAttribute('data-status'))).observe(badge, { attributes: true, attributeFilter: ['data-status'] });
+    })()`);
     await page.locator(`${row} .status[data-status="running"]`).waitFor({ timeout: LONG });
-    const seen = await page.evaluate(() => {
-      const w = window as unknown as { notReloaded?: boolean; seen?: string[] };
-      return { notReloaded: w.notReloaded, seen: w.seen ?? [] };
-    });
+    const seen = (await page.evaluate('({ notReloaded: window.notReloaded, seen: window.seen ?? [] })')) as { notReloaded?: boolean; seen: string[] };
     console.log(`list: first rendered as ${first}, then updated in place to ${seen.seen.join(' → ') || '(already running)'}`);
     expect(seen.notReloaded).toBe(true);
     expect(await page.locator(`${row} .status`).textContent()).toBe('running');
@@ -150,7 +155,7 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'user-environments-390');
     // At 390 px the table scrolls inside its wrapper; the page itself does not scroll sideways.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await page.setViewportSize({ width: 1280, height: 900 });
   }, LONG + 60_000);
 
@@ -173,6 +178,23 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     await page.locator('#action-start').click();
     await page.locator('#env-status[data-status="running"]').waitFor({ timeout: LONG });
     expect((await api('GET', `/api/v1/environments/${envId}`, token)).body.data.status).toBe('running');
+  }, 2 * LONG);
+
+  it('mounts a dataset from its page and unmounts it (confirmed)', async () => {
+    await page.getByLabel('Mount path').fill('/data/mini');
+    await page.getByRole('button', { name: 'Mount', exact: true }).click();
+    await page.locator('#mounts', { hasText: '/data/mini' }).waitFor();
+    const mounts = (await api('GET', `/api/v1/environments/${envId}/datasets`, token)).body.data.items;
+    expect(mounts).toMatchObject([{ name: 'mini', mount_path: '/data/mini', readonly: true }]);
+    // The running environment is recreated with the mount (data kept): the container sees the dataset.
+    await waitUntil('dataset in the container', async () => (await inContainer(['cat', '/data/mini/README'])).stdout === 'a tiny dataset\n', LONG);
+    await page.locator('#env-status[data-status="running"]').waitFor({ timeout: LONG });
+    await screenshot(page, 'user-environment-detail-dataset');
+    await page.getByRole('button', { name: 'Unmount: mini' }).click();
+    await page.getByText('No datasets mounted.').waitFor();
+    expect((await api('GET', `/api/v1/environments/${envId}/datasets`, token)).body.data.items).toEqual([]);
+    await waitUntil('dataset gone from the container', async () => (await inContainer(['ls', '/data/mini/README'])).exitCode !== 0, LONG);
+    await page.locator('#env-status[data-status="running"]').waitFor({ timeout: LONG });
   }, 2 * LONG);
 
   it('deletes it from its page (confirmed) and goes back to the list', async () => {
