@@ -40,6 +40,13 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
   const base = () => platform.controller.httpUrl;
   /** Runs a command in the environment's container (a recreated container has the same name). */
   const inContainer = (cmd: string[]) => dockerExec(docker, `remotegpu-${envId}`, cmd).catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
+  /** At 390 px wide the page itself does not scroll sideways (wide tables scroll inside .table-wrap). */
+  const expectNarrowFits = async (name: string) => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, name);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await page.setViewportSize({ width: 1280, height: 900 });
+  };
   const statusOf = (p: Page, selector: string) => p.locator(selector).getAttribute('data-status');
 
   beforeAll(async () => {
@@ -103,6 +110,7 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     await page.locator('#ssh-keys tr[data-key-id]').first().waitFor();
     expect(await page.locator('#ssh-keys').textContent()).toContain('laptop');
     await screenshot(page, 'user-ssh-keys');
+    await expectNarrowFits('user-ssh-keys-390');
   });
 
   it('shows the 40902 message in the create form when nothing fits, with the free capacity as a hint', async () => {
@@ -116,6 +124,7 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     expect(await alert.textContent()).toMatch(/\(40902\)$/);
     expect(new URL(page.url()).pathname).toBe('/environments/new');
     await screenshot(page, 'user-create-40902');
+    await expectNarrowFits('user-create-40902-390');
   });
 
   it('creates a 2-GPU environment from the form and sees it reach running on the list without a reload', async () => {
@@ -152,11 +161,7 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     expect(await page.locator(`#ssh-${envId}`).textContent()).toMatch(/^ssh root@127\.0\.0\.1 -p 192\d\d$/);
     expect(await page.locator(`${row}`).textContent()).toContain('2 × NVIDIA A40');
     await screenshot(page, 'user-environments');
-    await page.setViewportSize({ width: 390, height: 844 });
-    await screenshot(page, 'user-environments-390');
-    // At 390 px the table scrolls inside its wrapper; the page itself does not scroll sideways.
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
-    await page.setViewportSize({ width: 1280, height: 900 });
+    await expectNarrowFits('user-environments-390');
   }, LONG + 60_000);
 
   it("follows the container's PID-1 log live on the environment's page", async () => {
@@ -167,6 +172,7 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     expect(await page.locator('#ssh-command').textContent()).toMatch(/^ssh root@127\.0\.0\.1 -p 192\d\d$/);
     expect(await page.locator('#timeline li').count()).toBeGreaterThan(0);
     await screenshot(page, 'user-environment-detail');
+    await expectNarrowFits('user-environment-detail-390');
   }, LONG + 30_000);
 
   it('stops and starts it from the buttons (confirmed), the status following live', async () => {
