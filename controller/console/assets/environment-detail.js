@@ -65,7 +65,20 @@ function followLogs(id) {
     while (pre.childNodes.length > 2000) pre.firstChild.remove();
     if (atBottom) pre.scrollTop = pre.scrollHeight;
   };
-  source.onmessage = (event) => append(event.data);
+  // After a dropped connection EventSource reconnects by itself, and the follow starts again with
+  // the last lines: those already shown are skipped until a new one arrives.
+  const recent = [];
+  let replaying = false;
+  source.onerror = () => {
+    replaying = true;
+  };
+  source.onmessage = (event) => {
+    if (replaying && recent.includes(event.data)) return;
+    replaying = false;
+    recent.push(event.data);
+    if (recent.length > 200) recent.shift();
+    append(event.data);
+  };
   source.addEventListener('end', (event) => {
     append(`(${pre.dataset.ended}: ${event.data})`);
     source.close();
