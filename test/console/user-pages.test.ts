@@ -127,6 +127,14 @@ describe.each(DB_TARGETS)('console user pages ($name)', (target) => {
     }
   });
 
+  it("serves the pages' scripts from the package", async () => {
+    for (const file of ['environments.js', 'environment-new.js', 'environment-detail.js', 'terminal.js', 'env-live.js']) {
+      const res = await api.app.request(`http://localhost/assets/console/${file}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/javascript/);
+    }
+  });
+
   describe('GET /api/v1/capacity', () => {
     it('needs a signed-in caller', async () => {
       const res = await api.request('GET', '/api/v1/capacity');
