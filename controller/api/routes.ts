@@ -16,6 +16,7 @@ import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
 import { environmentTerminalRoutes } from './environment-terminal.routes.js';
 import { quotasRoutes } from './quotas.routes.js';
+import { capacityRoutes } from './capacity.routes.js';
 
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
@@ -38,6 +39,7 @@ export function buildApi(deps: ApiDeps) {
     environmentLogsRoutes,
     environmentTerminalRoutes,
     quotasRoutes,
+    capacityRoutes,
   ];
   for (const routes of resources) app.route('/api/v1', routes(deps));
   app.doc31('/api/v1/openapi.json', {
