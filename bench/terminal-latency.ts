@@ -42,12 +42,13 @@ async function openTerminal(page: Page, baseUrl: string, envId: string): Promise
   await page.locator('#terminal .xterm-rows').waitFor();
   await installProbe(page, '#terminal .xterm-rows');
   await page.locator('#terminal .xterm').click();
-  // The shell's prompt: busybox sh prints "# " or "$ " (or "/ # ").
+  // The shell's prompt: busybox sh prints "/ # " (root) or "$ ".
   const deadline = Date.now() + 30_000;
-  while (!/[#$]\s*$/m.test((await terminalText(page)).replace(/\u00a0/g, ' ').trimEnd() + ' ')) {
+  while (!/[#$]/.test(await terminalText(page))) {
     if (Date.now() > deadline) throw new Error(`no shell prompt in the terminal: ${JSON.stringify(await terminalText(page))}`);
     await sleep(200);
   }
+  await sleep(500);
 }
 
 /** Types KEYSTROKES characters (after WARMUP unmeasured ones), one at a time, clearing the line now and then. */
