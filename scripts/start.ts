@@ -12,6 +12,7 @@ try {
   const platform = await startLocalPlatform(process.env, logger);
   const { controller } = platform;
   say(`REST API on ${describeRestApi(controller)} (OpenAPI: ${controller.httpUrl}/api/v1/openapi.json)`);
+  say(`web console on ${controller.httpUrl}/ (sign in with an API token; API docs: ${controller.httpUrl}/api/docs)`);
   if (controller.generatedAdminToken) say(`admin token (shown once, keep it): ${controller.generatedAdminToken}`);
   else say('admin token: the one in REMOTEGPU_BOOTSTRAP_TOKEN (or printed at the first start)');
   if (platform.agent) {

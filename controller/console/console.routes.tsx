@@ -4,6 +4,7 @@ import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
 import { SESSION_COOKIE } from '../access/console-session.js';
 import type { ApiDeps } from '../api/deps.js';
+import { apiDocsPage } from './api-docs.js';
 import { assetRoutes } from './assets.js';
 import { Document } from './layout.js';
 import { langOf, translator, type Texts } from './i18n.js';
@@ -23,7 +24,7 @@ const TEXT: Texts<'title' | 'token' | 'tokenHint' | 'submit' | 'invalid' | 'miss
 };
 
 /** The paths the console serves (its pages); everything else belongs to the API. */
-export const CONSOLE_PATHS = ['/', '/signin', '/signout', '/environments', '/environments/*', '/ssh-keys', '/ssh-keys/*', '/admin', '/admin/*'];
+export const CONSOLE_PATHS = ['/', '/signin', '/signout', '/environments', '/environments/*', '/ssh-keys', '/ssh-keys/*', '/admin', '/admin/*', '/api/docs'];
 
 const CSP = {
   defaultSrc: ["'self'"],
@@ -89,6 +90,7 @@ export function consoleRoutes(deps: ApiDeps): Hono<ConsoleEnv> {
     endSession(c);
     return c.redirect('/signin', 303);
   });
+  pages.get('/api/docs', (c) => apiDocsPage(c, deps));
   pages.route('/', userPages(deps));
   pages.route('/admin', adminPages(deps));
   app.route('/', pages);
