@@ -14,6 +14,7 @@ import { adminJoinTokensRoutes } from './admin-join-tokens.routes.js';
 import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
+import { environmentTerminalRoutes } from './environment-terminal.routes.js';
 import { quotasRoutes } from './quotas.routes.js';
 import { capacityRoutes } from './capacity.routes.js';
 
@@ -36,6 +37,7 @@ export function buildApi(deps: ApiDeps) {
     environmentsRoutes,
     environmentMountsRoutes,
     environmentLogsRoutes,
+    environmentTerminalRoutes,
     quotasRoutes,
     capacityRoutes,
   ];
