@@ -12,8 +12,9 @@ import { restCaller, waitUntil } from '../helpers/rest.js';
 // The user's console in a real headless Chromium against the real platform (controller, agent,
 // Docker, 10 simulated A40s): sign in, add an SSH key, see the 40902 message in the create form,
 // create a 2-GPU environment from the form, watch it reach running on the list without a reload,
-// follow its PID-1 log on its page, stop, start and delete it from the buttons. Screenshots of
-// every page go to test-results/screenshots/ (a CI artefact).
+// follow its PID-1 log on its page, run `ls /dev/nvidia*` in its terminal (xterm.js over the
+// terminal WebSocket), mount a dataset, stop, start and delete it from the buttons. Screenshots
+// of every page go to test-results/screenshots/ (a CI artefact).
 
 const hasDocker = await dockerAvailable();
 if (!hasDocker) console.warn('console browser test skipped: no Docker engine at /var/run/docker.sock (start dockerd; CI does)');
@@ -175,12 +176,53 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     await expectNarrowFits('user-environment-detail-390');
   }, LONG + 30_000);
 
+  it('opens the terminal, lists exactly its 2 GPU device nodes (and the control nodes), and exits', async () => {
+    const db = platform.controller.database.db;
+    const indexes = await db
+      .selectFrom('gpu_reservations as r')
+      .innerJoin('host_gpus as g', (j) => j.onRef('g.uuid', '=', 'r.gpu_uuid').onRef('g.host_id', '=', 'r.host_id'))
+      .select('g.index')
+      .where('r.env_id', '=', envId)
+      .execute();
+    expect(indexes).toHaveLength(2);
+    // The agent passes the environment's /dev/nvidiaN and the control nodes every GPU process needs.
+    const expected = [...indexes.map((g) => `/dev/nvidia${g.index}`), '/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools'].sort();
+    await page.getByRole('button', { name: 'Open terminal' }).click();
+    await page.locator('#terminal[data-state="open"]').waitFor();
+    const rows = async () => (await page.locator('#terminal .xterm-rows > div').allTextContents()).map((row) => row.replace(/\u00a0/g, ' '));
+    // The shell's prompt (root@env-…:~# ) first: typed ahead, the echo would mix with its banner.
+    await waitUntil('shell prompt', async () => (await rows()).some((row) => row.trimEnd().endsWith('#')), 30_000);
+    await page.keyboard.type('ls /dev/nvidia*');
+    await page.keyboard.press('Enter');
+    // What ls printed (in columns on a terminal): the /dev/nvidia… words on the rows after the command.
+    const listed = async () => {
+      const all = await rows();
+      const at = all.findLastIndex((row) => row.includes('ls /dev/nvidia*'));
+      return all
+        .slice(at + 1)
+        .flatMap((row) => row.split(/\s+/))
+        .filter((word) => word.startsWith('/dev/nvidia'));
+    };
+    await waitUntil('ls output', async () => (await listed()).includes('/dev/nvidiactl'), 30_000);
+    expect((await listed()).sort()).toEqual(expected);
+    await screenshot(page, 'user-environment-terminal');
+    await page.keyboard.type('exit');
+    await page.keyboard.press('Enter');
+    await page.locator('#terminal[data-state="closed"]').waitFor();
+    expect(await page.locator('#terminal-status').textContent()).toContain('shell exited with code 0');
+  });
+
   it('stops and starts it from the buttons (confirmed), the status following live', async () => {
     await page.locator('#action-stop').click();
     await page.locator('#env-status[data-status="stopped"]').waitFor({ timeout: LONG });
     expect((await api('GET', `/api/v1/environments/${envId}`, token)).body.data.status).toBe('stopped');
     expect(await page.locator('#action-start').isEnabled()).toBe(true);
     expect(await page.locator('#timeline').textContent()).toContain('status is now stopped');
+    // A terminal needs a running environment: the ticket's 409 message shows under the button.
+    await page.getByRole('button', { name: 'Open terminal' }).click();
+    await page.locator('#terminal-error').waitFor({ state: 'visible' });
+    expect(await page.locator('#terminal-error').textContent()).toMatch(/\(409\d\d\)$/);
+    expect(await page.locator('#terminal').getAttribute('data-state')).toBe('closed');
     await page.locator('#action-start').click();
     await page.locator('#env-status[data-status="running"]').waitFor({ timeout: LONG });
     expect((await api('GET', `/api/v1/environments/${envId}`, token)).body.data.status).toBe('running');
