@@ -162,7 +162,13 @@ function exec(call: ServerDuplexStream<ExecInput, ExecOutput>, deps: AgentServic
       } catch (err) {
         return fail(err);
       }
-      session.onData((data) => call.write({ output: { $case: 'data', value: data } }));
+      // Backpressure: while the controller has not taken what was written, the pty is not read
+      // (a `yes` in the terminal then blocks instead of growing this process's memory).
+      const pty = session;
+      call.on('drain', () => pty.resume());
+      pty.onData((data) => {
+        if (!call.write({ output: { $case: 'data', value: data } })) pty.pause();
+      });
       session.onExit((code) => {
         call.write({ output: { $case: 'exitCode', value: code } });
         call.end();

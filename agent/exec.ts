@@ -6,6 +6,10 @@ export interface TerminalSession {
   resize(cols: number, rows: number): void;
   /** Ends the session (SIGHUP to the process group, as when a terminal closes). */
   kill(): void;
+  /** Stops reading the terminal's output (the process blocks once the pty's buffer is full); idempotent. */
+  pause(): void;
+  /** Reads the terminal's output again after pause; idempotent. */
+  resume(): void;
   onData(listener: (data: Buffer) => void): void;
   onExit(listener: (exitCode: number) => void): void;
 }
@@ -41,6 +45,8 @@ export function openTerminal(argv: readonly string[], size: { cols: number; rows
         // already gone
       }
     },
+    pause: () => pty.pause(),
+    resume: () => pty.resume(),
     onData: (listener) => {
       pty.onData((d: string | Buffer) => listener(typeof d === 'string' ? Buffer.from(d) : d));
     },

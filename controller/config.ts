@@ -40,6 +40,8 @@ const schema = z.object({
   REMOTEGPU_JUPYTER_PORT_RANGE: portRangeVar('25000-28999'),
   REMOTEGPU_JUPYTER_URL_TEMPLATE: z.string().default('http://{address}:{port}/?token={token}'),
   REMOTEGPU_MAX_FOLLOWS_PER_USER: intVar(8, 1),
+  REMOTEGPU_TERMINAL_MAX_PER_USER: intVar(4, 1),
+  REMOTEGPU_TERMINAL_IDLE_TIMEOUT_MS: intVar(30 * 60_000, 1_000),
   REMOTEGPU_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   // How long a valid API token's user is trusted without a database read (0: every request reads it).
   REMOTEGPU_AUTH_CACHE_MS: intVar(5_000, 0, 60_000),
@@ -88,6 +90,10 @@ export interface ControllerConfig {
   readonly jupyterUrlTemplate: string;
   /** Open log follows (`follow=true`) one user may have on this controller; more are 429. */
   readonly maxFollowsPerUser: number;
+  /** Open terminals one user may have on this controller process; more are refused (429 / close 4429). */
+  readonly terminalMaxPerUser: number;
+  /** A terminal with neither input nor output for this long is closed (4408). */
+  readonly terminalIdleTimeoutMs: number;
   /** Bearer token GET /metrics requires (REMOTEGPU_METRICS_TOKEN); unset: /metrics is open. */
   readonly metricsToken: string | undefined;
   /** How long a valid token's principal is kept in memory (ms; 0: not at all). Revocations in this process apply at once. */
@@ -135,6 +141,8 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
     jupyterPortRange: e.REMOTEGPU_JUPYTER_PORT_RANGE,
     jupyterUrlTemplate: e.REMOTEGPU_JUPYTER_URL_TEMPLATE,
     maxFollowsPerUser: e.REMOTEGPU_MAX_FOLLOWS_PER_USER,
+    terminalMaxPerUser: e.REMOTEGPU_TERMINAL_MAX_PER_USER,
+    terminalIdleTimeoutMs: e.REMOTEGPU_TERMINAL_IDLE_TIMEOUT_MS,
     metricsToken: e.REMOTEGPU_METRICS_TOKEN,
     authCacheMs: e.REMOTEGPU_AUTH_CACHE_MS,
     placementIndexMaxAgeMs: e.REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS,

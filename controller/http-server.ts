@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
+import { WebSocketServer } from 'ws';
 import { ConfigError } from '../common/config.js';
 import { ERROR_TABLE, type ErrorCode } from '../common/errors.js';
 import { hostForPort } from '../common/format.js';
@@ -18,7 +19,7 @@ export interface HttpListener {
   readonly url: string;
   /** Where the server listens, as HOST:PORT (0.0.0.0 or [::] for every interface). */
   readonly listen: string;
-  /** Stops the server, ending open connections (log followers) at once. */
+  /** Stops the server, ending open connections (log followers, terminals) at once. */
   close(): Promise<void>;
 }
 
@@ -35,16 +36,19 @@ export interface TlsPem {
  * follows are long-lived server-sent event responses).
  */
 export async function listenHttp(fetch: Fetch, hostname: string, port: number, tls: TlsPem | undefined): Promise<HttpListener> {
+  // WebSocket upgrades (the terminal) reach the app through @hono/node-server's upgradeWebSocket.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  const websocket = { server: wss };
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = tls
-      ? serve({ fetch, hostname, port, createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key } }, () => resolve(s))
-      : serve({ fetch, hostname, port }, () => resolve(s));
+      ? serve({ fetch, hostname, port, websocket, createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key } }, () => resolve(s))
+      : serve({ fetch, hostname, port, websocket }, () => resolve(s));
     s.once('error', (err) => reject(new Error(`cannot listen for ${tls ? 'HTTPS' : 'HTTP'} on ${hostname}:${port}: ${err.message}`)));
   });
   handleBrokenRequests(server, tls !== undefined);
   const actualPort = (server.address() as AddressInfo).port;
   const scheme = tls ? 'https' : 'http';
-  return { url: `${scheme}://${hostForPort(shownHost(hostname))}:${actualPort}`, listen: `${hostForPort(hostname)}:${actualPort}`, close: () => closeHttp(server) };
+  return { url: `${scheme}://${hostForPort(shownHost(hostname))}:${actualPort}`, listen: `${hostForPort(hostname)}:${actualPort}`, close: () => closeHttp(server, wss) };
 }
 
 /** How long a closing connection keeps reading (and dropping) what the client still sends, and how much of it. */
@@ -158,7 +162,12 @@ function shownHost(host: string): string {
 }
 
 
-function closeHttp(server: ServerType): Promise<void> {
+function closeHttp(server: ServerType, wss: WebSocketServer): Promise<void> {
+  // Upgraded connections (terminals) are no longer the HTTP server's: close them here.
+  for (const ws of wss.clients) {
+    ws.close(1001, 'controller shutting down');
+    ws.terminate();
+  }
   return new Promise((resolve) => {
     // Followers of log streams keep connections open; end them so shutdown is prompt.
     (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

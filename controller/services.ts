@@ -25,6 +25,7 @@ import { DatasetsService } from './catalog/datasets.service.js';
 import { ImagesService } from './catalog/images.service.js';
 import { DatabaseHealth } from './db/health.js';
 import { SshKeysService } from './users/ssh-keys.service.js';
+import { TerminalsService } from './environments/terminals.service.js';
 import { UsersService } from './users/users.service.js';
 import { WorkspacesService } from './users/workspaces.service.js';
 import { QuotasService } from './quotas/quotas.service.js';
@@ -74,6 +75,8 @@ export class ControllerServices {
   readonly reconciler: Reconciler;
   readonly environments: EnvironmentsService;
   readonly environmentLogs: EnvironmentLogs;
+  /** Terminals into environments: tickets and open sessions. */
+  readonly terminals: TerminalsService;
   /** Admin view of hosts (listing, detail, approve, cordon, drain, remove). */
   readonly hosts: HostsService;
   /** Join tokens an admin manages, and the check of the token a registering agent presents. */
@@ -142,6 +145,8 @@ export class ControllerServices {
       tokens: (hashes) => this.users.checkTokens(hashes),
       maxPerUser: config.maxFollowsPerUser,
     });
+    const terminalLimits = { maxPerUser: config.terminalMaxPerUser, idleTimeoutMs: config.terminalIdleTimeoutMs };
+    this.terminals = new TerminalsService({ db, agents: this.agents, logger, tokens: (h) => this.users.checkTokens(h), environment: (p, id) => this.environments.get(p, id), ...terminalLimits });
     this.hosts = new HostsService(db, this.wake, (trx, hostId) => abandonRemovals(trx, hostId, removalAbandoned(hostId)));
     // Keys, disabling and workspace membership reach the environments already there.
     const ownerEffects = new OwnerEffects(this.wake);

@@ -14,7 +14,9 @@ import { adminJoinTokensRoutes } from './admin-join-tokens.routes.js';
 import { environmentsRoutes } from './environments.routes.js';
 import { environmentMountsRoutes } from './environment-mounts.routes.js';
 import { environmentLogsRoutes } from './environment-logs.routes.js';
+import { environmentTerminalRoutes } from './environment-terminal.routes.js';
 import { quotasRoutes } from './quotas.routes.js';
+import { capacityRoutes } from './capacity.routes.js';
 
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
@@ -35,7 +37,9 @@ export function buildApi(deps: ApiDeps) {
     environmentsRoutes,
     environmentMountsRoutes,
     environmentLogsRoutes,
+    environmentTerminalRoutes,
     quotasRoutes,
+    capacityRoutes,
   ];
   for (const routes of resources) app.route('/api/v1', routes(deps));
   // Every documented operation needs an API token (the probes and /metrics are not in the document).

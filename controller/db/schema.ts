@@ -39,6 +39,17 @@ export interface ApiTokensTable {
   revoked_at: NullableTimestamp;
 }
 
+/** A terminal ticket (migration 0017): single use, short-lived; only hashes are stored. */
+export interface TerminalTicketsTable {
+  ticket_hash: string;
+  env_id: string;
+  user_id: number;
+  token_hash: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
 export interface WorkspacesTable {
   id: Generated<number>;
   name: string;
@@ -236,6 +247,7 @@ export interface Database {
   host_certificates: HostCertificatesTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
+  terminal_tickets: TerminalTicketsTable;
   workspaces: WorkspacesTable;
   workspace_members: WorkspaceMembersTable;
   ssh_keys: SshKeysTable;

@@ -169,6 +169,17 @@ export class CapacityIndex {
     return i === undefined || schedule(request, [this.list[i]!]).ok;
   }
 
+  /**
+   * Every host as ranking sees it now (this process's placements in flight taken), loaded on first
+   * use and read again in the background once older than `maxAgeMs`: what users are shown as free
+   * capacity (GET /capacity). A hint, like the index itself; placement decides on the database.
+   */
+  async snapshot(): Promise<HostSnapshot[]> {
+    if (this.loadedAt === -Infinity) await (this.loading?.promise ?? this.refresh());
+    else if (this.now() - this.loadedAt > this.maxAgeMs && !this.loading) void this.refresh().catch(() => undefined);
+    return this.list.map((h) => this.view(h));
+  }
+
   /** Every host of the index (for the scheduler's message when nothing fits). */
   all(): readonly HostSnapshot[] {
     return this.list;

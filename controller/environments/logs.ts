@@ -1,7 +1,7 @@
 import type { Logger } from '../../common/logger.js';
 import type { AgentLogLine, AgentPool } from '../hosts/types.js';
 import { redactionContext } from './environments.repo.js';
-import { lastEventId, lastEvents } from './events.repo.js';
+import { lastEventId, lastEvents, type EventLine } from './events.repo.js';
 import { FollowQueue, type FollowBufferLimits } from './follow-queue.js';
 import type { LogEntry } from './log-entry.js';
 import { LogFollows, type FollowCaller, type Follower, type LogFollowsOptions } from './log-follows.js';
@@ -75,6 +75,11 @@ export class EnvironmentLogs {
   private async agentText(envId: string, err: unknown): Promise<string> {
     const text = err instanceof Error ? err.message : String(err);
     return redactHostPaths(text, await redactionContext(this.deps.db, envId).catch(() => ({ datasets: [], containerPaths: [] })));
+  }
+
+  /** The last `limit` platform events of an environment, oldest first (the console's status timeline). */
+  events(envId: string, limit: number): Promise<EventLine[]> {
+    return lastEvents(this.deps.db, envId, limit);
   }
 
   /** The highest event id of an environment (0 when none). */

@@ -8,7 +8,7 @@ export type EnvAction = 'start' | 'stop' | 'restart' | 'delete' | 'mount' | 'unm
  * Which statuses each action is allowed from. Anything else is a 409 (40901) naming the status:
  * never a silent no-op.
  */
-const ALLOWED: Record<EnvAction, readonly EnvStatus[]> = {
+export const ALLOWED: Record<EnvAction, readonly EnvStatus[]> = {
   start: ['stopped', 'error'],
   stop: ['running', 'creating', 'starting', 'restarting', 'error', 'pending'],
   restart: ['running', 'error'],

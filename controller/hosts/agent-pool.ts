@@ -17,7 +17,8 @@ import type { Db } from '../db/database.js';
 import type { ClusterTrust } from '../trust/cluster-trust.js';
 import { absentObservation, logLineFromProto, observedFromProto, specToProto } from './convert.js';
 import { findAgentEndpoint } from './hosts.repo.js';
-import { PortInUseError, type AgentApi, type AgentEnvSpec, type AgentLogLine, type AgentPool, type ObservedEnvironment } from './types.js';
+import { openAgentExec } from './agent-exec.js';
+import { PortInUseError, type AgentApi, type AgentExec, type AgentExecHandlers, type AgentEnvSpec, type AgentLogLine, type AgentPool, type ObservedEnvironment } from './types.js';
 
 export interface AgentPoolDeps {
   readonly db: Db;
@@ -147,6 +148,10 @@ class GrpcAgentApi implements AgentApi {
       signal.removeEventListener('abort', onAbort);
       call.cancel();
     }
+  }
+
+  exec(envId: string, size: { cols: number; rows: number }, handlers: AgentExecHandlers): AgentExec {
+    return openAgentExec(this.client, this.metadata(), envId, size, handlers, (err) => this.mapError(err));
   }
 
   private unary<T>(invoke: (md: Metadata, options: Partial<CallOptions>, cb: Callback<T>) => unknown): Promise<T> {

@@ -100,6 +100,37 @@ export interface AgentApi {
    * aborts, which cancels the agent's stream.
    */
   logs(envId: string, options: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<AgentLogLine>;
+  /**
+   * Opens a terminal (a login shell under a pty) in the environment's container over the agent's
+   * Exec stream. Never throws: failures reach `handlers.onError`. Exactly one of onExit and onError
+   * is called, unless `close` came first (then neither).
+   */
+  exec(envId: string, size: { cols: number; rows: number }, handlers: AgentExecHandlers): AgentExec;
+}
+
+/** What an agent's terminal reports. */
+export interface AgentExecHandlers {
+  /** Bytes the terminal printed. */
+  onData(data: Buffer): void;
+  /** The shell ended with this exit code; the session is over. */
+  onExit(code: number): void;
+  /** The stream failed (AppError; `unavailable` when the agent cannot be reached). */
+  onError(err: AppError): void;
+  /** The agent took what was written after `write` returned false. */
+  onDrain(): void;
+}
+
+/** One terminal on an agent. */
+export interface AgentExec {
+  /** Sends typed bytes; false when the stream's buffer is full (stop sending until onDrain). */
+  write(data: Uint8Array): boolean;
+  resize(cols: number, rows: number): void;
+  /** Stops reading the terminal's output (backpressure reaches the agent's pty); idempotent. */
+  pause(): void;
+  /** Reads again after pause; idempotent. */
+  resume(): void;
+  /** Ends the session (the agent hangs up the shell). Idempotent; no handler is called after it. */
+  close(): void;
 }
 
 /** Resolves the AgentApi of a host (connection pooled, credential attached). */

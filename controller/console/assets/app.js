@@ -15,6 +15,7 @@ export async function api(method, path, body) {
   const headers = { 'x-csrf-token': csrfToken(), accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 204) return undefined; // DELETE: no body, no envelope
   const envelope = await res.json().catch(() => ({ code: res.status, message: `HTTP ${res.status}` }));
   if (!res.ok || envelope.code !== 0) {
     const err = new Error(envelope.message ?? `HTTP ${res.status}`);

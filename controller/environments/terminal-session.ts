@@ -1,0 +1,143 @@
+import type { AppError } from '../../common/errors.js';
+import type { AgentExec } from '../hosts/types.js';
+import type { FollowCaller } from './log-follows.js';
+
+/** Close codes of the terminal WebSocket (README, "Terminal"). */
+export const CLOSE = {
+  normal: 1000,
+  internal: 1011,
+  revoked: 4401,
+  idle: 4408,
+  notRunning: 4409,
+  tooMany: 4429,
+  agentUnreachable: 4502,
+} as const;
+
+/** The client's end of a terminal (the WebSocket), as a session drives it. */
+export interface TerminalPeer {
+  /** Sends output; `sent` is called once the bytes left this process (written to the socket). */
+  sendOutput(data: Buffer, sent: () => void): void;
+  /** Sends a JSON control message. */
+  sendControl(message: object): void;
+  /** Closes the connection with a WebSocket close code and reason. Idempotent. */
+  close(code: number, reason: string): void;
+  /** Stops reading what the client sends (the agent has not taken the last input yet). */
+  pauseInput(): void;
+  resumeInput(): void;
+}
+
+/** What a session reports to its registry. */
+export interface SessionOwner {
+  /** The session ended; `reason` is what the environment's event says. Called once. */
+  ended(session: TerminalSession, reason: string): void;
+  /** Whether the environment still runs (asked when the shell exits or the stream fails, to tell a stop from an exit). */
+  stillRunning(envId: string): Promise<boolean>;
+}
+
+/**
+ * One open terminal: the bridge between a client and an agent's Exec stream. Output is sent as it
+ * comes; while more than `highWaterBytes` of it wait in this process (a client that does not read),
+ * the agent's stream is paused until they drop below a quarter of that, so memory stays bounded and
+ * the pause reaches the container's pty.
+ */
+export class TerminalSession {
+  /** Last input or output (for the idle timeout). */
+  lastActivityAt = Date.now();
+  /** Output bytes handed to the socket and not yet written, now and at most. */
+  queuedBytes = 0;
+  maxQueuedBytes = 0;
+  private exec: AgentExec | undefined;
+  private paused = false;
+  private over = false;
+
+  constructor(
+    public caller: FollowCaller,
+    readonly envId: string,
+    private readonly peer: TerminalPeer,
+    private readonly owner: SessionOwner,
+    private readonly highWaterBytes: number,
+  ) {}
+
+  get ended(): boolean {
+    return this.over;
+  }
+
+  /** Bridges the agent's terminal once open (see TerminalSessions.open). */
+  attach(exec: AgentExec): void {
+    if (this.over) exec.close();
+    else this.exec = exec;
+  }
+
+  /** Output from the agent. */
+  output(data: Buffer): void {
+    if (this.over) return;
+    this.lastActivityAt = Date.now();
+    this.queuedBytes += data.length;
+    this.maxQueuedBytes = Math.max(this.maxQueuedBytes, this.queuedBytes);
+    this.peer.sendOutput(data, () => {
+      this.queuedBytes -= data.length;
+      if (this.paused && this.queuedBytes <= this.highWaterBytes / 4) {
+        this.paused = false;
+        this.exec?.resume();
+      }
+    });
+    if (!this.paused && this.queuedBytes > this.highWaterBytes) {
+      this.paused = true;
+      this.exec?.pause();
+    }
+  }
+
+  /** Bytes typed by the client. */
+  input(data: Buffer): void {
+    if (this.over || !this.exec) return;
+    this.lastActivityAt = Date.now();
+    if (!this.exec.write(data)) this.peer.pauseInput();
+  }
+
+  /** The agent took the input it had buffered. */
+  drained(): void {
+    this.peer.resumeInput();
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.over) this.exec?.resize(cols, rows);
+  }
+
+  /** The shell exited: `exit` message then a normal close, unless the environment was stopped meanwhile. */
+  async exited(code: number): Promise<void> {
+    if (this.over) return;
+    if (!(await this.running())) return this.end(CLOSE.notRunning, 'environment is not running');
+    this.peer.sendControl({ type: 'exit', code });
+    this.finish(CLOSE.normal, 'exited', `exit code ${code}`);
+  }
+
+  /** The agent's stream failed. */
+  async failed(err: AppError): Promise<void> {
+    if (this.over) return;
+    if (!(await this.running()) || err.code === 'not_found') return this.end(CLOSE.notRunning, 'environment is not running');
+    if (err.code === 'unavailable') return this.end(CLOSE.agentUnreachable, 'agent unreachable');
+    this.end(CLOSE.internal, 'internal error');
+  }
+
+  /** The platform ends the session (close code and reason text sent to the client). Idempotent. */
+  end(code: number, reason: string): void {
+    this.finish(code, reason, reason);
+  }
+
+  /** The client closed the connection. */
+  clientClosed(): void {
+    this.finish(undefined, '', 'client disconnected');
+  }
+
+  private finish(code: number | undefined, reason: string, eventReason: string): void {
+    if (this.over) return;
+    this.over = true;
+    this.exec?.close();
+    if (code !== undefined) this.peer.close(code, reason);
+    this.owner.ended(this, eventReason);
+  }
+
+  private async running(): Promise<boolean> {
+    return this.owner.stillRunning(this.envId).catch(() => true);
+  }
+}
