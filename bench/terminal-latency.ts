@@ -91,6 +91,11 @@ function report(samples: readonly Sample[], chromium: string): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(([label, s]) => line(label, s)),
     '',
+    'The last stage is about one animation frame: xterm.js renders the rows it was given on a later frame',
+    '(headless Chromium draws at 60 Hz, 16.7 ms a frame); a display at a higher refresh rate shortens it. The wire stage is',
+    'everything the platform adds: the controller\'s WebSocket, gRPC to the agent, the agent\'s docker exec',
+    'stream, the pty echo, and the way back.',
+    '',
   ].join('\n');
 }
 
