@@ -36,8 +36,23 @@ const CSP = {
   frameAncestors: ["'none'"],
 };
 
-/** A same-site path to go back to after sign-in (never another site: `//x` and `/\x` are refused). */
-const safeNext = (next: string | undefined) => (next && /^\/(?![/\\])/.test(next) ? next : '/environments');
+const HERE = 'http://console.invalid';
+
+/**
+ * A same-site path to go back to after sign-in, never another site: the path is read as a browser
+ * reads a Location header (which drops tabs and newlines and takes `\` for `/`, so `/<TAB>/x` is
+ * `//x`), and only one that stays on this origin is kept, as the parser normalised it.
+ */
+function safeNext(next: string | undefined): string {
+  if (!next?.startsWith('/')) return '/environments';
+  let url: URL;
+  try {
+    url = new URL(next, HERE);
+  } catch {
+    return '/environments';
+  }
+  return url.origin === HERE ? `${url.pathname}${url.search}${url.hash}` : '/environments';
+}
 
 function SignIn(props: { c: Context; error?: string }) {
   const lang = langOf(props.c);
