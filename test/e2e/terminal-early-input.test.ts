@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -94,6 +94,21 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'postgres'))('terminal input s
         t.close();
       } finally {
         await locker.end();
+      }
+    }, 60_000);
+
+    it('ignores control frames that are not JSON objects, without a fault on stderr, and goes on', async () => {
+      const faults = vi.spyOn(console, 'error');
+      try {
+        const url = `${platform.controller.httpUrl.replace(/^http/, 'ws')}/api/v1/environments/${envId}/terminal?cols=80&rows=24`;
+        const t = await TerminalClient.open(url, { headers: { authorization: `Bearer ${ADMIN}` } });
+        for (const frame of ['null', '[]', '"resize"', '7', '{', '{"type":"resize","cols":null,"rows":5}', '{"type":"resize","cols":5000,"rows":5}']) t.ws.send(frame);
+        t.type('echo still-$((6*7))\n');
+        await t.waitFor(/still-42/, 20_000);
+        t.close();
+        expect(faults).not.toHaveBeenCalled();
+      } finally {
+        faults.mockRestore();
       }
     }, 60_000);
   });
