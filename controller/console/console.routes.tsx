@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
@@ -34,6 +34,15 @@ const CSP = {
   imgSrc: ["'self'", 'data:'],
   connectSrc: ["'self'", 'ws:', 'wss:'],
   frameAncestors: ["'none'"],
+};
+
+/**
+ * Pages hold the caller's data and the session's CSRF token: no cache keeps them (a shared proxy,
+ * or the browser's history showing them after sign-out).
+ */
+const noStore: MiddlewareHandler = async (c, next) => {
+  await next();
+  if (!c.res.headers.has('cache-control')) c.header('cache-control', 'no-store');
 };
 
 const HERE = 'http://console.invalid';
@@ -88,6 +97,7 @@ export function consoleRoutes(deps: ApiDeps): Hono<ConsoleEnv> {
     pages.use(path, rememberLang());
     // Form posts must come from the console's own origin (Origin header), on top of the CSRF field.
     pages.use(path, csrf());
+    pages.use(path, noStore);
   }
   pages.get('/', (c) => c.redirect(getCookie(c, SESSION_COOKIE) ? '/environments' : '/signin', 303));
   pages.get('/signin', (c) => c.html(<SignIn c={c} />));

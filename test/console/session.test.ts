@@ -53,6 +53,17 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'pglite'))('console session ($
     expect(res.headers.get('location')).toBe('/environments/e1?tab=logs#x');
   });
 
+  it('lets no cache keep the console pages (they hold the CSRF token and the caller\'s data)', async () => {
+    const cookie = `remotegpu_session=${api.adminToken}`;
+    for (const path of ['/environments', '/ssh-keys', '/admin/hosts', '/signin', '/api/docs']) {
+      const res = await api.app.request(`http://localhost${path}`, { headers: { cookie } });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('cache-control'), path).toBe('no-store');
+    }
+    // The assets keep their own policy; the API is untouched.
+    expect((await api.app.request('http://localhost/assets/console/app.js')).headers.get('cache-control')).toBe('no-cache');
+  });
+
   it('sends a browser without a session to the sign-in page', async () => {
     const res = await api.app.request('http://localhost/environments');
     expect(res.status).toBe(303);
