@@ -39,7 +39,7 @@ const Size = z.object({
  * `POST /environments/{env_id}/terminal/ticket` and `GET /environments/{env_id}/terminal`, which
  * upgrades to a WebSocket bridged to the agent's Exec stream (protocol: README, "Terminal").
  */
-export function environmentTerminalRoutes({ services }: ApiDeps) {
+export function environmentTerminalRoutes({ services, logger }: ApiDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi({ ...ticketRoute, middleware: authenticated(services.users) }, async (c) => {
     const { env_id } = c.req.valid('param');
@@ -57,17 +57,22 @@ export function environmentTerminalRoutes({ services }: ApiDeps) {
     const caller = await terminalCaller(c, services, envId);
     const env = await services.terminals.prepare(caller, envId);
     let session: TerminalSession | undefined;
-    return upgradeWebSocket(c, {
-      onOpen: (_e, ws) => {
-        session = services.terminals.sessions.open(caller, env, peerOf(ws), size.data);
+    return upgradeWebSocket(
+      c,
+      {
+        onOpen: (_e, ws) => {
+          session = services.terminals.sessions.open(caller, env, peerOf(ws), size.data);
+        },
+        onMessage: (e) => {
+          if (!session) return;
+          if (typeof e.data === 'string') controlMessage(session, e.data);
+          else if (e.data instanceof ArrayBuffer) session.input(Buffer.from(e.data));
+        },
+        onClose: () => session?.clientClosed(),
       },
-      onMessage: (e) => {
-        if (!session) return;
-        if (typeof e.data === 'string') controlMessage(session, e.data);
-        else if (e.data instanceof ArrayBuffer) session.input(Buffer.from(e.data));
-      },
-      onClose: () => session?.clientClosed(),
-    });
+      // A fault in a handler: logged through the logger (never the URL: it may hold the ticket), not on stderr.
+      { onError: (err) => logger.warn({ envId, err: err instanceof Error ? err.message : String(err) }, 'terminal: WebSocket handler failed') },
+    );
   });
   return app;
 }
@@ -98,6 +103,7 @@ function controlMessage(session: TerminalSession, text: string): void {
   } catch {
     return;
   }
+  if (typeof msg !== 'object' || msg === null) return;
   const m = msg as { type?: unknown; cols?: unknown; rows?: unknown };
   const size = Size.safeParse({ cols: m.cols, rows: m.rows });
   if (m.type === 'resize' && size.success && m.cols !== undefined && m.rows !== undefined) session.resize(size.data.cols, size.data.rows);

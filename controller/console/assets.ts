@@ -30,14 +30,24 @@ const TYPES: Record<string, string> = {
 
 const cache = new Map<string, Buffer>();
 
+/** `path` percent-decoded, or undefined when it is not valid percent-encoding (`%E0%A4%A`). */
+function decoded(path: string): string | undefined {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** GET /assets/{console|xterm|xterm-fit|swagger-ui}/<path>. */
 export function assetRoutes(): Hono {
   const app = new Hono();
   app.get('/assets/:root/*', async (c) => {
-    const rootOf = ROOTS[c.req.param('root')];
-    const rest = decodeURIComponent(c.req.path.split('/').slice(3).join('/'));
-    const type = TYPES[rest.slice(rest.lastIndexOf('.'))];
-    if (!rootOf || !type || rest.includes('\0')) return c.notFound();
+    const name = c.req.param('root');
+    const rootOf = Object.hasOwn(ROOTS, name) ? ROOTS[name] : undefined;
+    const rest = decoded(c.req.path.split('/').slice(3).join('/'));
+    const type = rest === undefined ? undefined : TYPES[rest.slice(rest.lastIndexOf('.'))];
+    if (!rootOf || rest === undefined || !type || rest.includes('\0')) return c.notFound();
     const root = rootOf();
     const file = normalize(join(root, rest));
     if (!file.startsWith(root + sep)) return c.notFound();

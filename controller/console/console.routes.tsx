@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
@@ -36,8 +36,32 @@ const CSP = {
   frameAncestors: ["'none'"],
 };
 
-/** A same-site path to go back to after sign-in (never another site: `//x` and `/\x` are refused). */
-const safeNext = (next: string | undefined) => (next && /^\/(?![/\\])/.test(next) ? next : '/environments');
+/**
+ * Pages hold the caller's data and the session's CSRF token: no cache keeps them (a shared proxy,
+ * or the browser's history showing them after sign-out).
+ */
+const noStore: MiddlewareHandler = async (c, next) => {
+  await next();
+  if (!c.res.headers.has('cache-control')) c.header('cache-control', 'no-store');
+};
+
+const HERE = 'http://console.invalid';
+
+/**
+ * A same-site path to go back to after sign-in, never another site: the path is read as a browser
+ * reads a Location header (which drops tabs and newlines and takes `\` for `/`, so `/<TAB>/x` is
+ * `//x`), and only one that stays on this origin is kept, as the parser normalised it.
+ */
+function safeNext(next: string | undefined): string {
+  if (!next?.startsWith('/')) return '/environments';
+  let url: URL;
+  try {
+    url = new URL(next, HERE);
+  } catch {
+    return '/environments';
+  }
+  return url.origin === HERE ? `${url.pathname}${url.search}${url.hash}` : '/environments';
+}
 
 function SignIn(props: { c: Context; error?: string }) {
   const lang = langOf(props.c);
@@ -73,6 +97,7 @@ export function consoleRoutes(deps: ApiDeps): Hono<ConsoleEnv> {
     pages.use(path, rememberLang());
     // Form posts must come from the console's own origin (Origin header), on top of the CSRF field.
     pages.use(path, csrf());
+    pages.use(path, noStore);
   }
   pages.get('/', (c) => c.redirect(getCookie(c, SESSION_COOKIE) ? '/environments' : '/signin', 303));
   pages.get('/signin', (c) => c.html(<SignIn c={c} />));

@@ -13,6 +13,9 @@ export const CLOSE = {
   agentUnreachable: 4502,
 } as const;
 
+/** Input kept while the agent's stream opens above which the client is no longer read until it is open. */
+const EARLY_INPUT_BYTES = 64 * 1024;
+
 /** The client's end of a terminal (the WebSocket), as a session drives it. */
 export interface TerminalPeer {
   /** Sends output; `sent` is called once the bytes left this process (written to the socket). */
@@ -47,6 +50,8 @@ export class TerminalSession {
   queuedBytes = 0;
   maxQueuedBytes = 0;
   private exec: AgentExec | undefined;
+  /** Input and the last resize the client sent before the agent's stream was attached. */
+  private early: { input: Buffer[]; bytes: number; size?: { cols: number; rows: number } } | undefined = { input: [], bytes: 0 };
   private paused = false;
   private over = false;
 
@@ -64,8 +69,16 @@ export class TerminalSession {
 
   /** Bridges the agent's terminal once open (see TerminalSessions.open). */
   attach(exec: AgentExec): void {
-    if (this.over) exec.close();
-    else this.exec = exec;
+    if (this.over) return exec.close();
+    this.exec = exec;
+    const early = this.early;
+    this.early = undefined;
+    if (!early) return;
+    if (early.size) exec.resize(early.size.cols, early.size.rows);
+    let accepted = true;
+    for (const data of early.input) accepted = exec.write(data);
+    // Input paused while the stream opened resumes now, or once the agent took what was kept.
+    if (accepted && early.bytes > EARLY_INPUT_BYTES) this.peer.resumeInput();
   }
 
   /** Output from the agent. */
@@ -89,9 +102,14 @@ export class TerminalSession {
 
   /** Bytes typed by the client. */
   input(data: Buffer): void {
-    if (this.over || !this.exec) return;
+    if (this.over) return;
     this.lastActivityAt = Date.now();
-    if (!this.exec.write(data)) this.peer.pauseInput();
+    if (this.early) {
+      // The agent's stream is not open yet: keep the input (a script's first command) for it.
+      this.early.input.push(data);
+      this.early.bytes += data.length;
+      if (this.early.bytes > EARLY_INPUT_BYTES) this.peer.pauseInput();
+    } else if (this.exec && !this.exec.write(data)) this.peer.pauseInput();
   }
 
   /** The agent took the input it had buffered. */
@@ -100,7 +118,9 @@ export class TerminalSession {
   }
 
   resize(cols: number, rows: number): void {
-    if (!this.over) this.exec?.resize(cols, rows);
+    if (this.over) return;
+    if (this.early) this.early.size = { cols, rows };
+    else this.exec?.resize(cols, rows);
   }
 
   /** The shell exited: `exit` message then a normal close, unless the environment was stopped meanwhile. */
@@ -132,6 +152,7 @@ export class TerminalSession {
   private finish(code: number | undefined, reason: string, eventReason: string): void {
     if (this.over) return;
     this.over = true;
+    this.early = undefined;
     this.exec?.close();
     if (code !== undefined) this.peer.close(code, reason);
     this.owner.ended(this, eventReason);

@@ -40,6 +40,30 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'pglite'))('console session ($
     expect(res.headers.get('location')).toBe('/environments');
   });
 
+  it('never redirects to another site through a next a browser reads as //host (tab, newline, backslash)', async () => {
+    // A browser drops tabs and newlines from a Location and reads `\` as `/`: each of these is `//evil.example`.
+    for (const next of ['/\t/evil.example', '/\n/evil.example', '/\r\n/evil.example', '/\\/evil.example', '/\t\\evil.example']) {
+      const res = await api.app.request(`http://localhost/signin?next=${encodeURIComponent(next)}`, form({ token: api.adminToken }));
+      expect(res.status, JSON.stringify(next)).toBe(303);
+      expect(res.headers.get('location'), JSON.stringify(next)).toBe('/environments');
+      const page = await (await api.app.request(`http://localhost/signin?next=${encodeURIComponent(next)}`)).text();
+      expect(page).toContain('action="/signin?next=%2Fenvironments"');
+    }
+    const res = await api.app.request(`http://localhost/signin?next=${encodeURIComponent('/environments/e1?tab=logs#x')}`, form({ token: api.adminToken }));
+    expect(res.headers.get('location')).toBe('/environments/e1?tab=logs#x');
+  });
+
+  it('lets no cache keep the console pages (they hold the CSRF token and the caller\'s data)', async () => {
+    const cookie = `remotegpu_session=${api.adminToken}`;
+    for (const path of ['/environments', '/ssh-keys', '/admin/hosts', '/signin', '/api/docs']) {
+      const res = await api.app.request(`http://localhost${path}`, { headers: { cookie } });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('cache-control'), path).toBe('no-store');
+    }
+    // The assets keep their own policy; the API is untouched.
+    expect((await api.app.request('http://localhost/assets/console/app.js')).headers.get('cache-control')).toBe('no-cache');
+  });
+
   it('sends a browser without a session to the sign-in page', async () => {
     const res = await api.app.request('http://localhost/environments');
     expect(res.status).toBe(303);
@@ -72,5 +96,9 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'pglite'))('console session ($
     expect((await api.app.request('http://localhost/assets/xterm/lib/xterm.js')).status).toBe(200);
     expect((await api.app.request('http://localhost/assets/console/app.js')).headers.get('content-type')).toMatch(/javascript/);
     expect((await api.app.request('http://localhost/assets/console/..%2F..%2F..%2Fpackage.json')).status).toBe(404);
+    // Malformed percent-encoding and names of Object.prototype are unknown files (404), not faults (500).
+    for (const path of ['/assets/console/%E0%A4%A.js', '/assets/console/%.js', '/assets/constructor/x.js', '/assets/__proto__/x.js', '/assets/toString/x.js']) {
+      expect((await api.app.request(`http://localhost${path}`)).status, path).toBe(404);
+    }
   });
 });
