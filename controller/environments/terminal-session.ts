@@ -66,7 +66,7 @@ export class TerminalSession {
     private readonly owner: SessionOwner,
     private readonly highWaterBytes: number,
     /** Output counts as waiting until the client acknowledges it (`ack`), not just until it is written. */
-    private readonly ackMode = false,
+    readonly ackMode = false,
   ) {}
 
   get ended(): boolean {

@@ -108,16 +108,18 @@ export class TerminalSessions implements SessionOwner {
   }
 
   /** Open terminals and the output they hold for slow clients (figures for tests and benches). */
-  stats(): { sessions: number; queuedBytes: number; maxQueuedBytes: number; paused: number } {
+  stats(): { sessions: number; queuedBytes: number; maxQueuedBytes: number; paused: number; ackMode: number } {
     let queuedBytes = 0;
     let maxQueuedBytes = 0;
     let paused = 0;
+    let ackMode = 0;
     for (const s of this.sessions) {
       queuedBytes += s.queuedBytes;
       maxQueuedBytes = Math.max(maxQueuedBytes, s.maxQueuedBytes);
       if (s.paused) paused += 1;
+      if (s.ackMode) ackMode += 1;
     }
-    return { sessions: this.sessions.size, queuedBytes, maxQueuedBytes, paused };
+    return { sessions: this.sessions.size, queuedBytes, maxQueuedBytes, paused, ackMode };
   }
 
   /** Ends every session (shutdown). */
