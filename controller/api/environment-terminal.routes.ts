@@ -54,6 +54,8 @@ export function environmentTerminalRoutes({ services, logger }: ApiDeps) {
     const envId = c.req.param('env_id');
     const size = Size.safeParse({ cols: c.req.query('cols'), rows: c.req.query('rows') });
     if (!size.success) throw new AppError('invalid_argument', 'cols and rows must be integers from 1 to 1000');
+    const flow = c.req.query('flow');
+    if (flow !== undefined && flow !== 'ack') throw new AppError('invalid_argument', 'flow must be "ack" (the client acknowledges output) or absent');
     const caller = await terminalCaller(c, services, envId);
     const env = await services.terminals.prepare(caller, envId);
     let session: TerminalSession | undefined;
@@ -61,7 +63,7 @@ export function environmentTerminalRoutes({ services, logger }: ApiDeps) {
       c,
       {
         onOpen: (_e, ws) => {
-          session = services.terminals.sessions.open(caller, env, peerOf(ws), size.data);
+          session = services.terminals.sessions.open(caller, env, peerOf(ws), size.data, flow === 'ack');
         },
         onMessage: (e) => {
           if (!session) return;
@@ -95,7 +97,10 @@ async function terminalCaller(c: Context, services: ControllerServices, envId: s
   return { principal, tokenHash: hashToken(token) };
 }
 
-/** A JSON control message from the client: {"type":"resize","cols":C,"rows":R}; anything else is ignored. */
+/**
+ * A JSON control message from the client: {"type":"resize","cols":C,"rows":R}, or (with ?flow=ack)
+ * {"type":"ack","bytes":N} once it processed N more bytes of output; anything else is ignored.
+ */
 function controlMessage(session: TerminalSession, text: string): void {
   let msg: unknown;
   try {
@@ -104,7 +109,8 @@ function controlMessage(session: TerminalSession, text: string): void {
     return;
   }
   if (typeof msg !== 'object' || msg === null) return;
-  const m = msg as { type?: unknown; cols?: unknown; rows?: unknown };
+  const m = msg as { type?: unknown; cols?: unknown; rows?: unknown; bytes?: unknown };
+  if (m.type === 'ack' && Number.isSafeInteger(m.bytes) && (m.bytes as number) > 0) return session.ack(m.bytes as number);
   const size = Size.safeParse({ cols: m.cols, rows: m.rows });
   if (m.type === 'resize' && size.success && m.cols !== undefined && m.rows !== undefined) session.resize(size.data.cols, size.data.rows);
 }

@@ -41,18 +41,22 @@ export interface SessionOwner {
  * One open terminal: the bridge between a client and an agent's Exec stream. Output is sent as it
  * comes; while more than `highWaterBytes` of it wait in this process (a client that does not read),
  * the agent's stream is paused until they drop below a quarter of that, so memory stays bounded and
- * the pause reaches the container's pty.
+ * the pause reaches the container's pty. In ack mode (`?flow=ack`, the console's browsers, which
+ * cannot stop reading a WebSocket) output counts as waiting until the client acknowledges it
+ * ({"type":"ack","bytes":N} once its terminal has processed N bytes), so the same pause applies to
+ * unacknowledged output and a slow renderer slows the program down instead of piling output up.
  */
 export class TerminalSession {
   /** Last input or output (for the idle timeout). */
   lastActivityAt = Date.now();
-  /** Output bytes handed to the socket and not yet written, now and at most. */
+  /** Output bytes handed to the socket and not yet written (in ack mode: not yet acknowledged), now and at most. */
   queuedBytes = 0;
   maxQueuedBytes = 0;
+  /** Whether the agent's stream is paused for the client (too much output waiting). */
+  paused = false;
   private exec: AgentExec | undefined;
   /** Input and the last resize the client sent before the agent's stream was attached. */
   private early: { input: Buffer[]; bytes: number; size?: { cols: number; rows: number } } | undefined = { input: [], bytes: 0 };
-  private paused = false;
   private over = false;
 
   constructor(
@@ -61,6 +65,8 @@ export class TerminalSession {
     private readonly peer: TerminalPeer,
     private readonly owner: SessionOwner,
     private readonly highWaterBytes: number,
+    /** Output counts as waiting until the client acknowledges it (`ack`), not just until it is written. */
+    readonly ackMode = false,
   ) {}
 
   get ended(): boolean {
@@ -88,15 +94,26 @@ export class TerminalSession {
     this.queuedBytes += data.length;
     this.maxQueuedBytes = Math.max(this.maxQueuedBytes, this.queuedBytes);
     this.peer.sendOutput(data, () => {
-      this.queuedBytes -= data.length;
-      if (this.paused && this.queuedBytes <= this.highWaterBytes / 4) {
-        this.paused = false;
-        this.exec?.resume();
-      }
+      if (!this.ackMode) this.release(data.length);
     });
     if (!this.paused && this.queuedBytes > this.highWaterBytes) {
       this.paused = true;
       this.exec?.pause();
+    }
+  }
+
+  /** The client processed `bytes` more output (ack mode; ignored otherwise, and never below zero). */
+  ack(bytes: number): void {
+    if (this.over || !this.ackMode) return;
+    this.lastActivityAt = Date.now();
+    this.release(Math.min(bytes, this.queuedBytes));
+  }
+
+  private release(bytes: number): void {
+    this.queuedBytes -= bytes;
+    if (this.paused && this.queuedBytes <= this.highWaterBytes / 4) {
+      this.paused = false;
+      this.exec?.resume();
     }
   }
 

@@ -56,7 +56,7 @@ export class TerminalSessions implements SessionOwner {
    * (closing the peer with 4429 when the user has too many), records the "opened" event and starts the
    * agent's shell. The session ends by itself (exit, failure, checks) or through `clientClosed`.
    */
-  open(caller: FollowCaller, env: { id: string; host_id: string }, peer: TerminalPeer, size: { cols: number; rows: number }): TerminalSession | undefined {
+  open(caller: FollowCaller, env: { id: string; host_id: string }, peer: TerminalPeer, size: { cols: number; rows: number }, ackMode = false): TerminalSession | undefined {
     try {
       this.assertRoom(caller.principal.userId);
     } catch (err) {
@@ -64,7 +64,7 @@ export class TerminalSessions implements SessionOwner {
       this.log.info({ envId: env.id, userId: caller.principal.userId }, (err as Error).message);
       return undefined;
     }
-    const session = new TerminalSession(caller, env.id, peer, this, this.highWaterBytes);
+    const session = new TerminalSession(caller, env.id, peer, this, this.highWaterBytes, ackMode);
     this.sessions.add(session);
     if (!this.timer) {
       this.timer = setInterval(() => void this.tick(), 1000);
@@ -108,14 +108,18 @@ export class TerminalSessions implements SessionOwner {
   }
 
   /** Open terminals and the output they hold for slow clients (figures for tests and benches). */
-  stats(): { sessions: number; queuedBytes: number; maxQueuedBytes: number } {
+  stats(): { sessions: number; queuedBytes: number; maxQueuedBytes: number; paused: number; ackMode: number } {
     let queuedBytes = 0;
     let maxQueuedBytes = 0;
+    let paused = 0;
+    let ackMode = 0;
     for (const s of this.sessions) {
       queuedBytes += s.queuedBytes;
       maxQueuedBytes = Math.max(maxQueuedBytes, s.maxQueuedBytes);
+      if (s.paused) paused += 1;
+      if (s.ackMode) ackMode += 1;
     }
-    return { sessions: this.sessions.size, queuedBytes, maxQueuedBytes };
+    return { sessions: this.sessions.size, queuedBytes, maxQueuedBytes, paused, ackMode };
   }
 
   /** Ends every session (shutdown). */

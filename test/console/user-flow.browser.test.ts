@@ -206,11 +206,28 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
     await waitUntil('ls output', async () => (await listed()).includes('/dev/nvidiactl'), 30_000);
     expect((await listed()).sort()).toEqual(expected);
     await screenshot(page, 'user-environment-terminal');
+    // A flood of output: the page acknowledges what xterm.js processed (?flow=ack), the controller
+    // holds the shell back while too much is unacknowledged, and the page stays responsive.
+    const terminals = () => platform.controller.services.terminals.sessions.stats();
+    expect(terminals()).toMatchObject({ sessions: 1, ackMode: 1 });
+    await page.keyboard.type('yes | head -n 1000000; echo flood-$((40+2))');
+    await page.keyboard.press('Enter');
+    await waitUntil('the prompt after the flood', async () => {
+      const all = await rows();
+      const at = all.findLastIndex((row) => row.includes('flood-42') && !row.includes('echo'));
+      return at >= 0 && all.slice(at + 1).some((row) => row.trimEnd().endsWith('#'));
+    }, 60_000);
+    expect(await page.evaluate(() => 6 * 7)).toBe(42); // a round trip through the page's main thread
+    expect(await page.locator('#terminal').getAttribute('data-state')).toBe('open');
+    const s = terminals();
+    console.log(`yes | head -n 1000000 (2 MB) in the console's terminal: at most ${(s.maxQueuedBytes / 1024).toFixed(0)} KiB unacknowledged`);
+    expect(s.maxQueuedBytes).toBeLessThan(4 * 2 ** 20);
+    await waitUntil('all output acknowledged', () => terminals().queuedBytes === 0, 10_000);
     await page.keyboard.type('exit');
     await page.keyboard.press('Enter');
     await page.locator('#terminal[data-state="closed"]').waitFor();
     expect(await page.locator('#terminal-status').textContent()).toContain('shell exited with code 0');
-  });
+  }, LONG);
 
   it('stops and starts it from the buttons (confirmed), the status following live', async () => {
     await page.locator('#action-stop').click();

@@ -203,6 +203,32 @@ describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', 
     await noSessions();
   }, 60_000);
 
+  it('with ?flow=ack pauses `yes` while its output is unacknowledged, though the client reads, and goes on once acknowledged', async () => {
+    const t = await openWithTicket('cols=80&rows=24&flow=ack');
+    t.type('yes terminal-ack-line\n');
+    await t.waitFor(/terminal-ack-line/);
+    await waitFor('paused for unacknowledged output', () => sessions().paused === 1, 15_000);
+    const before = t.bytes;
+    await sleep(3_000);
+    const s = sessions();
+    console.log(`yes in ack mode, client reading but not acknowledging: received ${(t.bytes / 1024).toFixed(0)} KiB in all (${((t.bytes - before) / 1024).toFixed(0)} KiB in the 3 s after the pause); controller counts ${(s.queuedBytes / 1024).toFixed(0)} KiB unacknowledged, ${(s.maxQueuedBytes / 1024).toFixed(0)} KiB at most`);
+    // Paused above 1 MiB unacknowledged (plus a pty read in flight); without acks the stream stays paused.
+    expect(t.bytes).toBeLessThan(4 * MIB);
+    expect(s.paused).toBe(1);
+    expect(s.maxQueuedBytes).toBeLessThan(4 * MIB);
+    // Acknowledging what arrived lets `yes` go on (until the next MiB is unacknowledged).
+    t.ack(t.bytes);
+    await waitFor('more output after the ack', () => t.bytes > before + 512 * 1024, 15_000);
+    await waitFor('paused again', () => sessions().paused === 1, 15_000);
+    expect(t.bytes).toBeLessThan(8 * MIB);
+    t.close();
+    await noSessions();
+  }, 60_000);
+
+  it('refuses an unknown flow mode with 400', async () => {
+    expect(await upgradeStatus(wsUrl('flow=xoff'), bearer(ADMIN))).toBe(400);
+  });
+
   it('closes a session without input or output for REMOTEGPU_TERMINAL_IDLE_TIMEOUT_MS with 4408', async () => {
     const t = await openWithTicket();
     t.type('echo then-silence\n');

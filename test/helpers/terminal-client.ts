@@ -60,6 +60,11 @@ export class TerminalClient {
     this.ws.send(Buffer.from(text, 'utf8'), { binary: true });
   }
 
+  /** Acknowledges `bytes` of processed output (with ?flow=ack). */
+  ack(bytes: number): void {
+    this.ws.send(JSON.stringify({ type: 'ack', bytes }));
+  }
+
   resize(cols: number, rows: number): void {
     this.ws.send(JSON.stringify({ type: 'resize', cols, rows }));
   }

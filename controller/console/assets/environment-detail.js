@@ -3,6 +3,7 @@
 // live logs followed with an EventSource (GET .../logs?follow=true, server-sent events).
 import { api } from './app.js';
 import { poll, setSsh, setStatus } from './env-live.js';
+import { LogOverlap } from './log-overlap.js';
 
 const root = document.getElementById('environment');
 if (root) {
@@ -66,18 +67,11 @@ function followLogs(id) {
     if (atBottom) pre.scrollTop = pre.scrollHeight;
   };
   // After a dropped connection EventSource reconnects by itself, and the follow starts again with
-  // the last lines: those already shown are skipped until a new one arrives.
-  const recent = [];
-  let replaying = false;
-  source.onerror = () => {
-    replaying = true;
-  };
+  // the last 200 lines: those already shown are skipped by position (log-overlap.js).
+  const overlap = new LogOverlap(200);
+  source.onerror = () => overlap.reconnected();
   source.onmessage = (event) => {
-    if (replaying && recent.includes(event.data)) return;
-    replaying = false;
-    recent.push(event.data);
-    if (recent.length > 200) recent.shift();
-    append(event.data);
+    for (const line of overlap.accept(event.data)) append(line);
   };
   source.addEventListener('end', (event) => {
     append(`(${pre.dataset.ended}: ${event.data})`);

@@ -2,10 +2,13 @@
 // (POST /api/v1/environments/{id}/terminal/ticket), opens the WebSocket
 // (GET /api/v1/environments/{id}/terminal?ticket=..&cols=..&rows=..) and runs xterm.js (loaded
 // before this module as classic scripts: window.Terminal, window.FitAddon) in #terminal.
-// Keystrokes go as binary frames, resizes as {"type":"resize"} text frames; output arrives as
-// binary frames; {"type":"exit","code":N} and the close reason show in #terminal-status.
+// Keystrokes go as binary frames, resizes as {"type":"resize"} text frames (terminal-link.js: kept
+// while the socket connects); output arrives as binary frames and is acknowledged once xterm has
+// processed it (?flow=ack: the controller pauses the shell while too much is unacknowledged, so a
+// `yes` cannot flood the page); {"type":"exit","code":N} and the close reason show in #terminal-status.
 // #terminal's data-state is "open" while connected, "closed" otherwise.
 import { api, showError } from './app.js';
+import { terminalLink } from './terminal-link.js';
 
 const box = document.getElementById('terminal');
 const openButton = document.getElementById('terminal-open');
@@ -46,17 +49,17 @@ function connect(id, ticket) {
   term.open(box);
   fit.fit();
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const query = new URLSearchParams({ ticket, cols: String(term.cols), rows: String(term.rows) });
+  const query = new URLSearchParams({ ticket, cols: String(term.cols), rows: String(term.rows), flow: 'ack' });
   const ws = new WebSocket(`${scheme}://${location.host}/api/v1/environments/${encodeURIComponent(id)}/terminal?${query}`);
   ws.binaryType = 'arraybuffer';
-  const encoder = new TextEncoder();
+  const link = terminalLink(ws);
   let exitText = '';
   ws.onopen = () => {
     setState('open', status.dataset.open);
     term.focus();
   };
   ws.onmessage = (event) => {
-    if (typeof event.data !== 'string') return term.write(new Uint8Array(event.data));
+    if (typeof event.data !== 'string') return link.output(new Uint8Array(event.data), (data, done) => term.write(data, done));
     const message = JSON.parse(event.data);
     if (message.type === 'exit') exitText = status.dataset.exit.replace('{code}', String(message.code));
   };
@@ -64,8 +67,8 @@ function connect(id, ticket) {
     const reason = event.reason || exitText || `code ${event.code}`;
     setState('closed', `${status.dataset.closed}: ${exitText && event.reason ? `${exitText}, ${event.reason}` : reason}`);
   };
-  const input = term.onData((data) => ws.readyState === WebSocket.OPEN && ws.send(encoder.encode(data)));
-  const resize = term.onResize(({ cols, rows }) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'resize', cols, rows })));
+  const input = term.onData((data) => link.input(data));
+  const resize = term.onResize(({ cols, rows }) => link.resize(cols, rows));
   const onWindowResize = () => fit.fit();
   window.addEventListener('resize', onWindowResize);
   return {
