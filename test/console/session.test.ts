@@ -64,6 +64,17 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'pglite'))('console session ($
     expect((await api.app.request('http://localhost/assets/console/app.js')).headers.get('cache-control')).toBe('no-cache');
   });
 
+  it('serves the console at /: the sign-in page when signed out, the environments when signed in', async () => {
+    const out = await api.app.request('http://localhost/');
+    expect(out.status).toBe(303);
+    expect(out.headers.get('location')).toBe('/signin');
+    const signedIn = await api.app.request('http://localhost/', { headers: { cookie: `remotegpu_session=${api.adminToken}` } });
+    expect(signedIn.headers.get('location')).toBe('/environments');
+    const page = await api.app.request('http://localhost/signin');
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await page.text()).toContain('<label for="token">');
+  });
+
   it('sends a browser without a session to the sign-in page', async () => {
     const res = await api.app.request('http://localhost/environments');
     expect(res.status).toBe(303);

@@ -24,7 +24,7 @@ describe.each(DB_TARGETS)('error envelopes on $name', (target) => {
     });
     afterAll(async () => api?.close());
 
-    it.each(['/api/v1/nope', '/api/v1/admin/nope', '/nope', '/api/v1/ssh-keys/1/extra', '/'])('answers an unknown route %s with a 404 envelope', async (path) => {
+    it.each(['/api/v1/nope', '/api/v1/admin/nope', '/nope', '/api/v1/ssh-keys/1/extra', '/environmentsx'])('answers an unknown route %s with a 404 envelope', async (path) => {
       for (const token of [user.token, undefined]) {
         const res = await api.request('GET', path, { token });
         expectEnvelope(res, 404, 40401);
