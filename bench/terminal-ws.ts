@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../common/logger.js';
-import { startLocalPlatform } from '../scripts/local-platform.js';
+import { platformEnvAt, startLocalPlatform } from '../scripts/local-platform.js';
 import { releaseRunDir, removeNamespace, testRunDir } from '../test/helpers/docker.js';
 import { restCaller, waitUntil } from '../test/helpers/rest.js';
 import { TerminalClient } from '../test/helpers/terminal-client.js';
@@ -18,20 +18,12 @@ const NAMESPACE = `bench-term-${process.pid}`;
 const dir = mkdtempSync(path.join(tmpdir(), 'rgpu-bench-term-'));
 const runDir = testRunDir();
 const platform = await startLocalPlatform(
-  {
-    PATH: process.env.PATH,
-    REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
-    REMOTEGPU_RUN_DIR: runDir,
-    REMOTEGPU_HTTP_PORT: '0',
-    REMOTEGPU_GRPC_PORT: '0',
-    REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
-    REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
-    REMOTEGPU_NAMESPACE: NAMESPACE,
+  platformEnvAt({ dir, runDir, adminToken: ADMIN, namespace: NAMESPACE }, {
     REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
     REMOTEGPU_REPORT_INTERVAL_MS: '500',
     REMOTEGPU_SSH_PORT_RANGE: '19100-19149',
     REMOTEGPU_JUPYTER_PORT_RANGE: '19150-19199',
-  },
+  }),
   createLogger({ name: 'bench-term', level: 'warn' }),
 );
 const api = restCaller(() => platform.controller.httpUrl);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { createLogger } from '../common/logger.js';
-import { startLocalPlatform, DEFAULT_FAKE_GPUS, LOCAL_IMAGE, type LocalPlatform } from './local-platform.js';
+import { platformEnvAt, startLocalPlatform, DEFAULT_FAKE_GPUS, LOCAL_IMAGE, type LocalPlatform } from './local-platform.js';
 import { launchBrowser, signIn } from '../test/helpers/browser.js';
 import { releaseRunDir, removeNamespace, testDocker, testRunDir } from '../test/helpers/docker.js';
 
@@ -42,21 +42,13 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
 /** The variables of the platform's controller and agent (see scripts/local-platform.ts). */
 function platformEnv(adminToken: string, namespace: string, dir: string, runDir: string, ports: readonly [number, number]) {
   const half = Math.floor((ports[0] + ports[1]) / 2);
-  return {
-    PATH: process.env.PATH,
-    REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
-    REMOTEGPU_RUN_DIR: runDir,
-    REMOTEGPU_HTTP_PORT: '0',
-    REMOTEGPU_GRPC_PORT: '0',
-    REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
-    REMOTEGPU_BOOTSTRAP_TOKEN: adminToken,
+  return platformEnvAt({ dir, runDir, adminToken, namespace }, {
     REMOTEGPU_FAKE_GPUS: DEFAULT_FAKE_GPUS,
-    REMOTEGPU_NAMESPACE: namespace,
     REMOTEGPU_REPORT_INTERVAL_MS: '1000',
     REMOTEGPU_RECONCILE_INTERVAL_MS: '500',
     REMOTEGPU_SSH_PORT_RANGE: `${ports[0]}-${half}`,
     REMOTEGPU_JUPYTER_PORT_RANGE: `${half + 1}-${ports[1]}`,
-  };
+  });
 }
 
 /** A REST caller authenticated as `token`. */

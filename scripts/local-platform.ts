@@ -19,6 +19,37 @@ export const LOCAL_IMAGE = { name: 'devbox:1', dockerRef: 'remotegpu/devbox:1' }
 /** Simulated GPUs when this machine has no nvidia-smi: 10 A40s recorded on a real server. */
 export const DEFAULT_FAKE_GPUS = path.join(ROOT, 'test/fixtures/nvidia-smi/a40_x10_nvidia-smi-q.txt');
 
+/** What keeps one platform apart from others on the same machine (tests, benches, screenshots). */
+export interface PlatformPlace {
+  /** Its own folder: the data directory is `<dir>/data`. */
+  readonly dir: string;
+  /** Its own run directory (REMOTEGPU_RUN_DIR). */
+  readonly runDir: string;
+  /** Its admin's token (REMOTEGPU_BOOTSTRAP_TOKEN). */
+  readonly adminToken: string;
+  /** Its own Docker label namespace (REMOTEGPU_NAMESPACE). */
+  readonly namespace: string;
+}
+
+/**
+ * The variables of a platform that shares the machine: its own folders, namespace and admin token,
+ * HTTP, gRPC and agent ports chosen by the kernel. `extra` adds to or overrides them (report
+ * interval, published port ranges, ...).
+ */
+export function platformEnvAt(place: PlatformPlace, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    PATH: process.env.PATH,
+    REMOTEGPU_DATA_DIR: path.join(place.dir, 'data'),
+    REMOTEGPU_RUN_DIR: place.runDir,
+    REMOTEGPU_HTTP_PORT: '0',
+    REMOTEGPU_GRPC_PORT: '0',
+    REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
+    REMOTEGPU_BOOTSTRAP_TOKEN: place.adminToken,
+    REMOTEGPU_NAMESPACE: place.namespace,
+    ...extra,
+  };
+}
+
 export interface LocalPlatform {
   readonly controller: RunningController;
   readonly agent: RunningAgent | undefined;

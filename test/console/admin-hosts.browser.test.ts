@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.js';
-import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
+import { platformEnvAt, startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { dockerAvailable, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
 import { launchBrowser, screenshot, signIn } from '../helpers/browser.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
@@ -40,20 +40,12 @@ describe.skipIf(!hasDocker)('admin pages in Chromium on the real platform', () =
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'rgpu-admin-browser-'));
     platform = await startLocalPlatform(
-      {
-        PATH: process.env.PATH,
-        REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
-        REMOTEGPU_RUN_DIR: runDir,
-        REMOTEGPU_HTTP_PORT: '0',
-        REMOTEGPU_GRPC_PORT: '0',
-        REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
-        REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
-        REMOTEGPU_NAMESPACE: NAMESPACE,
+      platformEnvAt({ dir, runDir, adminToken: ADMIN, namespace: NAMESPACE }, {
         REMOTEGPU_REPORT_INTERVAL_MS: '500',
         REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
         REMOTEGPU_SSH_PORT_RANGE: '19300-19349',
         REMOTEGPU_JUPYTER_PORT_RANGE: '19350-19399',
-      },
+      }),
       createLogger({ name: 'admin-browser', level: 'warn' }),
     );
     expect(platform.agentProblem).toBe('');

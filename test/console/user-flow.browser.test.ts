@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createLogger } from '../../common/logger.js';
-import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
+import { platformEnvAt, startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { launchBrowser, screenshot, signIn } from '../helpers/browser.js';
 import { dockerAvailable, dockerExec, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
@@ -53,23 +53,15 @@ describe.skipIf(!hasDocker)('the user console in a real browser', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'rgpu-console-user-'));
     platform = await startLocalPlatform(
-      {
-        PATH: process.env.PATH,
-        REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
-        REMOTEGPU_RUN_DIR: runDir,
-        REMOTEGPU_HTTP_PORT: '0',
-        REMOTEGPU_GRPC_PORT: '0',
-        REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
-        REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
+      platformEnvAt({ dir, runDir, adminToken: ADMIN, namespace: NAMESPACE }, {
         REMOTEGPU_FAKE_GPUS: FAKE,
-        REMOTEGPU_NAMESPACE: NAMESPACE,
         REMOTEGPU_REPORT_INTERVAL_MS: '500',
         REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
         REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS: '500',
         REMOTEGPU_SSH_PORT_RANGE: '19200-19249',
         REMOTEGPU_JUPYTER_PORT_RANGE: '19250-19299',
         REMOTEGPU_DATASET_ROOTS: path.join(dir, 'datasets'),
-      },
+      }),
       createLogger({ name: 'console-user', level: 'warn' }),
     );
     expect(platform.agentProblem).toBe('');

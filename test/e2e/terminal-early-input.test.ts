@@ -6,7 +6,7 @@ import pg from 'pg';
 import { createLogger } from '../../common/logger.js';
 import { dockerAvailable, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
 import { createTestDatabase, DB_TARGETS, type TestDatabase } from '../helpers/databases.js';
-import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
+import { platformEnvAt, startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 import { TerminalClient } from '../helpers/terminal-client.js';
 
@@ -39,22 +39,14 @@ describe.each(DB_TARGETS.filter((t) => t.name === 'postgres'))('terminal input s
       database = await createTestDatabase(target, { poolSize: 2 });
       dir = mkdtempSync(path.join(tmpdir(), 'rgpu-e2e-early-'));
       platform = await startLocalPlatform(
-        {
-          PATH: process.env.PATH,
+        platformEnvAt({ dir, runDir, adminToken: ADMIN, namespace: NAMESPACE }, {
           DATABASE_URL: database.url,
-          REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
-          REMOTEGPU_RUN_DIR: runDir,
-          REMOTEGPU_HTTP_PORT: '0',
-          REMOTEGPU_GRPC_PORT: '0',
-          REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
-          REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
           REMOTEGPU_FAKE_GPUS: FAKE,
-          REMOTEGPU_NAMESPACE: NAMESPACE,
           REMOTEGPU_REPORT_INTERVAL_MS: '500',
           REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
           REMOTEGPU_SSH_PORT_RANGE: '19740-19759',
           REMOTEGPU_JUPYTER_PORT_RANGE: '19760-19779',
-        },
+        }),
         createLogger({ name: 'e2e-early', level: 'warn' }),
       );
       expect(platform.agentProblem).toBe('');

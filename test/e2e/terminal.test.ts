@@ -5,7 +5,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { createLogger } from '../../common/logger.js';
 import { dockerAvailable, dockerExec, releaseRunDir, removeNamespace, testDocker, testRunDir } from '../helpers/docker.js';
-import { startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
+import { platformEnvAt, startLocalPlatform, type LocalPlatform } from '../../scripts/local-platform.js';
 import { restCaller, waitUntil } from '../helpers/rest.js';
 import { TerminalClient, upgradeStatus } from '../helpers/terminal-client.js';
 
@@ -54,16 +54,8 @@ describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'rgpu-e2e-term-'));
     platform = await startLocalPlatform(
-      {
-        PATH: process.env.PATH,
-        REMOTEGPU_DATA_DIR: path.join(dir, 'data'),
-        REMOTEGPU_RUN_DIR: runDir,
-        REMOTEGPU_HTTP_PORT: '0',
-        REMOTEGPU_GRPC_PORT: '0',
-        REMOTEGPU_AGENT_LISTEN: '127.0.0.1:0',
-        REMOTEGPU_BOOTSTRAP_TOKEN: ADMIN,
+      platformEnvAt({ dir, runDir, adminToken: ADMIN, namespace: NAMESPACE }, {
         REMOTEGPU_FAKE_GPUS: FAKE,
-        REMOTEGPU_NAMESPACE: NAMESPACE,
         REMOTEGPU_REPORT_INTERVAL_MS: '500',
         REMOTEGPU_RECONCILE_INTERVAL_MS: '200',
         REMOTEGPU_AUTH_CACHE_MS: '0',
@@ -71,7 +63,7 @@ describe.skipIf(!hasDocker)('terminal over a WebSocket through the controller', 
         REMOTEGPU_TERMINAL_IDLE_TIMEOUT_MS: String(IDLE_MS),
         REMOTEGPU_SSH_PORT_RANGE: '19000-19049',
         REMOTEGPU_JUPYTER_PORT_RANGE: '19050-19099',
-      },
+      }),
       createLogger({ name: 'e2e-term', level: 'warn' }),
     );
     expect(platform.agentProblem).toBe('');
