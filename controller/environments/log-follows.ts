@@ -1,23 +1,12 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { logLoopFailure } from '../db/errors.js';
-import type { Principal } from '../access/principal.js';
-import { visibleEnvironments } from '../access/visibility.js';
 import type { Db } from '../db/database.js';
 import { eventsAfter } from './events.repo.js';
+import { recheckStreams, type FollowCaller, type TokenCheck } from './stream-access.js';
 import type { FollowQueue } from './follow-queue.js';
 
-/** The caller of a follow: who, and the hash of the token they authenticated with (never the token). */
-export interface FollowCaller {
-  readonly principal: Principal;
-  readonly tokenHash: string;
-}
-
-/**
- * Checks tokens by their hash: a fresh principal while the token is valid, or why it no longer is
- * ('token revoked', 'token expired', 'user disabled'). UsersService.checkTokens.
- */
-export type TokenCheck = (hashes: readonly string[]) => Promise<ReadonlyMap<string, { principal: Principal } | { ended: string }>>;
+export type { FollowCaller, TokenCheck } from './stream-access.js';
 
 export interface LogFollowsOptions {
   readonly db: Db;
@@ -159,36 +148,11 @@ export class LogFollows {
   /** Ends the follows whose token or user is no longer valid, or whose environment is gone from their view. */
   private async checkAccess(): Promise<void> {
     const open = [...this.followers].filter((f) => !f.queue.stopped.aborted);
-    if (open.length === 0) return;
-    this.queries++;
-    const tokens = await this.o.tokens(open.map((f) => f.caller.tokenHash));
-    const byUser = new Map<number, { principal: Principal; followers: Follower[] }>();
-    for (const f of open) {
-      const state = tokens.get(f.caller.tokenHash) ?? { ended: 'token revoked' };
-      if ('ended' in state) {
-        f.end(state.ended, { discard: true });
-        continue;
-      }
-      // A role change shows at the next check: the visibility below uses the fresh principal.
-      f.caller = { ...f.caller, principal: state.principal };
-      const group = byUser.get(state.principal.userId) ?? { principal: state.principal, followers: [] };
-      group.followers.push(f);
-      byUser.set(state.principal.userId, group);
-    }
-    for (const { principal, followers } of byUser.values()) {
-      this.queries++;
-      const rows = await this.o.db
-        .selectFrom('environments')
-        .select(['id', 'desired_state'])
-        .where('id', 'in', [...new Set(followers.map((f) => f.envId))])
-        .where(visibleEnvironments(principal))
-        .execute();
-      const state = new Map(rows.map((r) => [r.id, r.desired_state]));
-      for (const f of followers) {
-        const desired = state.get(f.envId);
-        if (desired === undefined) f.end('environment no longer visible', { discard: true });
-        else if (desired === 'deleted') f.end('environment deleted', { discard: false });
-      }
+    const found = await recheckStreams(this.o.db, this.o.tokens, open, () => this.queries++);
+    for (const [f, access] of found) {
+      if ('ended' in access) f.end(access.ended, { discard: true });
+      else if (!access.env) f.end('environment no longer visible', { discard: true });
+      else if (access.env.desired_state === 'deleted') f.end('environment deleted', { discard: false });
     }
   }
 }

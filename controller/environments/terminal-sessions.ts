@@ -1,12 +1,10 @@
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { Principal } from '../access/principal.js';
-import { visibleEnvironments } from '../access/visibility.js';
 import type { Db } from '../db/database.js';
 import { logLoopFailure } from '../db/errors.js';
 import type { AgentPool } from '../hosts/types.js';
 import { addEvent } from './environment-writes.js';
-import type { FollowCaller, TokenCheck } from './log-follows.js';
+import { recheckStreams, type FollowCaller, type TokenCheck } from './stream-access.js';
 import { CLOSE, TerminalSession, type SessionOwner, type TerminalPeer } from './terminal-session.js';
 
 export interface TerminalSessionsOptions {
@@ -153,34 +151,10 @@ export class TerminalSessions implements SessionOwner {
 
   /** Ends the sessions whose token or user is no longer valid, or whose environment is gone or stopped. */
   private async checkAccess(): Promise<void> {
-    const open = [...this.sessions];
-    if (open.length === 0) return;
-    const tokens = await this.o.tokens(open.map((s) => s.caller.tokenHash));
-    const byUser = new Map<number, { principal: Principal; sessions: TerminalSession[] }>();
-    for (const s of open) {
-      const state = tokens.get(s.caller.tokenHash) ?? { ended: 'token revoked' };
-      if ('ended' in state) {
-        s.end(CLOSE.revoked, state.ended);
-        continue;
-      }
-      s.caller = { ...s.caller, principal: state.principal };
-      const group = byUser.get(state.principal.userId) ?? { principal: state.principal, sessions: [] };
-      group.sessions.push(s);
-      byUser.set(state.principal.userId, group);
-    }
-    for (const { principal, sessions } of byUser.values()) {
-      const rows = await this.o.db
-        .selectFrom('environments')
-        .select(['id', 'status', 'desired_state'])
-        .where('id', 'in', [...new Set(sessions.map((s) => s.envId))])
-        .where(visibleEnvironments(principal))
-        .execute();
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const s of sessions) {
-        const row = byId.get(s.envId);
-        if (!row) s.end(CLOSE.revoked, 'environment no longer visible');
-        else if (row.desired_state !== 'running' || row.status !== 'running') s.end(CLOSE.notRunning, 'environment is not running');
-      }
+    for (const [s, access] of await recheckStreams(this.o.db, this.o.tokens, [...this.sessions])) {
+      if ('ended' in access) s.end(CLOSE.revoked, access.ended);
+      else if (!access.env) s.end(CLOSE.revoked, 'environment no longer visible');
+      else if (access.env.desired_state !== 'running' || access.env.status !== 'running') s.end(CLOSE.notRunning, 'environment is not running');
     }
   }
 }
