@@ -1,5 +1,4 @@
 import type { Child } from 'hono/jsx';
-import { AppError } from '../../../common/errors.js';
 import { translator, type Lang, type Texts } from '../i18n.js';
 import { Page, type PageContext } from '../layout.js';
 
@@ -223,16 +222,6 @@ export function Facts(props: { items: readonly [string, Child][] }) {
       ))}
     </dl>
   );
-}
-
-/** What `read` resolves to, or undefined when it throws not_found (a page then answers 404). */
-export async function unlessNotFound<T>(read: Promise<T>): Promise<T | undefined> {
-  try {
-    return await read;
-  } catch (err) {
-    if (err instanceof AppError && err.code === 'not_found') return undefined;
-    throw err;
-  }
 }
 
 /** The 404 page of an admin page whose subject does not exist. */

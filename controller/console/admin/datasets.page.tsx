@@ -4,7 +4,8 @@ import type { DatasetRow } from '../../db/schema.js';
 import { translator, type Texts } from '../i18n.js';
 import type { PageContext } from '../layout.js';
 import type { ConsoleEnv } from '../session.js';
-import { AdminPage, ApiForm, CheckField, DataTable, Field, Pager, notFoundText, pageParam, rowId, unlessNotFound, when } from './components.js';
+import { AdminPage, ApiForm, CheckField, DataTable, Field, Pager, notFoundText, pageParam, rowId, when } from './components.js';
+import { unlessNotFound } from '../reads.js';
 
 const TEXT: Texts<
   | 'title' | 'datasetTitle' | 'name' | 'hostPath' | 'description' | 'scope' | 'public' | 'user' | 'workspace' | 'writable' | 'readOnly' | 'created'

@@ -4,7 +4,8 @@ import type { ImageRow } from '../../db/schema.js';
 import { translator, type Lang, type Texts } from '../i18n.js';
 import type { PageContext } from '../layout.js';
 import type { ConsoleEnv } from '../session.js';
-import { AdminPage, ApiForm, DataTable, Field, Pager, notFoundText, pageParam, rowId, unlessNotFound, when } from './components.js';
+import { AdminPage, ApiForm, DataTable, Field, Pager, notFoundText, pageParam, rowId, when } from './components.js';
+import { unlessNotFound } from '../reads.js';
 
 const TEXT: Texts<
   | 'title' | 'imageTitle' | 'name' | 'ref' | 'description' | 'ssh' | 'jupyter' | 'dataPath' | 'created' | 'add' | 'newImage' | 'edit' | 'save'

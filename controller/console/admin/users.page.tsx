@@ -5,7 +5,8 @@ import type { TokenInfo } from '../../users/users.service.js';
 import { translator, type Texts } from '../i18n.js';
 import type { PageContext } from '../layout.js';
 import type { ConsoleEnv } from '../session.js';
-import { AdminPage, Action, ApiForm, DataTable, Facts, Field, Pager, SelectField, notFoundText, pageParam, rowId, unlessNotFound, when } from './components.js';
+import { AdminPage, Action, ApiForm, DataTable, Facts, Field, Pager, SelectField, notFoundText, pageParam, rowId, when } from './components.js';
+import { unlessNotFound } from '../reads.js';
 
 const TEXT: Texts<
   | 'title' | 'userTitle' | 'name' | 'email' | 'role' | 'state' | 'created' | 'active' | 'disabled' | 'create' | 'createUser' | 'user' | 'admin'

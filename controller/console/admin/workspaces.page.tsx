@@ -5,7 +5,8 @@ import type { Workspace, WorkspaceDetail } from '../../users/workspaces.service.
 import { translator, type Texts } from '../i18n.js';
 import type { PageContext } from '../layout.js';
 import type { ConsoleEnv } from '../session.js';
-import { AdminPage, Action, ApiForm, DataTable, Field, Pager, SelectField, notFoundText, pageParam, rowId, unlessNotFound, when } from './components.js';
+import { AdminPage, Action, ApiForm, DataTable, Field, Pager, SelectField, notFoundText, pageParam, rowId, when } from './components.js';
+import { unlessNotFound } from '../reads.js';
 
 const TEXT: Texts<
   | 'title' | 'wsTitle' | 'name' | 'owner' | 'members' | 'created' | 'create' | 'newWorkspace' | 'member' | 'role' | 'ownerRole' | 'memberRole'

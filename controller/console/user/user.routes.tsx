@@ -1,9 +1,9 @@
 import { Hono, type Context } from 'hono';
-import { AppError } from '../../../common/errors.js';
 import type { ApiDeps } from '../../api/deps.js';
 import { freeCapacity } from '../../environments/free-capacity.js';
 import { translator, type Texts } from '../i18n.js';
 import { Page } from '../layout.js';
+import { unlessNotFound } from '../reads.js';
 import { requireSession, type ConsoleEnv } from '../session.js';
 import { EnvironmentDetail } from './environment-detail.js';
 import { NewEnvironment } from './environment-new.js';
@@ -41,7 +41,7 @@ export function userPages(deps: ApiDeps): Hono<ConsoleEnv> {
   });
   app.get('/environments/:id', async (c) => {
     const ctx = c.get('page');
-    const env = await services.environments.get(ctx.principal, c.req.param('id')).catch(notFound);
+    const env = await unlessNotFound(services.environments.get(ctx.principal, c.req.param('id')));
     if (!env) return notFoundPage(c);
     const [events, mounts, datasets] = await Promise.all([
       services.environmentLogs.events(env.id, TIMELINE_EVENTS),
@@ -57,12 +57,6 @@ export function userPages(deps: ApiDeps): Hono<ConsoleEnv> {
     return c.html(<SshKeys ctx={ctx} keys={keys.items} total={keys.total} />);
   });
   return app;
-}
-
-/** The service's not_found (someone else's environment, or none) as undefined; anything else is thrown on. */
-function notFound(err: unknown): undefined {
-  if (err instanceof AppError && err.code === 'not_found') return undefined;
-  throw err;
 }
 
 function notFoundPage(c: Context<ConsoleEnv>) {
