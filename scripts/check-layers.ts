@@ -1,5 +1,7 @@
 // Checks the layering that file-level circle detection (madge) cannot see:
 //   - controller/ and agent/ never import each other;
+//   - cli/ (the `remotegpu` command) imports only cli/, common/ and gen/: it talks to the controller
+//     through the generated REST client, never through its code;
 //   - the folders (and top-level files) inside controller/ import each other without a circle (a folder may import a
 //     folder below it, never one that imports it back, directly or through others).
 // Prints the folder graph and exits 1 on a violation. Part of `npm run lint`.
@@ -31,12 +33,15 @@ function unitOf(file: string): { top: string; unit: string } {
 
 const problems: string[] = [];
 const edges = new Map<string, Set<string>>();
-for (const file of [...tsFiles(join(root, 'controller')), ...tsFiles(join(root, 'agent'))]) {
+for (const file of [...tsFiles(join(root, 'controller')), ...tsFiles(join(root, 'agent')), ...tsFiles(join(root, 'cli'))]) {
   const from = unitOf(file);
   for (const match of readFileSync(file, 'utf8').matchAll(IMPORT)) {
     const to = unitOf(resolve(dirname(file), match[1]!));
     if ((from.top === 'controller' && to.top === 'agent') || (from.top === 'agent' && to.top === 'controller')) {
       problems.push(`${relative(root, file)} imports ${match[1]}: controller/ and agent/ never import each other`);
+    }
+    if (from.top === 'cli' && !['cli', 'common', 'gen'].includes(to.top)) {
+      problems.push(`${relative(root, file)} imports ${match[1]}: cli/ imports only cli/, common/ and gen/`);
     }
     if (from.top === 'controller' && to.top === 'controller' && from.unit !== to.unit) {
       if (!edges.has(from.unit)) edges.set(from.unit, new Set());

@@ -104,7 +104,25 @@ export const Environment = z
     host_id: z.string().nullable(),
     ssh_port: z.number().nullable(),
     jupyter_port: z.number().nullable(),
-    access_info: z.object({ ssh: z.string(), jupyter: z.string().nullable() }).nullable(),
+    access_info: z
+      .object({
+        ssh: z.string().openapi({ description: 'the ssh command line, e.g. `ssh root@203.0.113.7 -p 20001`' }),
+        ssh_user: z.string().openapi({ description: 'the user to log in as over SSH' }),
+        ssh_host: z.string().openapi({ description: 'the address to connect to (with ssh_port)' }),
+        ssh_host_keys: z
+          .array(
+            z
+              .object({
+                type: z.string().openapi({ example: 'ssh-ed25519' }),
+                key: z.string().openapi({ description: 'base64 public key blob, as in known_hosts' }),
+                fingerprint: z.string().openapi({ example: 'SHA256:8mRr3Bc4Uk0c0pE1zCJ3tqQ2q1oBNdAn1u7pNQm0Zq8' }),
+              })
+              .openapi('SshHostKey'),
+          )
+          .openapi({ description: "the environment's SSH host public keys, as its agent read them once sshd had them; empty until then (check them with HostKeyAlias=<env_id>: ports are reused)" }),
+        jupyter: z.string().nullable(),
+      })
+      .nullable(),
     created_at: z.string(),
     started_at: z.string().nullable(),
     stopped_at: z.string().nullable(),

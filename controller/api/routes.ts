@@ -17,7 +17,7 @@ import { environmentLogsRoutes } from './environment-logs.routes.js';
 import { environmentTerminalRoutes } from './environment-terminal.routes.js';
 import { quotasRoutes } from './quotas.routes.js';
 import { capacityRoutes } from './capacity.routes.js';
-
+import { serveOpenApiDocument } from './openapi-document.js';
 
 /** The whole REST API: one route module per resource, mounted under its prefix. */
 export function buildApi(deps: ApiDeps) {
@@ -42,16 +42,6 @@ export function buildApi(deps: ApiDeps) {
     capacityRoutes,
   ];
   for (const routes of resources) app.route('/api/v1', routes(deps));
-  // Every documented operation needs an API token (the probes and /metrics are not in the document).
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
-    type: 'http',
-    scheme: 'bearer',
-    description: 'An API token (rgpu_…): "Authorization: Bearer <token>". The console\'s session cookie is accepted too (writes with X-CSRF-Token).',
-  });
-  app.doc31('/api/v1/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'remotegpu API', version: '1.0.0', description: 'GPU development environments. Browsable at /api/docs.' },
-    security: [{ bearerAuth: [] }],
-  });
+  serveOpenApiDocument(app);
   return app;
 }

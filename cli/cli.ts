@@ -1,0 +1,117 @@
+import type { Readable, Writable } from 'node:stream';
+import { activeContext, configPath, readConfig, type ActiveContext, type CliConfig } from './config.js';
+import { apiClient, call, type ApiClient, type Schemas } from './client.js';
+import { CliError, EXIT } from './errors.js';
+import type { paths } from '../gen/openapi/api.js';
+import { renderJson, renderTable, write, type Column } from './output.js';
+
+/** The process's streams and environment (tests run the real process; these keep commands honest). */
+export interface Io {
+  readonly stdin: Readable & { isTTY?: boolean };
+  readonly stdout: Writable & { isTTY?: boolean };
+  readonly stderr: Writable;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** Options every command accepts (commander's global options). */
+export interface GlobalOptions {
+  readonly context?: string;
+  readonly json?: boolean;
+}
+
+export type Environment = Schemas['Environment'];
+type ListQuery = Omit<NonNullable<paths['/api/v1/environments']['get']['parameters']['query']>, 'page' | 'page_size'>;
+
+/**
+ * What a command works with: the streams, the config and the active context, a typed client,
+ * and output helpers that honour `--json`. One per run; built before the command's action.
+ */
+export class Cli {
+  private options: GlobalOptions = {};
+
+  constructor(readonly io: Io) {}
+
+  /** Called by the program with the parsed global options before a command runs. */
+  setOptions(options: GlobalOptions): void {
+    this.options = options;
+  }
+
+  get json(): boolean {
+    return this.options.json === true;
+  }
+
+  get configPath(): string {
+    return configPath(this.io.env);
+  }
+
+  config(): CliConfig {
+    return readConfig(this.configPath);
+  }
+
+  /** The context named by --context, REMOTEGPU_CONTEXT, REMOTEGPU_URL/TOKEN or the current one. */
+  context(): ActiveContext {
+    return activeContext(this.config(), this.options.context, this.io.env);
+  }
+
+  /** The name --context asked for (login writes to it), if any. */
+  get contextOption(): string | undefined {
+    return this.options.context;
+  }
+
+  client(options: { streaming?: boolean } = {}): ApiClient {
+    return apiClient(this.context(), options);
+  }
+
+  out(text: string): Promise<void> {
+    return write(this.io.stdout, text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** A status line for people on stderr (progress, hints): never mixed into --json output. */
+  note(text: string): Promise<void> {
+    return write(this.io.stderr, text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** Prints `data` as JSON with --json, else as a table of `columns`. */
+  list<T>(rows: readonly T[], columns: readonly Column<T>[]): Promise<void> {
+    return this.out(this.json ? renderJson(rows) : renderTable(rows, columns));
+  }
+
+  /** Prints `data` as JSON with --json, else what `human` renders. */
+  show<T>(data: T, human: (data: T) => string): Promise<void> {
+    return this.out(this.json ? renderJson(data) : human(data));
+  }
+
+  /**
+   * The environment an argument names: its id (`env-…`), or its name when exactly one of the
+   * caller's environments has it. Unknown is exit 4; a name several environments share is exit 2,
+   * listing their ids.
+   */
+  async environment(ref: string): Promise<Environment> {
+    const client = this.client();
+    if (/^env-[A-Za-z0-9_-]+$/.test(ref)) {
+      return (await call(client.GET('/api/v1/environments/{env_id}', { params: { path: { env_id: ref } } }))).data;
+    }
+    const matches = (await this.allEnvironments()).filter((e) => e.name === ref);
+    if (matches.length === 0) throw new CliError(`no environment named or with id ${JSON.stringify(ref)} (see \`remotegpu env ls\`)`, EXIT.notFound);
+    if (matches.length > 1) throw new CliError(`${matches.length} environments are named ${JSON.stringify(ref)}: use an id (${matches.map((e) => e.env_id).join(', ')})`, EXIT.usage);
+    return matches[0]!;
+  }
+
+  /** Every environment the caller can see, all pages. */
+  async allEnvironments(query: ListQuery = {}): Promise<Environment[]> {
+    const client = this.client();
+    const all: Environment[] = [];
+    for (let page = 1; ; page++) {
+      const data = (await call(client.GET('/api/v1/environments', { params: { query: { ...query, page, page_size: 100 } } }))).data;
+      all.push(...data.items);
+      if (page >= data.pagination.total_pages || data.items.length === 0) return all;
+    }
+  }
+}
+
+/** The process's own streams and environment. */
+export function processIo(): Io {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+export { EXIT };

@@ -1,0 +1,66 @@
+import createClient from 'openapi-fetch';
+import type { components, paths } from '../gen/openapi/api.js';
+import type { ActiveContext } from './config.js';
+import { CliError, EXIT, exitCodeForStatus } from './errors.js';
+
+/** The typed REST client (openapi-fetch over the types generated from the OpenAPI document). */
+export type ApiClient = ReturnType<typeof createClient<paths, 'application/json'>>;
+export type Schemas = components['schemas'];
+
+/** The CLI's version, sent as its User-Agent. */
+export const CLI_VERSION = '0.1.0';
+
+/** Seconds a plain request may take before the CLI gives up on it (exit 6). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * A client for one context. Requests time out after 30 s unless `streaming` (logs -f): those end
+ * when the server ends them or the CLI is interrupted. The token is sent as a bearer token and
+ * never printed.
+ */
+export function apiClient(ctx: ActiveContext, options: { streaming?: boolean } = {}): ApiClient {
+  return createClient<paths, 'application/json'>({
+    baseUrl: ctx.url.replace(/\/+$/, ''),
+    headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${CLI_VERSION}`, 'accept-language': 'en' },
+    fetch: async (request) => {
+      const signal = options.streaming ? request.signal : AbortSignal.any([request.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
+      try {
+        return await fetch(request, { signal });
+      } catch (err) {
+        throw unreachable(ctx.url, err);
+      }
+    },
+  });
+}
+
+/** The CliError for a request that got no answer: refused, unresolvable, timed out. */
+export function unreachable(url: string, err: unknown): CliError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const why = (err as Error).name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
+  return new CliError(`cannot reach the controller at ${url}: ${why}`, EXIT.unavailable);
+}
+
+type ErrorEnvelope = { code?: number; message?: string; data?: { fields?: { field: string; message: string }[] } | null };
+
+/**
+ * The envelope's `data` of a successful answer, or a CliError built from the error envelope: its
+ * message, one detail line per refused field, and the exit code for the HTTP status.
+ */
+export async function call<T>(request: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<NonNullable<T>> {
+  const { data, error, response } = await request;
+  if (error !== undefined || data === undefined || data === null) throw apiError(response, error);
+  return data;
+}
+
+/** The CliError for an error answer (an envelope when the API answered it, else the status line). */
+export function apiError(response: Response, body: unknown): CliError {
+  const envelope = (typeof body === 'object' && body !== null ? body : {}) as ErrorEnvelope;
+  const message = envelope.message || `${response.status} ${response.statusText}`.trim();
+  const fields = envelope.data?.fields ?? [];
+  const hint = response.status === 401 ? ' (run `remotegpu login` again)' : '';
+  return new CliError(
+    `${message}${hint}`,
+    exitCodeForStatus(response.status),
+    fields.filter((f) => !message.includes(f.message)).map((f) => `${f.field}: ${f.message}`),
+  );
+}

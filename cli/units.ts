@@ -1,0 +1,58 @@
+import { CliError, EXIT } from './errors.js';
+
+const MULTIPLIERS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  ki: 2 ** 10,
+  kib: 2 ** 10,
+  mi: 2 ** 20,
+  mib: 2 ** 20,
+  gi: 2 ** 30,
+  gib: 2 ** 30,
+  ti: 2 ** 40,
+  tib: 2 ** 40,
+};
+
+/**
+ * Bytes from a size with an optional unit: `16Gi` / `16GiB` (2^30), `100G` / `100GB` (10^9),
+ * `512Mi`, `1.5Ti`, or plain bytes. Case does not matter. Anything else (`16GG`, `-1`, `Gi`) is
+ * a usage error naming the option.
+ */
+export function parseBytes(text: string, option: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const multiplier = match ? MULTIPLIERS[match[2]!.toLowerCase()] : undefined;
+  if (!match || multiplier === undefined) {
+    throw new CliError(`${option} ${JSON.stringify(text)} is not a size: use a number with a unit such as 512Mi, 16Gi, 100G or 1Ti`, EXIT.usage);
+  }
+  const bytes = Math.round(Number(match[1]) * multiplier);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new CliError(`${option} ${JSON.stringify(text)} must be a positive size`, EXIT.usage);
+  return bytes;
+}
+
+/** A whole number of at least `min` from an option's text, or a usage error naming the option. */
+export function parseCount(text: string, option: string, min = 0): number {
+  if (!/^\d{1,9}$/.test(text.trim()) || Number(text) < min) throw new CliError(`${option} ${JSON.stringify(text)} must be a whole number of at least ${min}`, EXIT.usage);
+  return Number(text);
+}
+
+/** Bytes for people: binary units, at most one decimal (`16 GiB`, `1.5 TiB`, `512 MiB`). */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const text = unit === 0 || Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
+  return `${text} ${units[unit]}`;
+}
