@@ -52,6 +52,12 @@ export async function call<T>(request: Promise<{ data?: T; error?: unknown; resp
   return data;
 }
 
+/** For an answer without data (204: delete, unmount): resolves when it succeeded, else the CliError as in `call`. */
+export async function callNoContent(request: Promise<{ error?: unknown; response: Response }>): Promise<void> {
+  const { error, response } = await request;
+  if (error !== undefined || !response.ok) throw apiError(response, error);
+}
+
 /** The CliError for an error answer (an envelope when the API answered it, else the status line). */
 export function apiError(response: Response, body: unknown): CliError {
   const envelope = (typeof body === 'object' && body !== null ? body : {}) as ErrorEnvelope;

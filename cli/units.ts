@@ -56,3 +56,23 @@ export function formatBytes(bytes: number | null | undefined): string {
   const text = unit === 0 || Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
   return `${text} ${units[unit]}`;
 }
+
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Milliseconds from a duration such as `90s`, `10m`, `1h`, `1h30m` or plain seconds (`600`); a
+ * usage error naming the option otherwise (`10x`, `0s`, `m`).
+ */
+export function parseDuration(text: string, option: string): number {
+  const trimmed = text.trim();
+  const bad = () => new CliError(`${option} ${JSON.stringify(text)} is not a duration: use e.g. 90s, 10m or 1h30m`, EXIT.usage);
+  if (/^\d{1,9}$/.test(trimmed)) {
+    if (Number(trimmed) === 0) throw bad();
+    return Number(trimmed) * 1000;
+  }
+  if (!/^(?:\d{1,9}(?:ms|s|m|h))+$/.test(trimmed)) throw bad();
+  let ms = 0;
+  for (const [, value, unit] of trimmed.matchAll(/(\d+)(ms|s|m|h)/g)) ms += Number(value) * DURATION_MS[unit!]!;
+  if (ms <= 0 || !Number.isSafeInteger(ms)) throw bad();
+  return ms;
+}

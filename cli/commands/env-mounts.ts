@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import type { Cli } from '../cli.js';
+import { call, callNoContent, type Schemas } from '../client.js';
+import { command } from '../command.js';
+import { CliError, EXIT } from '../errors.js';
+import { age, type Column } from '../output.js';
+
+type Mount = Schemas['Mount'];
+type Dataset = Schemas['Dataset'];
+
+const MOUNT_COLUMNS: readonly Column<Mount>[] = [
+  { header: 'dataset', cell: (m) => m.name },
+  { header: 'id', cell: (m) => m.dataset_id, right: true },
+  { header: 'path', cell: (m) => m.mount_path },
+  { header: 'mode', cell: (m) => (m.readonly ? 'ro' : 'rw') },
+  { header: 'age', cell: (m) => age(m.created_at) },
+];
+
+/** env mount, unmount, mounts. */
+export function registerEnvMounts(env: Command, cli: Cli): void {
+  command(env, 'mount <env> <dataset>', 'mount a dataset (id or name, see `remotegpu datasets`) into an environment')
+    .requiredOption('--at <path>', 'where in the environment, e.g. /data/imagenet')
+    .option('--read-write', 'mount it writable (only datasets an admin marked writable)')
+    .addHelpText(
+      'after',
+      `
+A running environment gets the mount through a brief recreate of its container; its data stays.
+
+Examples:
+  remotegpu env mount dev imagenet --at /data/imagenet
+  remotegpu env mount dev 2 --at /data/scratch --read-write`,
+    )
+    .action(async (ref: string, datasetRef: string, options: { at: string; readWrite?: boolean }) => {
+      const e = await cli.environment(ref);
+      const dataset = await findDataset(cli, datasetRef);
+      const body = { dataset_id: dataset.id, mount_path: options.at, readonly: !options.readWrite };
+      await call(cli.client().POST('/api/v1/environments/{env_id}/datasets', { params: { path: { env_id: e.env_id } }, body }));
+      await cli.note(`Mounted ${dataset.name} (${dataset.id}) at ${options.at} in ${e.name} (${e.env_id}), ${options.readWrite ? 'read-write' : 'read-only'}.`);
+    });
+
+  command(env, 'unmount <env> <dataset>', 'unmount a dataset (id or name) from an environment')
+    .addHelpText('after', '\nExamples:\n  remotegpu env unmount dev imagenet')
+    .action(async (ref: string, datasetRef: string) => {
+      const e = await cli.environment(ref);
+      const mounts = await mountsOf(cli, e.env_id);
+      const mount = mounts.find((m) => String(m.dataset_id) === datasetRef) ?? only(mounts.filter((m) => m.name === datasetRef), datasetRef);
+      if (!mount) throw new CliError(`no dataset ${JSON.stringify(datasetRef)} is mounted in ${e.name} (see \`remotegpu env mounts ${e.name}\`)`, EXIT.notFound);
+      await callNoContent(cli.client().DELETE('/api/v1/environments/{env_id}/datasets/{dataset_id}', { params: { path: { env_id: e.env_id, dataset_id: mount.dataset_id } } }));
+      await cli.note(`Unmounted ${mount.name} (${mount.dataset_id}) from ${mount.mount_path} in ${e.name} (${e.env_id}).`);
+    });
+
+  command(env, 'mounts <env>', 'list the datasets mounted in an environment')
+    .addHelpText('after', '\nExamples:\n  remotegpu env mounts dev\n  remotegpu env mounts dev --json')
+    .action(async (ref: string) => {
+      const e = await cli.environment(ref);
+      const mounts = await mountsOf(cli, e.env_id);
+      if (!cli.json && mounts.length === 0) return cli.note(`No datasets mounted in ${e.name}.`);
+      await cli.list(mounts, MOUNT_COLUMNS);
+    });
+}
+
+async function mountsOf(cli: Cli, envId: string): Promise<Mount[]> {
+  return (await call(cli.client().GET('/api/v1/environments/{env_id}/datasets', { params: { path: { env_id: envId } } }))).data.items;
+}
+
+/** A dataset the caller may mount, by id or by name (every page of GET /datasets). */
+async function findDataset(cli: Cli, ref: string): Promise<Dataset> {
+  const client = cli.client();
+  const all: Dataset[] = [];
+  for (let page = 1; ; page++) {
+    const data = (await call(client.GET('/api/v1/datasets', { params: { query: { page, page_size: 100 } } }))).data;
+    all.push(...data.items);
+    if (page >= data.pagination.total_pages || data.items.length === 0) break;
+  }
+  const found = all.find((d) => String(d.id) === ref) ?? only(all.filter((d) => d.name === ref), ref);
+  if (!found) throw new CliError(`no dataset named or with id ${JSON.stringify(ref)} that you may mount (see \`remotegpu datasets\`)`, EXIT.notFound);
+  return found;
+}
+
+/** The one match of a name; several is a usage error asking for the id. */
+function only<T extends { name: string }>(matches: T[], ref: string): T | undefined {
+  if (matches.length > 1) throw new CliError(`${matches.length} datasets are named ${JSON.stringify(ref)}: use the id`, EXIT.usage);
+  return matches[0];
+}
