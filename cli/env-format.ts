@@ -47,7 +47,7 @@ export function environmentFields(env: Environment, now = Date.now()): string {
     ['host', env.host_id],
     ['ssh', env.access_info?.ssh],
     ['ssh address', sshAddress(env)],
-    ...keys.map((k) => [`host key ${k.type}`, k.fingerprint] as const),
+    ...keys.map((k) => ['host key', `${k.fingerprint} (${k.type})`] as const),
     ['jupyter', env.access_info?.jupyter],
     ['created', `${env.created_at} (${age(env.created_at, now)} ago)`],
     ['started', env.started_at],
