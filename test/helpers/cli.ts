@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+/** tsx's loader by absolute URL: the process runs in `home`, where a bare `tsx` would not resolve. */
+const TSX = import.meta.resolve('tsx');
 
 /** What a run of the real `remotegpu` process gave. */
 export interface CliRun {
@@ -21,6 +23,8 @@ export interface CliOptions {
   readonly timeoutMs?: number;
   /** Called with each chunk of stdout as it comes (for `logs -f`); return true to end the process. */
   readonly onStdout?: (soFar: string) => boolean;
+  /** The signal onStdout's `true` sends (default SIGTERM; SIGINT is Ctrl-C). */
+  readonly killSignal?: NodeJS.Signals;
 }
 
 /**
@@ -37,7 +41,7 @@ export function cliHome(prefix = 'rgpu-cli-'): string {
  */
 export function runCli(home: string, args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], {
+    const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'cli/main.ts'), ...args], {
       cwd: home,
       env: { PATH: process.env.PATH, HOME: home, LANG: 'C.UTF-8', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -47,7 +51,7 @@ export function runCli(home: string, args: readonly string[], options: CliOption
     const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 60_000);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
-      if (options.onStdout?.(stdout)) child.kill('SIGTERM');
+      if (options.onStdout?.(stdout)) child.kill(options.killSignal ?? 'SIGTERM');
     });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.on('error', reject);
