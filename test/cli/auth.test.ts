@@ -42,7 +42,7 @@ describe('remotegpu login, whoami, contexts', () => {
     await cliLogin(home, url, ADMIN);
     const json = await runCli(home, ['whoami', '--json']);
     expect(json.code).toBe(0);
-    const me = await (await fetch(`${url}/api/v1/me`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+    const me = (await (await fetch(`${url}/api/v1/me`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { data: unknown };
     expect(JSON.parse(json.stdout)).toEqual(me.data);
     const human = await runCli(home, ['whoami']);
     expect(human.code).toBe(0);
