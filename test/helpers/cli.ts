@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-/** tsx's loader by absolute URL: the process runs in `home`, where a bare `tsx` would not resolve. */
-const TSX = import.meta.resolve('tsx');
+/** tsx's loader by path: the CLI runs with HOME (and cwd) in a temporary directory. */
+const TSX = pathToFileURL(path.join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 
 /** What a run of the real `remotegpu` process gave. */
 export interface CliRun {
