@@ -76,3 +76,12 @@ export function parseDuration(text: string, option: string): number {
   if (ms <= 0 || !Number.isSafeInteger(ms)) throw bad();
   return ms;
 }
+
+/** A duration for messages: `500 ms`, `45 s`, `10 min`, `1 h 30 min`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ''}`;
+}

@@ -3,6 +3,7 @@ import { call } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { interruptible, sleep } from './interrupt.js';
 import { write } from './output.js';
+import { formatDuration } from './units.js';
 
 /** Where `--wait` waits for an environment to get: a status, or gone from the API. */
 export type WaitGoal = 'running' | 'stopped' | 'gone';
@@ -41,7 +42,7 @@ export async function waitFor(cli: Cli, first: Environment, goal: WaitGoal, time
           throw new CliError(`${progress.label} is ${env.status}${env.status_reason ? `: ${env.status_reason}` : ''} (waited for ${goal})`, EXIT.error);
         }
         if (Date.now() >= deadline) {
-          throw new CliError(`${progress.label} is still ${env.status} after ${Math.round(timeoutMs / 1000)} s (--timeout); it goes on without waiting: see \`remotegpu env get ${first.env_id}\``, EXIT.timeout);
+          throw new CliError(`${progress.label} is still ${env.status} after ${formatDuration(timeoutMs)} (--timeout); it goes on without waiting: see \`remotegpu env get ${first.env_id}\``, EXIT.timeout);
         }
         await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())), signal);
         signal.throwIfAborted();

@@ -72,7 +72,8 @@ async function create(cli: Cli, name: string, options: CreateOptions): Promise<v
   };
   const timeoutMs = parseDuration(options.timeout, '--timeout');
   let env = await post(cli, body);
-  if (!options.quiet && !cli.json) await cli.note(`Created ${env.name} (${env.env_id}), ${env.status}${env.status_reason ? `: ${env.status_reason}` : ''}.`);
+  // With --wait the progress line says the same.
+  if (!options.wait && !options.quiet && !cli.json) await cli.note(`Created ${env.name} (${env.env_id}), ${env.status}${env.status_reason ? `: ${env.status_reason}` : ''}.`);
   if (options.wait) env = (await waitFor(cli, env, 'running', timeoutMs))!;
   if (options.quiet) return cli.out(env.env_id);
   await cli.out(cli.json ? renderJson(env) : environmentFields(env));

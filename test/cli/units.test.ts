@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CliError, EXIT } from '../../cli/errors.js';
-import { formatBytes, parseBytes, parseCount, parseDuration } from '../../cli/units.js';
+import { formatBytes, formatDuration, parseBytes, parseCount, parseDuration } from '../../cli/units.js';
 
 // The CLI's human units (issue 14 item 2): what `--memory 16Gi`, `--timeout 10m` mean, and that
 // anything else is a usage error (exit 2) naming the option.
@@ -67,4 +67,14 @@ describe('formatBytes', () => {
     [1000, '1000 B'],
     [null, '-'],
   ])('%s is %s', (bytes, text) => expect(formatBytes(bytes)).toBe(text));
+});
+
+describe('formatDuration', () => {
+  it.each([
+    [1, '1 ms'],
+    [45_000, '45 s'],
+    [600_000, '10 min'],
+    [5_400_000, '1 h 30 min'],
+    [7_200_000, '2 h'],
+  ])('%d ms is %s', (ms, text) => expect(formatDuration(ms)).toBe(text));
 });
