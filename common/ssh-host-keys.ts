@@ -19,16 +19,35 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /**
  * Whether `key` is the canonical base64 of an SSH public key blob of type `type`: a known type,
- * valid base64 that encodes back to the same text, and a blob whose first field (a uint32 length
- * and the type name) names that same type, with more after it.
+ * valid base64 that encodes back to the same text, and a blob made exactly of the fields of that
+ * type in SSH wire format (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4), nothing missing or after.
  */
 export function isValidHostKey(type: string, key: string): boolean {
   if (!SSH_HOST_KEY_TYPES.includes(type) || key.length === 0 || key.length > (MAX_BLOB_BYTES * 4) / 3 + 4 || !BASE64.test(key)) return false;
   const blob = Buffer.from(key, 'base64');
-  if (blob.length > MAX_BLOB_BYTES || blob.toString('base64') !== key || blob.length < 4) return false;
-  const nameLength = blob.readUInt32BE(0);
-  if (nameLength !== Buffer.byteLength(type) || blob.length <= 4 + nameLength) return false;
-  return blob.subarray(4, 4 + nameLength).toString('latin1') === type;
+  if (blob.length > MAX_BLOB_BYTES || blob.toString('base64') !== key) return false;
+  const fields = wireFields(blob);
+  if (!fields || fields[0]!.toString('latin1') !== type) return false;
+  if (type === 'ssh-ed25519') return fields.length === 2 && fields[1]!.length === 32;
+  if (type === 'ssh-rsa') return fields.length === 3 && fields[1]!.length > 0 && fields[2]!.length > 0;
+  // ecdsa-sha2-<curve>: the curve's name again, then an uncompressed point (0x04, x, y).
+  const curve = type.slice('ecdsa-sha2-'.length);
+  const pointBytes = { nistp256: 65, nistp384: 97, nistp521: 133 }[curve];
+  return fields.length === 3 && fields[1]!.toString('latin1') === curve && fields[2]!.length === pointBytes && fields[2]![0] === 4;
+}
+
+/** The length-prefixed fields (uint32 length, bytes) that make up `blob` exactly; null when it is not made of them. */
+function wireFields(blob: Buffer): Buffer[] | null {
+  const fields: Buffer[] = [];
+  let offset = 0;
+  while (offset < blob.length) {
+    if (blob.length - offset < 4) return null;
+    const length = blob.readUInt32BE(offset);
+    if (length > blob.length - offset - 4) return null;
+    fields.push(blob.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return fields.length > 0 ? fields : null;
 }
 
 /**
