@@ -63,14 +63,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const auth = serviceAuth(config.grpcInsecure, identity);
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
-  // Read when sshd first answers (it has its keys then), before the event goes out: the report
-  // that carries `ssh_ready` carries the keys too.
-  const hostKeys = new SshHostKeys({ runtime, logger: logger.child({ component: 'ssh-host-keys' }), onRead: () => reporter?.reportSoon() });
-  const ssh = new SshWatch({
-    // The published port answers where it is published (on every address: on loopback).
-    address: isWildcard(host.publishAddress) ? '127.0.0.1' : host.publishAddress,
-    onReady: (envId) => void hostKeys.refresh(envId).then(() => reporter?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' })),
-  });
+  const { ssh, hostKeys } = watchSsh(host, runtime, logger, () => reporter);
   const server = await serveAgentService(config.listen, {
     runtime,
     logger,
@@ -111,6 +104,21 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     await runtime.settle();
   };
   return { address: advertise, runtime, reporter, gpuMode: host.gpuMode, metricsUrl: metricsServer?.url, stop: () => (stopping ??= stop()) };
+}
+
+/**
+ * SSH readiness of the environments (ssh-watch.ts) and their host keys (ssh-host-keys.ts). The keys
+ * are read when sshd first answers (it has its keys then), before the `ssh_ready` event goes out:
+ * the report that carries the event carries the keys too.
+ */
+function watchSsh(host: PreparedHost, runtime: ContainerRuntime, logger: Logger, reporter: () => Reporter | undefined): { ssh: SshWatch; hostKeys: SshHostKeys } {
+  const hostKeys = new SshHostKeys({ runtime, logger: logger.child({ component: 'ssh-host-keys' }), onRead: () => reporter()?.reportSoon() });
+  const ssh = new SshWatch({
+    // The published port answers where it is published (on every address: on loopback).
+    address: isWildcard(host.publishAddress) ? '127.0.0.1' : host.publishAddress,
+    onReady: (envId) => void hostKeys.refresh(envId).then(() => reporter()?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' })),
+  });
+  return { ssh, hostKeys };
 }
 
 const PLAINTEXT_WARNING =
