@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { hostKeyFingerprint, normalHostKeys, type SshHostKey } from '../../common/ssh-host-keys.js';
 import type { Trx } from '../db/database.js';
+import type { StoredHostKey } from '../db/schema.js';
 import type { KnownEnvironment, ObservedEnvironment } from '../hosts/types.js';
 
 // The SSH host keys of environments (issue 14): agents report the keys they read from each
@@ -44,7 +45,7 @@ export async function recordHostKeys(trx: Trx, hostId: string, updates: readonly
   for (const u of updates) {
     await trx
       .updateTable('environments')
-      .set({ ssh_host_keys: sql`${JSON.stringify(u.keys.map((k) => ({ type: k.type, key: k.key })))}::jsonb`, ssh_host_keys_container: u.container })
+      .set({ ssh_host_keys: sql<StoredHostKey[]>`${JSON.stringify(u.keys.map((k) => ({ type: k.type, key: k.key })))}::jsonb`, ssh_host_keys_container: u.container })
       .where('id', '=', u.envId)
       .where('host_id', '=', hostId)
       .execute();
