@@ -158,4 +158,20 @@ describe.skipIf(!hasDocker)('SSH host keys in access_info, and ports reused leas
     expect(stale.code).not.toBe(0);
     expect(stale.out).toMatch(/host key|HOST IDENTIFICATION/i);
   }, 400_000);
+
+  it('reads the keys again for a recreated container (a start with another GPU count)', async () => {
+    const env = (await api('GET', '/api/v1/environments?limit=100', ADMIN)).body.data.items.find((e: { name: string }) => e.name === 'hk-third') as Env;
+    const [before] = await containers(env.env_id);
+    expect((await api('POST', `/api/v1/environments/${env.env_id}/stop`, ADMIN)).status).toBe(200);
+    await waitUntil('stopped', async () => (await get(env.env_id)).status === 'stopped', 60_000);
+    expect((await api('POST', `/api/v1/environments/${env.env_id}/start`, ADMIN, { gpu: 1 })).status).toBe(200);
+    let now = env;
+    await waitUntil('running again with host keys', async () => {
+      now = await get(env.env_id);
+      const [c] = await containers(env.env_id);
+      return now.status === 'running' && c !== undefined && c.Id !== before!.Id && (now.access_info?.ssh_host_keys.length ?? 0) > 0;
+    }, 120_000, () => JSON.stringify(now));
+    expect(sorted(now.access_info!.ssh_host_keys)).toEqual(sorted(await keyscan(now.ssh_port)));
+    expect((await sshStrict(now, 'echo recreated-ok')).out).toBe('recreated-ok');
+  }, 200_000);
 });
