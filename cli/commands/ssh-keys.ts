@@ -21,7 +21,8 @@ export function registerSshKeys(program: Command, cli: Cli): void {
     .addHelpText(
       'after',
       `
-The key is installed as /root/.ssh/authorized_keys in the environments you start from now on.
+The key is installed as /root/.ssh/authorized_keys in every environment you own (running ones
+within seconds). A private key is refused before anything is sent.
 
 Examples:
   remotegpu ssh-key add
@@ -43,7 +44,7 @@ Examples:
     });
 
   command(keys, 'rm <key>', 'remove one of your SSH public keys (by id, name or fingerprint)')
-    .addHelpText('after', '\nRunning environments keep it until they restart.\n\nExamples:\n  remotegpu ssh-key rm 3\n  remotegpu ssh-key rm laptop')
+    .addHelpText('after', '\nYour environments stop accepting it within seconds.\n\nExamples:\n  remotegpu ssh-key rm 3\n  remotegpu ssh-key rm laptop')
     .action(async (ref: string) => removeKey(cli, ref));
 }
 
@@ -60,7 +61,7 @@ async function addKey(cli: Cli, path: string | undefined, name: string | undefin
   if (text.split('\n').length !== 1) throw new CliError(`${file} is not one OpenSSH public key line (like "ssh-ed25519 AAAA… you@laptop")`, EXIT.usage);
   const key = (await call(cli.client().POST('/api/v1/ssh-keys', { body: { public_key: text, ...(name === undefined ? {} : { name }) } }))).data;
   await cli.show(key, (k) => renderFields([['id', k.id], ['name', k.name], ['fingerprint', k.fingerprint]]));
-  if (!cli.json) await cli.note(`Added ${file}: environments you start from now on accept it.`);
+  if (!cli.json) await cli.note(`Added ${file}: your environments accept it within seconds.`);
 }
 
 /** The first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub that exists. */
