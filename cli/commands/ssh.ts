@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { accessSync, constants as fs, statSync } from 'node:fs';
 import { constants } from 'node:os';
+import { delimiter, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cli, Environment } from '../cli.js';
 import { command } from '../command.js';
@@ -39,6 +41,7 @@ Examples:
 }
 
 async function ssh(cli: Cli, ref: string, remote: readonly string[], options: SshOptions): Promise<void> {
+  const client = findSsh(cli.io.env);
   const env = await withHostKeys(cli, await cli.environment(ref));
   const why = notReady(env, ref);
   if (why) throw new CliError(why, EXIT.conflict);
@@ -47,7 +50,7 @@ async function ssh(cli: Cli, ref: string, remote: readonly string[], options: Ss
   writeKnownHosts(knownHosts, new Map([[target.envId, target.keys]]));
   const tty = cli.io.stdin.isTTY === true && cli.io.stdout.isTTY === true;
   const args = sshArgs(target, { knownHosts, tty, command: remote, options: options.sshOption ?? [], identity: options.identity });
-  cli.exitCode = await runSsh(args, cli.io.env);
+  cli.exitCode = await runSsh(client, args, cli.io.env);
 }
 
 /**
@@ -67,23 +70,36 @@ async function withHostKeys(cli: Cli, env: Environment): Promise<Environment> {
   return current;
 }
 
+/** The ssh client on PATH, looked for before anything else so that a missing one changes nothing. */
+function findSsh(env: NodeJS.ProcessEnv): string {
+  for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    const file = join(dir, 'ssh');
+    try {
+      accessSync(file, fs.X_OK);
+      if (statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  throw new CliError('the OpenSSH client `ssh` is not installed or not on PATH: install it (e.g. apt install openssh-client) and try again');
+}
+
 /**
  * Runs ssh on the terminal (stdio inherited) and resolves with its exit code (128 + the signal
  * when one ended it). Ctrl-C belongs to ssh meanwhile: the CLI ignores SIGINT and SIGQUIT (the
  * terminal sends them to both) and passes SIGTERM and SIGHUP on.
  */
-function runSsh(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+function runSsh(client: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ssh', args, { stdio: 'inherit', env });
+    const child = spawn(client, args, { stdio: 'inherit', env });
     const ignore = () => {};
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     const handlers: [NodeJS.Signals, (s: NodeJS.Signals) => void][] = [['SIGINT', ignore], ['SIGQUIT', ignore], ['SIGTERM', forward], ['SIGHUP', forward]];
     for (const [signal, handler] of handlers) process.on(signal, handler);
     const done = () => handlers.forEach(([signal, handler]) => process.off(signal, handler));
-    child.on('error', (err: NodeJS.ErrnoException) => {
+    child.on('error', (err) => {
       done();
-      if (err.code === 'ENOENT') reject(new CliError('the OpenSSH client `ssh` is not installed or not on PATH: install it (e.g. apt install openssh-client) and try again'));
-      else reject(new CliError(`cannot run ssh: ${err.message}`));
+      reject(new CliError(`cannot run ${client}: ${err.message}`));
     });
     child.on('close', (code, signal) => {
       done();
