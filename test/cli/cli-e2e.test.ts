@@ -207,7 +207,13 @@ describe.skipIf(!hasDocker)('the remotegpu CLI end to end (real platform, real s
     const old = await plainSsh([...SSH_OPTS(), '-o', `UserKnownHostsFile=${byAddress}`, '-o', 'StrictHostKeyChecking=yes', '-p', String(SSH_PORT), 'root@127.0.0.1', 'true']);
     expect(old.code).toBe(255);
     expect(old.err).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED/);
-    // config-ssh drops the deleted environment and adds the new one, which plain ssh reaches.
+    // config-ssh drops the deleted environment and adds the new one, which plain ssh reaches;
+    // --dry-run says so and writes nothing.
+    const before = readFileSync(sshConfig(), 'utf8');
+    const dry = await cli(['config-ssh', '--dry-run']);
+    expect(dry.stdout).toContain(`+ Host train.remotegpu ${train.env_id}.remotegpu\n- Host dev.remotegpu ${devId}.remotegpu\n`);
+    expect(dry.stdout).toContain(`  HostKeyAlias ${train.env_id}\n`);
+    expect(readFileSync(sshConfig(), 'utf8')).toBe(before);
     const wrote = await cli(['config-ssh']);
     expect(wrote.stdout).toBe(`+ Host train.remotegpu ${train.env_id}.remotegpu\n- Host dev.remotegpu ${devId}.remotegpu\n`);
     expect(readFileSync(sshConfig(), 'utf8')).not.toContain(devId);
