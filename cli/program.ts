@@ -3,12 +3,15 @@ import { Cli, type Io } from './cli.js';
 import { CLI_VERSION } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { registerAuth } from './commands/auth.js';
+import { registerConfigSsh } from './commands/config-ssh.js';
+import { registerSsh } from './commands/ssh.js';
+import { registerSshKeys } from './commands/ssh-keys.js';
 
 /** Adds a group of commands to the program; each command module exports one. */
 export type Register = (program: Command, cli: Cli) => void;
 
 /** Every command group, in the order `remotegpu --help` lists them. */
-const GROUPS: readonly Register[] = [registerAuth];
+const GROUPS: readonly Register[] = [registerAuth, registerSsh, registerConfigSsh, registerSshKeys];
 
 /**
  * The `remotegpu` program: global options (--context, --json), every command group, help with
@@ -54,7 +57,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   const program = buildProgram(cli);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return EXIT.ok;
+    return cli.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end with exit code 0; commander already printed its error otherwise.
