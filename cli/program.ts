@@ -3,12 +3,15 @@ import { Cli, type Io } from './cli.js';
 import { CLI_VERSION } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { registerAuth } from './commands/auth.js';
+import { registerCatalog } from './commands/catalog.js';
+import { registerAdmin } from './commands/admin.js';
+import { registerCompletion } from './commands/completion.js';
 
 /** Adds a group of commands to the program; each command module exports one. */
 export type Register = (program: Command, cli: Cli) => void;
 
 /** Every command group, in the order `remotegpu --help` lists them. */
-const GROUPS: readonly Register[] = [registerAuth];
+const GROUPS: readonly Register[] = [registerAuth, registerCatalog, registerAdmin, registerCompletion];
 
 /**
  * The `remotegpu` program: global options (--context, --json), every command group, help with
