@@ -53,7 +53,11 @@ Examples:
       const client = cli.client();
       await cli.show(await hostDetail(client, (await resolveHost(client, ref)).host_id), renderHost);
     });
+  registerHostActions(host, cli);
+}
 
+/** `admin host cordon|uncordon|drain HOST`. */
+function registerHostActions(host: Command, cli: Cli): void {
   const actions = [
     { verb: 'cordon', what: 'stop placing new environments on a host (those on it keep running)', done: 'takes no new environments' },
     { verb: 'uncordon', what: 'place new environments on a cordoned or draining host again', done: 'takes new environments again' },
