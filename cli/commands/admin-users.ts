@@ -60,7 +60,7 @@ nobody can see it again. Pass it on to the user, who signs in with \`remotegpu l
 Examples:
   remotegpu admin tokens create alice --name laptop
   TOKEN=$(remotegpu admin tokens create alice --expires-in-days 90)
-  remotegpu admin tokens create alice | remotegpu login --url https://gpu.example.com --context alice`,
+  remotegpu admin tokens create alice --json | jq -r .prefix`,
     )
     .action(async (ref: string, options: { name: string; expiresInDays?: string }) => {
       const client = cli.client();
