@@ -201,13 +201,14 @@ describe.skipIf(!hasDocker)('remotegpu admin, images, datasets on the real platf
     expect((await cli(['datasets'])).stdout).toMatch(/\bcli-imagenet\s+public\s+read-only\b.*the pictures$/m);
   });
 
-  it('bash completion offers host and user names from the controller', async () => {
+  it('bash completion offers environment, host and user names from the controller', async () => {
     const script = path.join(dir, 'remotegpu.bash');
     writeFileSync(script, (await cli(['completion', 'bash'])).stdout);
     const env = { PATH: `${cliShim(dir)}:${process.env.PATH}`, HOME: home, REMOTEGPU_URL: platform.controller.httpUrl, REMOTEGPU_TOKEN: ADMIN };
     const host = await apiHost();
     expect(await bashComplete(script, ['remotegpu', 'admin', 'host', 'cordon', ''], env)).toEqual([host.hostname]);
     expect(await bashComplete(script, ['remotegpu', 'admin', 'tokens', 'ls', 'cli-a'], env)).toEqual(['cli-alice']);
+    expect(await bashComplete(script, ['remotegpu', 'ssh', 'cli-'], env)).toEqual(['cli-admin']);
     // A controller that cannot be reached: nothing offered, no error on the terminal.
     expect(await bashComplete(script, ['remotegpu', 'admin', 'host', 'get', ''], { ...env, REMOTEGPU_URL: 'http://127.0.0.1:9' })).toEqual([]);
   });
