@@ -142,6 +142,8 @@ describe.skipIf(!hasDocker)('remotegpu admin, images, datasets on the real platf
     const created = await cli(['admin', 'users', 'create', 'cli-alice', '--email', 'alice@example.com']);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/^role:\s+user$/m);
+    const ops = await cli(['admin', 'users', 'create', 'cli-ops', '--admin', '--json']);
+    expect(JSON.parse(ops.stdout)).toMatchObject({ name: 'cli-ops', role: 'admin', email: null });
     const users = await cli(['admin', 'users', 'ls', '--json']);
     expect(JSON.parse(users.stdout)).toEqual((await api('GET', '/api/v1/admin/users?page_size=100', ADMIN)).body.data.items);
     const alice = JSON.parse(users.stdout).find((u: { name: string }) => u.name === 'cli-alice');
