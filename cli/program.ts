@@ -6,12 +6,15 @@ import { registerAuth } from './commands/auth.js';
 import { registerConfigSsh } from './commands/config-ssh.js';
 import { registerSsh } from './commands/ssh.js';
 import { registerSshKeys } from './commands/ssh-keys.js';
+import { registerCatalog } from './commands/catalog.js';
+import { registerAdmin } from './commands/admin.js';
+import { registerCompletion } from './commands/completion.js';
 
 /** Adds a group of commands to the program; each command module exports one. */
 export type Register = (program: Command, cli: Cli) => void;
 
 /** Every command group, in the order `remotegpu --help` lists them. */
-const GROUPS: readonly Register[] = [registerAuth, registerSsh, registerConfigSsh, registerSshKeys];
+const GROUPS: readonly Register[] = [registerAuth, registerSsh, registerConfigSsh, registerSshKeys, registerCatalog, registerAdmin, registerCompletion];
 
 /**
  * The `remotegpu` program: global options (--context, --json), every command group, help with
