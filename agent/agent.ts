@@ -20,6 +20,7 @@ import { keepMetadataBlocked } from './runtime/metadata-block.js';
 import type { GpuMode } from './runtime/gpu.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
 import { SshWatch } from './ssh-watch.js';
+import { SshHostKeys } from './ssh-host-keys.js';
 import { defaultPublishAddress, localAddresses } from './runtime/host-ports.js';
 import { isWildcard, readEphemeralRange, type PortRange } from '../common/ports.js';
 import { environmentUsage, measureRootfs, type RootfsSource } from './usage.js';
@@ -29,7 +30,7 @@ import { serveMetrics } from './metrics-server.js';
 // Wiring only: which parts make an agent and how they are connected. The parts live in their own
 // modules: discovery (host-scan.ts, discovery/), the runtime (runtime/), the AgentService
 // (agent-service.grpc.ts), the reporter, the event loop (lifecycle-events.ts), SSH readiness
-// (ssh-watch.ts).
+// (ssh-watch.ts), SSH host keys (ssh-host-keys.ts).
 
 export interface RunningAgent {
   /** host:port of the AgentService. */
@@ -62,11 +63,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const auth = serviceAuth(config.grpcInsecure, identity);
   // Created once the AgentService's port is known (the callbacks below need it only after registration).
   let reporter: Reporter | undefined = undefined;
-  const ssh = new SshWatch({
-    // The published port answers where it is published (on every address: on loopback).
-    address: isWildcard(host.publishAddress) ? '127.0.0.1' : host.publishAddress,
-    onReady: (envId) => reporter?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' }),
-  });
+  const { ssh, hostKeys } = watchSsh(host, runtime, logger, () => reporter);
   const server = await serveAgentService(config.listen, {
     runtime,
     logger,
@@ -82,12 +79,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const advertise = config.advertise ?? `${hostForPort(host.publicAddress)}:${server.port}`;
   const rootfs = watchRootfs(config, host, runtime, logger, (event) => reporter?.pushEvent(event));
 
-  reporter = newReporter(config, { identity, host, runtime, advertise, rootfs, logger, metrics, sshReady: (envId) => ssh.isReady(envId), onIdentity: auth.update });
+  reporter = newReporter(config, { identity, host, runtime, advertise, rootfs, logger, metrics, sshReady: (envId) => ssh.isReady(envId), hostKeys, onIdentity: auth.update });
   await reporter.start();
 
   // Lifecycle events from the engine go to the controller with the next report.
   const events = followLifecycleEvents(runtime, logger, (event) => {
     ssh.observe(event);
+    if (event.kind === 'removed') hostKeys.forget(event.envId);
     reporter!.pushEvent(event);
   });
 
@@ -108,6 +106,21 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   return { address: advertise, runtime, reporter, gpuMode: host.gpuMode, metricsUrl: metricsServer?.url, stop: () => (stopping ??= stop()) };
 }
 
+/**
+ * SSH readiness of the environments (ssh-watch.ts) and their host keys (ssh-host-keys.ts). The keys
+ * are read when sshd first answers (it has its keys then), before the `ssh_ready` event goes out:
+ * the report that carries the event carries the keys too.
+ */
+function watchSsh(host: PreparedHost, runtime: ContainerRuntime, logger: Logger, reporter: () => Reporter | undefined): { ssh: SshWatch; hostKeys: SshHostKeys } {
+  const hostKeys = new SshHostKeys({ runtime, logger: logger.child({ component: 'ssh-host-keys' }), onRead: () => reporter()?.reportSoon() });
+  const ssh = new SshWatch({
+    // The published port answers where it is published (on every address: on loopback).
+    address: isWildcard(host.publishAddress) ? '127.0.0.1' : host.publishAddress,
+    onReady: (envId) => void hostKeys.refresh(envId).then(() => reporter()?.pushEvent({ envId, atMs: Date.now(), kind: 'ssh_ready', message: 'SSH service ready' })),
+  });
+  return { ssh, hostKeys };
+}
+
 const PLAINTEXT_WARNING =
   'plaintext gRPC (REMOTEGPU_GRPC_INSECURE=1): anyone on the network can read and alter the traffic between the controller and this agent, steal the host credential and impersonate either side; use it only for development or on a network you fully trust';
 
@@ -121,6 +134,7 @@ interface ReporterParts {
   readonly rootfs: RootfsSource;
   readonly logger: Logger;
   readonly sshReady: (envId: string) => boolean;
+  readonly hostKeys: SshHostKeys;
   readonly onIdentity: (identity: AgentIdentity) => void;
   readonly metrics: AgentMetrics;
 }
@@ -143,6 +157,7 @@ function newReporter(config: AgentConfig, p: ReporterParts): Reporter {
     facts: host.scan.factsSource({ publicAddress: host.publicAddress, agentAddress: p.advertise, agentVersion: VERSION, gpuMode: host.gpuMode, cpuCores: config.cpuCores, diskReserve: config.diskReserve, machineId: readMachineId(config.machineId), publishAddress: host.publishAddress, ephemeralPorts: host.ephemeralPorts }),
     usage: (statuses) => environmentUsage(statuses, runtimeRunDir(config), p.rootfs),
     sshReady: p.sshReady,
+    sshHostKeys: (status, ready) => p.hostKeys.forReport(status, ready),
     onIdentity: p.onIdentity,
     metrics: p.metrics,
   });

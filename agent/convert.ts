@@ -14,6 +14,7 @@ import { LogStream, type LogLine as ProtoLogLine } from '../gen/remotegpu/v1/age
 import type { GpuDiscovery, GpuInfo, HostInfo } from './discovery/types.js';
 import type { EnvSpec, LifecycleEvent, LogLine, ObservedStatus } from './runtime/types.js';
 import type { EnvUsage } from './usage.js';
+import type { SshHostKey } from '../common/ssh-host-keys.js';
 
 export function specFromProto(p: EnvironmentSpec): EnvSpec {
   return {
@@ -46,8 +47,11 @@ const STATE_TO_PROTO: Record<ObservedStatus['state'], ObservedState> = {
   failed: ObservedState.OBSERVED_STATE_FAILED,
 };
 
-/** An observed status for a report or an answer; `usage` adds what the environment uses (unknown parts left out). */
-export function statusToProto(s: ObservedStatus, sshReady: boolean, usage: EnvUsage = {}): EnvironmentStatus {
+/**
+ * An observed status for a report or an answer; `usage` adds what the environment uses (unknown
+ * parts left out), `hostKeys` the SSH host keys read from this very container (ssh-host-keys.ts).
+ */
+export function statusToProto(s: ObservedStatus, sshReady: boolean, usage: EnvUsage = {}, hostKeys: readonly SshHostKey[] = []): EnvironmentStatus {
   return {
     envId: s.envId,
     state: STATE_TO_PROTO[s.state],
@@ -63,6 +67,7 @@ export function statusToProto(s: ObservedStatus, sshReady: boolean, usage: EnvUs
     ...(usage.storageUsedBytes !== undefined ? { storageUsedBytes: usage.storageUsedBytes } : {}),
     ...(usage.rootfsUsedBytes !== undefined ? { rootfsUsedBytes: usage.rootfsUsedBytes } : {}),
     ...(usage.stopReason ? { stopReason: usage.stopReason } : {}),
+    sshHostKeys: hostKeys.map((k) => ({ type: k.type, key: k.key })),
   };
 }
 

@@ -12,6 +12,7 @@ import { ControllerTargets, type LookupAll } from './controller-targets.js';
 import type { ContainerRuntime, LifecycleEvent, ObservedStatus } from './runtime/types.js';
 import { RuntimeWatch } from './runtime-watch.js';
 import type { EnvUsage } from './usage.js';
+import type { SshHostKey } from '../common/ssh-host-keys.js';
 import type { AgentMetrics } from './metrics.js';
 import { DEFAULT_REPORT_JITTER, firstReportDelayMs, jitteredIntervalMs } from './report-schedule.js';
 
@@ -37,6 +38,8 @@ export interface ReporterOptions {
   /** Current host facts (cached discovery). */
   readonly facts: () => Promise<HostFacts>;
   readonly sshReady: (envId: string) => boolean;
+  /** The SSH host keys read from the status's container, for the report (ssh-host-keys.ts); none without it. */
+  readonly sshHostKeys?: (status: ObservedStatus, sshReady: boolean) => readonly SshHostKey[];
   /** What each listed environment uses of the disk (agent/usage.ts); without it none is reported. */
   readonly usage?: (statuses: readonly ObservedStatus[]) => Promise<ReadonlyMap<string, EnvUsage>>;
   /** Called when the identity changes (registered, certificate renewed): the AgentService serves it. */
@@ -268,7 +271,10 @@ export class Reporter {
     const statuses = 'statuses' in listed ? listed.statuses : [];
     if ('statuses' in listed) this.o.metrics?.observe(statuses);
     const usage = statuses.length > 0 && this.o.usage ? await this.o.usage(statuses) : undefined;
-    const environments = statuses.map((s) => statusToProto(s, this.o.sshReady(s.envId), usage?.get(s.envId)));
+    const environments = statuses.map((s) => {
+      const ready = this.o.sshReady(s.envId);
+      return statusToProto(s, ready, usage?.get(s.envId), this.o.sshHostKeys?.(s, ready));
+    });
     const runtime = 'error' in listed ? { runtimeUnavailable: true, runtimeError: listed.error } : { runtimeUnavailable: false, runtimeError: '' };
     const events = this.events.splice(0);
     const timed = this.o.metrics?.reportStarted();

@@ -115,7 +115,7 @@ try {
           spec_generation: 1, applied_generation: 1, observed_state: 'running', observed_at: new Date(Date.now() - 60_000), started_at: new Date(Date.now() - 120_000),
         })
         .execute();
-      environments.push({ envId: id, state: 'running', containerId: `c-${id}`, specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAt: new Date(Date.now() - 120_000), finishedAt: null, message: '', sshReady: true, storageUsedBytes: null, rootfsUsedBytes: null, stopReason: '' });
+      environments.push({ envId: id, state: 'running', containerId: `c-${id}`, specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAt: new Date(Date.now() - 120_000), finishedAt: null, message: '', sshReady: true, storageUsedBytes: null, rootfsUsedBytes: null, stopReason: '', sshHostKeys: [] });
     }
     hosts.push({ id: reg.hostId, cert: new X509Certificate(reg.certificatePem), facts, environments, seq: 0 });
   }

@@ -28,6 +28,8 @@ type ListQuery = Omit<NonNullable<paths['/api/v1/environments']['get']['paramete
  */
 export class Cli {
   private options: GlobalOptions = {};
+  /** The exit code when the command ends without an error (`remotegpu ssh` passes on ssh's). */
+  exitCode = 0;
 
   constructor(readonly io: Io) {}
 

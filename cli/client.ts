@@ -14,16 +14,16 @@ export const CLI_VERSION = '0.1.0';
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
- * A client for one context. Requests time out after 30 s unless `streaming` (logs -f): those end
- * when the server ends them or the CLI is interrupted. The token is sent as a bearer token and
- * never printed.
+ * A client for one context. Requests time out after 30 s (or `timeoutMs`) unless `streaming`
+ * (logs -f): those end when the server ends them or the CLI is interrupted. The token is sent as
+ * a bearer token and never printed.
  */
-export function apiClient(ctx: ActiveContext, options: { streaming?: boolean } = {}): ApiClient {
+export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; timeoutMs?: number } = {}): ApiClient {
   return createClient<paths, 'application/json'>({
     baseUrl: ctx.url.replace(/\/+$/, ''),
     headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${CLI_VERSION}`, 'accept-language': 'en' },
     fetch: async (request) => {
-      const signal = options.streaming ? request.signal : AbortSignal.any([request.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
+      const signal = options.streaming ? request.signal : AbortSignal.any([request.signal, AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)]);
       try {
         return await fetch(request, { signal });
       } catch (err) {

@@ -4,12 +4,18 @@ import { CLI_VERSION } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { registerAuth } from './commands/auth.js';
 import { registerEnv } from './commands/env.js';
+import { registerConfigSsh } from './commands/config-ssh.js';
+import { registerSsh } from './commands/ssh.js';
+import { registerSshKeys } from './commands/ssh-keys.js';
+import { registerCatalog } from './commands/catalog.js';
+import { registerAdmin } from './commands/admin.js';
+import { registerCompletion } from './commands/completion.js';
 
 /** Adds a group of commands to the program; each command module exports one. */
 export type Register = (program: Command, cli: Cli) => void;
 
 /** Every command group, in the order `remotegpu --help` lists them. */
-const GROUPS: readonly Register[] = [registerAuth, registerEnv];
+const GROUPS: readonly Register[] = [registerAuth, registerEnv, registerSsh, registerConfigSsh, registerSshKeys, registerCatalog, registerAdmin, registerCompletion];
 
 /**
  * The `remotegpu` program: global options (--context, --json), every command group, help with
@@ -55,7 +61,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   const program = buildProgram(cli);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return EXIT.ok;
+    return cli.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end with exit code 0; commander already printed its error otherwise.

@@ -5,6 +5,7 @@ import { dockerEvents } from './docker-events.js';
 import { findContainer, inspectEnvironment, listEnvironments } from './docker-inspect.js';
 import { DockerLifecycle, type EnvNetworkManager, type LifecycleSettings } from './docker-lifecycle.js';
 import { containerLogs } from './docker-logs.js';
+import { readContainerFiles } from './docker-files.js';
 import { readDesiredState, refreshAuthorizedKeys } from './authorized-keys.js';
 import { LABEL, assertEnvId, containerName, networkName, runtimeRunDir, volumeName } from './docker-names.js';
 import { ignoreMissing } from './docker-errors.js';
@@ -226,6 +227,11 @@ export class DockerRuntime implements ContainerRuntime {
     const host = socketPath ? ['-H', `unix://${socketPath}`] : [];
     const argv = command.length > 0 ? [...command] : ['/bin/sh', '-c', LOGIN_SHELL];
     return ['docker', ...host, 'exec', '-it', '-e', 'TERM=xterm-256color', containerName(envId), ...argv];
+  }
+
+  async readFiles(envId: string, paths: readonly string[], maxBytes: number): Promise<{ containerId: string; files: Map<string, Buffer> }> {
+    assertEnvId(envId);
+    return readContainerFiles(this.engine, envId, paths, maxBytes);
   }
 
   /** Logs once when a spec publishes a host port inside the host's ephemeral range (outgoing connections may hold it). */

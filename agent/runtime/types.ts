@@ -181,4 +181,12 @@ export interface ContainerRuntime {
    * that the container exists or runs (docker exec then fails with its own message).
    */
   execArgs(envId: string, command: readonly string[]): string[];
+
+  /**
+   * Small regular files of the environment's current container (running or stopped), with the id
+   * of that container ('' and no files when it has none). A path that is missing, a link (never
+   * followed), not a regular file, or larger than `maxBytes` is left out: the container's content
+   * is the user's. Throws `RuntimeError` when the engine fails otherwise.
+   */
+  readFiles(envId: string, paths: readonly string[], maxBytes: number): Promise<{ containerId: string; files: Map<string, Buffer> }>;
 }

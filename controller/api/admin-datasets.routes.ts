@@ -24,6 +24,7 @@ const routes = {
     method: 'post',
     path: '/admin/datasets',
     tags,
+    operationId: 'adminCreateDataset',
     summary: 'Register a dataset',
     description:
       'With neither owner_id nor workspace_id the dataset is visible to every user. It is read-only (every mount of it is read-only) unless writable is true. ' +
@@ -35,6 +36,7 @@ const routes = {
     method: 'get',
     path: '/admin/datasets',
     tags,
+    operationId: 'adminListDatasets',
     summary: 'List all datasets',
     request: { query: PaginationQuery },
     responses: { 200: jsonResponse(pageEnvelope(AdminDataset), 'one page of datasets'), ...errors(400, 401, 403) },
@@ -43,6 +45,7 @@ const routes = {
     method: 'get',
     path: '/admin/datasets/{dataset_id}',
     tags,
+    operationId: 'adminGetDataset',
     summary: 'Get a dataset',
     request: { params: DatasetParams },
     responses: { 200: jsonResponse(envelope(AdminDataset), 'the dataset'), ...errors(400, 401, 403, 404) },
@@ -51,6 +54,7 @@ const routes = {
     method: 'patch',
     path: '/admin/datasets/{dataset_id}',
     tags,
+    operationId: 'adminUpdateDataset',
     summary: 'Change a dataset',
     description:
       'Only the fields sent change. Setting writable to false remounts it read-only now: every environment that mounts it read-write is recreated (its data kept) with the mount read-only, with an event in its logs. ' +
@@ -62,6 +66,7 @@ const routes = {
     method: 'delete',
     path: '/admin/datasets/{dataset_id}',
     tags,
+    operationId: 'adminDeleteDataset',
     summary: 'Delete a dataset registration (the data stays on the hosts)',
     description: 'Refused (409, 40901) while an environment mounts it.',
     request: { params: DatasetParams },

@@ -11,6 +11,7 @@ const routes = {
     method: 'get',
     path: '/admin/hosts',
     tags,
+    operationId: 'adminListHosts',
     summary: 'List hosts with capacity, allocation and health',
     request: { query: ListQuery },
     responses: { 200: jsonResponse(pageEnvelope(Host), 'one page of hosts, by hostname'), ...errors(400, 401, 403) },
@@ -19,40 +20,46 @@ const routes = {
     method: 'get',
     path: '/admin/hosts/{host_id}',
     tags,
+    operationId: 'adminGetHost',
     summary: 'Get a host with its GPUs and the environment holding each',
     request: { params: HostParams },
-    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
+    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(400, 401, 403, 404) },
   }),
   approve: createRoute({
     method: 'post',
     path: '/admin/hosts/{host_id}/approve',
     tags,
+    operationId: 'adminApproveHost',
     summary: 'Approve a host registered with a join token that requires approval',
     description: 'The host leaves pending_approval and takes placements. Idempotent: an approved host is answered unchanged.',
     request: { params: HostParams },
-    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
+    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(400, 401, 403, 404) },
   }),
   revoke: createRoute({
     method: 'post',
     path: '/admin/hosts/{host_id}/revoke',
     tags,
+    operationId: 'adminRevokeHost',
     summary: 'Revoke a host: its certificates stop working at once',
     description:
       'For a compromised host, also while environments are on it: every certificate issued to it is refused from now on, the controller stops calling its agent, the host is no longer approved and goes offline (its environments become lost). The server must be reset (`remotegpu-agent reset`) and join again as a new host.',
     request: { params: HostParams },
-    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(401, 403, 404) },
+    responses: { 200: jsonResponse(envelope(HostDetailSchema), 'the host'), ...errors(400, 401, 403, 404) },
   }),
   remove: createRoute({
     method: 'delete',
     path: '/admin/hosts/{host_id}',
     tags,
+    operationId: 'adminRemoveHost',
     summary: 'Remove a host',
     description:
       'Refused (409, 40901) while environments are on the host: those not deleted, and deleted ones whose removal its agent has not confirmed yet. With force=true, a host that is gone for good is removed although such removals are pending: they are given up (an event in each environment says its container and data may remain on that server). An agent still running there registers as a new host.',
     request: { params: HostParams, query: RemoveHostQuery },
-    responses: { 204: NoContent, ...errors(401, 403, 404, 409) },
+    responses: { 204: NoContent, ...errors(400, 401, 403, 404, 409) },
   }),
 };
+
+const ACTION_OPERATION_IDS = { cordon: 'adminCordonHost', uncordon: 'adminUncordonHost', drain: 'adminDrainHost' } as const;
 
 /** `POST /admin/hosts/{host_id}/<verb>`: one route per admin action on a host. */
 function actionRoute(verb: 'cordon' | 'uncordon' | 'drain', summary: string) {
@@ -60,9 +67,10 @@ function actionRoute(verb: 'cordon' | 'uncordon' | 'drain', summary: string) {
     method: 'post',
     path: `/admin/hosts/{host_id}/${verb}`,
     tags,
+    operationId: ACTION_OPERATION_IDS[verb],
     summary,
     request: { params: HostParams },
-    responses: { 200: jsonResponse(ActionResult, 'done (idempotent)'), ...errors(401, 403, 404) },
+    responses: { 200: jsonResponse(ActionResult, 'done (idempotent)'), ...errors(400, 401, 403, 404) },
   });
 }
 

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { HostDetail, HostGpuView, HostSummary } from '../hosts/model.js';
 import { HOST_STATUSES } from '../scheduler/types.js';
-import { PaginationQuery, iso, singleLine } from './schemas.js';
+import { PaginationQuery, dateTime, iso, singleLine } from './schemas.js';
 
 // Schemas and JSON views of hosts and their GPUs, for `/admin/hosts`.
 
@@ -38,9 +38,9 @@ export const Host = z
       description:
         "why the host's container runtime (Docker) does not answer, as its agent reports it; empty while it answers. Meanwhile the host stays online, its environments keep their last known status and the controller sends it no calls",
     }),
-    runtime_unavailable_since: z.string().nullable().openapi({ description: 'when the agent first reported its container runtime unavailable; null while it answers' }),
-    last_report_at: z.string().nullable(),
-    registered_at: z.string(),
+    runtime_unavailable_since: dateTime().nullable().openapi({ description: 'when the agent first reported its container runtime unavailable; null while it answers' }),
+    last_report_at: dateTime().nullable(),
+    registered_at: dateTime(),
     replaces_host_id: z.string().nullable().openapi({
       description: 'the host registered earlier from the same machine (same machine id: its agent lost its identity and registered again); its environments stay there and its GPUs reserved there stay taken here',
     }),
@@ -73,7 +73,7 @@ export const HostDetailSchema = Host.extend({
   gpu_mode: z.string(),
   disk_free_bytes: z.number().int(),
   approved: z.boolean().openapi({ description: 'false while the host waits for POST /api/v1/admin/hosts/{host_id}/approve' }),
-  approved_at: z.string().nullable().openapi({ description: 'when an admin approved it; null when it never needed approval' }),
+  approved_at: dateTime().nullable().openapi({ description: 'when an admin approved it; null when it never needed approval' }),
   join_token_id: z.string().nullable().openapi({ description: 'the join token it registered with; null for the bootstrap token' }),
   machine_id: z.string().openapi({ description: "the OS machine id its agent reports (/etc/machine-id or REMOTEGPU_MACHINE_ID); '' when unknown" }),
   gpus: z.array(HostGpu),

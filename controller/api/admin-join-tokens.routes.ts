@@ -32,6 +32,7 @@ const routes = {
     method: 'post',
     path: '/admin/join-tokens',
     tags,
+    operationId: 'adminCreateJoinToken',
     summary: 'Create a join token for registering hosts',
     description:
       'The token is in data.token of this response only (the controller keeps a hash of it). Hosts registered with a token that requires approval ' +
@@ -43,6 +44,7 @@ const routes = {
     method: 'get',
     path: '/admin/join-tokens',
     tags,
+    operationId: 'adminListJoinTokens',
     summary: 'List join tokens (never the tokens themselves)',
     request: { query: PaginationQuery },
     responses: { 200: jsonResponse(pageEnvelope(JoinToken), 'one page of join tokens, newest first, expired and used-up ones included'), ...errors(400, 401, 403) },
@@ -51,6 +53,7 @@ const routes = {
     method: 'get',
     path: '/admin/join-tokens/{id}',
     tags,
+    operationId: 'adminGetJoinToken',
     summary: 'Get a join token (never the token itself)',
     request: { params: JoinTokenParams },
     responses: { 200: jsonResponse(envelope(JoinToken), 'the join token'), ...errors(400, 401, 403, 404) },
@@ -59,6 +62,7 @@ const routes = {
     method: 'delete',
     path: '/admin/join-tokens/{id}',
     tags,
+    operationId: 'adminDeleteJoinToken',
     summary: 'Delete a join token',
     description: 'No host can register with it anymore; hosts already registered with it stay.',
     request: { params: JoinTokenParams },

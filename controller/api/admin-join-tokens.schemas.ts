@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { CreatedJoinToken, JoinTokenInfo } from '../hosts/join-tokens.js';
-import { iso, singleLine } from './schemas.js';
+import { dateTime, iso, singleLine } from './schemas.js';
 
 // Schemas and JSON views of the join tokens an admin manages, for `/admin/join-tokens`.
 
@@ -57,11 +57,11 @@ export const JoinToken = z
     requires_approval: z.boolean(),
     max_uses: z.number().int().nullable().openapi({ description: 'null: unlimited' }),
     uses: z.number().int().openapi({ description: 'hosts registered with it so far' }),
-    expires_at: z.string().nullable().openapi({ description: 'null: never expires' }),
+    expires_at: dateTime().nullable().openapi({ description: 'null: never expires' }),
     state: z.enum(['active', 'expired', 'used_up']).openapi({ description: 'active: hosts can register with it' }),
-    created_at: z.string(),
+    created_at: dateTime(),
     created_by: z.number().int().nullable().openapi({ description: 'id of the admin who created it' }),
-    last_used_at: z.string().nullable(),
+    last_used_at: dateTime().nullable(),
   })
   .openapi('JoinToken');
 

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { UserRow } from '../db/schema.js';
 import type { TokenInfo } from '../users/users.service.js';
-import { iso, pathId, singleLine } from './schemas.js';
+import { dateTime, iso, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of users and their API tokens, for `/admin/users`.
 
@@ -25,10 +25,10 @@ export const User = z
   .object({
     id: z.number().int(),
     name: z.string(),
-    email: z.string().nullable(),
+    email: z.string().openapi({ format: 'email' }).nullable(),
     role: z.enum(['user', 'admin']),
-    created_at: z.string(),
-    disabled_at: z.string().nullable(),
+    created_at: dateTime(),
+    disabled_at: dateTime().nullable(),
   })
   .openapi('User');
 
@@ -37,10 +37,10 @@ export const Token = z
     id: z.number().int(),
     name: z.string(),
     prefix: z.string().openapi({ description: 'first characters of the token, to tell tokens apart' }),
-    created_at: z.string(),
-    last_used_at: z.string().nullable(),
-    expires_at: z.string().nullable(),
-    revoked_at: z.string().nullable(),
+    created_at: dateTime(),
+    last_used_at: dateTime().nullable(),
+    expires_at: dateTime().nullable(),
+    revoked_at: dateTime().nullable(),
   })
   .openapi('ApiToken');
 

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { Workspace as WorkspaceView, WorkspaceDetail as WorkspaceDetailView, WorkspaceMember } from '../users/workspaces.service.js';
-import { iso, pathId, singleLine } from './schemas.js';
+import { dateTime, iso, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of workspaces and their members, for `/admin/workspaces`.
 
@@ -19,7 +19,7 @@ export const Workspace = z
     name: z.string(),
     owner_id: z.number().int(),
     member_count: z.number().int(),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('Workspace');
 
@@ -28,7 +28,7 @@ export const Member = z
     user_id: z.number().int(),
     name: z.string(),
     role: z.enum(['owner', 'member']),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('WorkspaceMember');
 

@@ -31,6 +31,7 @@ const capacityRoute = createRoute({
   method: 'get',
   path: '/capacity',
   tags: ['environments'],
+  operationId: 'getCapacity',
   summary: 'Free capacity now: free GPUs per model and the largest free CPU, memory and storage on one host',
   description:
     "For any signed-in user (the console's create form shows it as a hint). From the controller's view of host capacity, at most REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS old for other replicas' changes; hosts are not named.",

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { datasetHostPathProblem } from '../catalog/paths.js';
 import type { DatasetRow } from '../db/schema.js';
-import { iso, multiLine, pathId, singleLine } from './schemas.js';
+import { dateTime, iso, multiLine, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of datasets: what admins register and see (`/admin/datasets`) and what
 // users see (`/datasets`).
@@ -49,7 +49,7 @@ export const AdminDataset = z
     owner_id: z.number().int().nullable(),
     workspace_id: z.number().int().nullable(),
     writable: z.boolean().openapi({ description: 'false: every mount of it is read-only' }),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('AdminDataset');
 
@@ -63,7 +63,7 @@ export const Dataset = z
     owner_id: z.number().int().nullable(),
     workspace_id: z.number().int().nullable(),
     writable: z.boolean().openapi({ description: 'false: it can only be mounted read-only ("readonly": false is a 400)' }),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('Dataset');
 

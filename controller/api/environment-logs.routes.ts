@@ -13,16 +13,38 @@ const KEEP_ALIVE_MS = 15_000;
 /** How long after the platform ended a follow a client that does not read is kept before it is disconnected. */
 const END_WRITE_MS = 5_000;
 
+const LogLines = z
+  .object({
+    logs: z.array(z.string()).openapi({
+      description: 'oldest first: platform events and container output in time order, each `[YYYY-MM-DD HH:MM:SS] text`',
+      example: ['[2024-05-01 12:00:00] Container started', '[2024-05-01 12:00:01] SSH service ready'],
+    }),
+  })
+  .openapi('EnvironmentLogs');
+
 const logsRoute = createRoute({
   method: 'get',
   path: '/environments/{env_id}/logs',
   tags: ['environments'],
+  operationId: 'getEnvironmentLogs',
   summary: 'Platform events and container output; follow=true streams text/event-stream',
   request: { params: EnvParams, query: LogsQuery },
   responses: {
+    // Two media types, chosen by `follow` (not by Accept): a client typed for application/json reads
+    // the JSON body as it is; one that follows reads the response as a stream of events.
     200: {
-      description: 'logs (JSON), or an event stream with one event per line when follow=true',
-      content: { 'application/json': { schema: envelope(z.object({ logs: z.array(z.string()) })) }, 'text/event-stream': { schema: z.string() } },
+      description:
+        'Without follow (or follow=false): application/json, the last `lines` lines. With follow=true: text/event-stream, the last `lines` lines and then each new one as it comes, until the client leaves or the platform ends the follow.',
+      content: {
+        'application/json': { schema: envelope(LogLines) },
+        'text/event-stream': {
+          schema: z.string().openapi({
+            description:
+              'Server-sent events: one `data:` event per log line, `: keep-alive` comments while idle, and when the platform ends the follow (environment deleted, access or token lost) a last `event: end` whose data is the reason.',
+            example: 'data: [2024-05-01 12:00:00] Container started\n\n',
+          }),
+        },
+      },
     },
     ...errors(400, 401, 404, 429),
   },

@@ -11,22 +11,23 @@ import { hashToken } from '../users/tokens.js';
 import { authenticated, bearerToken, principalOf, requestToken } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import { EnvParams } from './environments.schemas.js';
-import { envelope, errors, jsonResponse, replyCreated } from './schemas.js';
+import { dateTime, envelope, errors, jsonResponse, replyCreated } from './schemas.js';
 
 const TerminalTicket = z.object({
   ticket: z.string().openapi({ description: 'Single use; pass it as ?ticket= when opening the terminal WebSocket', example: 'rgt_4Vn…' }),
-  expires_at: z.string().openapi({ format: 'date-time', description: '30 s after it was made' }),
+  expires_at: dateTime().openapi({ description: '30 s after it was made' }),
 });
 
 const ticketRoute = createRoute({
   method: 'post',
   path: '/environments/{env_id}/terminal/ticket',
   tags: ['environments'],
+  operationId: 'createTerminalTicket',
   summary: 'A single-use, 30-second ticket that opens the terminal WebSocket (GET /environments/{env_id}/terminal?ticket=…)',
   description:
     'Browsers cannot set an Authorization header on a WebSocket: they ask for a ticket first. It is bound to the caller, their token (revoking the token revokes the ticket) and the environment. 409 when the environment is not running, 429 when the caller has too many terminals open.',
   request: { params: EnvParams },
-  responses: { 201: jsonResponse(envelope(TerminalTicket), 'the ticket'), ...errors(401, 404, 409, 429) },
+  responses: { 201: jsonResponse(envelope(TerminalTicket), 'the ticket'), ...errors(400, 401, 404, 409, 429) },
 });
 
 /** Size of the terminal when it opens (query cols, rows). */

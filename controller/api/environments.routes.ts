@@ -6,7 +6,7 @@ import type { CreateEnvironmentInput } from '../environments/environments.servic
 import { validationError } from './app.js';
 import { authenticated, principalOf } from './auth.js';
 import type { ApiDeps, AppEnv } from './deps.js';
-import { CreateBody, EnvParams, Environment, ListQuery, StartBody, environmentJson } from './environments.schemas.js';
+import { CreateBody, CreateHeaders, EnvParams, Environment, ListQuery, StartBody, environmentJson } from './environments.schemas.js';
 import {
   MessageOnly,
   NoContent,
@@ -30,15 +30,17 @@ const routes = {
     method: 'post',
     path: '/environments',
     tags,
+    operationId: 'createEnvironment',
     summary: 'Create an environment',
     description: 'Places it at once (201, status creating). Nothing fits: 409 (40902) naming the largest free slot, or pending with "queue": true. Optional Idempotency-Key header.',
-    request: { body: jsonBody(CreateBody) },
+    request: { headers: CreateHeaders, body: jsonBody(CreateBody) },
     responses: { 201: jsonResponse(envelope(Environment), 'created'), 200: jsonResponse(envelope(Environment), 'replayed (same Idempotency-Key)'), ...errors(400, 401, 404, 409) },
   }),
   list: createRoute({
     method: 'get',
     path: '/environments',
     tags,
+    operationId: 'listEnvironments',
     summary: 'List environments (newest first)',
     request: { query: ListQuery },
     responses: { 200: jsonResponse(pageEnvelope(Environment), 'one page'), ...errors(400, 401) },
@@ -47,17 +49,19 @@ const routes = {
     method: 'get',
     path: '/environments/{env_id}',
     tags,
+    operationId: 'getEnvironment',
     summary: 'Get an environment',
     request: { params: EnvParams },
-    responses: { 200: jsonResponse(envelope(Environment), 'the environment'), ...errors(401, 404) },
+    responses: { 200: jsonResponse(envelope(Environment), 'the environment'), ...errors(400, 401, 404) },
   }),
   delete: createRoute({
     method: 'delete',
     path: '/environments/{env_id}',
     tags,
+    operationId: 'deleteEnvironment',
     summary: 'Delete an environment (container and data removed by the agent)',
     request: { params: EnvParams },
-    responses: { 204: NoContent, ...errors(401, 404, 409) },
+    responses: { 204: NoContent, ...errors(400, 401, 404, 409) },
   }),
 };
 
@@ -67,25 +71,34 @@ function actionRoute(name: 'start' | 'stop' | 'restart', summary: string, messag
     method: 'post',
     path: `/environments/{env_id}/${name}`,
     tags,
+    operationId: `${name}Environment`,
     summary,
-    // start's body ({"gpu": N}) is optional, even with a JSON Content-Type and nothing in it, so it
-    // is parsed by the handler (optionalJson) rather than by the route validator.
     ...(name === 'start'
       ? {
           description:
             'Optional JSON body {"gpu": N, "storage": BYTES}: GPUs for this run (default: the environment\'s count; 0 starts it without GPUs to reach the data), and a larger volume (it grows, keeping the data; a smaller size is a 400).',
         }
       : {}),
-    request: { params: EnvParams },
+    request: { params: EnvParams, ...(name === 'start' ? { body: START_BODY } : {}) },
     responses: { 200: jsonResponse(MessageOnly, message), ...errors(400, 401, 404, 409) },
   });
 }
+
+// start's body ({"gpu": N}) is optional, even with a JSON Content-Type and nothing in it, so it is
+// parsed by the handler (optionalJson) rather than by the route validator: the document names the
+// registered StartEnvironment schema by reference, which the validator leaves alone (it only
+// validates zod schemas), so a client generated from the document can still send it.
+const START_BODY = {
+  required: false,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/StartEnvironment' } } },
+} as const;
 
 /** `/environments`: the seed's environment API (create, list, get, start, stop, restart, delete). */
 export function environmentsRoutes({ services }: ApiDeps) {
   const { environments } = services;
   const middleware = authenticated(services.users);
   const app = new OpenAPIHono<AppEnv>();
+  app.openAPIRegistry.register('StartEnvironment', StartBody);
   const json = (c: Context<AppEnv>) => (env: EnvWithHost) => environmentJson(env, services.access, principalOf(c));
 
   app.openapi({ ...routes.create, middleware }, async (c) => {

@@ -3,7 +3,7 @@ import type { Principal } from '../access/principal.js';
 import type { EnvironmentAccess } from '../environments/access-info.js';
 import { ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
-import { PaginationQuery, iso, multiLine, pathId, singleLine } from './schemas.js';
+import { PaginationQuery, dateTime, iso, multiLine, pathId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of environments, their dataset mounts and logs, for `/environments`.
 
@@ -27,6 +27,23 @@ export const CreateBody = z
     queue: z.boolean().optional().openapi({ description: 'when nothing fits, accept as pending and place when room frees' }),
   })
   .openapi('CreateEnvironment');
+
+/**
+ * The create's optional Idempotency-Key header: a retry with the same key answers the same
+ * environment (200). Its length is checked by the handler (400 naming Idempotency-Key).
+ */
+export const CreateHeaders = z.object({
+  'Idempotency-Key': z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: 'Idempotency-Key', in: 'header' },
+      minLength: 1,
+      maxLength: 128,
+      example: 'create-train-1',
+      description: 'a retry of a create with the same key (same caller) answers the environment it created (200) instead of creating another',
+    }),
+});
 
 export const StartBody = z
   .object({
@@ -56,8 +73,9 @@ export const ListQuery = PaginationQuery.extend({
     .string()
     .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
     .transform(Number)
+    .pipe(z.number().int().max(2_147_483_647, 'must be a positive integer below 2^31'))
     .optional()
-    .openapi({ param: { name: 'workspace_id', in: 'query' }, type: 'integer' }),
+    .openapi({ param: { name: 'workspace_id', in: 'query' }, type: 'integer', format: 'int32', minimum: 1, maximum: 2_147_483_647 }),
 });
 
 export const LogsQuery = z.object({
@@ -68,7 +86,7 @@ export const LogsQuery = z.object({
     .pipe(z.number().int().min(1, 'must be an integer from 1 to 10000').max(10_000, 'must be an integer from 1 to 10000'))
     .optional()
     .default(100)
-    .openapi({ param: { name: 'lines', in: 'query' }, type: 'integer', default: 100 }),
+    .openapi({ param: { name: 'lines', in: 'query' }, type: 'integer', minimum: 1, maximum: 10_000, default: 100 }),
   follow: z
     .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
     .optional()
@@ -84,26 +102,26 @@ export const Environment = z
     env_id: z.string(),
     name: z.string(),
     description: z.string(),
-    workspace_id: z.number().nullable(),
-    status: z.string(),
+    workspace_id: z.number().int().nullable(),
+    status: z.enum(ENV_STATUSES),
     status_reason: z.string().openapi({
       description: "why the environment is in its status; an agent's error text shows users its host paths replaced (<host path>, <dataset NAME>), admins in full",
     }),
     image: z.string(),
-    cpu: z.number(),
-    memory: z.number(),
-    gpu: z.number(),
+    cpu: z.number().int(),
+    memory: z.number().int(),
+    gpu: z.number().int(),
     gpu_model: z.string().nullable(),
-    storage: z.number(),
-    storage_used: z.number().nullable().openapi({ description: 'bytes used on the storage volume, as the agent last measured; null when unknown (not mounted yet, or a volume created before volumes had a size)' }),
-    rootfs_used: z.number().nullable().openapi({
+    storage: z.number().int(),
+    storage_used: z.number().int().nullable().openapi({ description: 'bytes used on the storage volume, as the agent last measured; null when unknown (not mounted yet, or a volume created before volumes had a size)' }),
+    rootfs_used: z.number().int().nullable().openapi({
       description:
         "bytes written to the container's writable layer (files outside the storage volume and mounts), measured about once a minute; null until measured. At REMOTEGPU_ROOTFS_LIMIT the agent stops the environment",
     }),
-    usage_measured_at: z.string().nullable().openapi({ description: 'when the host last reported storage_used and rootfs_used (at least once a minute while it reports)' }),
+    usage_measured_at: dateTime().nullable().openapi({ description: 'when the host last reported storage_used and rootfs_used (at least once a minute while it reports)' }),
     host_id: z.string().nullable(),
-    ssh_port: z.number().nullable(),
-    jupyter_port: z.number().nullable(),
+    ssh_port: z.number().int().nullable(),
+    jupyter_port: z.number().int().nullable(),
     access_info: z
       .object({
         ssh: z.string().openapi({ description: 'the ssh command line, e.g. `ssh root@203.0.113.7 -p 20001`' }),
@@ -120,22 +138,22 @@ export const Environment = z
               .openapi('SshHostKey'),
           )
           .openapi({ description: "the environment's SSH host public keys, as its agent read them once sshd had them; empty until then (check them with HostKeyAlias=<env_id>: ports are reused)" }),
-        jupyter: z.string().nullable(),
+        jupyter: z.string().openapi({ format: 'uri', description: 'the Jupyter URL with its token; null without a Jupyter port' }).nullable(),
       })
       .nullable(),
-    created_at: z.string(),
-    started_at: z.string().nullable(),
-    stopped_at: z.string().nullable(),
+    created_at: dateTime(),
+    started_at: dateTime().nullable(),
+    stopped_at: dateTime().nullable(),
   })
   .openapi('Environment');
 
 export const Mount = z
   .object({
-    dataset_id: z.number(),
+    dataset_id: z.number().int(),
     name: z.string(),
     mount_path: z.string(),
     readonly: z.boolean().openapi({ description: 'true when the mount or its dataset is read-only (what the next apply mounts)' }),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('Mount');
 

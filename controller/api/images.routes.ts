@@ -8,6 +8,7 @@ const listImages = createRoute({
   method: 'get',
   path: '/images',
   tags: ['images'],
+  operationId: 'listImages',
   summary: 'List the image catalog',
   request: { query: PaginationQuery },
   responses: { 200: jsonResponse(pageEnvelope(Image), 'one page of images'), ...errors(400, 401) },

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { containerDirProblem } from '../catalog/paths.js';
 import type { ImageRow } from '../db/schema.js';
-import { iso, multiLine, pathId, singleLine } from './schemas.js';
+import { dateTime, iso, multiLine, pathId, singleLine } from './schemas.js';
 
 // Schemas and the JSON view of catalog images, for `/images` and `/admin/images`.
 
@@ -81,7 +81,7 @@ export const Image = z
     ssh_port: z.number().int(),
     jupyter_port: z.number().int().nullable(),
     data_path: z.string(),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('Image');
 

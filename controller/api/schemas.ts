@@ -156,6 +156,11 @@ export function noContent(c: Context) {
   return c.body(null, 204);
 }
 
+/** A timestamp in an answer: ISO 8601 text as `iso` writes it (`format: date-time` in the document). */
+export function dateTime() {
+  return z.string().openapi({ format: 'date-time', example: '2024-05-01T12:00:00.000Z' });
+}
+
 /** ISO 8601 text of a timestamp (null stays null). */
 export function iso(date: Date): string;
 export function iso(date: Date | null): string | null;

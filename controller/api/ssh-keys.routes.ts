@@ -6,6 +6,7 @@ import type { ApiDeps, AppEnv } from './deps.js';
 import {
   NoContent,
   PaginationQuery,
+  dateTime,
   envelope,
   errors,
   iso,
@@ -40,7 +41,7 @@ const SshKey = z
     name: z.string(),
     fingerprint: z.string().openapi({ example: 'SHA256:yVjo7ct6Bbje63ba9ZaPs/x6sFN+3kfndjxtNIU9tpU' }),
     public_key: z.string(),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .openapi('SshKey');
 
@@ -56,6 +57,7 @@ const routes = {
     method: 'get',
     path: '/ssh-keys',
     tags,
+    operationId: 'listSshKeys',
     summary: 'List your SSH public keys',
     request: { query: PaginationQuery },
     responses: { 200: jsonResponse(pageEnvelope(SshKey), 'one page of keys, oldest first'), ...errors(400, 401) },
@@ -64,6 +66,7 @@ const routes = {
     method: 'post',
     path: '/ssh-keys',
     tags,
+    operationId: 'addSshKey',
     summary: 'Add an SSH public key',
     description: 'Installed as /root/.ssh/authorized_keys in environments you start from now on. A key you already added is 409 (40903).',
     request: { body: jsonBody(AddKeyBody) },
@@ -73,6 +76,7 @@ const routes = {
     method: 'delete',
     path: '/ssh-keys/{key_id}',
     tags,
+    operationId: 'deleteSshKey',
     summary: 'Delete one of your SSH public keys',
     request: { params: KeyParams },
     responses: { 204: NoContent, ...errors(400, 401, 404) },

@@ -14,6 +14,7 @@ import * as m0013 from './migrations/0013_host_runtime.js';
 import * as m0015 from './migrations/0015_report_hashes.js';
 import * as m0016 from './migrations/0016_list_reads.js';
 import * as m0017 from './migrations/0017_terminal_tickets.js';
+import * as m0018 from './migrations/0018_ssh_host_keys.js';
 
 /** Every migration, in order. Adding one = a new file in migrations/ and a line here. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -31,6 +32,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0015_report_hashes': m0015,
   '0016_list_reads': m0016,
   '0017_terminal_tickets': m0017,
+  '0018_ssh_host_keys': m0018,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -137,6 +137,10 @@ export interface EnvironmentsTable {
   rootfs_used_bytes: Generated<number | null>;
   /** When the report carrying those figures arrived. */
   usage_measured_at: NullableTimestamp;
+  /** The SSH host public keys its agent read from its current container ([{type, key}]); [] until read. */
+  ssh_host_keys: Generated<StoredHostKey[]>;
+  /** The id of the container those keys were read from; '' when none are known. */
+  ssh_host_keys_container: Generated<string>;
   /** The reconciler's backoff: not tried again before this time while `attempt_generation` is still the spec generation. */
   next_attempt_at: NullableTimestamp;
   /** Failed attempts at `attempt_generation` (the backoff's exponent). */
@@ -147,6 +151,12 @@ export interface EnvironmentsTable {
   started_at: NullableTimestamp;
   stopped_at: NullableTimestamp;
   deleted_at: NullableTimestamp;
+}
+
+/** One stored SSH host key (environments.ssh_host_keys). */
+export interface StoredHostKey {
+  type: string;
+  key: string;
 }
 
 export interface GpuReservationsTable {
@@ -162,6 +172,13 @@ export interface PortReservationsTable {
   env_id: string;
   purpose: 'ssh' | 'jupyter';
   created_at: Timestamp;
+}
+
+/** When a host port was last given back; a new reservation prefers ports never used, then the oldest release. */
+export interface PortReleasesTable {
+  host_id: string;
+  port: number;
+  released_at: Timestamp;
 }
 
 export interface EnvironmentMountsTable {
@@ -258,6 +275,7 @@ export interface Database {
   environments: EnvironmentsTable;
   gpu_reservations: GpuReservationsTable;
   port_reservations: PortReservationsTable;
+  port_releases: PortReleasesTable;
   environment_mounts: EnvironmentMountsTable;
   environment_events: EnvironmentEventsTable;
   environment_tallies: EnvironmentTalliesTable;

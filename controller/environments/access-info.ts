@@ -1,4 +1,5 @@
 import { hostForPort } from '../../common/format.js';
+import { hostKeysWithFingerprints } from './host-keys.js';
 
 /** What `EnvironmentAccess` needs of an environment row (with its host's address). */
 export interface ReachableEnvironment {
@@ -6,6 +7,8 @@ export interface ReachableEnvironment {
   readonly ssh_port: number | null;
   readonly jupyter_port: number | null;
   readonly jupyter_token: string;
+  /** The stored host keys of its current container (environments.ssh_host_keys). */
+  readonly ssh_host_keys: unknown;
 }
 
 /** One SSH host public key of an environment's sshd (as in known_hosts: `type key`). */
@@ -40,7 +43,7 @@ export class EnvironmentAccess {
       ssh: `ssh root@${address} -p ${env.ssh_port}`,
       ssh_user: 'root',
       ssh_host: address,
-      ssh_host_keys: [],
+      ssh_host_keys: hostKeysWithFingerprints(env.ssh_host_keys),
       jupyter:
         env.jupyter_port !== null
           ? this.jupyterUrlTemplate

@@ -165,6 +165,8 @@ export async function listOnHost(db: Db, hostId: string) {
       'storage_used_bytes',
       'rootfs_used_bytes',
       'usage_measured_at',
+      'ssh_host_keys',
+      'ssh_host_keys_container',
     ])
     .where('host_id', '=', hostId)
     .where((eb) => eb.or([eb('desired_state', '!=', 'deleted'), eb('applied_generation', '<', sql<number>`spec_generation`)]))

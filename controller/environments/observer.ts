@@ -7,6 +7,7 @@ import { clearRuntimeDown } from '../hosts/hosts.repo.js';
 import { existingIds, listOnHost } from './environments.repo.js';
 import { addEvents, markLostOnHost, recordObservation, recordUsage } from './environment-writes.js';
 import { usageChanged } from './usage-report.js';
+import { hostKeysUpdate, recordHostKeys } from './host-keys.js';
 
 /**
  * How long the controller's own observation outranks reports of agents that do not say when they
@@ -64,8 +65,8 @@ export class EnvironmentObserver implements HostObserver {
     }
     const reported = new Map(environments.map((e) => [e.envId, e]));
     // A report taken before the controller's own last observation of a container says nothing about it.
-    const changes = rows
-      .filter((row) => row.desired_state !== 'deleted' && !takenBefore(takenAt, row.observed_at))
+    const current = rows.filter((row) => row.desired_state !== 'deleted' && !takenBefore(takenAt, row.observed_at));
+    const changes = current
       .map((row) => {
         const seen = reported.get(row.id);
         const next = (runtimeDownSince && this.restartedAfterOutage(row, seen, runtimeDownSince)) || this.nextStatus(row, seen, takenAt);
@@ -76,7 +77,9 @@ export class EnvironmentObserver implements HostObserver {
     const usage = environments
       .map((e) => ({ envId: e.envId, storageUsedBytes: e.storageUsedBytes, rootfsUsedBytes: e.rootfsUsedBytes }))
       .filter((u) => known.has(u.envId) && usageChanged(known.get(u.envId)!, u));
-    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0 || runtimeDownSince) {
+    // Host keys only when they change (a new container, keys read, a container gone).
+    const hostKeys = current.flatMap((row) => hostKeysUpdate(row, reported.get(row.id)) ?? []);
+    if (agentEvents.length > 0 || changes.length > 0 || usage.length > 0 || hostKeys.length > 0 || runtimeDownSince) {
       await db.transaction().execute(async (trx) => {
         // The host's row before any environment's: the order placements, starts and port moves
         // lock them in (a start holding the host waits for none of these rows, no deadlock).
@@ -85,8 +88,9 @@ export class EnvironmentObserver implements HostObserver {
         // Then the environments it changes or adds events to (an event's insert references its
         // row), in id order, as every multi-row lock of them (the batched outcome writer, a
         // disable): a report and a batch never deadlock.
-        await lockInIdOrder(trx, [...agentEvents.map((e) => e.envId), ...usage.map((u) => u.envId), ...changes.map(({ row }) => row.id)]);
+        await lockInIdOrder(trx, [...agentEvents.map((e) => e.envId), ...usage.map((u) => u.envId), ...changes.map(({ row }) => row.id), ...hostKeys.map((k) => k.envId)]);
         await recordUsage(trx, hostId, usage);
+        await recordHostKeys(trx, hostId, hostKeys);
         await addEvents(trx, agentEvents);
         // Dated when the agent took the report (when it says), so a later report is never older than it.
         for (const { row, state, next } of changes) await recordObservation(trx, row.id, row.spec_generation, state, next, takenAt);

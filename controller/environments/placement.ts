@@ -4,7 +4,7 @@ import { afterPlacement, schedule, type Candidate, type HostSnapshot, type Place
 import { snapshotForScheduling } from '../hosts/scheduling-snapshot.js';
 import type { CapacityIndex } from './capacity-index.js';
 import { clearReserved, setPlacement } from './environment-writes.js';
-import { lockFirstFree, lockPortSpace, reservePorts, type PortRanges, type PortSpace } from './port-space.js';
+import { lockFirstFree, lockPortSpace, releasePorts, reservePorts, type PortRanges, type PortSpace } from './port-space.js';
 
 export { movePortOff, type PortMove, type PortRanges } from './port-space.js';
 
@@ -237,6 +237,6 @@ export async function releaseCompute(trx: Trx, envId: string): Promise<void> {
 /** Gives back everything an environment holds (after its removal was confirmed). */
 export async function releaseAll(trx: Trx, envId: string): Promise<void> {
   await trx.deleteFrom('gpu_reservations').where('env_id', '=', envId).execute();
-  await trx.deleteFrom('port_reservations').where('env_id', '=', envId).execute();
+  await releasePorts(trx, envId);
   await clearReserved(trx, envId, 'all');
 }

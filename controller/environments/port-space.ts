@@ -103,7 +103,37 @@ async function takenPorts(trx: Trx, space: PortSpace): Promise<Set<number>> {
   return new Set([...reserved.map((r) => r.port), ...space.busy]);
 }
 
-/** Keeps the environment's ports or reserves the first free ones; null when a range is full. */
+/** When each port of the space was last given back by any of its hosts, in ms since the epoch (one query). */
+async function releaseTimes(trx: Trx, space: PortSpace): Promise<Map<number, number>> {
+  const rows = await trx
+    .selectFrom('port_releases')
+    .select((eb) => ['port', eb.fn.max('released_at').as('at')])
+    .where('host_id', 'in', [...space.hostIds])
+    .groupBy('port')
+    .execute();
+  return new Map(rows.map((r) => [r.port, new Date(r.at).getTime()]));
+}
+
+/**
+ * Deletes port reservations (all of an environment's, or one port of it) and notes when each port
+ * was given back (port_releases), so the next reservations take other ports first (pickPort).
+ */
+export async function releasePorts(trx: Trx, envId: string, port?: number): Promise<void> {
+  let del = trx.deleteFrom('port_reservations').where('env_id', '=', envId);
+  if (port !== undefined) del = del.where('port', '=', port);
+  const freed = await del.returning(['host_id', 'port']).execute();
+  if (freed.length === 0) return;
+  await trx
+    .insertInto('port_releases')
+    .values(freed.map((r) => ({ host_id: r.host_id, port: r.port, released_at: sql<Date>`now()` })))
+    .onConflict((oc) => oc.columns(['host_id', 'port']).doUpdateSet({ released_at: (eb) => eb.ref('excluded.released_at') }))
+    .execute();
+}
+
+/**
+ * Keeps the environment's ports or reserves free ones (pickPort: never used first, else the one
+ * freed longest ago); null when a range is full.
+ */
 export async function reservePorts(
   trx: Trx,
   args: { envId: string; hostId: string; space: PortSpace; ports: PortRanges; wantJupyter: boolean; existingPorts?: { ssh: number | null; jupyter: number | null } | undefined },
@@ -112,15 +142,16 @@ export async function reservePorts(
   let jupyter = args.existingPorts?.jupyter ?? null;
   if (ssh !== null && (!args.wantJupyter || jupyter !== null)) return { ssh, jupyter };
   const taken = await takenPorts(trx, args.space);
+  const released = await releaseTimes(trx, args.space);
   const rows: { host_id: string; port: number; env_id: string; purpose: 'ssh' | 'jupyter' }[] = [];
   if (ssh === null) {
-    ssh = firstFree(args.ports.ssh, taken);
+    ssh = pickPort(args.ports.ssh, taken, released);
     if (ssh === null) return null;
     rows.push({ host_id: args.hostId, port: ssh, env_id: args.envId, purpose: 'ssh' });
     taken.add(ssh);
   }
   if (args.wantJupyter && jupyter === null) {
-    jupyter = firstFree(args.ports.jupyter, taken);
+    jupyter = pickPort(args.ports.jupyter, taken, released);
     if (jupyter === null) return null;
     rows.push({ host_id: args.hostId, port: jupyter, env_id: args.envId, purpose: 'jupyter' });
   }
@@ -138,7 +169,7 @@ export interface PortMove {
 /**
  * An agent found host port `busyPort` of environment `envId` taken on its host: in one
  * transaction, notes the port as busy on the host (until its agent's next report says otherwise),
- * releases it, reserves the first free port of the same range instead, points the environment at
+ * releases it, reserves another free port of the same range instead (pickPort), points the environment at
  * it and moves its spec on (the reconciler applies the new spec at once), with an event. Null when
  * the environment no longer holds that port (nothing to do) or the range has no free port left.
  * Locks the host's port space before the environment, the order every placement takes.
@@ -161,9 +192,9 @@ export async function movePortOff(db: Db, ports: PortRanges, envId: string, busy
       .execute();
     const taken = await takenPorts(trx, space);
     taken.add(busyPort);
-    const to = firstFree(ports[purpose], taken);
+    const to = pickPort(ports[purpose], taken, await releaseTimes(trx, space));
     if (to === null) return null;
-    await trx.deleteFrom('port_reservations').where('env_id', '=', envId).where('port', '=', busyPort).execute();
+    await releasePorts(trx, envId, busyPort);
     await trx.insertInto('port_reservations').values({ host_id: env.host_id, port: to, env_id: envId, purpose }).execute();
     const what = purpose === 'ssh' ? 'SSH' : 'Jupyter';
     await requestChange(trx, envId, { status: env.status, [`${purpose}_port`]: to }, { kind: 'port_moved', message: `${what} port ${busyPort} was in use on the host; moved to ${to}` });
@@ -171,7 +202,23 @@ export async function movePortOff(db: Db, ports: PortRanges, envId: string, busy
   });
 }
 
-function firstFree(range: { from: number; to: number }, taken: ReadonlySet<number>): number | null {
-  for (let port = range.from; port <= range.to; port++) if (!taken.has(port)) return port;
-  return null;
+/**
+ * The port of `range` to hand out: the lowest free one never released in the space, else the free
+ * one released longest ago (the lowest of equals); null when none is free. A deleted environment's
+ * address thus goes to a new environment only when the range has no other (ssh clients remember
+ * host keys by address). Pure; linear in the range.
+ */
+export function pickPort(range: { from: number; to: number }, taken: ReadonlySet<number>, released: ReadonlyMap<number, number>): number | null {
+  let oldest: number | null = null;
+  let oldestAt = Infinity;
+  for (let port = range.from; port <= range.to; port++) {
+    if (taken.has(port)) continue;
+    const at = released.get(port);
+    if (at === undefined) return port;
+    if (at < oldestAt) {
+      oldest = port;
+      oldestAt = at;
+    }
+  }
+  return oldest;
 }

@@ -9,6 +9,7 @@ import {
   type HostFacts as ProtoHostFacts,
   type LifecycleEvent,
 } from '../../gen/remotegpu/v1/types.js';
+import { normalHostKeys } from '../../common/ssh-host-keys.js';
 import type { GpuFacts, HostFacts } from './model.js';
 import type { AgentEnvSpec, AgentEvent, AgentLogLine, ObservedEnvironment, ObservedState } from './types.js';
 
@@ -98,6 +99,8 @@ export function observedFromProto(s: EnvironmentStatus): ObservedEnvironment {
     storageUsedBytes: usageBytes(s.storageUsedBytes),
     rootfsUsedBytes: usageBytes(s.rootfsUsedBytes),
     stopReason: bounded(s.stopReason ?? ''),
+    // Checked again here: the controller keeps only well-formed keys, whatever an agent sends.
+    sshHostKeys: normalHostKeys(s.sshHostKeys ?? []),
   };
 }
 
@@ -123,6 +126,7 @@ export function absentObservation(envId: string, message = ''): ObservedEnvironm
     storageUsedBytes: null,
     rootfsUsedBytes: null,
     stopReason: '',
+    sshHostKeys: [],
   };
 }
 

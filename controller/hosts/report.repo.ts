@@ -5,6 +5,7 @@ import { factColumns } from './hosts.repo.js';
 import type { HostFacts } from './model.js';
 import type { ReportHashes } from './report-hash.js';
 import type { KnownEnvironment } from './types.js';
+import type { SshHostKey } from '../../common/ssh-host-keys.js';
 
 // The statements of a report (issue 12: cheap reports). The common report, which changes nothing,
 // is acceptReport alone: one statement that checks the host's certificate, records the host's
@@ -38,7 +39,8 @@ const ACCEPT_SQL = `with h as (
 )
 select h.facts_hash, h.telemetry_hash, h.telemetry_fresh, h.busy_ports, h.runtime_down_since, h.runtime_error,
   e.id as env_id, e.status, e.status_reason, e.desired_state, e.applied_generation, e.spec_generation, e.observed_state,
-  e.observed_at, e.started_at, e.updated_at, e.storage_used_bytes, e.rootfs_used_bytes, e.usage_measured_at
+  e.observed_at, e.started_at, e.updated_at, e.storage_used_bytes, e.rootfs_used_bytes, e.usage_measured_at,
+  e.ssh_host_keys, e.ssh_host_keys_container
 from h left join environments e on e.host_id = h.id and (e.desired_state <> 'deleted' or e.applied_generation < e.spec_generation)`;
 
 interface AcceptRow {
@@ -61,6 +63,8 @@ interface AcceptRow {
   storage_used_bytes: number | null;
   rootfs_used_bytes: number | null;
   usage_measured_at: Date | null;
+  ssh_host_keys: SshHostKey[] | null;
+  ssh_host_keys_container: string;
 }
 
 /**
@@ -90,6 +94,8 @@ export async function acceptReport(db: Db, hostId: string, seq: number, telemetr
       storage_used_bytes: r.storage_used_bytes === null ? null : Number(r.storage_used_bytes),
       rootfs_used_bytes: r.rootfs_used_bytes === null ? null : Number(r.rootfs_used_bytes),
       usage_measured_at: r.usage_measured_at,
+      ssh_host_keys: r.ssh_host_keys ?? [],
+      ssh_host_keys_container: r.ssh_host_keys_container,
     });
   }
   return {

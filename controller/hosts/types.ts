@@ -1,6 +1,7 @@
 import { AppError } from '../../common/errors.js';
 import type { DesiredState, EnvStatus } from '../db/schema.js';
 import type { Db } from '../db/database.js';
+import type { SshHostKey } from '../../common/ssh-host-keys.js';
 
 // Domain types at the boundary between the hosts component (gRPC with agents) and the
 // environments component. Proto messages never cross this boundary: the gRPC edges convert.
@@ -29,6 +30,8 @@ export interface ObservedEnvironment {
    * limit (REMOTEGPU_ROOTFS_LIMIT)"; '' when it did not.
    */
   readonly stopReason: string;
+  /** The container's SSH host public keys as the agent read them (valid ones only); empty when it has none to tell. */
+  readonly sshHostKeys: readonly SshHostKey[];
 }
 
 /** A lifecycle event reported by an agent. */
@@ -156,6 +159,9 @@ export interface KnownEnvironment {
   readonly storage_used_bytes: number | null;
   readonly rootfs_used_bytes: number | null;
   readonly usage_measured_at: Date | null;
+  readonly ssh_host_keys: readonly SshHostKey[];
+  /** The container the stored keys were read from ('' when none are stored). */
+  readonly ssh_host_keys_container: string;
 }
 
 /** What the hosts component knows about a report beyond its contents. */

@@ -9,155 +9,13 @@ export interface paths {
             cookie?: never;
         };
         /** List all datasets */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of datasets */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["AdminDataset"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListDatasets"];
         put?: never;
         /**
          * Register a dataset
          * @description With neither owner_id nor workspace_id the dataset is visible to every user. It is read-only (every mount of it is read-only) unless writable is true. A writable dataset must not nest with another one: a host_path that contains, is inside or is the host_path of another dataset is a 400 naming host_path when either of them is writable.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @default  */
-                        description?: string;
-                        /**
-                         * @description directory holding the data, the same path on every GPU host
-                         * @example /mnt/datasets/imagenet
-                         */
-                        host_path: string;
-                        /** @example imagenet */
-                        name: string;
-                        /**
-                         * @description only this user (and admins) may see and mount it
-                         * @default null
-                         */
-                        owner_id?: number | null;
-                        /**
-                         * @description only this workspace's members (and admins) may see and mount it
-                         * @default null
-                         */
-                        workspace_id?: number | null;
-                        /**
-                         * @description whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. Turning it off remounts existing read-write mounts read-only now (their environments are recreated, data kept); a writable dataset must not nest with another dataset
-                         * @default false
-                         */
-                        writable?: boolean;
-                    };
-                };
-            };
-            responses: {
-                /** @description the dataset */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["AdminDataset"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateDataset"];
         delete?: never;
         options?: never;
         head?: never;
@@ -172,219 +30,21 @@ export interface paths {
             cookie?: never;
         };
         /** Get a dataset */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    dataset_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the dataset */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["AdminDataset"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetDataset"];
         put?: never;
         post?: never;
         /**
          * Delete a dataset registration (the data stays on the hosts)
          * @description Refused (409, 40901) while an environment mounts it.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    dataset_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminDeleteDataset"];
         options?: never;
         head?: never;
         /**
          * Change a dataset
          * @description Only the fields sent change. Setting writable to false remounts it read-only now: every environment that mounts it read-write is recreated (its data kept) with the mount read-only, with an event in its logs. Setting writable to true is a 400 naming writable when its host_path contains, is inside or is the host_path of another dataset.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    dataset_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        description?: string;
-                        /** @example imagenet */
-                        name?: string;
-                        /** @description whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. Turning it off remounts existing read-write mounts read-only now (their environments are recreated, data kept); a writable dataset must not nest with another dataset */
-                        writable?: boolean;
-                    };
-                };
-            };
-            responses: {
-                /** @description the dataset after the change */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["AdminDataset"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["adminUpdateDataset"];
         trace?: never;
     };
     "/api/v1/admin/hosts": {
@@ -395,73 +55,7 @@ export interface paths {
             cookie?: never;
         };
         /** List hosts with capacity, allocation and health */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description case-insensitive substring of a GPU model, e.g. "H100" */
-                    gpu_model?: string;
-                    page?: number;
-                    page_size?: number;
-                    /** @description offline when the agent stopped reporting; else pending_approval until an admin approves the host; else the admin state (active shown as online) */
-                    status?: "online" | "offline" | "cordoned" | "draining" | "pending_approval";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of hosts, by hostname */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Host"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListHosts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -478,125 +72,14 @@ export interface paths {
             cookie?: never;
         };
         /** Get a host with its GPUs and the environment holding each */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the host */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["HostDetail"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetHost"];
         put?: never;
         post?: never;
         /**
          * Remove a host
          * @description Refused (409, 40901) while environments are on the host: those not deleted, and deleted ones whose removal its agent has not confirmed yet. With force=true, a host that is gone for good is removed although such removals are pending: they are given up (an event in each environment says its container and data may remain on that server). An agent still running there registers as a new host.
          */
-        delete: {
-            parameters: {
-                query?: {
-                    /** @description give up on removals the host’s agent never confirmed (a host gone for good) */
-                    force?: boolean;
-                };
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminRemoveHost"];
         options?: never;
         head?: never;
         patch?: never;
@@ -615,60 +98,7 @@ export interface paths {
          * Approve a host registered with a join token that requires approval
          * @description The host leaves pending_approval and takes placements. Idempotent: an approved host is answered unchanged.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the host */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["HostDetail"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminApproveHost"];
         delete?: never;
         options?: never;
         head?: never;
@@ -685,59 +115,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop placing new environments on a host */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done (idempotent) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCordonHost"];
         delete?: never;
         options?: never;
         head?: never;
@@ -754,59 +132,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Drain a host: no new placements; its environments keep running until stopped or deleted */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done (idempotent) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminDrainHost"];
         delete?: never;
         options?: never;
         head?: never;
@@ -826,60 +152,7 @@ export interface paths {
          * Revoke a host: its certificates stop working at once
          * @description For a compromised host, also while environments are on it: every certificate issued to it is refused from now on, the controller stops calling its agent, the host is no longer approved and goes offline (its environments become lost). The server must be reset (`remotegpu-agent reset`) and join again as a new host.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the host */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["HostDetail"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminRevokeHost"];
         delete?: never;
         options?: never;
         head?: never;
@@ -896,59 +169,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Place environments on a host again */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    host_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done (idempotent) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminUncordonHost"];
         delete?: never;
         options?: never;
         head?: never;
@@ -963,156 +184,10 @@ export interface paths {
             cookie?: never;
         };
         /** List the image catalog */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of images, by name */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Image"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListImages"];
         put?: never;
         /** Add an image to the catalog */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description directory inside the container where the environment storage is mounted
-                         * @default /root/workspace
-                         * @example /root/workspace
-                         */
-                        data_path?: string;
-                        /** @default  */
-                        description?: string;
-                        /** @example registry.example.com/ml/pytorch:2.0-cuda12 */
-                        docker_ref: string;
-                        /**
-                         * @description null: the image runs no Jupyter
-                         * @default 8888
-                         */
-                        jupyter_port?: number | null;
-                        /** @example ubuntu20-pytorch:2.0 */
-                        name: string;
-                        /** @default 22 */
-                        ssh_port?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description the image */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Image"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateImage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1127,235 +202,21 @@ export interface paths {
             cookie?: never;
         };
         /** Get an image */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    image_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the image */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Image"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetImage"];
         put?: never;
         post?: never;
         /**
          * Remove an image from the catalog
          * @description Refused (409, 40901) while an environment uses it.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    image_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminDeleteImage"];
         options?: never;
         head?: never;
         /**
          * Change an image
          * @description Only the fields sent change. Environments created earlier keep what they were created with.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    image_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description directory inside the container where the environment storage is mounted
-                         * @example /root/workspace
-                         */
-                        data_path?: string;
-                        description?: string;
-                        /** @example registry.example.com/ml/pytorch:2.0-cuda12 */
-                        docker_ref?: string;
-                        jupyter_port?: number | null;
-                        /** @example ubuntu20-pytorch:2.0 */
-                        name?: string;
-                        ssh_port?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description the image after the change */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Image"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["adminUpdateImage"];
         trace?: never;
     };
     "/api/v1/admin/join-tokens": {
@@ -1366,147 +227,13 @@ export interface paths {
             cookie?: never;
         };
         /** List join tokens (never the tokens themselves) */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of join tokens, newest first, expired and used-up ones included */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["JoinToken"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListJoinTokens"];
         put?: never;
         /**
          * Create a join token for registering hosts
          * @description The token is in data.token of this response only (the controller keeps a hash of it). Hosts registered with a token that requires approval (the default) are pending_approval until POST /api/v1/admin/hosts/{host_id}/approve.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @example rack 4, December batch */
-                        description?: string;
-                        /**
-                         * Format: date-time
-                         * @description when the token expires (RFC 3339, in the future, at most a year ahead); instead of expires_in_seconds
-                         */
-                        expires_at?: string;
-                        /** @description the token expires this long after its creation; omit it (and expires_at) for a token that never expires */
-                        expires_in_seconds?: number;
-                        /** @description how many hosts may register with it; omit for unlimited */
-                        max_uses?: number;
-                        /**
-                         * @description hosts registered with it are pending_approval until POST /api/v1/admin/hosts/{host_id}/approve
-                         * @default true
-                         */
-                        requires_approval?: boolean;
-                    };
-                };
-            };
-            responses: {
-                /** @description the join token, shown once */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["CreatedJoinToken"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateJoinToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1521,131 +248,14 @@ export interface paths {
             cookie?: never;
         };
         /** Get a join token (never the token itself) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the join token */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["JoinToken"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetJoinToken"];
         put?: never;
         post?: never;
         /**
          * Delete a join token
          * @description No host can register with it anymore; hosts already registered with it stay.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminDeleteJoinToken"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1659,146 +269,10 @@ export interface paths {
             cookie?: never;
         };
         /** List users */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of users, disabled ones included */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["User"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListUsers"];
         put?: never;
         /** Create a user */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** Format: email */
-                        email?: string | null;
-                        /** @example alice */
-                        name: string;
-                        /**
-                         * @default user
-                         * @enum {string}
-                         */
-                        role?: "user" | "admin";
-                    };
-                };
-            };
-            responses: {
-                /** @description the user */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["User"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1813,140 +287,14 @@ export interface paths {
             cookie?: never;
         };
         /** Get a user */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the user */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["User"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetUser"];
         put?: never;
         post?: never;
         /**
          * Disable a user and revoke their tokens
          * @description The user is kept (disabled_at set) so history keeps its owner. Every environment they own is stopped (data kept) and carries no SSH key until they are enabled and it is started again. You cannot disable yourself or the last admin (409).
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminDisableUser"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1965,69 +313,7 @@ export interface paths {
          * Enable a disabled user
          * @description Idempotent. Their tokens stay revoked (create a new one) and nothing is started: their environments stay stopped until someone starts them.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the user */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["User"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminEnableUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2042,140 +328,12 @@ export interface paths {
             cookie?: never;
         };
         /** A user's limits and usage */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description limits (null: unlimited) and usage */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Quota"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetUserQuota"];
         /**
          * Set a user's limits
          * @description Replaces every limit: an omitted or null limit is unlimited. Limits are checked in the transaction that reserves (create, start, a queued environment placed), against the environments that are not deleted. Exceeding one is 409 (40904) naming it. A workspace environment counts against the workspace and against its owner.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["QuotaLimitsInput"];
-                };
-            };
-            responses: {
-                /** @description limits and usage */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Quota"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        put: operations["adminSetUserQuota"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2191,166 +349,13 @@ export interface paths {
             cookie?: never;
         };
         /** List a user's API tokens (never the tokens themselves) */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of tokens, newest first */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["ApiToken"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListUserTokens"];
         put?: never;
         /**
          * Create an API token for a user
          * @description The token is in data.token of this response only; it is stored hashed.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description omit for a token that never expires */
-                        expires_in_days?: number;
-                        /** @example laptop */
-                        name: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description the token, shown once */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["CreatedApiToken"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateUserToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2368,63 +373,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Revoke an API token */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    token_id: number;
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminRevokeUserToken"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2438,132 +387,10 @@ export interface paths {
             cookie?: never;
         };
         /** List workspaces */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of workspaces */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Workspace"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListWorkspaces"];
         put?: never;
         /** Create a workspace */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @example vision-team */
-                        name: string;
-                        /** @description becomes a member with role owner */
-                        owner_id: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description the workspace with its owner as member */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["WorkspaceDetail"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateWorkspace"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2578,140 +405,14 @@ export interface paths {
             cookie?: never;
         };
         /** Get a workspace with its members */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    workspace_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the workspace */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["WorkspaceDetail"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetWorkspace"];
         put?: never;
         post?: never;
         /**
          * Delete a workspace
          * @description Refused (409, 40901) while it has environments or its datasets are mounted. Its datasets are deleted with it.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    workspace_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminDeleteWorkspace"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2727,84 +428,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Add a member */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    workspace_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        user_id: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description the new member */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["WorkspaceMember"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["adminAddWorkspaceMember"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2825,72 +449,7 @@ export interface paths {
          * Remove a member
          * @description The owner cannot be removed (409, 40901).
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                    workspace_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["adminRemoveWorkspaceMember"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2904,140 +463,12 @@ export interface paths {
             cookie?: never;
         };
         /** A workspace's limits and usage */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    workspace_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description limits (null: unlimited) and usage */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Quota"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetWorkspaceQuota"];
         /**
          * Set a workspace's limits
          * @description Replaces every limit: an omitted or null limit is unlimited. Limits are checked in the transaction that reserves (create, start, a queued environment placed), against the environments that are not deleted. Exceeding one is 409 (40904) naming it. A workspace environment counts against the workspace and against its owner.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    workspace_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["QuotaLimitsInput"];
-                };
-            };
-            responses: {
-                /** @description limits and usage */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Quota"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description the route needs the admin role (40301) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        put: operations["adminSetWorkspaceQuota"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3056,40 +487,7 @@ export interface paths {
          * Free capacity now: free GPUs per model and the largest free CPU, memory and storage on one host
          * @description For any signed-in user (the console's create form shows it as a hint). From the controller's view of host capacity, at most REMOTEGPU_PLACEMENT_INDEX_MAX_AGE_MS old for other replicas' changes; hosts are not named.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description free capacity */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Capacity"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getCapacity"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3109,60 +507,7 @@ export interface paths {
          * List the datasets you may mount
          * @description Public datasets, your own, and those of your workspaces.
          */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of datasets */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Dataset"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listDatasets"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3179,60 +524,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get a dataset you may mount */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    dataset_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the dataset */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Dataset"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getDataset"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3249,146 +541,13 @@ export interface paths {
             cookie?: never;
         };
         /** List environments (newest first) */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                    status?: "pending" | "creating" | "starting" | "running" | "stopping" | "stopped" | "restarting" | "deleting" | "error" | "lost";
-                    workspace_id?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Environment"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listEnvironments"];
         put?: never;
         /**
          * Create an environment
          * @description Places it at once (201, status creating). Nothing fits: 409 (40902) naming the largest free slot, or pending with "queue": true. Optional Idempotency-Key header.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateEnvironment"];
-                };
-            };
-            responses: {
-                /** @description replayed (same Idempotency-Key) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Environment"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Environment"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createEnvironment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3403,101 +562,11 @@ export interface paths {
             cookie?: never;
         };
         /** Get an environment */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the environment */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Environment"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getEnvironment"];
         put?: never;
         post?: never;
         /** Delete an environment (container and data removed by the agent) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteEnvironment"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3511,121 +580,10 @@ export interface paths {
             cookie?: never;
         };
         /** List mounted datasets */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description mounts */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Mount"][];
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listEnvironmentDatasets"];
         put?: never;
         /** Mount a dataset */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["MountDataset"];
-                };
-            };
-            responses: {
-                /** @description dataset mounted */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {number} */
-                            code: 0;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["mountDataset"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3643,63 +601,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Unmount a dataset */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    dataset_id: number;
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["unmountDataset"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3713,75 +615,7 @@ export interface paths {
             cookie?: never;
         };
         /** Platform events and container output; follow=true streams text/event-stream */
-        get: {
-            parameters: {
-                query?: {
-                    follow?: boolean;
-                    lines?: number;
-                };
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description logs (JSON), or an event stream with one event per line when follow=true */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                logs: string[];
-                            };
-                            message: string;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description too many requests: the caller already has as many open log follows as allowed (42901) */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getEnvironmentLogs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3800,68 +634,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Restart an environment (same GPUs and ports) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description env_restarting */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {number} */
-                            code: 0;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["restartEnvironment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3881,68 +654,7 @@ export interface paths {
          * Start a stopped environment (body {"gpu": 0} starts it without GPUs)
          * @description Optional JSON body {"gpu": N, "storage": BYTES}: GPUs for this run (default: the environment's count; 0 starts it without GPUs to reach the data), and a larger volume (it grows, keeping the data; a smaller size is a 400).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description env_starting */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {number} */
-                            code: 0;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["startEnvironment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3959,68 +671,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop a running environment (GPUs released, data kept) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description env_stopping */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {number} */
-                            code: 0;
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["stopEnvironment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4040,80 +691,7 @@ export interface paths {
          * A single-use, 30-second ticket that opens the terminal WebSocket (GET /environments/{env_id}/terminal?ticket=…)
          * @description Browsers cannot set an Authorization header on a WebSocket: they ask for a ticket first. It is bound to the caller, their token (revoking the token revokes the ticket) and the environment. 409 when the environment is not running, 429 when the caller has too many terminals open.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    env_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the ticket */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                /**
-                                 * Format: date-time
-                                 * @description 30 s after it was made
-                                 */
-                                expires_at: string;
-                                /**
-                                 * @description Single use; pass it as ?ticket= when opening the terminal WebSocket
-                                 * @example rgt_4Vn…
-                                 */
-                                ticket: string;
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description too many requests: the caller already has as many open log follows as allowed (42901) */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createTerminalTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4128,60 +706,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the image catalog */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of images */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["Image"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listImages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4198,40 +723,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller, their quota and their workspaces’ quotas (limits and usage) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the caller */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["Me"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getMe"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4248,132 +740,13 @@ export interface paths {
             cookie?: never;
         };
         /** List your SSH public keys */
-        get: {
-            parameters: {
-                query?: {
-                    page?: number;
-                    page_size?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description one page of keys, oldest first */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: {
-                                items: components["schemas"]["SshKey"][];
-                                pagination: {
-                                    page: number;
-                                    page_size: number;
-                                    total: number;
-                                    total_pages: number;
-                                };
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listSshKeys"];
         put?: never;
         /**
          * Add an SSH public key
          * @description Installed as /root/.ssh/authorized_keys in environments you start from now on. A key you already added is 409 (40903).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description defaults to the key's comment
-                         * @example laptop
-                         */
-                        name?: string;
-                        /**
-                         * @description one OpenSSH public key line; types: ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com
-                         * @example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIVDqcfXoCKv8lYABJoEE+qFu343pqoRAuD0ZAl86DCo alice@laptop
-                         */
-                        public_key: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description the key */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example 0 */
-                            code: number;
-                            data: components["schemas"]["SshKey"];
-                            message: string;
-                        };
-                    };
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["addSshKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4391,53 +764,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Delete one of your SSH public keys */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    key_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description done; no body */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description missing, invalid, revoked or expired token (40101) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description not found (40401) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteSshKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -4448,6 +775,10 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         AdminDataset: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             description: string;
             host_path: string;
@@ -4459,13 +790,29 @@ export interface components {
             writable: boolean;
         };
         ApiToken: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             expires_at: string | null;
             id: number;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             last_used_at: string | null;
             name: string;
             /** @description first characters of the token, to tell tokens apart */
             prefix: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             revoked_at: string | null;
         };
         Capacity: {
@@ -4525,6 +872,10 @@ export interface components {
             workspace_id?: number | null;
         };
         Dataset: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             description: string;
             id: number;
@@ -4541,6 +892,10 @@ export interface components {
         };
         Environment: {
             access_info: {
+                /**
+                 * Format: uri
+                 * @description the Jupyter URL with its token; null without a Jupyter port
+                 */
                 jupyter: string | null;
                 /** @description the ssh command line, e.g. `ssh root@203.0.113.7 -p 20001` */
                 ssh: string;
@@ -4552,6 +907,10 @@ export interface components {
                 ssh_user: string;
             } | null;
             cpu: number;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             description: string;
             env_id: string;
@@ -4565,17 +924,40 @@ export interface components {
             /** @description bytes written to the container's writable layer (files outside the storage volume and mounts), measured about once a minute; null until measured. At REMOTEGPU_ROOTFS_LIMIT the agent stops the environment */
             rootfs_used: number | null;
             ssh_port: number | null;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             started_at: string | null;
-            status: string;
+            /** @enum {string} */
+            status: "pending" | "creating" | "starting" | "running" | "stopping" | "stopped" | "restarting" | "deleting" | "error" | "lost";
             /** @description why the environment is in its status; an agent's error text shows users its host paths replaced (<host path>, <dataset NAME>), admins in full */
             status_reason: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             stopped_at: string | null;
             storage: number;
             /** @description bytes used on the storage volume, as the agent last measured; null when unknown (not mounted yet, or a volume created before volumes had a size) */
             storage_used: number | null;
-            /** @description when the host last reported storage_used and rootfs_used (at least once a minute while it reports) */
+            /**
+             * Format: date-time
+             * @description when the host last reported storage_used and rootfs_used (at least once a minute while it reports)
+             * @example 2024-05-01T12:00:00.000Z
+             */
             usage_measured_at: string | null;
             workspace_id: number | null;
+        };
+        EnvironmentLogs: {
+            /**
+             * @description oldest first: platform events and container output in time order, each `[YYYY-MM-DD HH:MM:SS] text`
+             * @example [
+             *       "[2024-05-01 12:00:00] Container started",
+             *       "[2024-05-01 12:00:01] SSH service ready"
+             *     ]
+             */
+            logs: string[];
         };
         Error: {
             /** @example 40001 */
@@ -4610,12 +992,20 @@ export interface components {
             /** @example host-7f3a9k2m1x */
             host_id: string;
             hostname: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             last_report_at: string | null;
             /** @description bytes */
             memory_allocated: number;
             /** @description bytes */
             memory_total: number;
             public_address: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             registered_at: string;
             /** @description the newest host registered later from the same machine; null when none */
             replaced_by_host_id: string | null;
@@ -4623,7 +1013,11 @@ export interface components {
             replaces_host_id: string | null;
             /** @description why the host's container runtime (Docker) does not answer, as its agent reports it; empty while it answers. Meanwhile the host stays online, its environments keep their last known status and the controller sends it no calls */
             runtime_error: string;
-            /** @description when the agent first reported its container runtime unavailable; null while it answers */
+            /**
+             * Format: date-time
+             * @description when the agent first reported its container runtime unavailable; null while it answers
+             * @example 2024-05-01T12:00:00.000Z
+             */
             runtime_unavailable_since: string | null;
             /**
              * @description offline when the agent stopped reporting; else pending_approval until an admin approves the host; else the admin state (active shown as online)
@@ -4639,7 +1033,11 @@ export interface components {
             agent_address: string;
             /** @description false while the host waits for POST /api/v1/admin/hosts/{host_id}/approve */
             approved: boolean;
-            /** @description when an admin approved it; null when it never needed approval */
+            /**
+             * Format: date-time
+             * @description when an admin approved it; null when it never needed approval
+             * @example 2024-05-01T12:00:00.000Z
+             */
             approved_at: string | null;
             cpu_model: string;
             disk_free_bytes: number;
@@ -4672,6 +1070,10 @@ export interface components {
             uuid: string;
         };
         Image: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             data_path: string;
             description: string;
@@ -4682,14 +1084,26 @@ export interface components {
             ssh_port: number;
         };
         JoinToken: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             /** @description id of the admin who created it */
             created_by: number | null;
             description: string;
-            /** @description null: never expires */
+            /**
+             * Format: date-time
+             * @description null: never expires
+             * @example 2024-05-01T12:00:00.000Z
+             */
             expires_at: string | null;
             /** @example jt_k3x9q2m7ab */
             id: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             last_used_at: string | null;
             /** @description null: unlimited */
             max_uses: number | null;
@@ -4714,6 +1128,10 @@ export interface components {
             }[];
         };
         Mount: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             dataset_id: number;
             mount_path: string;
@@ -4729,7 +1147,7 @@ export interface components {
              * @description false (read-write) only for a dataset an admin marked writable; on a read-only dataset it is a 400 naming readonly
              * @default true
              */
-            readonly: boolean;
+            readonly?: boolean;
         };
         Quota: {
             limits: components["schemas"]["QuotaLimits"];
@@ -4774,6 +1192,10 @@ export interface components {
             type: string;
         };
         SshKey: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             /** @example SHA256:yVjo7ct6Bbje63ba9ZaPs/x6sFN+3kfndjxtNIU9tpU */
             fingerprint: string;
@@ -4781,9 +1203,22 @@ export interface components {
             name: string;
             public_key: string;
         };
+        StartEnvironment: {
+            gpu?: number;
+            storage?: number;
+        };
         User: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             disabled_at: string | null;
+            /** Format: email */
             email: string | null;
             id: number;
             name: string;
@@ -4791,6 +1226,10 @@ export interface components {
             role: "user" | "admin";
         };
         Workspace: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             id: number;
             member_count: number;
@@ -4801,6 +1240,10 @@ export interface components {
             members: components["schemas"]["WorkspaceMember"][];
         };
         WorkspaceMember: {
+            /**
+             * Format: date-time
+             * @example 2024-05-01T12:00:00.000Z
+             */
             created_at: string;
             name: string;
             /** @enum {string} */
@@ -4808,11 +1251,4015 @@ export interface components {
             user_id: number;
         };
     };
-    responses: never;
+    responses: {
+        /** @description internal error (50001); it has been logged, retry or report it */
+        InternalError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description the request body is larger than 1048576 bytes (41301); the connection is closed after the answer */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description the database is unavailable, or the request conflicted with a concurrent change and was not applied (50301); retry after Retry-After seconds */
+        ServiceUnavailable: {
+            headers: {
+                /** @description seconds to wait before retrying (2) */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    adminListDatasets: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of datasets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["AdminDataset"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCreateDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default  */
+                    description?: string;
+                    /**
+                     * @description directory holding the data, the same path on every GPU host
+                     * @example /mnt/datasets/imagenet
+                     */
+                    host_path: string;
+                    /** @example imagenet */
+                    name: string;
+                    /**
+                     * @description only this user (and admins) may see and mount it
+                     * @default null
+                     */
+                    owner_id?: number | null;
+                    /**
+                     * @description only this workspace's members (and admins) may see and mount it
+                     * @default null
+                     */
+                    workspace_id?: number | null;
+                    /**
+                     * @description whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. Turning it off remounts existing read-write mounts read-only now (their environments are recreated, data kept); a writable dataset must not nest with another dataset
+                     * @default false
+                     */
+                    writable?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description the dataset */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["AdminDataset"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the dataset */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["AdminDataset"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDeleteDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminUpdateDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    description?: string;
+                    /** @example imagenet */
+                    name?: string;
+                    /** @description whether users may mount it read-write ("readonly": false); false: every mount of it is read-only and asking for read-write is a 400. Turning it off remounts existing read-write mounts read-only now (their environments are recreated, data kept); a writable dataset must not nest with another dataset */
+                    writable?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description the dataset after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["AdminDataset"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListHosts: {
+        parameters: {
+            query?: {
+                /** @description case-insensitive substring of a GPU model, e.g. "H100" */
+                gpu_model?: string;
+                page?: number;
+                page_size?: number;
+                /** @description offline when the agent stopped reporting; else pending_approval until an admin approves the host; else the admin state (active shown as online) */
+                status?: "online" | "offline" | "cordoned" | "draining" | "pending_approval";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of hosts, by hostname */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Host"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the host */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["HostDetail"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminRemoveHost: {
+        parameters: {
+            query?: {
+                /** @description give up on removals the host’s agent never confirmed (a host gone for good) */
+                force?: boolean;
+            };
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminApproveHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the host */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["HostDetail"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCordonHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done (idempotent) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDrainHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done (idempotent) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminRevokeHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the host */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["HostDetail"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminUncordonHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done (idempotent) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListImages: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of images, by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Image"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCreateImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description directory inside the container where the environment storage is mounted
+                     * @default /root/workspace
+                     * @example /root/workspace
+                     */
+                    data_path?: string;
+                    /** @default  */
+                    description?: string;
+                    /** @example registry.example.com/ml/pytorch:2.0-cuda12 */
+                    docker_ref: string;
+                    /**
+                     * @description null: the image runs no Jupyter
+                     * @default 8888
+                     */
+                    jupyter_port?: number | null;
+                    /** @example ubuntu20-pytorch:2.0 */
+                    name: string;
+                    /** @default 22 */
+                    ssh_port?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the image */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Image"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Image"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDeleteImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminUpdateImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description directory inside the container where the environment storage is mounted
+                     * @example /root/workspace
+                     */
+                    data_path?: string;
+                    description?: string;
+                    /** @example registry.example.com/ml/pytorch:2.0-cuda12 */
+                    docker_ref?: string;
+                    jupyter_port?: number | null;
+                    /** @example ubuntu20-pytorch:2.0 */
+                    name?: string;
+                    ssh_port?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the image after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Image"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListJoinTokens: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of join tokens, newest first, expired and used-up ones included */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["JoinToken"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCreateJoinToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @example rack 4, December batch */
+                    description?: string;
+                    /**
+                     * Format: date-time
+                     * @description when the token expires (RFC 3339, in the future, at most a year ahead); instead of expires_in_seconds
+                     */
+                    expires_at?: string;
+                    /** @description the token expires this long after its creation; omit it (and expires_at) for a token that never expires */
+                    expires_in_seconds?: number;
+                    /** @description how many hosts may register with it; omit for unlimited */
+                    max_uses?: number;
+                    /**
+                     * @description hosts registered with it are pending_approval until POST /api/v1/admin/hosts/{host_id}/approve
+                     * @default true
+                     */
+                    requires_approval?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description the join token, shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["CreatedJoinToken"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetJoinToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the join token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["JoinToken"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDeleteJoinToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of users, disabled ones included */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["User"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCreateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: email */
+                    email?: string | null;
+                    /** @example alice */
+                    name: string;
+                    /**
+                     * @default user
+                     * @enum {string}
+                     */
+                    role?: "user" | "admin";
+                };
+            };
+        };
+        responses: {
+            /** @description the user */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["User"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the user */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["User"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDisableUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminEnableUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the user */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["User"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetUserQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description limits (null: unlimited) and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Quota"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminSetUserQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaLimitsInput"];
+            };
+        };
+        responses: {
+            /** @description limits and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Quota"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListUserTokens: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of tokens, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["ApiToken"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCreateUserToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description omit for a token that never expires */
+                    expires_in_days?: number;
+                    /** @example laptop */
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the token, shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["CreatedApiToken"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminRevokeUserToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListWorkspaces: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of workspaces */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Workspace"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminCreateWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @example vision-team */
+                    name: string;
+                    /** @description becomes a member with role owner */
+                    owner_id: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the workspace with its owner as member */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["WorkspaceDetail"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the workspace */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["WorkspaceDetail"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDeleteWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminAddWorkspaceMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    user_id: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the new member */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["WorkspaceMember"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminRemoveWorkspaceMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+                workspace_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetWorkspaceQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description limits (null: unlimited) and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Quota"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminSetWorkspaceQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaLimitsInput"];
+            };
+        };
+        responses: {
+            /** @description limits and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Quota"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the route needs the admin role (40301) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getCapacity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description free capacity */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Capacity"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listDatasets: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of datasets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Dataset"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the dataset */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Dataset"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listEnvironments: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+                status?: "pending" | "creating" | "starting" | "running" | "stopping" | "stopped" | "restarting" | "deleting" | "error" | "lost";
+                workspace_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Environment"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createEnvironment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description a retry of a create with the same key (same caller) answers the environment it created (200) instead of creating another */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateEnvironment"];
+            };
+        };
+        responses: {
+            /** @description replayed (same Idempotency-Key) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Environment"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Environment"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the environment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Environment"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listEnvironmentDatasets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description mounts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Mount"][];
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    mountDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MountDataset"];
+            };
+        };
+        responses: {
+            /** @description dataset mounted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {number} */
+                        code: 0;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    unmountDataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getEnvironmentLogs: {
+        parameters: {
+            query?: {
+                follow?: boolean;
+                lines?: number;
+            };
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Without follow (or follow=false): application/json, the last `lines` lines. With follow=true: text/event-stream, the last `lines` lines and then each new one as it comes, until the client leaves or the platform ends the follow. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["EnvironmentLogs"];
+                        message: string;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many requests: the caller already has as many open log follows as allowed (42901) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    restartEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description env_restarting */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {number} */
+                        code: 0;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StartEnvironment"];
+            };
+        };
+        responses: {
+            /** @description env_starting */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {number} */
+                        code: 0;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    stopEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description env_stopping */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {number} */
+                        code: 0;
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createTerminalTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                env_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the ticket */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            /**
+                             * Format: date-time
+                             * @description 30 s after it was made
+                             * @example 2024-05-01T12:00:00.000Z
+                             */
+                            expires_at: string;
+                            /**
+                             * @description Single use; pass it as ?ticket= when opening the terminal WebSocket
+                             * @example rgt_4Vn…
+                             */
+                            ticket: string;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many requests: the caller already has as many open log follows as allowed (42901) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listImages: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of images */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["Image"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["Me"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSshKeys: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of keys, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: {
+                            items: components["schemas"]["SshKey"][];
+                            pagination: {
+                                page: number;
+                                page_size: number;
+                                total: number;
+                                total_pages: number;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    addSshKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description defaults to the key's comment
+                     * @example laptop
+                     */
+                    name?: string;
+                    /**
+                     * @description one OpenSSH public key line; types: ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com
+                     * @example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIVDqcfXoCKv8lYABJoEE+qFu343pqoRAuD0ZAl86DCo alice@laptop
+                     */
+                    public_key: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the key */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 0 */
+                        code: number;
+                        data: components["schemas"]["SshKey"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflict: wrong state (40901), no capacity (40902), already exists (40903) or quota exceeded (40904) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteSshKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid request (40001 a field, 40002 malformed JSON); data.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid, revoked or expired token (40101) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not found (40401) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+}

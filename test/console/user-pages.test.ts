@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApi, type TestApi, type TestUser } from '../helpers/api.js';
 import { DB_TARGETS } from '../helpers/databases.js';
 import { seedHost, seedImage } from '../helpers/hosts.js';
+import { sql } from 'kysely';
+import { hostKeyFingerprint } from '../../common/ssh-host-keys.js';
 
 // The console's user pages, rendered through app.request for a signed-in browser (the session
 // cookie), with the same tenancy as the API; and GET /api/v1/capacity, the create form's hint.
@@ -62,6 +64,21 @@ describe.each(DB_TARGETS)('console user pages ($name)', (target) => {
     // The same answer as the API gives him.
     expect((await api.request('GET', `/api/v1/environments/${envId}`, { token: bob.token })).status).toBe(404);
     expect((await page('/environments/env-doesnotexist?lang=en', alice)).status).toBe(404);
+  });
+
+  it('shows the SSH host key fingerprints on the detail page once the agent reported the keys, a hint until then', async () => {
+    expect((await page(`/environments/${envId}?lang=en`, alice)).html).toContain('<span id="host-keys-pending" class="hint">Shown once the SSH server');
+    const [type, key] = KEY.split(' ') as [string, string];
+    const keys = sql<{ type: string; key: string }[]>`${JSON.stringify([{ type, key }])}::jsonb`;
+    await api.db.updateTable('environments').set({ ssh_host_keys: keys, ssh_host_keys_container: 'c1' }).where('id', '=', envId).execute();
+    try {
+      const { html } = await page(`/environments/${envId}?lang=zh`, alice);
+      expect(html).toContain('SSH 主机密钥指纹');
+      expect(html).toContain('<span id="host-keys-pending" class="hint" hidden="">');
+      expect(html).toContain(`<code>ssh-ed25519 ${hostKeyFingerprint(key)}</code>`);
+    } finally {
+      await api.db.updateTable('environments').set({ ssh_host_keys: sql<[]>`'[]'::jsonb`, ssh_host_keys_container: '' }).where('id', '=', envId).execute();
+    }
   });
 
   it('renders the detail page: access info, status, confirmed actions, timeline from events, logs, terminal, datasets', async () => {

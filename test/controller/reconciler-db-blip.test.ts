@@ -34,7 +34,7 @@ class DropNextEnvironmentUpdate implements KyselyPlugin {
 }
 
 function running(envId: string): ObservedEnvironment {
-  return { envId, state: 'running', containerId: 'c1', specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAt: new Date(), finishedAt: null, message: '', sshReady: false, storageUsedBytes: null, rootfsUsedBytes: null, stopReason: '' };
+  return { envId, state: 'running', containerId: 'c1', specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAt: new Date(), finishedAt: null, message: '', sshReady: false, storageUsedBytes: null, rootfsUsedBytes: null, stopReason: '', sshHostKeys: [] };
 }
 
 describe.each(DB_TARGETS)('reconciler and a database blip on $name', (target) => {

@@ -43,6 +43,7 @@ const agent: AgentServiceServer = {
         finishedAtMs: 0,
         message: '',
         sshReady: false,
+        sshHostKeys: [],
       },
     });
   },
@@ -165,7 +166,7 @@ describe('gRPC contract over loopback', () => {
     expect(reg).toMatchObject({ hostId: 'host-1', hostCredential: SECRET });
     const rep = await new Promise<{ reportIntervalMs: number }>((resolve, reject) =>
       client.reportStatus(
-        { hostId: 'host-1', facts: undefined, environments: [{ envId: 'e', state: 3, containerId: '', specHash: '', gpuUuids: [], exitCode: 0, oomKilled: false, startedAtMs: 0, finishedAtMs: 0, message: '', sshReady: true }], events: [], seq: 1, runtimeUnavailable: false, runtimeError: '' },
+        { hostId: 'host-1', facts: undefined, environments: [{ envId: 'e', state: 3, containerId: '', specHash: '', gpuUuids: [], exitCode: 0, oomKilled: false, startedAtMs: 0, finishedAtMs: 0, message: '', sshReady: true, sshHostKeys: [] }], events: [], seq: 1, runtimeUnavailable: false, runtimeError: '' },
         bearerMetadata(SECRET),
         (err, res) => (err ? reject(err) : resolve(res)),
       ),

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -68,4 +68,15 @@ export function runCli(home: string, args: readonly string[], options: CliOption
 export async function cliLogin(home: string, url: string, token: string, name = 'test'): Promise<void> {
   const run = await runCli(home, ['login', '--url', url, '--name', name], { input: `${token}\n` });
   if (run.code !== 0) throw new Error(`remotegpu login failed (${run.code}): ${run.stderr}`);
+}
+
+/**
+ * Writes an executable `remotegpu` into `dir` that runs this checkout's CLI (as the installed bin
+ * would), for what calls the command by name: the completion scripts' name lookups, ssh's
+ * ProxyCommand. Returns `dir`, to put in front of PATH.
+ */
+export function cliShim(dir: string): string {
+  const file = path.join(dir, 'remotegpu');
+  writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' --import '${TSX}' '${path.join(ROOT, 'cli/main.ts')}' "$@"\n`, { mode: 0o755 });
+  return dir;
 }

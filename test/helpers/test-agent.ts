@@ -111,6 +111,7 @@ function absent(envId: string): EnvironmentStatus {
     finishedAtMs: 0,
     message: '',
     sshReady: false,
+    sshHostKeys: [],
   };
 }
 

@@ -17,6 +17,7 @@ if (root) {
     const reason = document.getElementById('env-reason');
     if (reason.textContent !== env.status_reason) reason.textContent = env.status_reason;
     setSsh(document.querySelector('#environment .ssh'), env.access_info?.ssh ?? null);
+    setHostKeys(env.access_info?.ssh_host_keys ?? []);
     const jupyter = env.access_info?.jupyter ?? null;
     document.getElementById('jupyter').hidden = !jupyter;
     const link = document.getElementById('jupyter-url');
@@ -78,4 +79,22 @@ function followLogs(id) {
     source.close();
   });
   window.addEventListener('pagehide', () => source.close());
+}
+
+/** Lists the SSH host key fingerprints (`type SHA256:…`), or the hint while there are none. */
+function setHostKeys(keys) {
+  const list = document.getElementById('host-keys');
+  if (!list) return;
+  const lines = keys.map((k) => `${k.type} ${k.fingerprint}`);
+  document.getElementById('host-keys-pending').hidden = lines.length > 0;
+  if ([...list.children].map((li) => li.textContent).join('\n') === lines.join('\n')) return;
+  list.replaceChildren(
+    ...lines.map((line) => {
+      const li = document.createElement('li');
+      const code = document.createElement('code');
+      code.textContent = line;
+      li.append(code);
+      return li;
+    }),
+  );
 }

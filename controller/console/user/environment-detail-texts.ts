@@ -5,7 +5,7 @@ type Key =
   | 'confirmStart' | 'confirmStop' | 'confirmRestart' | 'confirmDelete' | 'resources' | 'image' | 'cpu' | 'memory' | 'storage' | 'gpus' | 'created'
   | 'started' | 'timeline' | 'noEvents' | 'logs' | 'logsHint' | 'logsEnded' | 'terminal' | 'openTerminal' | 'closeTerminal' | 'terminalHint'
   | 'terminalClosed' | 'terminalOpen' | 'terminalExit' | 'terminalConnecting' | 'datasets' | 'noMounts' | 'dataset' | 'mountPath' | 'readonly' | 'mount' | 'unmount'
-  | 'confirmUnmount' | 'noDatasets' | 'mountHint' | 'yes' | 'no' | 'statusNow' | 'storageUsed';
+  | 'confirmUnmount' | 'noDatasets' | 'mountHint' | 'yes' | 'no' | 'statusNow' | 'storageUsed' | 'hostKeys' | 'hostKeysPending';
 
 /** The detail page's texts (environment-detail.tsx and its parts). */
 export const DETAIL_TEXT: Texts<Key> = {
@@ -22,6 +22,7 @@ export const DETAIL_TEXT: Texts<Key> = {
     dataset: 'Dataset', mountPath: 'Mount path', readonly: 'Read-only', mount: 'Mount', unmount: 'Unmount', confirmUnmount: 'Unmount this dataset?',
     noDatasets: 'No datasets you can mount.', mountHint: 'A running environment is recreated to apply a mount (its data volume is kept).', yes: 'yes', no: 'no',
     statusNow: 'status is now {status}', storageUsed: '{used} used',
+    hostKeys: 'SSH host key fingerprints', hostKeysPending: 'Shown once the SSH server of the environment has started.',
   },
   zh: {
     back: '全部环境', status: '状态', reason: '原因', access: '访问方式', ssh: 'SSH 命令', jupyter: 'Jupyter', copy: '复制',
@@ -36,5 +37,6 @@ export const DETAIL_TEXT: Texts<Key> = {
     dataset: '数据集', mountPath: '挂载路径', readonly: '只读', mount: '挂载', unmount: '卸载', confirmUnmount: '卸载这个数据集？',
     noDatasets: '没有可挂载的数据集。', mountHint: '运行中的环境会重建容器以应用挂载（数据卷保留）。', yes: '是', no: '否',
     statusNow: '状态变为 {status}', storageUsed: '已用 {used}',
+    hostKeys: 'SSH 主机密钥指纹', hostKeysPending: '环境的 SSH 服务启动后显示。',
   },
 };

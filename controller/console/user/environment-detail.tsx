@@ -11,7 +11,7 @@ import { DETAIL_TEXT } from './environment-detail-texts.js';
 /** What the detail page is rendered from (read with the caller's principal, as the API reads it). */
 export interface EnvironmentDetailData {
   readonly env: EnvWithHost;
-  readonly access: { ssh: string; jupyter: string | null } | null;
+  readonly access: { ssh: string; ssh_host_keys: readonly { type: string; fingerprint: string }[]; jupyter: string | null } | null;
   readonly events: readonly EventLine[];
   readonly mounts: readonly MountView[];
   readonly datasets: readonly DatasetRow[];
@@ -90,11 +90,26 @@ function Access(props: { access: EnvironmentDetailData['access']; lang: Lang }) 
         <button type="button" class="secondary small" data-copy="#ssh-command" hidden={!access} aria-label={`${t('copy')}: ${t('ssh')}`}>{t('copy')}</button>
         <span class="hint ssh-pending" hidden={Boolean(access)}>{t('pendingAccess')}</span>
       </p>
+      <HostKeys keys={access?.ssh_host_keys ?? []} lang={props.lang} />
       <p id="jupyter" hidden={!access?.jupyter}>
         <strong>{t('jupyter')}: </strong>
         <a id="jupyter-url" href={access?.jupyter ?? '#'} target="_blank" rel="noopener noreferrer">{access?.jupyter ?? ''}</a>
       </p>
     </section>
+  );
+}
+
+/** The fingerprints of the SSH host keys (environment-detail.js keeps them current): what `ssh` asks the user to confirm. */
+function HostKeys(props: { keys: readonly { type: string; fingerprint: string }[]; lang: Lang }) {
+  const t = translator(DETAIL_TEXT, props.lang);
+  return (
+    <div class="host-keys">
+      <strong>{t('hostKeys')}: </strong>
+      <span id="host-keys-pending" class="hint" hidden={props.keys.length > 0}>{t('hostKeysPending')}</span>
+      <ul id="host-keys">
+        {props.keys.map((k) => <li><code>{`${k.type} ${k.fingerprint}`}</code></li>)}
+      </ul>
+    </div>
   );
 }
 

@@ -395,7 +395,23 @@ export interface EnvironmentStatus {
    * Why the agent itself stopped the container, e.g. "writable layer 10.2 GiB exceeded the 10 GiB
    * limit (REMOTEGPU_ROOTFS_LIMIT)"; absent or empty when it did not (a user stop, an exit).
    */
-  stopReason?: string | undefined;
+  stopReason?:
+    | string
+    | undefined;
+  /**
+   * The container's SSH host public keys (/etc/ssh/ssh_host_*_key.pub), read once sshd answers and
+   * kept per container id: empty until then, and for a new container until its sshd answers. Only
+   * well-formed keys of known types (the files are the user's to write).
+   */
+  sshHostKeys: SshHostKey[];
+}
+
+/** One SSH host public key, as in known_hosts. */
+export interface SshHostKey {
+  /** Key type: ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa. */
+  type: string;
+  /** Base64 of the public key blob. */
+  key: string;
 }
 
 /** A lifecycle event the agent saw (created, started, SSH ready, exited, OOM killed, ...). */
@@ -2118,6 +2134,7 @@ function createBaseEnvironmentStatus(): EnvironmentStatus {
     storageUsedBytes: undefined,
     rootfsUsedBytes: undefined,
     stopReason: undefined,
+    sshHostKeys: [],
   };
 }
 
@@ -2164,6 +2181,9 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
     }
     if (message.stopReason !== undefined) {
       writer.uint32(114).string(message.stopReason);
+    }
+    for (const v of message.sshHostKeys) {
+      SshHostKey.encode(v!, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -2293,6 +2313,14 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
             message.stopReason = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.sshHostKeys.push(SshHostKey.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2369,6 +2397,11 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
         : isSet(object.stop_reason)
         ? globalThis.String(object.stop_reason)
         : undefined,
+      sshHostKeys: globalThis.Array.isArray(object?.sshHostKeys)
+        ? object.sshHostKeys.map((e: any) => SshHostKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.ssh_host_keys)
+        ? object.ssh_host_keys.map((e: any) => SshHostKey.fromJSON(e))
+        : [],
     };
   },
 
@@ -2416,6 +2449,9 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
     if (message.stopReason !== undefined) {
       obj.stopReason = message.stopReason;
     }
+    if (message.sshHostKeys?.length) {
+      obj.sshHostKeys = message.sshHostKeys.map((e) => SshHostKey.toJSON(e));
+    }
     return obj;
   },
 
@@ -2438,6 +2474,92 @@ export const EnvironmentStatus: MessageFns<EnvironmentStatus> = {
     message.storageUsedBytes = object.storageUsedBytes ?? undefined;
     message.rootfsUsedBytes = object.rootfsUsedBytes ?? undefined;
     message.stopReason = object.stopReason ?? undefined;
+    message.sshHostKeys = object.sshHostKeys?.map((e) => SshHostKey.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSshHostKey(): SshHostKey {
+  return { type: "", key: "" };
+}
+
+export const SshHostKey: MessageFns<SshHostKey> = {
+  encode(message: SshHostKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== "") {
+      writer.uint32(10).string(message.type);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SshHostKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSshHostKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SshHostKey {
+    return {
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+    };
+  },
+
+  toJSON(message: SshHostKey): unknown {
+    const obj: any = {};
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SshHostKey>): SshHostKey {
+    return SshHostKey.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SshHostKey>): SshHostKey {
+    const message = createBaseSshHostKey();
+    message.type = object.type ?? "";
+    message.key = object.key ?? "";
     return message;
   },
 };

@@ -96,7 +96,7 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
       // The report lists them b first; both containers are gone.
       const known = await t.db
         .selectFrom('environments')
-        .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'updated_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
+        .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'updated_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at', 'ssh_host_keys', 'ssh_host_keys_container'])
         .where('host_id', '=', 'host-ids')
         .orderBy('id', 'desc')
         .execute();
@@ -127,12 +127,12 @@ describe.each(DB_TARGETS)('lock order on $name', (target) => {
       }
       const known = await t.db
         .selectFrom('environments')
-        .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'updated_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at'])
+        .select(['id', 'status', 'status_reason', 'desired_state', 'applied_generation', 'spec_generation', 'observed_state', 'observed_at', 'started_at', 'updated_at', 'storage_used_bytes', 'rootfs_used_bytes', 'usage_measured_at', 'ssh_host_keys', 'ssh_host_keys_container'])
         .where('host_id', '=', 'host-ev')
         .execute();
       const seen = (envId: string, storageUsedBytes: number | null) => ({
         envId, state: 'running', containerId: 'c', specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAt: null, finishedAt: null,
-        message: '', sshReady: true, storageUsedBytes, rootfsUsedBytes: null, stopReason: '',
+        message: '', sshReady: true, storageUsedBytes, rootfsUsedBytes: null, stopReason: '', sshHostKeys: [],
       }) as unknown as ObservedEnvironment;
       const other = new pg.Client({ connectionString: t.url });
       await other.connect();

@@ -74,7 +74,7 @@ describe.each(DB_TARGETS)('cheap reports on $name', (target) => {
     const runningEnvironment = async (a: TestAgent, envId: string) => {
       await placeEnvironment(f.db, envId, a.hostId, { status: 'running' });
       await f.db.updateTable('environments').set({ observed_state: 'running', observed_at: new Date(Date.now() - 60_000) }).where('id', '=', envId).execute();
-      const status = { envId, state: ObservedState.OBSERVED_STATE_RUNNING, containerId: 'c', specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAtMs: Date.now() - 120_000, finishedAtMs: 0, message: '', sshReady: true };
+      const status = { envId, state: ObservedState.OBSERVED_STATE_RUNNING, containerId: 'c', specHash: 'h', gpuUuids: [], exitCode: 0, oomKilled: false, startedAtMs: Date.now() - 120_000, finishedAtMs: 0, message: '', sshReady: true, sshHostKeys: [] };
       a.containers.set(envId, { spec: {} as never, status });
     };
 

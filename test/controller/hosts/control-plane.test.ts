@@ -86,6 +86,7 @@ describe.each(DB_TARGETS)('ControlPlane on $name', (target) => {
           finishedAtMs: 0,
           message: '',
           sshReady: true,
+          sshHostKeys: [],
         },
       });
       a.pushEvent('env-abc', 'started', 'Container started');

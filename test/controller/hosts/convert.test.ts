@@ -25,6 +25,7 @@ const status = (state: ObservedState, extra: Partial<EnvironmentStatus> = {}): E
   finishedAtMs: 1_700_000_000_000,
   message: 'OOM',
   sshReady: false,
+  sshHostKeys: [],
   ...extra,
 });
 

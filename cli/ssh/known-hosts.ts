@@ -1,0 +1,78 @@
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { configDir } from '../config.js';
+import { CliError } from '../errors.js';
+
+/** One SSH host public key of an environment, as the API gives it (access_info.ssh_host_keys). */
+export interface HostKey {
+  readonly type: string;
+  readonly key: string;
+}
+
+/**
+ * The known_hosts file the CLI keeps next to its config. Its entries are keyed by environment id
+ * (ssh runs with `HostKeyAlias=<env_id>`), not by address: ports are handed to new environments,
+ * and an entry per address would either break (host key changed) or be checked off.
+ */
+export function knownHostsPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(configDir(env), 'known_hosts');
+}
+
+const ENV_ID = /^env-[A-Za-z0-9_-]+$/;
+const KEY_TYPE = /^[a-z][a-z0-9@._-]*$/;
+const KEY_BLOB = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** Whether `id` is an environment id as the API writes them (safe as a known_hosts and ssh config name). */
+export function isEnvId(id: string): boolean {
+  return ENV_ID.test(id);
+}
+
+/**
+ * The known_hosts lines for one environment. A key whose type or blob could carry more than a key
+ * (spaces, newlines, a marker like `@cert-authority`) is left out: the file is ours to keep sound.
+ */
+export function knownHostsLines(envId: string, keys: readonly HostKey[]): string[] {
+  if (!isEnvId(envId)) return [];
+  return keys.filter((k) => KEY_TYPE.test(k.type) && KEY_BLOB.test(k.key)).map((k) => `${envId} ${k.type} ${k.key}`);
+}
+
+/**
+ * `text` (a known_hosts file) with the lines of every environment in `replace` replaced by its
+ * new keys: other lines stay as they were and in their order; the new lines follow them.
+ */
+export function mergeKnownHosts(text: string, replace: ReadonlyMap<string, readonly HostKey[]>): string {
+  const kept = text.split('\n').filter((line) => line.trim() !== '' && !replace.has(line.split(/\s+/, 1)[0]!));
+  const added = [...replace].flatMap(([envId, keys]) => knownHostsLines(envId, keys));
+  const lines = [...kept, ...added];
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+/**
+ * Replaces the entries of the environments in `replace` in the known_hosts file at `path`
+ * (created 0600 in a 0700 directory), written aside and renamed so ssh never reads half a file.
+ */
+export function writeKnownHosts(path: string, replace: ReadonlyMap<string, readonly HostKey[]>): void {
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  writeAtomically(path, mergeKnownHosts(text, replace), 0o600);
+}
+
+/**
+ * Writes `text` to `path` whole: to a file beside it, then renamed over it. The directory is
+ * created (0700) when missing.
+ */
+export function writeAtomically(path: string, text: string, mode: number): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const aside = `${path}.${process.pid}.tmp`;
+    writeFileSync(aside, text, { mode });
+    chmodSync(aside, mode);
+    renameSync(aside, path);
+  } catch (err) {
+    throw new CliError(`cannot write ${path}: ${(err as Error).message}`);
+  }
+}
