@@ -40,10 +40,7 @@ export function registerEnvActions(env: Command, cli: Cli): void {
         ...(options.storage !== undefined ? { storage: parseBytes(options.storage, '--storage') } : {}),
       };
       const e = await cli.environment(ref);
-      // The start body is not in the OpenAPI document yet (issue 14 item 0 declares it): until then
-      // it rides in an init the generated type does not list; openapi-fetch sends it as JSON.
-      const init = { params: { path: { env_id: e.env_id } }, ...(Object.keys(body).length ? { body } : {}) } as { params: { path: { env_id: string } } };
-      await call(cli.client().POST('/api/v1/environments/{env_id}/start', init));
+      await call(cli.client().POST('/api/v1/environments/{env_id}/start', { params: { path: { env_id: e.env_id } }, ...(Object.keys(body).length ? { body } : {}) }));
       await after(cli, e, 'start requested', options.wait ? { goal: 'running', timeoutMs } : undefined);
     });
 

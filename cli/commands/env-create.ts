@@ -85,7 +85,7 @@ async function post(cli: Cli, body: Schemas['CreateEnvironment']): Promise<Envir
   const client = cli.client();
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await call(client.POST('/api/v1/environments', { body, headers: { 'Idempotency-Key': key } }))).data;
+      return (await call(client.POST('/api/v1/environments', { body, params: { header: { 'Idempotency-Key': key } } }))).data;
     } catch (err) {
       if (!(err instanceof CliError) || err.exitCode !== EXIT.unavailable || attempt >= CREATE_TRIES) throw err;
       await sleep(1000 * attempt, new AbortController().signal);

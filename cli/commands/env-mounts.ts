@@ -4,6 +4,7 @@ import { call, callNoContent, type Schemas } from '../client.js';
 import { command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { age, type Column } from '../output.js';
+import { allPages, PAGE_SIZE } from '../pages.js';
 
 type Mount = Schemas['Mount'];
 type Dataset = Schemas['Dataset'];
@@ -66,12 +67,7 @@ async function mountsOf(cli: Cli, envId: string): Promise<Mount[]> {
 /** A dataset the caller may mount, by id or by name (every page of GET /datasets). */
 async function findDataset(cli: Cli, ref: string): Promise<Dataset> {
   const client = cli.client();
-  const all: Dataset[] = [];
-  for (let page = 1; ; page++) {
-    const data = (await call(client.GET('/api/v1/datasets', { params: { query: { page, page_size: 100 } } }))).data;
-    all.push(...data.items);
-    if (page >= data.pagination.total_pages || data.items.length === 0) break;
-  }
+  const all: Dataset[] = await allPages((page) => client.GET('/api/v1/datasets', { params: { query: { page, page_size: PAGE_SIZE } } }));
   const found = all.find((d) => String(d.id) === ref) ?? only(all.filter((d) => d.name === ref), ref);
   if (!found) throw new CliError(`no dataset named or with id ${JSON.stringify(ref)} that you may mount (see \`remotegpu datasets\`)`, EXIT.notFound);
   return found;

@@ -132,6 +132,8 @@ describe.skipIf(!hasDocker)('remotegpu env commands against a running platform',
   }, 180_000);
 
   it('ls and get: --json is the API\'s data; the table has the columns', async () => {
+    // Settled: the agent reports the host keys shortly after sshd has them (then nothing changes but usage).
+    await waitUntil('host keys reported', async () => (await api('GET', `/api/v1/environments/${envId}`, token)).body.data.access_info.ssh_host_keys.length > 0, 30_000);
     const ls = await cli(['env', 'ls', '--json']);
     expect(ls.code).toBe(0);
     const get = await cli(['env', 'get', 'dev', '--json']);
