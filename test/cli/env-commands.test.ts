@@ -119,6 +119,20 @@ describe.skipIf(!hasDocker)('remotegpu env commands against a running platform',
     expect(await mine()).toEqual([]);
   });
 
+  it('says an expired token is refused: exit 3, one line, nothing created', async () => {
+    const other = (await api('POST', `/api/v1/admin/users/${userId}/tokens`, ADMIN, { name: 'expiring', expires_in_days: 1 })).body.data;
+    // A day is the shortest expiry the API gives: the token's day is made to have passed.
+    await platform.controller.database.db.updateTable('api_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', other.id).execute();
+    const env = { REMOTEGPU_URL: platform.controller.httpUrl, REMOTEGPU_TOKEN: other.token };
+    for (const args of [['whoami'], ['env', 'create', 'dev', '--image', 'devbox:1', '--cpu', '1', '--memory', '512Mi']]) {
+      const run = await cli(args, { env });
+      expect(run.code).toBe(3);
+      oneErrorLine(run);
+      expect(run.stderr).toMatch(/expired/);
+    }
+    expect(await mine()).toEqual([]);
+  });
+
   it('creates with --wait: a status line per change on stderr, exit 0 once running', async () => {
     const run = await cli(['env', 'create', 'dev', '--image', 'devbox:1', '--gpu', '2', '--gpu-model', 'A40', '--cpu', '1', '--memory', '512Mi', '--storage', '1Gi', '--wait']);
     expect(run.stderr).toMatch(/^dev \(env-[a-z0-9]+\): running$/m);

@@ -245,6 +245,9 @@ describe.each(DB_TARGETS.map((t, i) => ({ ...t, i })))('isolation on $name', (ta
     }, 120_000);
 
     it('1. datasets: readonly:false on a read-only dataset is a 400 changing nothing; inside, read-only is EROFS, every view nosuid,nodev, no mknod', async () => {
+      // The agent reports the SSH host keys once sshd answers, a moment after `running`: wait for
+      // them, so the detail taken as "before" is settled.
+      await waitFor('A\'s SSH host keys', async () => ((await detail(envA, alice)).access_info?.ssh_host_keys ?? []).length > 0);
       const before = { detail: await detail(envA, alice), mounts: (await api('GET', `/api/v1/environments/${envA}/datasets`, alice)).body, container: (await inspect(envA)).Id };
       const refused = await api('POST', `/api/v1/environments/${envA}/datasets`, alice, { dataset_id: datasets.ro2, mount_path: '/data/ro2', readonly: false });
       expect(refused.status).toBe(400);
