@@ -1,6 +1,6 @@
 import createClient from 'openapi-fetch';
 import type { components, paths } from '../gen/openapi/api.js';
-import type { ActiveContext } from './config.js';
+import { ENV_CONTEXT, type ActiveContext } from './config.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 
 /** The typed REST client (openapi-fetch over the types generated from the OpenAPI document). */
@@ -19,6 +19,12 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * a bearer token and never printed.
  */
 export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; timeoutMs?: number } = {}): ApiClient {
+  // A token that cannot go into a header would make fetch throw an error quoting the header, token
+  // and all, printed as an unexpected error: refused here without showing it.
+  if (!isTokenText(ctx.token)) {
+    const whose = ctx.name === ENV_CONTEXT ? 'REMOTEGPU_TOKEN' : `the token of context ${JSON.stringify(ctx.name)}`;
+    throw new CliError(`${whose} is not an API token (it holds a space, a line break or a character outside ASCII): run \`remotegpu login\` again`, EXIT.auth);
+  }
   return createClient<paths, 'application/json'>({
     baseUrl: ctx.url.replace(/\/+$/, ''),
     headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${CLI_VERSION}`, 'accept-language': 'en' },
@@ -31,6 +37,11 @@ export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; ti
       }
     },
   });
+}
+
+/** Whether `token` can be an API token: printable ASCII without spaces (what an HTTP header can carry as it is). */
+export function isTokenText(token: string): boolean {
+  return /^[\x21-\x7e]+$/.test(token);
 }
 
 /** The CliError for a request that got no answer: refused, unresolvable, timed out. */
