@@ -24,7 +24,7 @@ export function sshTarget(env: Environment): SshTarget | null {
   if (!access || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535 || !isEnvId(env.env_id)) return null;
   if (!HOST.test(access.ssh_host) || !USER.test(access.ssh_user)) return null;
   const keys = access.ssh_host_keys.filter((k) => knownHostsLines(env.env_id, [k]).length === 1);
-  return { envId: env.env_id, name: env.name, user: access.ssh_user, host: access.ssh_host, port: env.ssh_port, keys };
+  return { envId: env.env_id, name: env.name, user: access.ssh_user, host: access.ssh_host, port, keys };
 }
 
 /**
