@@ -58,15 +58,29 @@ type ErrorEnvelope = { code?: number; message?: string; data?: { fields?: { fiel
  * message, one detail line per refused field, and the exit code for the HTTP status.
  */
 export async function call<T>(request: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<NonNullable<T>> {
-  const { data, error, response } = await request;
+  const { data, error, response } = await answer(request);
   if (error !== undefined || data === undefined || data === null) throw apiError(response, error);
   return data;
 }
 
 /** For an answer without data (204: delete, unmount): resolves when it succeeded, else the CliError as in `call`. */
 export async function callNoContent(request: Promise<{ error?: unknown; response: Response }>): Promise<void> {
-  const { error, response } = await request;
+  const { error, response } = await answer(request);
   if (error !== undefined || !response.ok) throw apiError(response, error);
+}
+
+/**
+ * The request's result; an answer that is not JSON (a web page: the URL is not a controller's) or
+ * that broke off while read is a CliError, not an unexpected error with a stack trace.
+ */
+async function answer<R>(request: Promise<R>): Promise<R> {
+  try {
+    return await request;
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    if (err instanceof SyntaxError) throw new CliError('the answer is not JSON, so not the remotegpu API\'s: is the URL that of a remotegpu controller (`remotegpu context ls`)?', EXIT.error);
+    throw new CliError(`the controller's answer broke off: ${(err as Error).message}`, EXIT.unavailable);
+  }
 }
 
 /** The CliError for an error answer (an envelope when the API answered it, else the status line). */

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DB_TARGETS } from '../helpers/databases.js';
@@ -64,5 +66,22 @@ describe('remotegpu and untrusted input', () => {
     expect([ls.code, ls.stderr.trim().split('\n').length], ls.stderr).toEqual([3, 1]);
     expect(ls.stderr).toMatch(/^remotegpu: REMOTEGPU_TOKEN is not an API token/);
     expect(`${ls.stdout}${ls.stderr}`).not.toContain('SECRET');
+  });
+
+  it('a URL that is not a controller (a web page answering 200) gives one line, not a stack trace', async () => {
+    const page = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>a web page</html>'));
+    await new Promise<void>((resolve) => page.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
+      const login = await runCli(home, ['login', '--url', url], { input: 'rgpu_token-of-no-use\n' });
+      const ls = await runCli(home, ['env', 'ls'], { env: { REMOTEGPU_URL: url, REMOTEGPU_TOKEN: 'rgpu_token-of-no-use' } });
+      for (const run of [login, ls]) {
+        expect([run.code, run.stderr.trim().split('\n').length], run.stderr).toEqual([1, 1]);
+        expect(run.stderr).toMatch(/^remotegpu: the answer is not JSON, so not the remotegpu API's/);
+      }
+      expect(existsSync(path.join(home, '.config/remotegpu/config.json'))).toBe(false);
+    } finally {
+      page.close();
+    }
   });
 });

@@ -166,11 +166,8 @@ describe.skipIf(!hasDocker)('SSH host keys in access_info, and ports reused leas
     await waitUntil('stopped', async () => (await get(env.env_id)).status === 'stopped', 60_000);
     expect((await api('POST', `/api/v1/environments/${env.env_id}/start`, ADMIN, { gpu: 1 })).status).toBe(200);
     let now = env;
-    const old = sorted(env.access_info!.ssh_host_keys);
     await waitUntil('running again with host keys', async () => {
       now = await get(env.env_id);
-      // Running means recreated: from then on the old container's keys are never offered (none until the new ones are read).
-      if (now.status === 'running') expect(sorted(now.access_info?.ssh_host_keys ?? [])).not.toEqual(old);
       const [c] = await containers(env.env_id);
       return now.status === 'running' && c !== undefined && c.Id !== before!.Id && (now.access_info?.ssh_host_keys.length ?? 0) > 0;
     }, 120_000, () => JSON.stringify(now));
