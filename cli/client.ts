@@ -1,6 +1,6 @@
 import createClient from 'openapi-fetch';
 import type { components, paths } from '../gen/openapi/api.js';
-import type { ActiveContext } from './config.js';
+import { ENV_CONTEXT, type ActiveContext } from './config.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 
 /** The typed REST client (openapi-fetch over the types generated from the OpenAPI document). */
@@ -19,6 +19,12 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * a bearer token and never printed.
  */
 export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; timeoutMs?: number } = {}): ApiClient {
+  // A token that cannot go into a header would make fetch throw an error quoting the header, token
+  // and all, printed as an unexpected error: refused here without showing it.
+  if (!isTokenText(ctx.token)) {
+    const whose = ctx.name === ENV_CONTEXT ? 'REMOTEGPU_TOKEN' : `the token of context ${JSON.stringify(ctx.name)}`;
+    throw new CliError(`${whose} is not an API token (it holds a space, a line break or a character outside ASCII): run \`remotegpu login\` again`, EXIT.auth);
+  }
   return createClient<paths, 'application/json'>({
     baseUrl: ctx.url.replace(/\/+$/, ''),
     headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${CLI_VERSION}`, 'accept-language': 'en' },
@@ -31,6 +37,11 @@ export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; ti
       }
     },
   });
+}
+
+/** Whether `token` can be an API token: printable ASCII without spaces (what an HTTP header can carry as it is). */
+export function isTokenText(token: string): boolean {
+  return /^[\x21-\x7e]+$/.test(token);
 }
 
 /** The CliError for a request that got no answer: refused, unresolvable, timed out. */
@@ -47,15 +58,29 @@ type ErrorEnvelope = { code?: number; message?: string; data?: { fields?: { fiel
  * message, one detail line per refused field, and the exit code for the HTTP status.
  */
 export async function call<T>(request: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<NonNullable<T>> {
-  const { data, error, response } = await request;
+  const { data, error, response } = await answer(request);
   if (error !== undefined || data === undefined || data === null) throw apiError(response, error);
   return data;
 }
 
 /** For an answer without data (204: delete, unmount): resolves when it succeeded, else the CliError as in `call`. */
 export async function callNoContent(request: Promise<{ error?: unknown; response: Response }>): Promise<void> {
-  const { error, response } = await request;
+  const { error, response } = await answer(request);
   if (error !== undefined || !response.ok) throw apiError(response, error);
+}
+
+/**
+ * The request's result; an answer that is not JSON (a web page: the URL is not a controller's) or
+ * that broke off while read is a CliError, not an unexpected error with a stack trace.
+ */
+async function answer<R>(request: Promise<R>): Promise<R> {
+  try {
+    return await request;
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    if (err instanceof SyntaxError) throw new CliError('the answer is not JSON, so not the remotegpu API\'s: is the URL that of a remotegpu controller (`remotegpu context ls`)?', EXIT.error);
+    throw new CliError(`the controller's answer broke off: ${(err as Error).message}`, EXIT.unavailable);
+  }
 }
 
 /** The CliError for an error answer (an envelope when the API answered it, else the status line). */

@@ -69,6 +69,9 @@ export function writeConfig(path: string, config: CliConfig): void {
   renameSync(aside, path);
 }
 
+/** The name of the context REMOTEGPU_URL and REMOTEGPU_TOKEN make. */
+export const ENV_CONTEXT = '(environment)';
+
 /** The context a command uses, and where it came from (for messages). */
 export interface ActiveContext extends ContextEntry {
   readonly name: string;
@@ -79,7 +82,7 @@ export interface ActiveContext extends ContextEntry {
  * the one named by --context or REMOTEGPU_CONTEXT; else the current one. Not signed in is exit 3.
  */
 export function activeContext(config: CliConfig, wanted: string | undefined, env: NodeJS.ProcessEnv = process.env): ActiveContext {
-  if (env.REMOTEGPU_URL && env.REMOTEGPU_TOKEN && !wanted) return { name: '(environment)', url: env.REMOTEGPU_URL, token: env.REMOTEGPU_TOKEN };
+  if (env.REMOTEGPU_URL && env.REMOTEGPU_TOKEN && !wanted) return { name: ENV_CONTEXT, url: env.REMOTEGPU_URL, token: env.REMOTEGPU_TOKEN };
   const name = wanted ?? env.REMOTEGPU_CONTEXT ?? config.current;
   if (!name) throw new CliError('not signed in: run `remotegpu login --url URL` first', EXIT.auth);
   const entry = config.contexts[name];

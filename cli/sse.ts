@@ -17,13 +17,22 @@ export async function* sseEvents(body: AsyncIterable<Uint8Array>): AsyncGenerato
   yield* parser.push(decoder.decode());
 }
 
+/**
+ * The most characters of one event (its lines together) or of a line not ended yet. The controller's
+ * are a log line (at most 16 KiB, agent/runtime/docker-logs.ts) or a reason; a stream that goes on
+ * past this without ending an event is not the controller's, and is not kept in memory whole.
+ */
+export const MAX_EVENT_CHARS = 1024 * 1024;
+
 /** The line-by-line state of an event stream (pure: fed text, gives the complete events). */
 export class SseParser {
   private buffer = '';
   private event = '';
   private data: string[] = [];
+  private dataChars = 0;
   private hasData = false;
 
+  /** The complete events in the text so far; throws when an event or line outgrows MAX_EVENT_CHARS. */
   push(text: string): SseEvent[] {
     this.buffer += text;
     const events: SseEvent[] = [];
@@ -36,6 +45,7 @@ export class SseParser {
       const event = this.line(line);
       if (event) events.push(event);
     }
+    if (this.buffer.length + this.dataChars > MAX_EVENT_CHARS) throw new Error(`an event longer than ${MAX_EVENT_CHARS} characters`);
     return events;
   }
 
@@ -44,6 +54,7 @@ export class SseParser {
       const event = this.hasData ? { event: this.event || 'message', data: this.data.join('\n') } : undefined;
       this.event = '';
       this.data = [];
+      this.dataChars = 0;
       this.hasData = false;
       return event;
     }
@@ -54,6 +65,7 @@ export class SseParser {
     if (field === 'event') this.event = value;
     else if (field === 'data') {
       this.data.push(value);
+      this.dataChars += value.length + 1;
       this.hasData = true;
     }
     return undefined;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
-import { apiClient, call } from '../client.js';
+import { apiClient, call, isTokenText } from '../client.js';
 import { writeConfig } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import { renderFields, renderTable } from '../output.js';
@@ -80,6 +80,7 @@ async function login(cli: Cli, options: { url: string; name?: string }): Promise
   const name = options.name ?? cli.contextOption ?? url.host;
   const token = (await readSecret(cli.io, `API token for ${base}: `)).trim();
   if (!token) throw new CliError('no token given: paste the API token an admin created for you (rgpu_…)', EXIT.usage);
+  if (!isTokenText(token)) throw new CliError('that is not an API token (it holds a space, a line break or a character outside ASCII): paste the one token an admin created for you (rgpu_…)', EXIT.usage);
   // Checked before it is saved: a wrong token or URL leaves the config as it was.
   const me = (await call(apiClient({ name, url: base, token }).GET('/api/v1/me'))).data;
   const config = cli.config();

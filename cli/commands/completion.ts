@@ -33,13 +33,23 @@ Examples:
   const names = new Command('__complete').argument('<kind>').exitOverride();
   names.action(async (kind: string) => {
     try {
-      const list = await namesOf(cli, kind);
+      const list = (await namesOf(cli, kind)).filter(isCompletable);
       if (list.length > 0) await cli.out([...new Set(list)].join('\n'));
     } catch {
       // not signed in, unreachable, not an admin: no names to offer
     }
   });
   program.addCommand(names, { hidden: true });
+}
+
+/**
+ * Whether a name from the controller may be offered to the shell. bash's `compgen -W` expands the
+ * words it is given (`$(…)`, backquotes, `~`, variables), and names are chosen by other users (a
+ * shared workspace's environments, every user for an admin) or by a host's agent (its hostname):
+ * one like `$(curl …|sh)` would run on TAB. Letters, digits and `_.:@+=,%-` only; others are left out.
+ */
+export function isCompletable(name: string): boolean {
+  return /^[\p{L}\p{N}_.:@+=,%-]+$/u.test(name);
 }
 
 function rootOf(cmd: Command): Command {

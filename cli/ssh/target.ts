@@ -19,10 +19,12 @@ const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** The environment's SSH address, or null when it has none (yet) or the API's values are unusable. */
 export function sshTarget(env: Environment): SshTarget | null {
   const access = env.access_info;
-  if (!access || !env.ssh_port || !isEnvId(env.env_id)) return null;
+  // The port goes onto a `Port` line too: a number in range, nothing else (typed, but not checked at run time).
+  const port: unknown = env.ssh_port;
+  if (!access || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535 || !isEnvId(env.env_id)) return null;
   if (!HOST.test(access.ssh_host) || !USER.test(access.ssh_user)) return null;
   const keys = access.ssh_host_keys.filter((k) => knownHostsLines(env.env_id, [k]).length === 1);
-  return { envId: env.env_id, name: env.name, user: access.ssh_user, host: access.ssh_host, port: env.ssh_port, keys };
+  return { envId: env.env_id, name: env.name, user: access.ssh_user, host: access.ssh_host, port, keys };
 }
 
 /**

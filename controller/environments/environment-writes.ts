@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Trx } from '../db/database.js';
 import { ACTIVE_ENV_STATUSES, type DesiredState, type EnvStatus, type NewEnvironment } from '../db/schema.js';
+import { hostKeysOf } from './host-keys.js';
 import { USAGE_REFRESH_S, type UsageReport } from './usage-report.js';
 
 // The one writer of environment rows and their platform events. Every function takes the
@@ -33,7 +34,7 @@ export interface DesiredChange {
   readonly jupyter_port?: number;
 }
 
-/** What an agent call found: the status it settles on and what the agent observed. */
+/** What an agent call found: the status it settles on, what the agent observed, the container it answered with ('' for none: host-keys.ts hostKeysOf). */
 export interface Outcome {
   readonly status?: EnvStatus;
   readonly status_reason?: string;
@@ -42,6 +43,7 @@ export interface Outcome {
   readonly started_at?: Date;
   readonly stopped_at?: Date;
   readonly observed_state?: string;
+  readonly container?: string;
 }
 
 /**
@@ -130,13 +132,12 @@ export async function rotateJupyterToken(trx: Trx, envId: string, reapply: boole
  * Records the outcome of an agent call made for `generation`. Writes nothing and returns false when
  * the user changed the environment meanwhile (the next pass handles the newer generation).
  */
-export async function recordOutcome(trx: Trx, envId: string, generation: number, outcome: Outcome, event?: EventInput): Promise<boolean> {
+export async function recordOutcome(trx: Trx, envId: string, generation: number, { container, ...outcome }: Outcome, event?: EventInput): Promise<boolean> {
   const now = new Date();
   const changed = await trx
     .updateTable('environments')
-    .set({ ...withDetail(outcome), applied_generation: generation, observed_at: now, updated_at: now })
-    .where('id', '=', envId)
-    .where('spec_generation', '=', generation)
+    .set({ ...withDetail(outcome), ...hostKeysOf(container), applied_generation: generation, observed_at: now, updated_at: now })
+    .where('id', '=', envId).where('spec_generation', '=', generation)
     .executeTakeFirst();
   if (Number(changed.numUpdatedRows) === 0) return false;
   if (event) await addEvent(trx, envId, event);
@@ -148,8 +149,7 @@ export async function recordRemoval(trx: Trx, envId: string, generation: number,
   const changed = await trx
     .updateTable('environments')
     .set({ applied_generation: generation, observed_state: 'absent', updated_at: new Date() })
-    .where('id', '=', envId)
-    .where('spec_generation', '=', generation)
+    .where('id', '=', envId).where('spec_generation', '=', generation)
     .executeTakeFirst();
   if (Number(changed.numUpdatedRows) === 0) return false;
   await addEvent(trx, envId, event);
@@ -228,8 +228,7 @@ export async function recordObservation(
       ...(next ? { status: next.status, status_reason: next.reason, status_detail: '', updated_at: now } : {}),
       ...(next?.reapply ? { spec_generation: sql`spec_generation + 1` } : {}),
     })
-    .where('id', '=', envId)
-    .where('spec_generation', '=', generation)
+    .where('id', '=', envId).where('spec_generation', '=', generation)
     .executeTakeFirst();
   if (next?.event && Number(changed.numUpdatedRows) > 0) await addEvent(trx, envId, { kind: next.status, message: next.event });
 }

@@ -52,6 +52,21 @@ export async function recordHostKeys(trx: Trx, hostId: string, updates: readonly
   }
 }
 
+/**
+ * The columns that keep or drop the stored SSH host keys for the container an apply answered with
+ * (none when the outcome names no container): kept while it is the container they were read from;
+ * another (recreated by this apply) or none takes them away at once. The new container's keys come
+ * with a later report; until then none are offered rather than keys `ssh` would refuse.
+ */
+export function hostKeysOf(container: string | null | undefined) {
+  if (container === undefined || container === null) return {};
+  const same = sql<boolean>`ssh_host_keys_container = ${container}::text`;
+  return {
+    ssh_host_keys: sql<StoredHostKey[]>`case when ${same} then ssh_host_keys else '[]'::jsonb end`,
+    ssh_host_keys_container: sql<string>`case when ${same} then ssh_host_keys_container else '' end`,
+  };
+}
+
 /** The API's view of stored host keys: the valid ones, each with its SHA256 fingerprint. */
 export function hostKeysWithFingerprints(stored: unknown): { type: string; key: string; fingerprint: string }[] {
   const list = Array.isArray(stored) ? stored : [];

@@ -242,11 +242,11 @@ export class Reconciler {
     const { status, action } = await agent.apply(spec);
     if (status.state === 'running') {
       const verb = item.status === 'restarting' ? 'Container restarted' : action === 'recreated' ? 'Container recreated with the new spec' : null;
-      await this.settle(item, { status: 'running', status_reason: '', started_at: status.startedAt ?? new Date(), observed_state: 'running' }, verb ?? undefined);
+      await this.settle(item, { status: 'running', status_reason: '', started_at: status.startedAt ?? new Date(), observed_state: 'running', container: status.containerId }, verb ?? undefined);
       this.deps.metrics?.reachedRunning(item);
     } else {
       const { reason, detail } = await this.agentReason(item.id, describeExit(status));
-      await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail, observed_state: status.state }, `Error: ${reason}`);
+      await this.settle(item, { status: 'error', status_reason: reason, status_detail: detail, observed_state: status.state, container: status.containerId }, `Error: ${reason}`);
     }
   }
 
@@ -255,7 +255,7 @@ export class Reconciler {
     await agent.stop(item.id);
     // Apply too, so a spec change made while stopped (a mount) reaches the stopped container.
     const { status } = await agent.apply(await this.specs.read(item.id));
-    await this.settle(item, { status: 'stopped', status_reason: '', stopped_at: new Date(), observed_state: status.state }, 'Container stopped', true);
+    await this.settle(item, { status: 'stopped', status_reason: '', stopped_at: new Date(), observed_state: status.state, container: status.containerId }, 'Container stopped', true);
   }
 
   private async remove(item: WorkItem): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseParser, sseEvents } from '../../cli/sse.js';
+import { MAX_EVENT_CHARS, SseParser, sseEvents } from '../../cli/sse.js';
 
 // The event-stream reader behind `remotegpu env logs -f`, fed the controller's format
 // (controller/api/environment-logs.routes.ts): data lines, keep-alive comments, `event: end`.
@@ -41,6 +41,19 @@ describe('SseParser', () => {
     const events = [];
     for await (const e of sseEvents(body())) events.push(e);
     expect(events).toEqual([{ event: 'message', data: 'whole' }]);
+  });
+
+  it('refuses a line or an event that never ends instead of keeping it all in memory; a long log line passes', () => {
+    const chunk = 'x'.repeat(64 * 1024);
+    const endless = (feed: (p: SseParser) => void) => () => {
+      const p = new SseParser();
+      for (let fed = 0; fed <= 2 * MAX_EVENT_CHARS; fed += chunk.length) feed(p);
+    };
+    expect(endless((p) => p.push(chunk))).toThrow(/an event longer than/);
+    expect(endless((p) => p.push(`data: ${chunk}\n`))).toThrow(/an event longer than/);
+    const line = 'y'.repeat(16 * 1024);
+    const p = new SseParser();
+    for (let i = 0; i < 200; i++) expect(p.push(`data: ${line}\n\n`)).toEqual([{ event: 'message', data: line }]);
   });
 
   it('decodes UTF-8 split between chunks', async () => {

@@ -70,6 +70,14 @@ describe('notReady', () => {
     expect(sshTarget({ ...e, access_info: { ...e.access_info!, ssh_host: '-oProxyCommand=x' } })).toBeNull();
     expect(sshTarget({ ...e, access_info: { ...e.access_info!, ssh_user: 'root\nProxyCommand x' } })).toBeNull();
   });
+
+  it('refuses a port that is not a port: it goes onto config-ssh\'s `Port` line as it is', () => {
+    const e = environment();
+    // What a controller (or anything between) could answer instead of a number: a directive on a line of its own.
+    expect(sshTarget({ ...e, ssh_port: '22\n  ProxyCommand touch /tmp/pwned' as unknown as number })).toBeNull();
+    for (const port of [0, 65536, 22.5, -1, '2222']) expect(sshTarget({ ...e, ssh_port: port as number })).toBeNull();
+    expect(sshTarget({ ...e, ssh_port: 65535 })?.port).toBe(65535);
+  });
 });
 
 describe('sshArgs', () => {

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../common/logger.js';
 import { hostKeyFingerprint } from '../../../common/ssh-host-keys.js';
 import { hostKeysUpdate } from '../../../controller/environments/host-keys.js';
+import { recordOutcome } from '../../../controller/environments/environment-writes.js';
+import { recordOutcomes } from '../../../controller/environments/environment-outcomes.js';
 import { EnvironmentObserver } from '../../../controller/environments/observer.js';
 import { WakeSignal } from '../../../controller/environments/wake.js';
 import { EnvironmentAccess } from '../../../controller/environments/access-info.js';
@@ -81,6 +83,28 @@ describe.each(DB_TARGETS)('host keys from reports on $name', (target) => {
       expect(await stored()).toEqual({ ssh_host_keys: [key(3)], ssh_host_keys_container: 'c2' });
       // The container is gone.
       await report([]);
+      expect(await stored()).toEqual({ ssh_host_keys: [], ssh_host_keys_container: '' });
+    });
+
+    it('drops the keys when an apply answers with another container (recreated), before any report says so', async () => {
+      const generation = async () => (await t.db.selectFrom('environments').select('spec_generation').where('id', '=', 'env-hk').executeTakeFirstOrThrow()).spec_generation;
+      const outcome = (container: string | undefined) => ({ status: 'running', status_reason: '', observed_state: 'running', ...(container !== undefined ? { container } : {}) }) as const;
+      await report([seen('env-hk', 'c3', [key(4)])]);
+      // The batched writer (the reconciler's usual path) and the one-row writer (a stop).
+      let g = await generation();
+      const batched = (container: string | undefined) => t.db.transaction().execute((trx) => recordOutcomes(trx, [{ envId: 'env-hk', generation: g, outcome: outcome(container) }]));
+      await batched('c3');
+      await batched(undefined);
+      expect(await stored()).toEqual({ ssh_host_keys: [key(4)], ssh_host_keys_container: 'c3' });
+      await batched('c4');
+      expect(await stored()).toEqual({ ssh_host_keys: [], ssh_host_keys_container: '' });
+      await report([seen('env-hk', 'c4', [key(5)])]);
+      g = await generation();
+      const single = (container: string | undefined) => t.db.transaction().execute((trx) => recordOutcome(trx, 'env-hk', g, outcome(container)));
+      expect(await single('c4')).toBe(true);
+      expect(await single(undefined)).toBe(true);
+      expect(await stored()).toEqual({ ssh_host_keys: [key(5)], ssh_host_keys_container: 'c4' });
+      expect(await single('')).toBe(true);
       expect(await stored()).toEqual({ ssh_host_keys: [], ssh_host_keys_container: '' });
     });
   });
