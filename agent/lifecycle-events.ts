@@ -1,5 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import type { ContainerRuntime, LifecycleEvent } from './runtime/types.js';
+import { pause } from '../common/pause.js';
 
 /** A running event loop. */
 export interface EventLoop {
@@ -57,15 +58,3 @@ export function followLifecycleEvents(runtime: ContainerRuntime, logger: Logger,
   };
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -1,7 +1,8 @@
 import type { Cli, Environment } from './cli.js';
 import { call } from './client.js';
 import { CliError, EXIT } from './errors.js';
-import { interruptible, sleep } from './interrupt.js';
+import { pause } from '../common/pause.js';
+import { interruptible } from './interrupt.js';
 import { write } from './output.js';
 import { formatDuration } from './units.js';
 
@@ -44,7 +45,7 @@ export async function waitFor(cli: Cli, first: Environment, goal: WaitGoal, time
         if (Date.now() >= deadline) {
           throw new CliError(`${progress.label} is still ${env.status} after ${formatDuration(timeoutMs)} (--timeout); it goes on without waiting: see \`remotegpu env get ${first.env_id}\``, EXIT.timeout);
         }
-        await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())), signal);
+        await pause(Math.min(POLL_MS, Math.max(0, deadline - Date.now())), signal);
         signal.throwIfAborted();
         env = await current(cli, first.env_id);
       }

@@ -5,7 +5,7 @@ import { call, type Schemas } from '../client.js';
 import { command } from '../command.js';
 import { environmentFields } from '../env-format.js';
 import { CliError, EXIT } from '../errors.js';
-import { sleep } from '../interrupt.js';
+import { pause } from '../../common/pause.js';
 import { renderJson } from '../output.js';
 import { parseBytes, parseCount, parseDuration } from '../units.js';
 import { waitFor } from '../wait.js';
@@ -88,7 +88,7 @@ async function post(cli: Cli, body: Schemas['CreateEnvironment']): Promise<Envir
       return (await call(client.POST('/api/v1/environments', { body, params: { header: { 'Idempotency-Key': key } } }))).data;
     } catch (err) {
       if (!(err instanceof CliError) || err.exitCode !== EXIT.unavailable || attempt >= CREATE_TRIES) throw err;
-      await sleep(1000 * attempt, new AbortController().signal);
+      await pause(1000 * attempt, new AbortController().signal);
     }
   }
 }
