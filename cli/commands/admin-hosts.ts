@@ -46,7 +46,7 @@ Examples:
       );
     });
 
-  const host = command(admin, 'host', 'show one host, or cordon, uncordon or drain it (HOST: its id or hostname)');
+  const host = command(admin, 'host', 'show one host, or cordon, uncordon or drain it (HOST: its id or hostname)').addHelpText('after', '\nExamples:\n  remotegpu admin host get gpu-node-1\n  remotegpu admin host cordon gpu-node-1\n  remotegpu admin host drain host-12ipdemt7n');
   command(host, 'get <host>', 'show a host with its GPUs and the environment holding each')
     .addHelpText('after', '\nExamples:\n  remotegpu admin host get gpu-01\n  remotegpu admin host get host-7f3a9k2m1x --json')
     .action(async (ref: string) => {

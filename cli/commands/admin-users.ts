@@ -11,7 +11,7 @@ type User = Schemas['User'];
 
 /** `admin users create|ls` and `admin tokens create|ls|revoke USER`. */
 export function registerAdminUsers(admin: Command, cli: Cli): void {
-  const users = command(admin, 'users', 'create and list users');
+  const users = command(admin, 'users', 'create and list users').addHelpText('after', '\nExamples:\n  remotegpu admin users create alice\n  remotegpu admin users ls --json');
   command(users, 'create <name>', 'create a user (then give them a token: `admin tokens create NAME`)')
     .option('--admin', 'make them an admin (default: a plain user)')
     .option('--email <email>', 'their email address')
@@ -46,7 +46,7 @@ Examples:
 }
 
 function registerTokens(admin: Command, cli: Cli): void {
-  const tokens = command(admin, 'tokens', "create, list and revoke a user's API tokens (USER: their name or id)");
+  const tokens = command(admin, 'tokens', "create, list and revoke a user's API tokens (USER: their name or id)").addHelpText('after', '\nExamples:\n  TOKEN=$(remotegpu admin tokens create alice --name laptop)\n  remotegpu admin tokens ls alice\n  remotegpu admin tokens revoke alice 3');
   command(tokens, 'create <user>', 'create an API token for a user and print it (shown this once)')
     .option('--name <name>', 'what the token is for, to tell tokens apart', 'cli')
     .option('--expires-in-days <days>', 'days until it expires (default: never)')

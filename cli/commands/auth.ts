@@ -25,7 +25,9 @@ Examples:
     )
     .action(async (options: { url: string; name?: string }) => login(cli, options));
 
-  command(program, 'logout', 'forget the current context\'s token (or --context\'s)').action(async () => {
+  command(program, 'logout', 'forget the current context\'s token (or --context\'s)')
+    .addHelpText('after', '\nExamples:\n  remotegpu logout\n  remotegpu --context staging logout')
+    .action(async () => {
     const config = cli.config();
     const name = cli.contextOption ?? config.current;
     if (!name || !config.contexts[name]) throw new CliError('not signed in', EXIT.auth);
@@ -53,13 +55,22 @@ Examples:
       );
     });
 
-  const context = command(program, 'context', 'list the saved contexts or switch between them');
-  command(context, 'ls', 'list the saved contexts (* marks the current one)').action(async () => {
+  registerContext(program, cli);
+}
+
+/** context ls|use. */
+function registerContext(program: Command, cli: Cli): void {
+  const context = command(program, 'context', 'list the saved contexts or switch between them').addHelpText('after', '\nExamples:\n  remotegpu context ls\n  remotegpu context use staging\n  remotegpu --context staging env ls');
+  command(context, 'ls', 'list the saved contexts (* marks the current one)')
+    .addHelpText('after', '\nExamples:\n  remotegpu context ls\n  remotegpu context ls --json')
+    .action(async () => {
     const config = cli.config();
     const rows = Object.entries(config.contexts).map(([name, c]) => ({ name, url: c.url, current: name === config.current }));
     await cli.out(cli.json ? JSON.stringify(rows, null, 2) : renderTable(rows, [{ header: '', cell: (r) => (r.current ? '*' : ' ') }, { header: 'name', cell: (r) => r.name }, { header: 'url', cell: (r) => r.url }]));
   });
-  command(context, 'use <name>', 'make a saved context the current one').action(async (name: string) => {
+  command(context, 'use <name>', 'make a saved context the current one')
+    .addHelpText('after', '\nExamples:\n  remotegpu context use staging')
+    .action(async (name: string) => {
     const config = cli.config();
     if (!config.contexts[name]) throw new CliError(`no context named ${JSON.stringify(name)} (see \`remotegpu context ls\`)`, EXIT.notFound);
     config.current = name;

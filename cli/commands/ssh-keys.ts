@@ -15,7 +15,7 @@ const DEFAULT_KEYS = ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'];
 
 /** `ssh-key add|ls|rm`: the public keys installed in the user's environments. */
 export function registerSshKeys(program: Command, cli: Cli): void {
-  const keys = command(program, 'ssh-key', 'add, list and remove the SSH public keys installed in your environments');
+  const keys = command(program, 'ssh-key', 'add, list and remove the SSH public keys installed in your environments').addHelpText('after', '\nExamples:\n  remotegpu ssh-key add\n  remotegpu ssh-key ls\n  remotegpu ssh-key rm laptop');
   command(keys, 'add [path]', 'add a public key (default: ~/.ssh/id_ed25519.pub, else id_ecdsa.pub, else id_rsa.pub)')
     .option('--name <name>', "what to call it (default: the key's comment)")
     .addHelpText(
