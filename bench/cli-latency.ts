@@ -1,4 +1,5 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -31,12 +32,17 @@ try {
   const home = cliHome('rgpu-bench-cli-');
   await cliLogin(home, ctl.controller.httpUrl, ADMIN);
 
-  const time = (argv: readonly string[]): number => {
+  // Asynchronous: the controller runs in this process and must answer while the CLI waits.
+  const run = promisify(execFile);
+  const time = async (argv: readonly string[]): Promise<number> => {
     const started = performance.now();
-    const run = spawnSync(process.execPath, argv, { cwd: home, env: { PATH: process.env.PATH, HOME: home }, encoding: 'utf8', maxBuffer: 256 * 2 ** 20 });
-    const ms = performance.now() - started;
-    if (run.status !== 0) throw new Error(`${argv.join(' ')} exited ${run.status}: ${run.stderr}`);
-    return ms;
+    await run(process.execPath, [...argv], { cwd: home, env: { PATH: process.env.PATH, HOME: home }, maxBuffer: 256 * 2 ** 20 });
+    return performance.now() - started;
+  };
+  const medianOf = async (argv: readonly string[]): Promise<number> => {
+    const samples: number[] = [];
+    for (let i = 0; i < RUNS; i++) samples.push(await time(argv));
+    return median(samples);
   };
   const commands: [string, string[]][] = [
     ['--version (no request)', ['--version']],
@@ -48,8 +54,8 @@ try {
   ];
   const rows: string[] = [];
   for (const [label, args] of commands) {
-    const built = existsSync(BUILT) ? median(Array.from({ length: RUNS }, () => time([BUILT, ...args]))) : null;
-    const dev = median(Array.from({ length: RUNS }, () => time(['--import', TSX, path.join(ROOT, 'cli/main.ts'), ...args])));
+    const built = existsSync(BUILT) ? await medianOf([BUILT, ...args]) : null;
+    const dev = await medianOf(['--import', TSX, path.join(ROOT, 'cli/main.ts'), ...args]);
     rows.push(`| ${label} | ${built === null ? 'not built' : built.toFixed(0)} | ${dev.toFixed(0)} |`);
     console.log(`${label}: built ${built === null ? '-' : `${built.toFixed(0)} ms`}, tsx ${dev.toFixed(0)} ms`);
   }
