@@ -1,7 +1,9 @@
 import type { Readable, Writable } from 'node:stream';
 import { activeContext, configPath, readConfig, type ActiveContext, type CliConfig } from './config.js';
 import { apiClient, call, type ApiClient, type Schemas } from './client.js';
-import { CliError, EXIT } from './errors.js';
+import { EXIT } from './errors.js';
+import { allPages, PAGE_SIZE } from './pages.js';
+import { pickOne } from './pick.js';
 import type { paths } from '../gen/openapi/api.js';
 import { renderJson, renderTable, write, type Column } from './output.js';
 
@@ -93,21 +95,19 @@ export class Cli {
     if (/^env-[A-Za-z0-9_-]+$/.test(ref)) {
       return (await call(client.GET('/api/v1/environments/{env_id}', { params: { path: { env_id: ref } } }))).data;
     }
-    const matches = (await this.allEnvironments()).filter((e) => e.name === ref);
-    if (matches.length === 0) throw new CliError(`no environment named or with id ${JSON.stringify(ref)} (see \`remotegpu env ls\`)`, EXIT.notFound);
-    if (matches.length > 1) throw new CliError(`${matches.length} environments are named ${JSON.stringify(ref)}: use an id (${matches.map((e) => e.env_id).join(', ')})`, EXIT.usage);
-    return matches[0]!;
+    return pickOne(await this.allEnvironments(), ref, {
+      what: 'environment',
+      plural: 'environments',
+      id: (e) => e.env_id,
+      names: (e) => [e.name],
+      hint: '(see `remotegpu env ls`)',
+    });
   }
 
   /** Every environment the caller can see, all pages. */
   async allEnvironments(query: ListQuery = {}): Promise<Environment[]> {
     const client = this.client();
-    const all: Environment[] = [];
-    for (let page = 1; ; page++) {
-      const data = (await call(client.GET('/api/v1/environments', { params: { query: { ...query, page, page_size: 100 } } }))).data;
-      all.push(...data.items);
-      if (page >= data.pagination.total_pages || data.items.length === 0) return all;
-    }
+    return allPages((page) => client.GET('/api/v1/environments', { params: { query: { ...query, page, page_size: PAGE_SIZE } } }));
   }
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
 import { call, type ApiClient, type Schemas } from '../client.js';
 import { command } from '../command.js';
-import { CliError, EXIT } from '../errors.js';
+import { pickOne } from '../pick.js';
 import { age, renderFields, renderTable } from '../output.js';
 import { allPages, PAGE_SIZE } from '../pages.js';
 import { formatBytes } from '../units.js';
@@ -95,13 +95,7 @@ async function hostDetail(client: ApiClient, hostId: string): Promise<HostDetail
  * that registered again keeps its hostname under a new id: then the ids are listed).
  */
 async function resolveHost(client: ApiClient, ref: string): Promise<Host> {
-  const hosts = await allHosts(client);
-  const byId = hosts.find((h) => h.host_id === ref);
-  if (byId) return byId;
-  const named = hosts.filter((h) => h.hostname === ref);
-  if (named.length === 0) throw new CliError(`no host named or with id ${JSON.stringify(ref)} (see \`remotegpu admin hosts\`)`, EXIT.notFound);
-  if (named.length > 1) throw new CliError(`${named.length} hosts are named ${JSON.stringify(ref)}: use an id (${named.map((h) => h.host_id).join(', ')})`, EXIT.usage);
-  return named[0]!;
+  return pickOne(await allHosts(client), ref, { what: 'host', plural: 'hosts', id: (h) => h.host_id, names: (h) => [h.hostname], hint: '(see `remotegpu admin hosts`)' });
 }
 
 /** "NVIDIA A40" → "A40": the vendor prefix says nothing in a table (--json keeps the full name). */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
-import { call, type ApiClient, type Schemas } from '../client.js';
+import { call, callNoContent, type ApiClient, type Schemas } from '../client.js';
 import { command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { age, renderFields } from '../output.js';
@@ -98,14 +98,9 @@ Examples:
       const id = parseCount(tokenId, 'TOKEN-ID', 1);
       const client = cli.client();
       const user = await resolveUser(client, ref);
-      await call(client.DELETE('/api/v1/admin/users/{user_id}/tokens/{token_id}', { params: { path: { user_id: user.id, token_id: id } } }).then(noContent));
+      await callNoContent(client.DELETE('/api/v1/admin/users/{user_id}/tokens/{token_id}', { params: { path: { user_id: user.id, token_id: id } } }));
       await cli.note(`Token ${id} of ${user.name} revoked.`);
     });
-}
-
-/** A 204 answer has no body: call() wants data, so an empty answer becomes `{}`. */
-function noContent<T extends { error?: unknown; response: Response }>(result: T): T & { data: object | undefined } {
-  return { ...result, data: result.error === undefined && result.response.ok ? {} : undefined };
 }
 
 function allUsers(client: ApiClient): Promise<User[]> {

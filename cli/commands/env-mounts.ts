@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
 import { call, callNoContent, type Schemas } from '../client.js';
 import { command } from '../command.js';
-import { CliError, EXIT } from '../errors.js';
+import { pickOne } from '../pick.js';
 import { age, type Column } from '../output.js';
 import { allPages, PAGE_SIZE } from '../pages.js';
 
@@ -44,8 +44,13 @@ Examples:
     .action(async (ref: string, datasetRef: string) => {
       const e = await cli.environment(ref);
       const mounts = await mountsOf(cli, e.env_id);
-      const mount = mounts.find((m) => String(m.dataset_id) === datasetRef) ?? only(mounts.filter((m) => m.name === datasetRef), datasetRef);
-      if (!mount) throw new CliError(`no dataset ${JSON.stringify(datasetRef)} is mounted in ${e.name} (see \`remotegpu env mounts ${e.name}\`)`, EXIT.notFound);
+      const mount = pickOne(mounts, datasetRef, {
+        what: 'mounted dataset',
+        plural: 'mounted datasets',
+        id: (m) => m.dataset_id,
+        names: (m) => [m.name],
+        hint: `in ${e.name} (see \`remotegpu env mounts ${e.name}\`)`,
+      });
       await callNoContent(cli.client().DELETE('/api/v1/environments/{env_id}/datasets/{dataset_id}', { params: { path: { env_id: e.env_id, dataset_id: mount.dataset_id } } }));
       await cli.note(`Unmounted ${mount.name} (${mount.dataset_id}) from ${mount.mount_path} in ${e.name} (${e.env_id}).`);
     });
@@ -68,13 +73,5 @@ async function mountsOf(cli: Cli, envId: string): Promise<Mount[]> {
 async function findDataset(cli: Cli, ref: string): Promise<Dataset> {
   const client = cli.client();
   const all: Dataset[] = await allPages((page) => client.GET('/api/v1/datasets', { params: { query: { page, page_size: PAGE_SIZE } } }));
-  const found = all.find((d) => String(d.id) === ref) ?? only(all.filter((d) => d.name === ref), ref);
-  if (!found) throw new CliError(`no dataset named or with id ${JSON.stringify(ref)} that you may mount (see \`remotegpu datasets\`)`, EXIT.notFound);
-  return found;
-}
-
-/** The one match of a name; several is a usage error asking for the id. */
-function only<T extends { name: string }>(matches: T[], ref: string): T | undefined {
-  if (matches.length > 1) throw new CliError(`${matches.length} datasets are named ${JSON.stringify(ref)}: use the id`, EXIT.usage);
-  return matches[0];
+  return pickOne(all, ref, { what: 'dataset', plural: 'datasets', id: (d) => d.id, names: (d) => [d.name], hint: 'that you may mount (see `remotegpu datasets`)' });
 }

@@ -3,9 +3,11 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
-import { apiError, call, type Schemas } from '../client.js';
+import { call, callNoContent, type Schemas } from '../client.js';
 import { command } from '../command.js';
+import { pickOne } from '../pick.js';
 import { CliError, EXIT } from '../errors.js';
+import { allPages, PAGE_SIZE } from '../pages.js';
 import { age, renderFields } from '../output.js';
 
 type SshKey = Schemas['SshKey'];
@@ -72,24 +74,13 @@ function defaultKey(cli: Cli): string {
   return found;
 }
 
-async function allKeys(cli: Cli): Promise<SshKey[]> {
+function allKeys(cli: Cli): Promise<SshKey[]> {
   const client = cli.client();
-  const all: SshKey[] = [];
-  for (let page = 1; ; page++) {
-    const data = (await call(client.GET('/api/v1/ssh-keys', { params: { query: { page, page_size: 100 } } }))).data;
-    all.push(...data.items);
-    if (page >= data.pagination.total_pages || data.items.length === 0) return all;
-  }
+  return allPages((page) => client.GET('/api/v1/ssh-keys', { params: { query: { page, page_size: PAGE_SIZE } } }));
 }
 
 async function removeKey(cli: Cli, ref: string): Promise<void> {
-  const all = await allKeys(cli);
-  const byId = all.filter((k) => String(k.id) === ref);
-  const matches = byId.length ? byId : all.filter((k) => k.fingerprint === ref || k.name === ref);
-  if (matches.length === 0) throw new CliError(`no SSH key with id, name or fingerprint ${JSON.stringify(ref)} (see \`remotegpu ssh-key ls\`)`, EXIT.notFound);
-  if (matches.length > 1) throw new CliError(`${matches.length} keys are named ${JSON.stringify(ref)}: use an id (${matches.map((k) => k.id).join(', ')})`, EXIT.usage);
-  const key = matches[0]!;
-  const { error, response } = await cli.client().DELETE('/api/v1/ssh-keys/{key_id}', { params: { path: { key_id: key.id } } });
-  if (!response.ok) throw apiError(response, error);
+  const key = pickOne(await allKeys(cli), ref, { what: 'SSH key', plural: 'SSH keys', id: (k) => k.id, names: (k) => [k.name, k.fingerprint], hint: '(see `remotegpu ssh-key ls`)' });
+  await callNoContent(cli.client().DELETE('/api/v1/ssh-keys/{key_id}', { params: { path: { key_id: key.id } } }));
   await cli.note(`Removed key ${key.id} (${key.name}, ${key.fingerprint}).`);
 }
