@@ -184,8 +184,8 @@ describe.skipIf(!hasDocker)('admin pages in Chromium on the real platform', () =
     await page.getByLabel('Name', { exact: false }).first().fill('imagenet');
     await page.getByLabel('Host path').fill('/mnt/datasets/imagenet');
     await page.getByRole('button', { name: 'Add dataset' }).click();
-    await expect.poll(() => page.locator('#datasets').count()).toBe(1);
-    expect(await page.locator('#datasets').innerText()).toContain('/mnt/datasets/imagenet');
+    // The table is on the page (empty) before the form's answer arrives: wait for the row itself.
+    await expect.poll(() => page.locator('#datasets').innerText(), { timeout: 15_000 }).toContain('/mnt/datasets/imagenet');
     await screenshot(page, 'admin-datasets');
   }, 60_000);
 
