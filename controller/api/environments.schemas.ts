@@ -3,7 +3,7 @@ import type { Principal } from '../access/principal.js';
 import type { EnvironmentAccess } from '../environments/access-info.js';
 import { ENV_STATUSES, type EnvStatus } from '../db/schema.js';
 import type { EnvWithHost } from '../environments/environments.repo.js';
-import { PaginationQuery, dateTime, iso, multiLine, pathId, singleLine } from './schemas.js';
+import { PaginationQuery, dateTime, iso, multiLine, pathId, positiveIntId, singleLine } from './schemas.js';
 
 // Schemas and JSON views of environments, their dataset mounts and logs, for `/environments`.
 
@@ -69,11 +69,7 @@ export const ListQuery = PaginationQuery.extend({
     .refine((s): s is EnvStatus => (ENV_STATUSES as readonly string[]).includes(s), `must be one of ${ENV_STATUSES.join(', ')}`)
     .optional()
     .openapi({ param: { name: 'status', in: 'query' }, enum: [...ENV_STATUSES] }),
-  workspace_id: z
-    .string()
-    .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
-    .transform(Number)
-    .pipe(z.number().int().max(2_147_483_647, 'must be a positive integer below 2^31'))
+  workspace_id: positiveIntId()
     .optional()
     .openapi({ param: { name: 'workspace_id', in: 'query' }, type: 'integer', format: 'int32', minimum: 1, maximum: 2_147_483_647 }),
 });

@@ -14,12 +14,16 @@ const MAX_ID = 2_147_483_647; // ids are PostgreSQL integers
  * "0", "-1", "1.5", beyond 2^31-1) fails validation with "must be a positive integer".
  */
 export function pathId(name: string) {
+  return positiveIntId().openapi({ param: { name, in: 'path' }, type: 'integer', minimum: 1, example: 1 });
+}
+
+/** A positive PostgreSQL integer id given as text (a path or query parameter); each caller documents it. */
+export function positiveIntId() {
   return z
     .string()
     .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
     .transform(Number)
-    .pipe(z.number().int().max(MAX_ID, 'must be a positive integer below 2^31'))
-    .openapi({ param: { name, in: 'path' }, type: 'integer', minimum: 1, example: 1 });
+    .pipe(z.number().int().max(MAX_ID, 'must be a positive integer below 2^31'));
 }
 
 // Control characters (C0, DEL, C1). PostgreSQL text cannot hold U+0000 at all (a NUL that reached
