@@ -3,10 +3,9 @@ import { promisify } from 'node:util';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { DB_TARGETS } from '../test/helpers/databases.js';
 import { startTestController } from '../test/helpers/controller.js';
-import { cliHome, cliLogin } from '../test/helpers/cli.js';
+import { CLI_ARGS, cliHome, cliLogin } from '../test/helpers/cli.js';
 import { median } from './bench-util.js';
 import { bulkEnvironments } from './seed-environments.js';
 
@@ -21,7 +20,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const ADMIN = 'rgpu_bench-cli-admin-token-0123456789abcdef';
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const BUILT = path.join(ROOT, 'dist/cli/main.js');
-const TSX = pathToFileURL(path.join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 
 const ctl = await startTestController(DB_TARGETS.find((t) => t.name === 'pglite')!, { admin: ADMIN, join: 'bench-cli-join-token-0123456789' });
 try {
@@ -55,7 +53,7 @@ try {
   const rows: string[] = [];
   for (const [label, args] of commands) {
     const built = existsSync(BUILT) ? await medianOf([BUILT, ...args]) : null;
-    const dev = await medianOf(['--import', TSX, path.join(ROOT, 'cli/main.ts'), ...args]);
+    const dev = await medianOf([...CLI_ARGS, ...args]);
     rows.push(`| ${label} | ${built === null ? 'not built' : built.toFixed(0)} | ${dev.toFixed(0)} |`);
     console.log(`${label}: built ${built === null ? '-' : `${built.toFixed(0)} ms`}, tsx ${dev.toFixed(0)} ms`);
   }

@@ -7,6 +7,8 @@ import { pathToFileURL } from 'node:url';
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 /** tsx's loader by path: the CLI runs with HOME (and cwd) in a temporary directory. */
 const TSX = pathToFileURL(path.join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+/** node's arguments that run this checkout's CLI from source (`node ...CLI_ARGS remotegpu-args`). */
+export const CLI_ARGS: readonly string[] = ['--import', TSX, path.join(ROOT, 'cli/main.ts')];
 
 /** What a run of the real `remotegpu` process gave. */
 export interface CliRun {
@@ -42,7 +44,7 @@ export function cliHome(prefix = 'rgpu-cli-'): string {
  */
 export function runCli(home: string, args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'cli/main.ts'), ...args], {
+    const child = spawn(process.execPath, [...CLI_ARGS, ...args], {
       cwd: home,
       env: { PATH: process.env.PATH, HOME: home, LANG: 'C.UTF-8', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -77,6 +79,6 @@ export async function cliLogin(home: string, url: string, token: string, name = 
  */
 export function cliShim(dir: string): string {
   const file = path.join(dir, 'remotegpu');
-  writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' --import '${TSX}' '${path.join(ROOT, 'cli/main.ts')}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' ${CLI_ARGS.map((a) => `'${a}'`).join(' ')} "$@"\n`, { mode: 0o755 });
   return dir;
 }
