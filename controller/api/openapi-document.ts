@@ -7,19 +7,11 @@ import { RETRY_AFTER_S } from './envelope.js';
 export const OPENAPI_PATH = '/api/v1/openapi.json';
 
 /**
- * Adds what the route definitions do not carry (the bearer security scheme, the responses every
- * operation can give) to the app's registry and serves the OpenAPI 3.1 document at OPENAPI_PATH.
- * `npm run gen` writes the same document to gen/openapi/ and the CLI's typed client is generated
- * from it; `npm run lint:openapi` checks it with Redocly's recommended rules.
+ * Serves the OpenAPI 3.1 document (openApiDocument) at OPENAPI_PATH. `npm run gen` writes the same
+ * document to gen/openapi/ and the CLI's typed client is generated from it; `npm run lint:openapi`
+ * checks it with Redocly's recommended rules.
  */
 export function serveOpenApiDocument(app: OpenAPIHono<AppEnv>): void {
-  // Every documented operation needs an API token (the probes and /metrics are not in the document).
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
-    type: 'http',
-    scheme: 'bearer',
-    description: 'An API token (rgpu_…): "Authorization: Bearer <token>". The console\'s session cookie is accepted too (writes with X-CSRF-Token).',
-  });
-  for (const [name, response] of Object.entries(COMMON_RESPONSES)) app.openAPIRegistry.registerComponent('responses', name, response);
   // The routes are all registered by now: the document is made once, at the first request.
   let served: OpenApiDocument | undefined;
   app.get(OPENAPI_PATH, (c) => c.json((served ??= openApiDocument(app))));
@@ -65,7 +57,17 @@ const COMMON_RESPONSES = {
 const ref = (name: keyof typeof COMMON_RESPONSES) => ({ $ref: `#/components/responses/${name}` });
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
-/** The document as the app serves it: the routes' operations, each with the common responses. */
+// Every documented operation needs an API token (the probes and /metrics are not in the document).
+const BEARER_AUTH = {
+  type: 'http' as const,
+  scheme: 'bearer',
+  description: 'An API token (rgpu_…): "Authorization: Bearer <token>". The console\'s session cookie is accepted too (writes with X-CSRF-Token).',
+};
+
+/**
+ * The document as the app serves it: the routes' operations, plus what the route definitions do
+ * not carry: the bearer security scheme and, on every operation, the common responses.
+ */
 export function openApiDocument(app: OpenAPIHono<AppEnv>): OpenApiDocument {
   const document = app.getOpenAPI31Document(OPENAPI_CONFIG);
   const paths: NonNullable<OpenApiDocument['paths']> = {};
@@ -79,5 +81,10 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>): OpenApiDocument {
     }
     paths[path] = completed;
   }
-  return { ...document, paths };
+  const components = document.components ?? {};
+  return {
+    ...document,
+    paths,
+    components: { ...components, securitySchemes: { ...components.securitySchemes, bearerAuth: BEARER_AUTH }, responses: { ...components.responses, ...COMMON_RESPONSES } },
+  };
 }
