@@ -34,10 +34,13 @@ export function hostKeysUpdate(row: Pick<KnownEnvironment, 'id' | 'ssh_host_keys
   return { envId: row.id, container: '', keys: [] };
 }
 
+/**
+ * Both lists are normal already (normalHostKeys: valid, distinct, sorted): reported ones by
+ * observedFromProto, stored ones only ever written from those. Compared as they are: this runs on
+ * every report of every environment.
+ */
 function sameKeys(stored: readonly SshHostKey[], reported: readonly SshHostKey[]): boolean {
-  const a = normalHostKeys(stored);
-  const b = normalHostKeys(reported);
-  return a.length === b.length && a.every((k, i) => k.type === b[i]!.type && k.key === b[i]!.key);
+  return stored.length === reported.length && stored.every((k, i) => k.type === reported[i]!.type && k.key === reported[i]!.key);
 }
 
 /** Writes host keys decided by hostKeysUpdate (rows of other hosts are left alone). */
