@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { decodeBase64Strict, keyFingerprint, readKeyFields, WireReader } from './ssh-key-blob.js';
 
 // SSH host public keys as known_hosts holds them (`<type> <base64 blob>`), checked strictly: they
 // are read from a container the user controls (agent), and carried in reports (controller). Pure.
@@ -15,39 +15,20 @@ export const SSH_HOST_KEY_TYPES: readonly string[] = ['ssh-ed25519', 'ecdsa-sha2
 /** The most keys one environment reports, and the longest blob (a 16384-bit RSA key is about 2.1 KiB). */
 export const MAX_HOST_KEYS = 8;
 const MAX_BLOB_BYTES = 4096;
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /**
  * Whether `key` is the canonical base64 of an SSH public key blob of type `type`: a known type,
  * valid base64 that encodes back to the same text, and a blob made exactly of the fields of that
- * type in SSH wire format (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4), nothing missing or after.
+ * type in SSH wire format (ssh-key-blob.ts readKeyFields), nothing missing or after. Any RSA size
+ * is accepted: the key is the server's, so its strength is not ours to judge.
  */
 export function isValidHostKey(type: string, key: string): boolean {
-  if (!SSH_HOST_KEY_TYPES.includes(type) || key.length === 0 || key.length > (MAX_BLOB_BYTES * 4) / 3 + 4 || !BASE64.test(key)) return false;
-  const blob = Buffer.from(key, 'base64');
-  if (blob.length > MAX_BLOB_BYTES || blob.toString('base64') !== key) return false;
-  const fields = wireFields(blob);
-  if (!fields || fields[0]!.toString('latin1') !== type) return false;
-  if (type === 'ssh-ed25519') return fields.length === 2 && fields[1]!.length === 32;
-  if (type === 'ssh-rsa') return fields.length === 3 && fields[1]!.length > 0 && fields[2]!.length > 0;
-  // ecdsa-sha2-<curve>: the curve's name again, then an uncompressed point (0x04, x, y).
-  const curve = type.slice('ecdsa-sha2-'.length);
-  const pointBytes = { nistp256: 65, nistp384: 97, nistp521: 133 }[curve];
-  return fields.length === 3 && fields[1]!.toString('latin1') === curve && fields[2]!.length === pointBytes && fields[2]![0] === 4;
-}
-
-/** The length-prefixed fields (uint32 length, bytes) that make up `blob` exactly; null when it is not made of them. */
-function wireFields(blob: Buffer): Buffer[] | null {
-  const fields: Buffer[] = [];
-  let offset = 0;
-  while (offset < blob.length) {
-    if (blob.length - offset < 4) return null;
-    const length = blob.readUInt32BE(offset);
-    if (length > blob.length - offset - 4) return null;
-    fields.push(blob.subarray(offset + 4, offset + 4 + length));
-    offset += 4 + length;
-  }
-  return fields.length > 0 ? fields : null;
+  // The length bound first: the text comes from a file the user wrote.
+  if (!SSH_HOST_KEY_TYPES.includes(type) || key.length > (MAX_BLOB_BYTES * 4) / 3 + 4) return false;
+  const blob = decodeBase64Strict(key);
+  if (!blob || blob.length > MAX_BLOB_BYTES) return false;
+  const r = new WireReader(blob);
+  return r.string()?.toString('latin1') === type && readKeyFields(type, r) !== undefined && r.done;
 }
 
 /**
@@ -81,6 +62,5 @@ export function normalHostKeys(keys: readonly { readonly type: string; readonly 
 
 /** The key's fingerprint as `ssh-keygen -l` prints it: `SHA256:` and the unpadded base64 of the blob's SHA-256. */
 export function hostKeyFingerprint(key: string): string {
-  const digest = createHash('sha256').update(Buffer.from(key, 'base64')).digest('base64');
-  return `SHA256:${digest.replace(/=+$/, '')}`;
+  return keyFingerprint(Buffer.from(key, 'base64'));
 }

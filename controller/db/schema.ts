@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { SshHostKey } from '../../common/ssh-host-keys.js';
 import type { HostGpusTable, HostsTable } from './host-tables.js';
 
 export type { HostAdminState, HostGpusTable, HostLiveness, HostsTable } from './host-tables.js';
@@ -138,7 +139,7 @@ export interface EnvironmentsTable {
   /** When the report carrying those figures arrived. */
   usage_measured_at: NullableTimestamp;
   /** The SSH host public keys its agent read from its current container ([{type, key}]); [] until read. */
-  ssh_host_keys: Generated<StoredHostKey[]>;
+  ssh_host_keys: Generated<SshHostKey[]>;
   /** The id of the container those keys were read from; '' when none are known. */
   ssh_host_keys_container: Generated<string>;
   /** The reconciler's backoff: not tried again before this time while `attempt_generation` is still the spec generation. */
@@ -151,12 +152,6 @@ export interface EnvironmentsTable {
   started_at: NullableTimestamp;
   stopped_at: NullableTimestamp;
   deleted_at: NullableTimestamp;
-}
-
-/** One stored SSH host key (environments.ssh_host_keys). */
-export interface StoredHostKey {
-  type: string;
-  key: string;
 }
 
 export interface GpuReservationsTable {

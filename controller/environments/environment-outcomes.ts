@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Trx } from '../db/database.js';
-import type { StoredHostKey } from '../db/schema.js';
+import { keepHostKeysWhen } from './host-keys.js';
 import { addEvents, withDetail, type EventInput, type Outcome } from './environment-writes.js';
 
 // The reconciler's outcomes of many agent calls written at once (environment-writes.ts holds every
@@ -34,8 +34,6 @@ export async function recordOutcomes(trx: Trx, entries: readonly OutcomeEntry[])
     }),
   );
   const v = sql`(values ${rows})`.as<'v'>(sql`v(id, generation, status, reason, detail, started, stopped, observed, container)`);
-  // The stored SSH host keys stay unless the outcome names another container (recordOutcome's hostKeysOf).
-  const keep = sql<boolean>`(v.container is null or v.container = environments.ssh_host_keys_container)`;
   const col = (name: string, from: string) => sql<never>`coalesce(v.${sql.raw(from)}, environments.${sql.raw(name)})`;
   // An outcome sets the columns it names (never to null); the others keep their values.
   const done = await trx
@@ -48,8 +46,8 @@ export async function recordOutcomes(trx: Trx, entries: readonly OutcomeEntry[])
       started_at: col('started_at', 'started'),
       stopped_at: col('stopped_at', 'stopped'),
       observed_state: col('observed_state', 'observed'),
-      ssh_host_keys: sql<StoredHostKey[]>`case when ${keep} then environments.ssh_host_keys else '[]'::jsonb end`,
-      ssh_host_keys_container: sql<string>`case when ${keep} then environments.ssh_host_keys_container else '' end`,
+      // The stored SSH host keys stay unless the outcome names another container (recordOutcome's hostKeysOf).
+      ...keepHostKeysWhen(sql<boolean>`(v.container is null or v.container = environments.ssh_host_keys_container)`),
       applied_generation: sql<number>`v.generation`,
       observed_at: now,
       updated_at: now,

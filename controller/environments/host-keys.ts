@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { hostKeyFingerprint, normalHostKeys, type SshHostKey } from '../../common/ssh-host-keys.js';
 import type { Trx } from '../db/database.js';
-import type { StoredHostKey } from '../db/schema.js';
 import type { KnownEnvironment, ObservedEnvironment } from '../hosts/types.js';
 
 // The SSH host keys of environments (issue 14): agents report the keys they read from each
@@ -34,10 +33,13 @@ export function hostKeysUpdate(row: Pick<KnownEnvironment, 'id' | 'ssh_host_keys
   return { envId: row.id, container: '', keys: [] };
 }
 
+/**
+ * Both lists are normal already (normalHostKeys: valid, distinct, sorted): reported ones by
+ * observedFromProto, stored ones only ever written from those. Compared as they are: this runs on
+ * every report of every environment.
+ */
 function sameKeys(stored: readonly SshHostKey[], reported: readonly SshHostKey[]): boolean {
-  const a = normalHostKeys(stored);
-  const b = normalHostKeys(reported);
-  return a.length === b.length && a.every((k, i) => k.type === b[i]!.type && k.key === b[i]!.key);
+  return stored.length === reported.length && stored.every((k, i) => k.type === reported[i]!.type && k.key === reported[i]!.key);
 }
 
 /** Writes host keys decided by hostKeysUpdate (rows of other hosts are left alone). */
@@ -45,7 +47,7 @@ export async function recordHostKeys(trx: Trx, hostId: string, updates: readonly
   for (const u of updates) {
     await trx
       .updateTable('environments')
-      .set({ ssh_host_keys: sql<StoredHostKey[]>`${JSON.stringify(u.keys.map((k) => ({ type: k.type, key: k.key })))}::jsonb`, ssh_host_keys_container: u.container })
+      .set({ ssh_host_keys: sql<SshHostKey[]>`${JSON.stringify(u.keys.map((k) => ({ type: k.type, key: k.key })))}::jsonb`, ssh_host_keys_container: u.container })
       .where('id', '=', u.envId)
       .where('host_id', '=', hostId)
       .execute();
@@ -60,10 +62,14 @@ export async function recordHostKeys(trx: Trx, hostId: string, updates: readonly
  */
 export function hostKeysOf(container: string | null | undefined) {
   if (container === undefined || container === null) return {};
-  const same = sql<boolean>`ssh_host_keys_container = ${container}::text`;
+  return keepHostKeysWhen(sql<boolean>`environments.ssh_host_keys_container = ${container}::text`);
+}
+
+/** The columns that keep the stored host keys (and their container) where `keep` holds and clear them elsewhere (hostKeysOf, recordOutcomes). */
+export function keepHostKeysWhen(keep: RawBuilder<boolean>) {
   return {
-    ssh_host_keys: sql<StoredHostKey[]>`case when ${same} then ssh_host_keys else '[]'::jsonb end`,
-    ssh_host_keys_container: sql<string>`case when ${same} then ssh_host_keys_container else '' end`,
+    ssh_host_keys: sql<SshHostKey[]>`case when ${keep} then environments.ssh_host_keys else '[]'::jsonb end`,
+    ssh_host_keys_container: sql<string>`case when ${keep} then environments.ssh_host_keys_container else '' end`,
   };
 }
 

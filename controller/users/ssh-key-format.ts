@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { decodeBase64Strict, keyFingerprint, readKeyFields, WireReader } from '../../common/ssh-key-blob.js';
 
 /** OpenSSH public key types accepted for `authorized_keys`. */
 export const SSH_KEY_TYPES = [
@@ -31,7 +31,6 @@ export interface SshPublicKey {
 export type SshKeyParse = { readonly ok: true; readonly key: SshPublicKey } | { readonly ok: false; readonly problem: string };
 
 const MIN_RSA_BITS = 1024;
-const EC_POINT_BYTES: Record<string, number> = { nistp256: 65, nistp384: 97, nistp521: 133 };
 
 /**
  * Parses one public key in OpenSSH format (`ssh-ed25519 AAAA... comment`, the content of a `.pub`
@@ -60,13 +59,13 @@ export function parseSshPublicKey(input: string): SshKeyParse {
   const [type = '', data, ...rest] = text.split(/[ \t]+/);
   if (!isSupportedType(type)) return fail(unsupportedType(type));
   if (data === undefined) return fail(`has no key data after "${type}": expected "${type} AAAA... [comment]"`);
-  const blob = decodeBase64(data);
+  const blob = decodeBase64Strict(data);
   if (!blob) return fail('key data is not valid base64: copy the whole line of the .pub file without changing it');
 
   const problem = checkBlob(type, blob);
   if (typeof problem === 'string') return fail(problem);
   const comment = rest.join(' ');
-  const fingerprint = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+  const fingerprint = keyFingerprint(blob);
   return {
     ok: true,
     key: { type, blob, comment, fingerprint, bits: problem.bits, line: comment ? `${type} ${data} ${comment}` : `${type} ${data}` },
@@ -89,32 +88,6 @@ function unsupportedType(type: string): string {
   return `unsupported key type "${type.slice(0, 40)}": ${expected}`;
 }
 
-/** Strict base64: only the alphabet, correct padding, and it re-encodes to the same text. */
-function decodeBase64(data: string): Buffer | undefined {
-  if (data.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(data)) return undefined;
-  const blob = Buffer.from(data, 'base64');
-  return blob.toString('base64') === data ? blob : undefined;
-}
-
-/** Reads the SSH wire format (RFC 4251 strings: uint32 length + bytes). */
-class WireReader {
-  private offset = 0;
-  constructor(private readonly buf: Buffer) {}
-
-  string(): Buffer | undefined {
-    if (this.offset + 4 > this.buf.length) return undefined;
-    const length = this.buf.readUInt32BE(this.offset);
-    const start = this.offset + 4;
-    if (start + length > this.buf.length) return undefined;
-    this.offset = start + length;
-    return this.buf.subarray(start, start + length);
-  }
-
-  get done(): boolean {
-    return this.offset === this.buf.length;
-  }
-}
-
 /** The key's size in bits, or why the blob does not hold a key of `type`. */
 function checkBlob(type: SshKeyType, blob: Buffer): { bits: number } | string {
   const r = new WireReader(blob);
@@ -123,47 +96,12 @@ function checkBlob(type: SshKeyType, blob: Buffer): { bits: number } | string {
   if (embedded.toString('latin1') !== type) {
     return `key data is a "${printable(embedded)}" key but the line says "${type}": copy the whole line of the .pub file without changing it`;
   }
-  const truncated = 'key data is truncated or corrupted: copy the whole line of the .pub file';
-  let bits: number;
-  switch (type) {
-    case 'ssh-ed25519':
-    case 'sk-ssh-ed25519@openssh.com': {
-      const key = r.string();
-      if (!key || key.length !== 32) return truncated;
-      bits = 256;
-      break;
-    }
-    case 'ssh-rsa': {
-      const e = r.string();
-      const n = r.string();
-      if (!e || !n || e.length === 0 || n.length === 0) return truncated;
-      bits = mpintBits(n);
-      if (bits < MIN_RSA_BITS) return `RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required (better: \`ssh-keygen -t ed25519\`)`;
-      break;
-    }
-    default: {
-      // ecdsa-sha2-nistpNNN and sk-ecdsa-sha2-nistp256@openssh.com
-      const curve = r.string()?.toString('latin1');
-      const expectedCurve = /nistp\d+/.exec(type)?.[0] ?? '';
-      if (curve !== expectedCurve) return truncated;
-      const point = r.string();
-      if (!point || point.length !== EC_POINT_BYTES[curve] || point[0] !== 0x04) return truncated;
-      bits = Number(curve.slice('nistp'.length));
-    }
-  }
-  if (type.startsWith('sk-')) {
-    const application = r.string();
-    if (!application || !application.toString('latin1').startsWith('ssh:')) return truncated;
-  }
+  const bits = readKeyFields(type, r);
+  if (bits === undefined) return 'key data is truncated or corrupted: copy the whole line of the .pub file';
+  // Host keys accept any RSA size (common/ssh-host-keys.ts); a user's key must not be weak.
+  if (type === 'ssh-rsa' && bits < MIN_RSA_BITS) return `RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required (better: \`ssh-keygen -t ed25519\`)`;
   if (!r.done) return 'key data has trailing bytes: copy the whole line of the .pub file without changing it';
   return { bits };
-}
-
-function mpintBits(n: Buffer): number {
-  let i = 0;
-  while (i < n.length && n[i] === 0) i++;
-  if (i === n.length) return 0;
-  return (n.length - i - 1) * 8 + (32 - Math.clz32(n[i]!));
 }
 
 function printable(buf: Buffer): string {

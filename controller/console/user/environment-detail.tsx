@@ -1,4 +1,5 @@
 import type { DatasetRow } from '../../db/schema.js';
+import type { AccessInfo, SshHostKey } from '../../environments/access-info.js';
 import type { EventLine } from '../../environments/events.repo.js';
 import type { EnvWithHost } from '../../environments/environments.repo.js';
 import { ALLOWED, type EnvAction } from '../../environments/state-machine.js';
@@ -11,7 +12,7 @@ import { DETAIL_TEXT } from './environment-detail-texts.js';
 /** What the detail page is rendered from (read with the caller's principal, as the API reads it). */
 export interface EnvironmentDetailData {
   readonly env: EnvWithHost;
-  readonly access: { ssh: string; ssh_host_keys: readonly { type: string; fingerprint: string }[]; jupyter: string | null } | null;
+  readonly access: AccessInfo | null;
   readonly events: readonly EventLine[];
   readonly mounts: readonly MountView[];
   readonly datasets: readonly DatasetRow[];
@@ -100,7 +101,7 @@ function Access(props: { access: EnvironmentDetailData['access']; lang: Lang }) 
 }
 
 /** The fingerprints of the SSH host keys (environment-detail.js keeps them current): what `ssh` asks the user to confirm. */
-function HostKeys(props: { keys: readonly { type: string; fingerprint: string }[]; lang: Lang }) {
+function HostKeys(props: { keys: readonly SshHostKey[]; lang: Lang }) {
   const t = translator(DETAIL_TEXT, props.lang);
   return (
     <div class="host-keys">
