@@ -30,8 +30,9 @@ Examples:
       const hosts = await allHosts(client);
       if (cli.json) return cli.list(hosts, []);
       // The listing names one model per host; a host with several needs its GPUs to count each.
-      const mixed = new Map<string, HostGpu[]>();
-      for (const h of hosts.filter((h) => h.gpu_model?.startsWith('mixed:'))) mixed.set(h.host_id, (await hostDetail(client, h.host_id)).gpus);
+      const mixedHosts = hosts.filter((h) => h.gpu_model?.startsWith('mixed:'));
+      const details = await Promise.all(mixedHosts.map((h) => hostDetail(client, h.host_id)));
+      const mixed = new Map<string, HostGpu[]>(details.map((d) => [d.host_id, d.gpus]));
       await cli.out(
         renderTable(hosts, [
           { header: 'name', cell: (h) => h.hostname },
