@@ -24,3 +24,30 @@ export function pickOne<T>(items: readonly T[], ref: string, naming: Naming<T>):
   if (named.length > 1) throw new CliError(`${named.length} ${naming.plural} are named ${JSON.stringify(ref)}: use an id (${named.map(naming.id).join(', ')})`, EXIT.usage);
   return named[0]!;
 }
+
+/** How to find one kind of thing by an argument: straight by its id, else in the whole list. */
+export interface Resolver<T, D extends T = T> {
+  /** Whether `ref` has the form of an id (a name may have it too, hence the fallback). */
+  readonly isId: (ref: string) => boolean;
+  /** GET the item with id `ref` (a 404 is a CliError with exit 4). */
+  readonly byId: (ref: string) => Promise<D>;
+  /** Every item, all pages. */
+  readonly list: () => Promise<readonly T[]>;
+  readonly naming: Naming<T>;
+}
+
+/**
+ * The one item `ref` names, as pickOne decides, without paging through the whole list when `ref`
+ * looks like an id: that id is asked for first, and only a 404 (no such id: it may be a name)
+ * falls back to the list. So the answer, messages and exit codes are pickOne's.
+ */
+export async function resolve<T, D extends T = T>(ref: string, { isId, byId, list, naming }: Resolver<T, D>): Promise<T | D> {
+  if (isId(ref)) {
+    try {
+      return await byId(ref);
+    } catch (err) {
+      if (!(err instanceof CliError) || err.exitCode !== EXIT.notFound) throw err;
+    }
+  }
+  return pickOne(await list(), ref, naming);
+}

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
 import { call, type ApiClient, type Schemas } from '../client.js';
 import { command } from '../command.js';
-import { pickOne } from '../pick.js';
+import { resolve } from '../pick.js';
 import { age, renderFields, renderTable } from '../output.js';
 import { allPages, PAGE_SIZE } from '../pages.js';
 import { formatBytes } from '../units.js';
@@ -30,8 +30,9 @@ Examples:
       const hosts = await allHosts(client);
       if (cli.json) return cli.list(hosts, []);
       // The listing names one model per host; a host with several needs its GPUs to count each.
-      const mixed = new Map<string, HostGpu[]>();
-      for (const h of hosts.filter((h) => h.gpu_model?.startsWith('mixed:'))) mixed.set(h.host_id, (await hostDetail(client, h.host_id)).gpus);
+      const mixedHosts = hosts.filter((h) => h.gpu_model?.startsWith('mixed:'));
+      const details = await Promise.all(mixedHosts.map((h) => hostDetail(client, h.host_id)));
+      const mixed = new Map<string, HostGpu[]>(details.map((d) => [d.host_id, d.gpus]));
       await cli.out(
         renderTable(hosts, [
           { header: 'name', cell: (h) => h.hostname },
@@ -51,7 +52,8 @@ Examples:
     .addHelpText('after', '\nExamples:\n  remotegpu admin host get gpu-01\n  remotegpu admin host get host-7f3a9k2m1x --json')
     .action(async (ref: string) => {
       const client = cli.client();
-      await cli.show(await hostDetail(client, (await resolveHost(client, ref)).host_id), renderHost);
+      const h = await resolveHost(client, ref);
+      await cli.show(isDetail(h) ? h : await hostDetail(client, h.host_id), renderHost);
     });
   registerHostActions(host, cli);
 }
@@ -90,12 +92,26 @@ async function hostDetail(client: ApiClient, hostId: string): Promise<HostDetail
   return (await call(client.GET('/api/v1/admin/hosts/{host_id}', { params: { path: { host_id: hostId } } }))).data;
 }
 
+/** A host id as the controller makes them (controller/ids.ts): `host-` and 10 of [a-z0-9]. */
+const HOST_ID = /^host-[a-z0-9]{10}$/;
+
 /**
- * The host an argument names: its id, or its hostname when exactly one host has it (a machine
- * that registered again keeps its hostname under a new id: then the ids are listed).
+ * The host an argument names: its id (its detail, one request), or its hostname when exactly one
+ * host has it (a machine that registered again keeps its hostname under a new id: then the ids
+ * are listed).
  */
-async function resolveHost(client: ApiClient, ref: string): Promise<Host> {
-  return pickOne(await allHosts(client), ref, { what: 'host', plural: 'hosts', id: (h) => h.host_id, names: (h) => [h.hostname], hint: '(see `remotegpu admin hosts`)' });
+function resolveHost(client: ApiClient, ref: string): Promise<Host | HostDetail> {
+  return resolve(ref, {
+    isId: (r) => HOST_ID.test(r),
+    byId: (id) => hostDetail(client, id),
+    list: () => allHosts(client),
+    naming: { what: 'host', plural: 'hosts', id: (h) => h.host_id, names: (h) => [h.hostname], hint: '(see `remotegpu admin hosts`)' },
+  });
+}
+
+/** Whether resolveHost already read the host's detail (it was named by its id). */
+function isDetail(h: Host | HostDetail): h is HostDetail {
+  return 'gpus' in h;
 }
 
 /** "NVIDIA A40" → "A40": the vendor prefix says nothing in a table (--json keeps the full name). */

@@ -70,7 +70,7 @@ Examples:
         ...(options.expiresInDays !== undefined ? { expires_in_days: parseCount(options.expiresInDays, '--expires-in-days', 1) } : {}),
       };
       const created = (await call(client.POST('/api/v1/admin/users/{user_id}/tokens', { params: { path: { user_id: user.id } }, body }))).data;
-      await cli.out(cli.json ? JSON.stringify(created, null, 2) : created.token);
+      await cli.show(created, (c) => c.token);
       const expiry = created.expires_at ? `expires ${created.expires_at}` : 'never expires';
       await cli.note(`Token ${created.id} "${created.name}" for ${user.name} (${expiry}): it is shown only this once; store it now.`);
     });

@@ -3,7 +3,7 @@ import type { Cli } from '../cli.js';
 import { apiClient, call, isTokenText } from '../client.js';
 import { writeConfig } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
-import { renderFields, renderTable } from '../output.js';
+import { renderFields } from '../output.js';
 import { command } from '../command.js';
 import { readSecret } from '../prompt.js';
 
@@ -66,7 +66,7 @@ function registerContext(program: Command, cli: Cli): void {
     .action(async () => {
     const config = cli.config();
     const rows = Object.entries(config.contexts).map(([name, c]) => ({ name, url: c.url, current: name === config.current }));
-    await cli.out(cli.json ? JSON.stringify(rows, null, 2) : renderTable(rows, [{ header: '', cell: (r) => (r.current ? '*' : ' ') }, { header: 'name', cell: (r) => r.name }, { header: 'url', cell: (r) => r.url }]));
+    await cli.list(rows, [{ header: '', cell: (r) => (r.current ? '*' : ' ') }, { header: 'name', cell: (r) => r.name }, { header: 'url', cell: (r) => r.url }]);
   });
   command(context, 'use <name>', 'make a saved context the current one')
     .addHelpText('after', '\nExamples:\n  remotegpu context use staging')

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
+import type { ApiClient, Schemas } from '../client.js';
 import { command } from '../command.js';
 import { allPages, PAGE_SIZE } from '../pages.js';
 import { age } from '../output.js';
@@ -36,9 +37,7 @@ Examples:
   remotegpu datasets --json`,
     )
     .action(async () => {
-      const client = cli.client();
-      const datasets = await allPages((page) => client.GET('/api/v1/datasets', { params: { query: { page, page_size: PAGE_SIZE } } }));
-      await cli.list(datasets, [
+      await cli.list(await allDatasets(cli.client()), [
         { header: 'id', cell: (d) => d.id, right: true },
         { header: 'name', cell: (d) => d.name },
         { header: 'scope', cell: (d) => d.scope },
@@ -47,4 +46,9 @@ Examples:
         { header: 'description', cell: (d) => d.description },
       ]);
     });
+}
+
+/** Every dataset the caller may mount, all pages (`datasets`, and `env mount` by name). */
+export function allDatasets(client: ApiClient): Promise<Schemas['Dataset'][]> {
+  return allPages((page) => client.GET('/api/v1/datasets', { params: { query: { page, page_size: PAGE_SIZE } } }));
 }

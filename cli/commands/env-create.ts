@@ -6,7 +6,6 @@ import { command } from '../command.js';
 import { environmentFields } from '../env-format.js';
 import { CliError, EXIT } from '../errors.js';
 import { pause } from '../../common/pause.js';
-import { renderJson } from '../output.js';
 import { parseBytes, parseCount, parseDuration } from '../units.js';
 import { waitFor } from '../wait.js';
 
@@ -76,7 +75,7 @@ async function create(cli: Cli, name: string, options: CreateOptions): Promise<v
   if (!options.wait && !options.quiet && !cli.json) await cli.note(`Created ${env.name} (${env.env_id}), ${env.status}${env.status_reason ? `: ${env.status_reason}` : ''}.`);
   if (options.wait) env = (await waitFor(cli, env, 'running', timeoutMs))!;
   if (options.quiet) return cli.out(env.env_id);
-  await cli.out(cli.json ? renderJson(env) : environmentFields(env));
+  await cli.show(env, environmentFields);
 }
 
 /** POST /environments with one Idempotency-Key for every try (a retry answers 200 with the first one's environment). */

@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
 import { call, callNoContent, type Schemas } from '../client.js';
 import { command } from '../command.js';
-import { pickOne } from '../pick.js';
+import { pickOne, resolve } from '../pick.js';
 import { age, type Column } from '../output.js';
-import { allPages, PAGE_SIZE } from '../pages.js';
+import { allDatasets } from './catalog.js';
 
 type Mount = Schemas['Mount'];
 type Dataset = Schemas['Dataset'];
@@ -69,9 +69,21 @@ async function mountsOf(cli: Cli, envId: string): Promise<Mount[]> {
   return (await call(cli.client().GET('/api/v1/environments/{env_id}/datasets', { params: { path: { env_id: envId } } }))).data.items;
 }
 
-/** A dataset the caller may mount, by id or by name (every page of GET /datasets). */
-async function findDataset(cli: Cli, ref: string): Promise<Dataset> {
+/** A dataset id as the API takes one in a path: a positive PostgreSQL integer. */
+function isDatasetId(ref: string): boolean {
+  return /^[1-9][0-9]{0,9}$/.test(ref) && Number(ref) <= 2_147_483_647;
+}
+
+/**
+ * A dataset the caller may mount, by id (GET /datasets/{id}, which sees what the listing sees) or
+ * by name (every page of GET /datasets).
+ */
+function findDataset(cli: Cli, ref: string): Promise<Dataset> {
   const client = cli.client();
-  const all: Dataset[] = await allPages((page) => client.GET('/api/v1/datasets', { params: { query: { page, page_size: PAGE_SIZE } } }));
-  return pickOne(all, ref, { what: 'dataset', plural: 'datasets', id: (d) => d.id, names: (d) => [d.name], hint: 'that you may mount (see `remotegpu datasets`)' });
+  return resolve(ref, {
+    isId: isDatasetId,
+    byId: async (id) => (await call(client.GET('/api/v1/datasets/{dataset_id}', { params: { path: { dataset_id: Number(id) } } }))).data,
+    list: () => allDatasets(client),
+    naming: { what: 'dataset', plural: 'datasets', id: (d) => d.id, names: (d) => [d.name], hint: 'that you may mount (see `remotegpu datasets`)' },
+  });
 }

@@ -6,11 +6,15 @@ import type { Command } from 'commander';
 import type { Cli, Environment } from '../cli.js';
 import { command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
+import { interruptible } from '../interrupt.js';
+import { pause } from '../../common/pause.js';
 import { knownHostsPath, writeKnownHosts } from '../ssh/known-hosts.js';
 import { notReady, sshArgs, sshTarget } from '../ssh/target.js';
 
 /** How long `remotegpu ssh` waits for a running environment's host keys before it gives up. */
 const HOST_KEYS_WAIT_MS = 30_000;
+/** How often it asks for them meanwhile. */
+const HOST_KEYS_POLL_MS = 1000;
 
 interface SshOptions {
   readonly sshOption?: string[];
@@ -62,12 +66,16 @@ async function withHostKeys(cli: Cli, env: Environment): Promise<Environment> {
   if (!waiting(env)) return env;
   await cli.note(`Waiting for ${env.name}'s SSH host keys (sshd is starting)…`);
   const deadline = Date.now() + HOST_KEYS_WAIT_MS;
-  let current = env;
-  while (waiting(current) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 1000));
-    current = await cli.environment(env.env_id);
-  }
-  return current;
+  // Ctrl-C here ends the wait with exit 130, as every other wait of the CLI does (before ssh runs).
+  return interruptible(async (signal) => {
+    let current = env;
+    while (waiting(current) && Date.now() < deadline) {
+      await pause(HOST_KEYS_POLL_MS, signal);
+      signal.throwIfAborted();
+      current = await cli.environment(env.env_id);
+    }
+    return current;
+  });
 }
 
 /** The ssh client on PATH, looked for before anything else so that a missing one changes nothing. */
