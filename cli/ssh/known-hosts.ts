@@ -1,7 +1,6 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { configDir } from '../config.js';
-import { CliError } from '../errors.js';
+import { readTextFile, writeFileAtomically } from '../files.js';
 
 /** One SSH host public key of an environment, as the API gives it (access_info.ssh_host_keys). */
 export interface HostKey {
@@ -52,27 +51,5 @@ export function mergeKnownHosts(text: string, replace: ReadonlyMap<string, reado
  * (created 0600 in a 0700 directory), written aside and renamed so ssh never reads half a file.
  */
 export function writeKnownHosts(path: string, replace: ReadonlyMap<string, readonly HostKey[]>): void {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
-  }
-  writeAtomically(path, mergeKnownHosts(text, replace), 0o600);
-}
-
-/**
- * Writes `text` to `path` whole: to a file beside it, then renamed over it. The directory is
- * created (0700) when missing.
- */
-export function writeAtomically(path: string, text: string, mode: number): void {
-  try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const aside = `${path}.${process.pid}.tmp`;
-    writeFileSync(aside, text, { mode });
-    chmodSync(aside, mode);
-    renameSync(aside, path);
-  } catch (err) {
-    throw new CliError(`cannot write ${path}: ${(err as Error).message}`);
-  }
+  writeFileAtomically(path, mergeKnownHosts(readTextFile(path) ?? '', replace), 0o600);
 }
