@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { isValidHostKey } from '../../common/ssh-host-keys.js';
 import { configDir } from '../config.js';
 import { readTextFile, writeFileAtomically } from '../files.js';
 
@@ -18,8 +19,6 @@ export function knownHostsPath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 const ENV_ID = /^env-[A-Za-z0-9_-]+$/;
-const KEY_TYPE = /^[a-z][a-z0-9@._-]*$/;
-const KEY_BLOB = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** Whether `id` is an environment id as the API writes them (safe as a known_hosts and ssh config name). */
 export function isEnvId(id: string): boolean {
@@ -27,12 +26,14 @@ export function isEnvId(id: string): boolean {
 }
 
 /**
- * The known_hosts lines for one environment. A key whose type or blob could carry more than a key
- * (spaces, newlines, a marker like `@cert-authority`) is left out: the file is ours to keep sound.
+ * The known_hosts lines for one environment. Only valid host keys (isValidHostKey: a known type,
+ * a well-formed blob of that type) are written; anything else, including what could carry more
+ * than a key (spaces, newlines, a marker like `@cert-authority`), is left out: the file is ours to
+ * keep sound.
  */
 export function knownHostsLines(envId: string, keys: readonly HostKey[]): string[] {
   if (!isEnvId(envId)) return [];
-  return keys.filter((k) => KEY_TYPE.test(k.type) && KEY_BLOB.test(k.key)).map((k) => `${envId} ${k.type} ${k.key}`);
+  return keys.filter((k) => isValidHostKey(k.type, k.key)).map((k) => `${envId} ${k.type} ${k.key}`);
 }
 
 /**
