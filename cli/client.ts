@@ -1,14 +1,12 @@
 import createClient from 'openapi-fetch';
 import type { components, paths } from '../gen/openapi/api.js';
+import { VERSION } from '../common/version.js';
 import { ENV_CONTEXT, type ActiveContext } from './config.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 
 /** The typed REST client (openapi-fetch over the types generated from the OpenAPI document). */
 export type ApiClient = ReturnType<typeof createClient<paths, 'application/json'>>;
 export type Schemas = components['schemas'];
-
-/** The CLI's version, sent as its User-Agent. */
-export const CLI_VERSION = '0.1.0';
 
 /** Seconds a plain request may take before the CLI gives up on it (exit 6). */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -27,7 +25,7 @@ export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; ti
   }
   return createClient<paths, 'application/json'>({
     baseUrl: ctx.url.replace(/\/+$/, ''),
-    headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${CLI_VERSION}`, 'accept-language': 'en' },
+    headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${VERSION}`, 'accept-language': 'en' },
     fetch: async (request) => {
       const signal = options.streaming ? request.signal : AbortSignal.any([request.signal, AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)]);
       try {
