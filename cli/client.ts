@@ -31,7 +31,7 @@ export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; ti
       try {
         return await fetch(request, { signal });
       } catch (err) {
-        throw unreachable(ctx.url, err);
+        throw unreachable(ctx.url, err, options.timeoutMs);
       }
     },
   });
@@ -43,9 +43,9 @@ export function isTokenText(token: string): boolean {
 }
 
 /** The CliError for a request that got no answer: refused, unresolvable, timed out. */
-export function unreachable(url: string, err: unknown): CliError {
+export function unreachable(url: string, err: unknown, timeoutMs = REQUEST_TIMEOUT_MS): CliError {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = (err as Error).name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
+  const why = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
   return new CliError(`cannot reach the controller at ${url}: ${why}`, EXIT.unavailable);
 }
 
