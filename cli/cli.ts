@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { activeContext, configPath, readConfig, type ActiveContext, type CliConfig } from './config.js';
+import { activeContext, configPath, configWriteCount, readConfig, type ActiveContext, type CliConfig } from './config.js';
 import { apiClient, call, type ApiClient, type Schemas } from './client.js';
 import { EXIT } from './errors.js';
 import { allPages, PAGE_SIZE } from './pages.js';
@@ -24,12 +24,26 @@ export interface GlobalOptions {
 export type Environment = Schemas['Environment'];
 type ListQuery = Omit<NonNullable<paths['/api/v1/environments']['get']['parameters']['query']>, 'page' | 'page_size'>;
 
+/** The context worked out from the config file, with the count of config writes it saw, and its clients by kind. */
+interface Resolved {
+  readonly writes: number;
+  readonly context: ActiveContext;
+  readonly clients: Map<'plain' | 'streaming', ApiClient>;
+}
+
 /**
  * What a command works with: the streams, the config and the active context, a typed client,
  * and output helpers that honour `--json`. One per run; built before the command's action.
  */
 export class Cli {
   private options: GlobalOptions = {};
+  /**
+   * The context as worked out from the config file, and the clients made for it: read once per
+   * run, not per request (`--wait` asks every second). Dropped when the options change or this
+   * process writes a config (login, logout, context use), so those are never shadowed.
+   */
+  private resolved?: Resolved;
+  private requestTimeoutMs?: number;
   /** The exit code when the command ends without an error (`remotegpu ssh` passes on ssh's). */
   exitCode = 0;
 
@@ -38,6 +52,13 @@ export class Cli {
   /** Called by the program with the parsed global options before a command runs. */
   setOptions(options: GlobalOptions): void {
     this.options = options;
+    this.resolved = undefined;
+  }
+
+  /** Gives up on each request after `ms` from now on (completion: a TAB must never hang the shell for long). */
+  setRequestTimeout(ms: number): void {
+    this.requestTimeoutMs = ms;
+    this.resolved?.clients.clear();
   }
 
   get json(): boolean {
@@ -48,13 +69,22 @@ export class Cli {
     return configPath(this.io.env);
   }
 
+  /** The config as the file holds it now (read each time: login, logout and context use change and write it). */
   config(): CliConfig {
     return readConfig(this.configPath);
   }
 
   /** The context named by --context, REMOTEGPU_CONTEXT, REMOTEGPU_URL/TOKEN or the current one. */
   context(): ActiveContext {
-    return activeContext(this.config(), this.options.context, this.io.env);
+    return this.current().context;
+  }
+
+  private current(): Resolved {
+    const writes = configWriteCount();
+    if (this.resolved?.writes !== writes) {
+      this.resolved = { writes, context: activeContext(this.config(), this.options.context, this.io.env), clients: new Map() };
+    }
+    return this.resolved;
   }
 
   /** The name --context asked for (login writes to it), if any. */
@@ -62,8 +92,16 @@ export class Cli {
     return this.options.context;
   }
 
+  /** The client for the context (one per kind, reused for every request of the run). */
   client(options: { streaming?: boolean } = {}): ApiClient {
-    return apiClient(this.context(), options);
+    const { context, clients } = this.current();
+    const kind = options.streaming ? 'streaming' : 'plain';
+    let client = clients.get(kind);
+    if (!client) {
+      client = apiClient(context, { streaming: options.streaming, timeoutMs: this.requestTimeoutMs });
+      clients.set(kind, client);
+    }
+    return client;
   }
 
   out(text: string): Promise<void> {

@@ -1,14 +1,12 @@
 import createClient from 'openapi-fetch';
 import type { components, paths } from '../gen/openapi/api.js';
+import { VERSION } from '../common/version.js';
 import { ENV_CONTEXT, type ActiveContext } from './config.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 
 /** The typed REST client (openapi-fetch over the types generated from the OpenAPI document). */
 export type ApiClient = ReturnType<typeof createClient<paths, 'application/json'>>;
 export type Schemas = components['schemas'];
-
-/** The CLI's version, sent as its User-Agent. */
-export const CLI_VERSION = '0.1.0';
 
 /** Seconds a plain request may take before the CLI gives up on it (exit 6). */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -27,13 +25,13 @@ export function apiClient(ctx: ActiveContext, options: { streaming?: boolean; ti
   }
   return createClient<paths, 'application/json'>({
     baseUrl: ctx.url.replace(/\/+$/, ''),
-    headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${CLI_VERSION}`, 'accept-language': 'en' },
+    headers: { authorization: `Bearer ${ctx.token}`, 'user-agent': `remotegpu-cli/${VERSION}`, 'accept-language': 'en' },
     fetch: async (request) => {
       const signal = options.streaming ? request.signal : AbortSignal.any([request.signal, AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)]);
       try {
         return await fetch(request, { signal });
       } catch (err) {
-        throw unreachable(ctx.url, err);
+        throw unreachable(ctx.url, err, options.timeoutMs);
       }
     },
   });
@@ -45,9 +43,9 @@ export function isTokenText(token: string): boolean {
 }
 
 /** The CliError for a request that got no answer: refused, unresolvable, timed out. */
-export function unreachable(url: string, err: unknown): CliError {
+export function unreachable(url: string, err: unknown, timeoutMs = REQUEST_TIMEOUT_MS): CliError {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = (err as Error).name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
+  const why = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
   return new CliError(`cannot reach the controller at ${url}: ${why}`, EXIT.unavailable);
 }
 

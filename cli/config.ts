@@ -1,7 +1,7 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CliError, EXIT } from './errors.js';
+import { readTextFile, writeFileAtomically } from './files.js';
 
 /** One controller the CLI talks to, and the token it signs in with. */
 export interface ContextEntry {
@@ -32,13 +32,8 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Reads the config; an empty one when there is no file yet. A file that is not ours is an error. */
 export function readConfig(path: string): CliConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { current: null, contexts: {} };
-    throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
-  }
+  const text = readTextFile(path);
+  if (text === undefined) return { current: null, contexts: {} };
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -57,16 +52,24 @@ function isConfig(value: unknown): value is CliConfig {
   return Object.values(contexts).every((c) => typeof c === 'object' && c !== null && typeof (c as ContextEntry).url === 'string' && typeof (c as ContextEntry).token === 'string');
 }
 
+let configWrites = 0;
+
 /**
  * Writes the config readable by its owner only (0600, in a 0700 directory): it holds tokens. The
- * file is replaced whole (written aside, then renamed), so a crash never leaves half of it.
+ * file is replaced whole (written aside, then renamed), so a crash never leaves half of it. A
+ * failure is a CliError.
  */
 export function writeConfig(path: string, config: CliConfig): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const aside = `${path}.${process.pid}.tmp`;
-  writeFileSync(aside, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(aside, 0o600);
-  renameSync(aside, path);
+  writeFileAtomically(path, `${JSON.stringify(config, null, 2)}\n`, 0o600);
+  configWrites++;
+}
+
+/**
+ * How many times this process has written a config: what a Cli read from the file before (its
+ * context, its clients) is stale once this changes (login, logout and context use write it).
+ */
+export function configWriteCount(): number {
+  return configWrites;
 }
 
 /** The name of the context REMOTEGPU_URL and REMOTEGPU_TOKEN make. */

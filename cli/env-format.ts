@@ -1,3 +1,4 @@
+import { hostForPort } from '../common/format.js';
 import type { Environment } from './cli.js';
 import { age, renderFields, type Column } from './output.js';
 import { formatBytes } from './units.js';
@@ -7,10 +8,10 @@ export function gpuText(env: Pick<Environment, 'gpu' | 'gpu_model'>): string {
   return env.gpu > 0 && env.gpu_model ? `${env.gpu}×${env.gpu_model}` : String(env.gpu);
 }
 
-/** `203.0.113.7:20001`, or undefined before the environment is placed. */
+/** `203.0.113.7:20001` (`[2001:db8::7]:20001` for IPv6), or undefined before the environment is placed. */
 export function sshAddress(env: Environment): string | undefined {
   if (!env.access_info || env.ssh_port === null) return undefined;
-  return `${env.access_info.ssh_host}:${env.ssh_port}`;
+  return `${hostForPort(env.access_info.ssh_host)}:${env.ssh_port}`;
 }
 
 /** The columns of `env ls` (AGE counts from `now`). */

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../common/version.js';
 import { Cli, type Io } from './cli.js';
-import { CLI_VERSION } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { registerAuth } from './commands/auth.js';
 import { registerEnv } from './commands/env.js';
@@ -24,7 +24,7 @@ const GROUPS: readonly Register[] = [registerAuth, registerEnv, registerSsh, reg
 export function buildProgram(cli: Cli): Command {
   const program = new Command('remotegpu')
     .description('Work with remotegpu GPU development environments from a terminal.')
-    .version(CLI_VERSION, '-V, --version')
+    .version(VERSION, '-V, --version')
     .option('--context <name>', 'use this saved context instead of the current one (see `remotegpu context ls`)')
     .option('--json', 'print the API\'s data as JSON (lists and gets), for scripts')
     .showHelpAfterError('(run with --help for usage)')

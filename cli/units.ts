@@ -1,3 +1,4 @@
+import { formatBytes as formatBinaryBytes } from '../common/format.js';
 import { CliError, EXIT } from './errors.js';
 
 const MULTIPLIERS: Record<string, number> = {
@@ -43,18 +44,14 @@ export function parseCount(text: string, option: string, min = 0): number {
   return Number(text);
 }
 
-/** Bytes for people: binary units, at most one decimal (`16 GiB`, `1.5 TiB`, `512 MiB`). */
+/**
+ * Bytes for people: common/format.ts's binary units with at most one decimal (`16 GiB`,
+ * `1.5 TiB`, `512 MiB`), in the CLI's table style: `-` for no value, and `1000 B` below 1 KiB
+ * (a narrow column, where common writes `1000 bytes`).
+ */
 export function formatBytes(bytes: number | null | undefined): string {
   if (bytes === null || bytes === undefined) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const text = unit === 0 || Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
-  return `${text} ${units[unit]}`;
+  return Math.abs(bytes) < 1024 ? `${bytes} B` : formatBinaryBytes(bytes);
 }
 
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

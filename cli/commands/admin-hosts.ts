@@ -84,7 +84,7 @@ function registerHostActions(host: Command, cli: Cli): void {
 }
 
 /** Every host, all pages, by hostname (the API's order). */
-function allHosts(client: ApiClient): Promise<Host[]> {
+export function allHosts(client: ApiClient): Promise<Host[]> {
   return allPages((page) => client.GET('/api/v1/admin/hosts', { params: { query: { page, page_size: PAGE_SIZE } } }));
 }
 

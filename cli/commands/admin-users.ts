@@ -103,7 +103,7 @@ Examples:
     });
 }
 
-function allUsers(client: ApiClient): Promise<User[]> {
+export function allUsers(client: ApiClient): Promise<User[]> {
   return allPages((page) => client.GET('/api/v1/admin/users', { params: { query: { page, page_size: PAGE_SIZE } } }));
 }
 

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import type { Cli } from '../cli.js';
-import { apiClient, type ApiClient } from '../client.js';
 import { command } from '../command.js';
 import { bashScript, zshScript } from '../completion.js';
-import { allPages, PAGE_SIZE } from '../pages.js';
+import { allHosts } from './admin-hosts.js';
+import { allUsers } from './admin-users.js';
 
 /** Seconds a completion may wait for the controller: a TAB must never hang the shell for long. */
 const COMPLETE_TIMEOUT_MS = 3_000;
@@ -60,10 +60,9 @@ function rootOf(cmd: Command): Command {
 
 async function namesOf(cli: Cli, kind: string): Promise<string[]> {
   if (kind === 'context') return Object.keys(cli.config().contexts);
-  const client: ApiClient = apiClient(cli.context(), { timeoutMs: COMPLETE_TIMEOUT_MS });
-  const query = (page: number) => ({ params: { query: { page, page_size: PAGE_SIZE } } });
-  if (kind === 'env') return (await allPages((page) => client.GET('/api/v1/environments', query(page)))).map((e) => e.name);
-  if (kind === 'host') return (await allPages((page) => client.GET('/api/v1/admin/hosts', query(page)))).map((h) => h.hostname);
-  if (kind === 'user') return (await allPages((page) => client.GET('/api/v1/admin/users', query(page)))).map((u) => u.name);
+  cli.setRequestTimeout(COMPLETE_TIMEOUT_MS);
+  if (kind === 'env') return (await cli.allEnvironments()).map((e) => e.name);
+  if (kind === 'host') return (await allHosts(cli.client())).map((h) => h.hostname);
+  if (kind === 'user') return (await allUsers(cli.client())).map((u) => u.name);
   return [];
 }

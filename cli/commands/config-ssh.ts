@@ -1,12 +1,12 @@
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
 import { command } from '../command.js';
-import { CliError } from '../errors.js';
+import { readTextFile, writeFileAtomically } from '../files.js';
 import { renderJson } from '../output.js';
-import { knownHostsPath, writeAtomically, writeKnownHosts, type HostKey } from '../ssh/known-hosts.js';
+import { knownHostsPath, writeKnownHosts, type HostKey } from '../ssh/known-hosts.js';
 import { blockChanges, currentBlock, hostEntries, renderBlock, replaceBlock, HOST_SUFFIX } from '../ssh/ssh-config.js';
 import { sshTarget, type SshTarget } from '../ssh/target.js';
 
@@ -53,7 +53,7 @@ async function configSsh(cli: Cli, options: ConfigSshOptions): Promise<void> {
   const next = replaceBlock(text, context, block);
   if (!options.dryRun) {
     writeKnownHosts(knownHosts, new Map<string, readonly HostKey[]>(targets.filter((t) => t.keys.length > 0).map((t) => [t.envId, t.keys])));
-    if (next !== text) writeAtomically(path, next, mode);
+    if (next !== text) writeFileAtomically(path, next, mode);
   }
   if (cli.json) {
     const hosts = entries.map((e) => ({ env_id: e.target.envId, name: e.target.name, hosts: e.names }));
@@ -81,10 +81,8 @@ function sshConfigFile(cli: Cli, option: string | undefined): string {
 
 /** The file's text and mode ('' and 0600 when it does not exist yet). */
 function readConfigFile(path: string): { text: string; mode: number } {
-  try {
-    return { text: readFileSync(path, 'utf8'), mode: statSync(path).mode & 0o777 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { text: '', mode: 0o600 };
-    throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
-  }
+  const text = readTextFile(path);
+  if (text === undefined) return { text: '', mode: 0o600 };
+  // Removed since it was read: it is written as a new file.
+  return { text, mode: (statSync(path, { throwIfNoEntry: false })?.mode ?? 0o600) & 0o777 };
 }

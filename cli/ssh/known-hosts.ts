@@ -1,7 +1,7 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { isValidHostKey } from '../../common/ssh-host-keys.js';
 import { configDir } from '../config.js';
-import { CliError } from '../errors.js';
+import { readTextFile, writeFileAtomically } from '../files.js';
 
 /** One SSH host public key of an environment, as the API gives it (access_info.ssh_host_keys). */
 export interface HostKey {
@@ -19,8 +19,6 @@ export function knownHostsPath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 const ENV_ID = /^env-[A-Za-z0-9_-]+$/;
-const KEY_TYPE = /^[a-z][a-z0-9@._-]*$/;
-const KEY_BLOB = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** Whether `id` is an environment id as the API writes them (safe as a known_hosts and ssh config name). */
 export function isEnvId(id: string): boolean {
@@ -28,12 +26,14 @@ export function isEnvId(id: string): boolean {
 }
 
 /**
- * The known_hosts lines for one environment. A key whose type or blob could carry more than a key
- * (spaces, newlines, a marker like `@cert-authority`) is left out: the file is ours to keep sound.
+ * The known_hosts lines for one environment. Only valid host keys (isValidHostKey: a known type,
+ * a well-formed blob of that type) are written; anything else, including what could carry more
+ * than a key (spaces, newlines, a marker like `@cert-authority`), is left out: the file is ours to
+ * keep sound.
  */
 export function knownHostsLines(envId: string, keys: readonly HostKey[]): string[] {
   if (!isEnvId(envId)) return [];
-  return keys.filter((k) => KEY_TYPE.test(k.type) && KEY_BLOB.test(k.key)).map((k) => `${envId} ${k.type} ${k.key}`);
+  return keys.filter((k) => isValidHostKey(k.type, k.key)).map((k) => `${envId} ${k.type} ${k.key}`);
 }
 
 /**
@@ -52,27 +52,5 @@ export function mergeKnownHosts(text: string, replace: ReadonlyMap<string, reado
  * (created 0600 in a 0700 directory), written aside and renamed so ssh never reads half a file.
  */
 export function writeKnownHosts(path: string, replace: ReadonlyMap<string, readonly HostKey[]>): void {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
-  }
-  writeAtomically(path, mergeKnownHosts(text, replace), 0o600);
-}
-
-/**
- * Writes `text` to `path` whole: to a file beside it, then renamed over it. The directory is
- * created (0700) when missing.
- */
-export function writeAtomically(path: string, text: string, mode: number): void {
-  try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const aside = `${path}.${process.pid}.tmp`;
-    writeFileSync(aside, text, { mode });
-    chmodSync(aside, mode);
-    renameSync(aside, path);
-  } catch (err) {
-    throw new CliError(`cannot write ${path}: ${(err as Error).message}`);
-  }
+  writeFileAtomically(path, mergeKnownHosts(readTextFile(path) ?? '', replace), 0o600);
 }

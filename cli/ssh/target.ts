@@ -1,5 +1,6 @@
+import { isValidHostKey } from '../../common/ssh-host-keys.js';
 import type { Environment } from '../cli.js';
-import { isEnvId, knownHostsLines, type HostKey } from './known-hosts.js';
+import { isEnvId, type HostKey } from './known-hosts.js';
 
 /** Where and as whom to log in to one environment over SSH, and the host keys to expect. */
 export interface SshTarget {
@@ -23,7 +24,7 @@ export function sshTarget(env: Environment): SshTarget | null {
   const port: unknown = env.ssh_port;
   if (!access || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535 || !isEnvId(env.env_id)) return null;
   if (!HOST.test(access.ssh_host) || !USER.test(access.ssh_user)) return null;
-  const keys = access.ssh_host_keys.filter((k) => knownHostsLines(env.env_id, [k]).length === 1);
+  const keys = access.ssh_host_keys.filter((k) => isValidHostKey(k.type, k.key));
   return { envId: env.env_id, name: env.name, user: access.ssh_user, host: access.ssh_host, port, keys };
 }
 
