@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { activeContext, configPath, configWriteCount, readConfig, type ActiveContext, type CliConfig } from './config.js';
+import { activeContext, configPath, readConfig, writeConfig, type ActiveContext, type CliConfig } from './config.js';
 import { apiClient, call, type ApiClient, type Schemas } from './client.js';
 import { EXIT } from './errors.js';
 import { allPages, PAGE_SIZE } from './pages.js';
@@ -24,9 +24,8 @@ export interface GlobalOptions {
 export type Environment = Schemas['Environment'];
 type ListQuery = Omit<NonNullable<paths['/api/v1/environments']['get']['parameters']['query']>, 'page' | 'page_size'>;
 
-/** The context worked out from the config file, with the count of config writes it saw, and its clients by kind. */
+/** The context worked out from the config file, and its clients by kind. */
 interface Resolved {
-  readonly writes: number;
   readonly context: ActiveContext;
   readonly clients: Map<'plain' | 'streaming', ApiClient>;
 }
@@ -39,8 +38,8 @@ export class Cli {
   private options: GlobalOptions = {};
   /**
    * The context as worked out from the config file, and the clients made for it: read once per
-   * run, not per request (`--wait` asks every second). Dropped when the options change or this
-   * process writes a config (login, logout, context use), so those are never shadowed.
+   * run, not per request (`--wait` asks every second). Dropped when the options change or the
+   * config is saved (login, logout, context use), so those are never shadowed.
    */
   private resolved?: Resolved;
   private requestTimeoutMs?: number;
@@ -79,11 +78,14 @@ export class Cli {
     return this.current().context;
   }
 
+  /** Writes the config (0600, atomically); the context is worked out again from it. */
+  saveConfig(config: CliConfig): void {
+    writeConfig(this.configPath, config);
+    this.resolved = undefined;
+  }
+
   private current(): Resolved {
-    const writes = configWriteCount();
-    if (this.resolved?.writes !== writes) {
-      this.resolved = { writes, context: activeContext(this.config(), this.options.context, this.io.env), clients: new Map() };
-    }
+    this.resolved ??= { context: activeContext(this.config(), this.options.context, this.io.env), clients: new Map() };
     return this.resolved;
   }
 

@@ -52,8 +52,6 @@ function isConfig(value: unknown): value is CliConfig {
   return Object.values(contexts).every((c) => typeof c === 'object' && c !== null && typeof (c as ContextEntry).url === 'string' && typeof (c as ContextEntry).token === 'string');
 }
 
-let configWrites = 0;
-
 /**
  * Writes the config readable by its owner only (0600, in a 0700 directory): it holds tokens. The
  * file is replaced whole (written aside, then renamed), so a crash never leaves half of it. A
@@ -61,15 +59,6 @@ let configWrites = 0;
  */
 export function writeConfig(path: string, config: CliConfig): void {
   writeFileAtomically(path, `${JSON.stringify(config, null, 2)}\n`, 0o600);
-  configWrites++;
-}
-
-/**
- * How many times this process has written a config: what a Cli read from the file before (its
- * context, its clients) is stale once this changes (login, logout and context use write it).
- */
-export function configWriteCount(): number {
-  return configWrites;
 }
 
 /** The name of the context REMOTEGPU_URL and REMOTEGPU_TOKEN make. */

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { Cli } from '../cli.js';
 import { apiClient, call, isTokenText } from '../client.js';
-import { writeConfig } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import { renderFields } from '../output.js';
 import { command } from '../command.js';
@@ -33,7 +32,7 @@ Examples:
     if (!name || !config.contexts[name]) throw new CliError('not signed in', EXIT.auth);
     delete config.contexts[name];
     if (config.current === name) config.current = Object.keys(config.contexts)[0] ?? null;
-    writeConfig(cli.configPath, config);
+    cli.saveConfig(config);
     await cli.note(`Signed out of ${name}.${config.current ? ` Current context: ${config.current}.` : ''}`);
   });
 
@@ -74,7 +73,7 @@ function registerContext(program: Command, cli: Cli): void {
     const config = cli.config();
     if (!config.contexts[name]) throw new CliError(`no context named ${JSON.stringify(name)} (see \`remotegpu context ls\`)`, EXIT.notFound);
     config.current = name;
-    writeConfig(cli.configPath, config);
+    cli.saveConfig(config);
     await cli.note(`Current context: ${name} (${config.contexts[name].url}).`);
   });
 }
@@ -97,6 +96,6 @@ async function login(cli: Cli, options: { url: string; name?: string }): Promise
   const config = cli.config();
   config.contexts[name] = { url: base, token };
   config.current = name;
-  writeConfig(cli.configPath, config);
+  cli.saveConfig(config);
   await cli.note(`Signed in to ${base} as ${me.user.name} (${me.user.role}); context ${JSON.stringify(name)} saved in ${cli.configPath} and made current.`);
 }

@@ -7,7 +7,7 @@ import { Cli } from '../../cli/cli.js';
 import { writeConfig, type CliConfig } from '../../cli/config.js';
 
 // A Cli works out its context from the config file once per run (not once per request: --wait
-// polls every second), and a config this process writes (login, logout, context use) is seen.
+// polls every second), and a config it saves (login, logout, context use) is seen.
 
 const config = (current: string, url: string): CliConfig => ({ current, contexts: { [current]: { url, token: 'rgpu_x' } } });
 
@@ -30,13 +30,13 @@ describe('Cli context and clients', () => {
     expect(cli.client()).toBe(client);
   });
 
-  it('sees a config written in this process, a new --context, and a new request timeout', () => {
+  it('sees a config it saved, a new --context, and a new request timeout', () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'rgpu-ctx-')), 'config.json');
     writeConfig(file, config('a', 'http://a.example'));
     const cli = cliWith(file);
     cli.setOptions({});
     const client = cli.client();
-    writeConfig(file, { current: 'b', contexts: { ...config('a', 'http://a.example').contexts, ...config('b', 'http://b.example').contexts } });
+    cli.saveConfig({ current: 'b', contexts: { ...config('a', 'http://a.example').contexts, ...config('b', 'http://b.example').contexts } });
     expect(cli.context()).toMatchObject({ name: 'b', url: 'http://b.example' });
     expect(cli.client()).not.toBe(client);
     cli.setOptions({ context: 'a' });
